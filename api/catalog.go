@@ -1,0 +1,72 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/licenseops/licenseops/licensing"
+	"github.com/licenseops/licenseops/storage"
+)
+
+type productRequest struct {
+	Name                string   `json:"name"`
+	PartNumber          string   `json:"part_number"`
+	Requires            []string `json:"requires"`
+	Excludes            []string `json:"excludes"`
+	AllowedLocations    []string `json:"allowed_locations"`
+	ProhibitedLocations []string `json:"prohibited_locations"`
+}
+
+func (s *Server) putProduct(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	sku := r.PathValue("sku_id")
+	if err := checkID("sku_id", sku); err != nil {
+		return err
+	}
+	var req productRequest
+	if err := decodeJSON(w, r, maxSmallBody, &req); err != nil {
+		return err
+	}
+	if req.Name == "" || len(req.Name) > 256 {
+		return invalid("name is required (1–256 characters)")
+	}
+	if len(req.PartNumber) > 128 {
+		return invalid("part_number is longer than 128 characters")
+	}
+	if err := checkIDs("requires", req.Requires); err != nil {
+		return err
+	}
+	if err := checkIDs("excludes", req.Excludes); err != nil {
+		return err
+	}
+	for _, x := range append(append([]string{}, req.Requires...), req.Excludes...) {
+		if x == sku {
+			return invalid("product %s cannot require or exclude itself", sku)
+		}
+	}
+	allowedLocs, err := normalizeCountries("allowed_locations", req.AllowedLocations)
+	if err != nil {
+		return err
+	}
+	prohibited, err := normalizeCountries("prohibited_locations", req.ProhibitedLocations)
+	if err != nil {
+		return err
+	}
+	prod, err := s.store.PutProduct(r.Context(), p.PartnerKey, licensing.Product{
+		SKU: sku, Name: req.Name, PartNumber: req.PartNumber,
+		Requires: dedupe(req.Requires), Excludes: dedupe(req.Excludes),
+		AllowedLocations: allowedLocs, ProhibitedLocations: prohibited,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, prod)
+	return nil
+}
+
+func (s *Server) listProducts(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	products, err := s.store.ListProducts(r.Context(), p.PartnerKey)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"products": products})
+	return nil
+}

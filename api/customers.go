@@ -1,0 +1,290 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/licenseops/licenseops/storage"
+)
+
+type createCustomerRequest struct {
+	ID                   string  `json:"id"`
+	Name                 string  `json:"name"`
+	DefaultUsageLocation *string `json:"default_usage_location"`
+	Directory            *struct {
+		Kind     string `json:"kind"`
+		TenantID string `json:"tenant_id"`
+	} `json:"directory"`
+}
+
+func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	var req createCustomerRequest
+	if err := decodeJSON(w, r, maxSmallBody, &req); err != nil {
+		return err
+	}
+	if err := checkID("id", req.ID); err != nil {
+		return err
+	}
+	if req.Name == "" || len(req.Name) > 256 {
+		return invalid("name is required (1–256 characters)")
+	}
+	c := storage.Customer{ID: req.ID, Name: req.Name, Directory: storage.Directory{Kind: "local"}}
+	if req.DefaultUsageLocation != nil {
+		loc, err := normalizeCountry("default_usage_location", *req.DefaultUsageLocation)
+		if err != nil {
+			return err
+		}
+		c.DefaultUsageLocation = &loc
+	}
+	if d := req.Directory; d != nil {
+		switch d.Kind {
+		case "local":
+			if d.TenantID != "" {
+				return invalid("directory.tenant_id is only for kind msgraph")
+			}
+		case "msgraph":
+			if d.TenantID == "" {
+				return invalid("directory.tenant_id is required for kind msgraph (the customer's Microsoft Entra tenant ID)")
+			}
+			if err := checkID("directory.tenant_id", d.TenantID); err != nil {
+				return err
+			}
+		default:
+			return invalid("directory.kind must be local or msgraph, not %q", truncate(d.Kind, 20))
+		}
+		c.Directory = storage.Directory{Kind: d.Kind, TenantID: d.TenantID}
+	}
+	out, err := s.store.CreateCustomer(r.Context(), p.PartnerKey, c)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/customers/"+out.ID)
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	cs, err := s.store.ListCustomers(r.Context(), p.PartnerKey)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customers": cs})
+	return nil
+}
+
+// customer resolves the {cid} of the path within the caller's partner.
+func (s *Server) customer(r *http.Request, p *storage.Principal) (storage.Customer, error) {
+	cid := r.PathValue("cid")
+	if err := checkID("customer id", cid); err != nil {
+		return storage.Customer{}, err
+	}
+	return s.store.GetCustomer(r.Context(), p.PartnerKey, cid)
+}
+
+func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	c, err := s.customer(r, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+type importUser struct {
+	ID                string     `json:"id"`
+	UserPrincipalName string     `json:"user_principal_name"`
+	DisplayName       string     `json:"display_name"`
+	UsageLocation     *string    `json:"usage_location"`
+	AccountEnabled    *bool      `json:"account_enabled"`
+	LastSignInAt      *time.Time `json:"last_sign_in_at"`
+}
+
+// maxImportUsers bounds one import call.
+const maxImportUsers = 200_000
+
+func (s *Server) importUsers(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	c, err := s.customer(r, p)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Users []importUser `json:"users"`
+	}
+	if err := decodeJSON(w, r, maxImportBody, &req); err != nil {
+		return err
+	}
+	if len(req.Users) > maxImportUsers {
+		return tooLarge("users", len(req.Users), maxImportUsers)
+	}
+	// Later rows win over earlier rows with the same ID, as in a spreadsheet.
+	index := make(map[string]int, len(req.Users))
+	rows := make([]storage.UserImport, 0, len(req.Users))
+	for i, u := range req.Users {
+		if err := checkID("users["+itoa(i)+"].id", u.ID); err != nil {
+			return err
+		}
+		if u.UserPrincipalName == "" || len(u.UserPrincipalName) > 256 {
+			return invalid("users[%d].user_principal_name is required (1–256 characters)", i)
+		}
+		if len(u.DisplayName) > 256 {
+			return invalid("users[%d].display_name is longer than 256 characters", i)
+		}
+		name := u.DisplayName
+		if name == "" {
+			name = u.UserPrincipalName
+		}
+		row := storage.UserImport{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: name,
+			AccountEnabled: u.AccountEnabled, LastSignInAt: u.LastSignInAt}
+		if u.UsageLocation != nil {
+			loc, err := normalizeCountry("users["+itoa(i)+"].usage_location", *u.UsageLocation)
+			if err != nil {
+				return err
+			}
+			row.UsageLocation = &loc
+		}
+		if j, ok := index[u.ID]; ok {
+			rows[j] = row
+			continue
+		}
+		index[u.ID] = len(rows)
+		rows = append(rows, row)
+	}
+	created, updated, err := s.store.ImportUsers(r.Context(), c.Key, rows)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"created": created, "updated": updated})
+	return nil
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	c, err := s.customer(r, p)
+	if err != nil {
+		return err
+	}
+	pg, err := parsePaging(r, 50)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query().Get("q")
+	if len(q) > 256 {
+		return invalid("q is longer than 256 characters")
+	}
+	page, err := s.store.ListUsers(r.Context(), c.Key, q, pg.PageSize, pg.offset())
+	if err != nil {
+		return err
+	}
+	links, pages := pg.links(r, page.Total)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"users": page.Users, "page": pg.Page, "page_size": pg.PageSize,
+		"total": page.Total, "total_pages": pages, "links": links,
+	})
+	return nil
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	c, err := s.customer(r, p)
+	if err != nil {
+		return err
+	}
+	uid := r.PathValue("uid")
+	if err := checkID("user id", uid); err != nil {
+		return err
+	}
+	u, err := s.store.GetUser(r.Context(), c.Key, uid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	c, err := s.customer(r, p)
+	if err != nil {
+		return err
+	}
+	uid := r.PathValue("uid")
+	if err := checkID("user id", uid); err != nil {
+		return err
+	}
+	var req struct {
+		UsageLocation *string `json:"usage_location"`
+	}
+	if err := decodeJSON(w, r, maxSmallBody, &req); err != nil {
+		return err
+	}
+	if req.UsageLocation == nil {
+		return invalid("usage_location is required; it is the only field a PATCH can change")
+	}
+	loc, err := normalizeCountry("usage_location", *req.UsageLocation)
+	if err != nil {
+		return err
+	}
+	u, err := s.store.SetUsageLocation(r.Context(), c.Key, uid, loc)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+type subscriptionView struct {
+	storage.Subscription
+	BuyMoreURL *string `json:"buy_more_url"`
+}
+
+func (s *Server) subscriptionView(c storage.Customer, sub storage.Subscription) subscriptionView {
+	v := subscriptionView{Subscription: sub}
+	if sub.Available <= 0 {
+		u := s.buyMoreURL(c.ID, sub.SKU)
+		v.BuyMoreURL = &u
+	}
+	return v
+}
+
+// maxSeats bounds a subscription's total (an int column).
+const maxSeats = 10_000_000
+
+func (s *Server) putSubscription(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	c, err := s.customer(r, p)
+	if err != nil {
+		return err
+	}
+	sku := r.PathValue("sku_id")
+	if err := checkID("sku_id", sku); err != nil {
+		return err
+	}
+	var req struct {
+		Total *int `json:"total"`
+	}
+	if err := decodeJSON(w, r, maxSmallBody, &req); err != nil {
+		return err
+	}
+	if req.Total == nil || *req.Total < 0 || *req.Total > maxSeats {
+		return invalid("total is required: a whole number of seats from 0 to %d", maxSeats)
+	}
+	sub, err := s.store.SetSeatTotal(r.Context(), p.PartnerKey, c.Key, sku, *req.Total)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.subscriptionView(c, sub))
+	return nil
+}
+
+func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	c, err := s.customer(r, p)
+	if err != nil {
+		return err
+	}
+	subs, err := s.store.ListSubscriptions(r.Context(), p.PartnerKey, c.Key)
+	if err != nil {
+		return err
+	}
+	out := make([]subscriptionView, len(subs))
+	for i, sub := range subs {
+		out[i] = s.subscriptionView(c, sub)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": out})
+	return nil
+}

@@ -1,0 +1,295 @@
+// Package api is licenseops' HTTP interface: every route in one table with
+// the permission it needs, strict JSON in and the contract's error body out.
+// It writes to Postgres and enqueues tasks; it never processes them.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/licensing"
+	"github.com/licenseops/licenseops/storage"
+)
+
+// Config configures the API server.
+type Config struct {
+	// Addr is the listen address; ":0" picks a free port (tests).
+	Addr string
+	// BuyMoreURL is the template of buy_more_url with {customer_id} and {sku_id}.
+	BuyMoreURL string
+	// InteractiveMax is the largest operation sent to the critical queue.
+	InteractiveMax int
+	// MaxUsersPerOperation bounds one operation.
+	MaxUsersPerOperation int
+	// EnqueueParallelism is the number of concurrent enqueue requests per operation.
+	EnqueueParallelism int
+	Logger             *slog.Logger
+	// Registry is where the API's metrics are registered and served from.
+	Registry *prometheus.Registry
+}
+
+// WithDefaults returns the config with every unset field at its default.
+func (c Config) WithDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.BuyMoreURL == "" {
+		c.BuyMoreURL = "https://partner.example.com/customers/{customer_id}/subscriptions/{sku_id}/buy-more"
+	}
+	if c.InteractiveMax <= 0 {
+		c.InteractiveMax = 100
+	}
+	if c.MaxUsersPerOperation <= 0 {
+		c.MaxUsersPerOperation = 100_000
+	}
+	if c.EnqueueParallelism <= 0 {
+		c.EnqueueParallelism = 16
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	return c
+}
+
+// Server serves the licenseops HTTP API.
+type Server struct {
+	cfg      Config
+	store    *storage.Store
+	rdb      redis.UniversalClient
+	enqueuer *jobs.Enqueuer
+	log      *slog.Logger
+	http     *http.Server
+	listener net.Listener
+	metrics  *metrics
+
+	// background enqueues run after the 202; Close waits for them.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+}
+
+// New builds the server. Open starts listening.
+func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, store: store, rdb: rdb, log: cfg.Logger, metrics: m,
+		enqueuer: &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(rdb), Parallelism: cfg.EnqueueParallelism},
+	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Open starts listening and serving in the background.
+func (s *Server) Open() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	s.listener = ln
+	go func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// Addr is the address the server listens on (after Open).
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// URL is the base URL of the server (after Open).
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// Close stops accepting requests, lets running ones finish, and waits for
+// background enqueues (those cut short are completed by the sweeper).
+func (s *Server) Close(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.bgCancel()
+		<-done
+	}
+	s.bgCancel()
+	return err
+}
+
+// permission is what a route needs; roles grant permissions (API.md).
+type permission int
+
+const (
+	permNone    permission = iota // service endpoints, no token
+	permRead                      // read everything of the partner
+	permOperate                   // create license operations
+	permUsers                     // usage locations, user import
+	permSales                     // customers, seat totals
+	permCatalog                   // products, cleanup policies
+)
+
+var permissionNames = map[permission]string{
+	permRead: "read", permOperate: "create license operations", permUsers: "manage users",
+	permSales: "manage customers and seats", permCatalog: "manage the product catalog",
+}
+
+// rolePermissions is the permission table of API.md.
+var rolePermissions = map[string][]permission{
+	"global_admin":          {permRead, permOperate, permUsers, permSales, permCatalog},
+	"admin_agent":           {permRead, permOperate, permUsers, permSales, permCatalog},
+	"user_management_admin": {permRead, permOperate, permUsers},
+	"helpdesk_agent":        {permRead, permOperate},
+	"sales_agent":           {permRead, permOperate, permSales},
+	"reader":                {permRead},
+}
+
+// Roles lists the valid roles.
+func Roles() []string {
+	return []string{"global_admin", "admin_agent", "user_management_admin", "helpdesk_agent", "sales_agent", "reader"}
+}
+
+// ValidRole reports whether role is one of Roles.
+func ValidRole(role string) bool { _, ok := rolePermissions[role]; return ok }
+
+func rolesWith(p permission) []string {
+	var out []string
+	for _, role := range Roles() {
+		for _, q := range rolePermissions[role] {
+			if q == p {
+				out = append(out, role)
+			}
+		}
+	}
+	return out
+}
+
+func allowed(role string, p permission) bool {
+	for _, q := range rolePermissions[role] {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// handlerFunc is an authenticated handler; a returned error becomes the
+// contract's error body.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p *storage.Principal) error
+
+type route struct {
+	pattern string
+	perm    permission
+	handle  handlerFunc
+}
+
+// routes is every endpoint of the API with the permission it needs.
+func (s *Server) routes() []route {
+	return []route{
+		{"PUT /v1/products/{sku_id}", permCatalog, s.putProduct},
+		{"GET /v1/products", permRead, s.listProducts},
+		{"POST /v1/customers", permSales, s.createCustomer},
+		{"GET /v1/customers", permRead, s.listCustomers},
+		{"GET /v1/customers/{cid}", permRead, s.getCustomer},
+		{"POST /v1/customers/{cid}/users/import", permUsers, s.importUsers},
+		{"GET /v1/customers/{cid}/users", permRead, s.listUsers},
+		{"GET /v1/customers/{cid}/users/{uid}", permRead, s.getUser},
+		{"PATCH /v1/customers/{cid}/users/{uid}", permUsers, s.patchUser},
+		{"PUT /v1/customers/{cid}/subscriptions/{sku_id}", permSales, s.putSubscription},
+		{"GET /v1/customers/{cid}/subscriptions", permRead, s.listSubscriptions},
+		{"POST /v1/customers/{cid}/license-summary", permRead, s.licenseSummary},
+		{"POST /v1/customers/{cid}/license-operations", permOperate, s.createOperation},
+		{"GET /v1/customers/{cid}/operations", permRead, s.listOperations},
+		{"GET /v1/operations/{oid}", permRead, s.getOperation},
+		{"GET /v1/operations/{oid}/report", permRead, s.getReport},
+	}
+}
+
+// Handler returns the HTTP handler with every route.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, s.instrument(rt.pattern, s.authorize(rt)))
+	}
+	mux.Handle("GET /healthz", s.instrument("GET /healthz", http.HandlerFunc(s.healthz)))
+	mux.Handle("GET /readyz", s.instrument("GET /readyz", http.HandlerFunc(s.readyz)))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, licensing.Errorf(licensing.CodeNotFound, "no endpoint %s %s; see the API reference", r.Method, r.URL.Path))
+	})))
+	return mux
+}
+
+// authorize authenticates the bearer token and checks the route's permission.
+func (s *Server) authorize(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		secret, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || secret == "" {
+			s.writeError(w, r, licensing.Errorf(licensing.CodeUnauthenticated,
+				"send a token as `Authorization: Bearer <token>`; create one with `licenseops token create`"))
+			return
+		}
+		p, err := s.store.Authenticate(r.Context(), secret)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if p == nil {
+			s.writeError(w, r, licensing.Errorf(licensing.CodeUnauthenticated, "the token is unknown or revoked; ask an administrator for a new one"))
+			return
+		}
+		if !allowed(p.Role, rt.perm) {
+			s.writeError(w, r, licensing.Errorf(licensing.CodeForbidden,
+				"your role %s may not %s; this needs one of the roles %s", p.Role, permissionNames[rt.perm], strings.Join(rolesWith(rt.perm), ", ")))
+			return
+		}
+		if err := rt.handle(w, r, p); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"postgres": "ok", "redis": "ok"}
+	status := http.StatusOK
+	if err := s.store.Ping(ctx); err != nil {
+		checks["postgres"], status = err.Error(), http.StatusServiceUnavailable
+	}
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		checks["redis"], status = err.Error(), http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, checks)
+}

@@ -1,0 +1,64 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/licenseops/licenseops/storage"
+)
+
+type summaryProduct struct {
+	SKU             string   `json:"sku_id"`
+	Name            string   `json:"name"`
+	Total           int      `json:"total"`
+	Available       int      `json:"available"`
+	State           string   `json:"state"`
+	AssignedUserIDs []string `json:"assigned_user_ids"`
+	BuyMoreURL      *string  `json:"buy_more_url"`
+}
+
+// licenseSummary is the Manage-licenses view of a selection: for every
+// subscription, whether all, some or none of the selected users hold it.
+func (s *Server) licenseSummary(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	c, err := s.customer(r, p)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		UserIDs []string `json:"user_ids"`
+	}
+	if err := decodeJSON(w, r, maxOperationBody, &req); err != nil {
+		return err
+	}
+	if len(req.UserIDs) == 0 {
+		return invalid("user_ids is required: select at least one user")
+	}
+	if len(req.UserIDs) > s.cfg.MaxUsersPerOperation {
+		return tooLarge("user_ids", len(req.UserIDs), s.cfg.MaxUsersPerOperation)
+	}
+	if err := checkIDs("user id", req.UserIDs); err != nil {
+		return err
+	}
+	sum, err := s.store.Summary(r.Context(), p.PartnerKey, c.Key, dedupe(req.UserIDs))
+	if err != nil {
+		return err
+	}
+	products := make([]summaryProduct, len(sum.Subscriptions))
+	for i, sub := range sum.Subscriptions {
+		holders := sum.Holders[sub.SKU]
+		if holders == nil {
+			holders = []string{}
+		}
+		state := "some"
+		switch len(holders) {
+		case 0:
+			state = "none"
+		case len(sum.Users):
+			state = "all"
+		}
+		v := s.subscriptionView(c, sub)
+		products[i] = summaryProduct{SKU: sub.SKU, Name: sub.Name, Total: sub.Total, Available: sub.Available,
+			State: state, AssignedUserIDs: holders, BuyMoreURL: v.BuyMoreURL}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": sum.Users, "products": products})
+	return nil
+}

@@ -1,0 +1,143 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/licenseops/licenseops/licensing"
+)
+
+func checkID(kind, id string) error {
+	if !licensing.ValidID(id) {
+		return invalid("%s %q is not a valid ID: use 1–%d printable characters without spaces or '/'", kind, truncate(id, 40), licensing.MaxIDLength)
+	}
+	return nil
+}
+
+func checkIDs(kind string, ids []string) error {
+	for _, id := range ids {
+		if err := checkID(kind, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// normalizeCountry upper-cases and checks an ISO 3166-1 alpha-2 code.
+func normalizeCountry(field, cc string) (string, error) {
+	up := strings.ToUpper(strings.TrimSpace(cc))
+	if !licensing.ValidCountry(up) {
+		return "", invalid("%s %q is not an ISO 3166-1 alpha-2 country code (for example PL, US, DE)", field, truncate(cc, 10))
+	}
+	return up, nil
+}
+
+func normalizeCountries(field string, ccs []string) ([]string, error) {
+	if ccs == nil {
+		return nil, nil
+	}
+	out := make([]string, 0, len(ccs))
+	for _, cc := range ccs {
+		up, err := normalizeCountry(field, cc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, up)
+	}
+	return out, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// dedupe returns ids without repeats, keeping first occurrences in order.
+func dedupe(ids []string) []string {
+	seen := make(map[string]struct{}, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if _, ok := seen[id]; ok {
+			continue
+		}
+		seen[id] = struct{}{}
+		out = append(out, id)
+	}
+	return out
+}
+
+// paging is a validated page request.
+type paging struct {
+	Page, PageSize int
+}
+
+const maxPageSize = 500
+
+func parsePaging(r *http.Request, defaultSize int) (paging, error) {
+	p := paging{Page: 1, PageSize: defaultSize}
+	q := r.URL.Query()
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return p, invalid("page must be a whole number from 1, not %q", truncate(v, 20))
+		}
+		p.Page = n
+	}
+	if v := q.Get("page_size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageSize {
+			return p, invalid("page_size must be a whole number from 1 to %d, not %q", maxPageSize, truncate(v, 20))
+		}
+		p.PageSize = n
+	}
+	if p.Page > 1_000_000_000/p.PageSize {
+		return p, invalid("page %d is beyond any list; start from page 1", p.Page)
+	}
+	return p, nil
+}
+
+func (p paging) offset() int { return (p.Page - 1) * p.PageSize }
+
+// pageLinks are the first/prev/next/last links of a paged list.
+type pageLinks struct {
+	First string  `json:"first"`
+	Prev  *string `json:"prev"`
+	Next  *string `json:"next"`
+	Last  string  `json:"last"`
+}
+
+func totalPages(total, size int) int {
+	if total == 0 {
+		return 1
+	}
+	return (total + size - 1) / size
+}
+
+// links builds page links that keep the request's other query parameters.
+func (p paging) links(r *http.Request, total int) (pageLinks, int) {
+	pages := totalPages(total, p.PageSize)
+	at := func(n int) string {
+		q := r.URL.Query()
+		q.Set("page", strconv.Itoa(n))
+		q.Set("page_size", strconv.Itoa(p.PageSize))
+		return (&url.URL{Path: r.URL.Path, RawQuery: q.Encode()}).String()
+	}
+	l := pageLinks{First: at(1), Last: at(pages)}
+	if p.Page > 1 {
+		prev := at(min(p.Page-1, pages))
+		l.Prev = &prev
+	}
+	if p.Page < pages {
+		next := at(p.Page + 1)
+		l.Next = &next
+	}
+	return l, pages
+}
+
+func (s *Server) buyMoreURL(customerID, sku string) string {
+	return strings.NewReplacer("{customer_id}", url.PathEscape(customerID), "{sku_id}", url.PathEscape(sku)).Replace(s.cfg.BuyMoreURL)
+}

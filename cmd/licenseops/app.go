@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/storage"
+	"github.com/licenseops/licenseops/worker"
+)
+
+// App is a running licenseops process: api, worker or both, wired to one
+// Postgres pool and one Redis client.
+type App struct {
+	cfg     *Config
+	log     *slog.Logger
+	store   *storage.Store
+	rdb     *redis.Client
+	api     *api.Server
+	worker  *worker.Worker
+	metrics *http.Server
+	// MetricsURL is where the worker's /metrics listens (when it runs).
+	MetricsURL string
+}
+
+// NewApp connects to Postgres and Redis and builds the parts of mode.
+func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log}
+	store, err := storage.Open(ctx, storage.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxConns})
+	if err != nil {
+		return nil, fmt.Errorf("%w (DATABASE_URL=%s)", err, redactURL(cfg.DatabaseURL))
+	}
+	a.store = store
+	if err := store.CheckMigrated(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	ropts.PoolSize = max(cfg.Concurrency+32, 64)
+	a.rdb = redis.NewClient(ropts)
+	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		a.close()
+		return nil, fmt.Errorf("connect to redis (REDIS_URL=%s): %w", redactURL(cfg.RedisURL), err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if mode == "api" || mode == "all" {
+		a.api, err = api.New(api.Config{
+			Addr: cfg.Addr, BuyMoreURL: cfg.BuyMoreURL, InteractiveMax: cfg.InteractiveMax, Logger: log, Registry: reg,
+		}, store, a.rdb)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+	}
+	if mode == "worker" || mode == "all" {
+		a.worker, err = worker.New(worker.Config{
+			Concurrency: cfg.Concurrency, InteractiveMax: cfg.InteractiveMax, ShutdownTimeout: cfg.ShutdownTimeout,
+			Sweep: worker.SweepConfig{Interval: cfg.SweepInterval}, Logger: log, Registerer: reg,
+		}, store, a.rdb)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		if mode == "worker" {
+			a.metrics = &http.Server{Handler: serviceMux(reg, store, a.rdb), ReadHeaderTimeout: 5 * time.Second,
+				ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
+		}
+	}
+	return a, nil
+}
+
+// serviceMux serves /metrics, /healthz and /readyz for a worker process.
+func serviceMux(reg *prometheus.Registry, store *storage.Store, rdb *redis.Client) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		pgErr, redisErr := store.Ping(ctx), rdb.Ping(ctx).Err()
+		if pgErr != nil || redisErr != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintf(w, "{\"postgres\":%q,\"redis\":%q}\n", errText(pgErr), errText(redisErr))
+	})
+	return mux
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// Start starts every part of the app.
+func (a *App) Start() error {
+	if a.api != nil {
+		if err := a.api.Open(); err != nil {
+			return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+		}
+		a.log.Info("api listening", "addr", a.api.Addr())
+	}
+	if a.metrics != nil {
+		ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("worker metrics listener on %s: %w (set --metrics-addr or LICENSEOPS_METRICS_ADDR, :0 for any free port)", a.cfg.MetricsAddr, err)
+		}
+		a.MetricsURL = "http://" + ln.Addr().String()
+		go func() { _ = a.metrics.Serve(ln) }()
+		a.log.Info("worker metrics listening", "addr", ln.Addr().String())
+	}
+	if a.worker != nil {
+		if err := a.worker.Start(); err != nil {
+			return err
+		}
+		a.log.Info("worker started", "concurrency", a.cfg.Concurrency)
+	}
+	return nil
+}
+
+// APIURL is the base URL of the api (when it runs).
+func (a *App) APIURL() string { return a.api.URL() }
+
+// Close shuts down in order: HTTP, then the asynq server, then Redis and Postgres.
+func (a *App) Close(ctx context.Context) error {
+	var errs []error
+	if a.api != nil {
+		errs = append(errs, a.api.Close(ctx))
+	}
+	if a.metrics != nil {
+		errs = append(errs, a.metrics.Shutdown(ctx))
+	}
+	if a.worker != nil {
+		a.worker.Shutdown()
+	}
+	errs = append(errs, a.close())
+	return errors.Join(errs...)
+}
+
+func (a *App) close() error {
+	var errs []error
+	if a.rdb != nil {
+		errs = append(errs, a.rdb.Close())
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func runServe(ctx context.Context, mode string, args []string) error {
+	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
+	cfg := loadConfig(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log := cfg.newLogger(os.Stderr)
+	app, err := NewApp(ctx, cfg, mode, log)
+	if err != nil {
+		return err
+	}
+	if err := app.Start(); err != nil {
+		_ = app.Close(context.Background())
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+10*time.Second)
+	defer cancel()
+	return app.Close(shutdownCtx)
+}
+
+func runMigrate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	cfg := loadConfig(nil)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	version, err := migrate(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "database migrated to version %d\n", version)
+	return nil
+}
+
+// migrate creates the database when it does not exist yet, then migrates it.
+func migrate(ctx context.Context, dbURL string) (int64, error) {
+	store, err := storage.Open(ctx, storage.Config{URL: dbURL, MaxOpenConns: 2})
+	var pe *pq.Error
+	if errors.As(err, &pe) && pe.Code == "3D000" {
+		if cerr := createDatabase(ctx, dbURL); cerr != nil {
+			return 0, fmt.Errorf("database does not exist and could not be created: %w", cerr)
+		}
+		store, err = storage.Open(ctx, storage.Config{URL: dbURL, MaxOpenConns: 2})
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w (DATABASE_URL=%s)", err, redactURL(dbURL))
+	}
+	defer store.Close()
+	return store.Migrate(ctx)
+}
+
+func createDatabase(ctx context.Context, dbURL string) error {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return err
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	u.Path = "/postgres"
+	admin, err := storage.Open(ctx, storage.Config{URL: u.String(), MaxOpenConns: 1})
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	_, err = admin.DB().ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name))
+	return err
+}
+
+// redactURL hides the password of a connection URL in messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}

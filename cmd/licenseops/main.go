@@ -1,0 +1,88 @@
+// Command licenseops is the one binary of licenseops: the HTTP API, the
+// worker, migrations, tokens and the demo, chosen by subcommand.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/licenseops/licenseops/licensing"
+)
+
+const usage = `licenseops assigns and revokes software licenses for many users at once.
+
+Usage:
+  licenseops <command> [flags]
+
+Commands:
+  migrate              apply database migrations (safe to run from several processes)
+  api                  serve the HTTP API
+  worker               process license operations from the queue
+  all                  api and worker in one process (small installs)
+  token create         create an API token: --partner P --role R [--name N]; prints the token alone
+  token list           list tokens [--partner P]
+  token revoke ID      revoke a token
+  demo                 run a tenant-wide rollout on a demo tenant, end to end
+
+Configuration (environment):
+  DATABASE_URL         Postgres URL (default postgres://postgres@127.0.0.1:5432/licenseops?sslmode=disable)
+  REDIS_URL            Redis URL (default redis://127.0.0.1:6379/0)
+Run "licenseops <command> -h" for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		var le *licensing.Error
+		if errors.As(err, &le) {
+			fmt.Fprintln(os.Stderr, "licenseops:", le.Message)
+		} else if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "licenseops:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "migrate":
+		return runMigrate(ctx, rest)
+	case "api":
+		return runServe(ctx, "api", rest)
+	case "worker":
+		return runServe(ctx, "worker", rest)
+	case "all":
+		return runServe(ctx, "all", rest)
+	case "token":
+		return runToken(ctx, rest)
+	case "demo":
+		return runDemo(ctx, rest)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	default:
+		fmt.Fprintf(os.Stderr, "licenseops: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}

@@ -1,0 +1,436 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is one of the database servers of the test binary, for fault tests
+// that stop, kill and restart it. Stopping it affects every test of the
+// binary, so such tests must not call t.Parallel.
+//
+// A server that comes from TEST_DATABASE_URL or TEST_REDIS_URL is not owned:
+// Stop, Kill and Start return an error for it, and fault tests must check
+// Owned first and t.Skip when it is false, since they never touch a server
+// that testenv did not start.
+type Server struct {
+	kind  string // "postgres" or "redis"
+	addr  string
+	owned bool
+
+	// Owned servers only.
+	path     string              // binary
+	args     []string            // arguments before the extra ones
+	cred     *syscall.Credential // user to run as, nil for ours
+	dir      string              // working directory
+	logPath  string              // stdout and stderr of the server
+	stopSig  syscall.Signal      // asks for a fast, clean shutdown
+	ready    func(context.Context) error
+	onChange func() // called after the process went away or came back
+
+	mu    sync.Mutex
+	extra []string
+	proc  *process // nil when not running
+}
+
+// process is a started server process.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited and been reaped
+}
+
+var errNotOwned = errors.New("testenv: the server comes from TEST_DATABASE_URL or TEST_REDIS_URL and was not started by testenv: fault tests must t.Skip when !Owned()")
+
+// Addr returns the server's host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// Owned reports whether testenv started the server. It is false when the
+// server comes from TEST_DATABASE_URL or TEST_REDIS_URL; fault tests must then
+// t.Skip.
+func (s *Server) Owned() bool { return s.owned }
+
+// SetArgs sets extra command-line arguments, appended to the usual ones from
+// the next Start on: for example s.SetArgs("--appendonly", "yes") then
+// s.Stop() and s.Start() restarts Redis with an append-only file, or
+// s.SetArgs("-c", "max_connections=20") changes a Postgres setting. SetArgs()
+// with no arguments goes back to the usual command line. The test that called
+// PostgresServer or RedisServer restores the usual arguments when it ends.
+func (s *Server) SetArgs(extra ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.extra = slices.Clone(extra)
+}
+
+// Stop shuts the server down cleanly and waits for it to exit: SIGINT (fast
+// shutdown) for Postgres, SIGTERM for Redis. Clients are disconnected. Stopping
+// a stopped server does nothing.
+func (s *Server) Stop() error {
+	if !s.owned {
+		return errNotOwned
+	}
+	s.mu.Lock()
+	err := s.stopLocked()
+	s.mu.Unlock()
+	s.onChange()
+	return err
+}
+
+// Kill kills the server with SIGKILL, as a crash would, and waits for it to
+// exit. For Postgres the backend processes are killed too, so that Start can
+// run crash recovery at once. Killing a stopped server does nothing.
+func (s *Server) Kill() error {
+	if !s.owned {
+		return errNotOwned
+	}
+	s.mu.Lock()
+	err := s.killLocked()
+	s.mu.Unlock()
+	s.onChange()
+	return err
+}
+
+// Start starts the stopped or killed server again, on the same port and with
+// the same data directory (plus the arguments given to SetArgs), and waits
+// until it accepts connections. Data that Redis did not persist (by default it
+// persists nothing) is gone.
+func (s *Server) Start() error {
+	if !s.owned {
+		return errNotOwned
+	}
+	s.mu.Lock()
+	// Right after Kill, Postgres refuses to start while a dying backend
+	// still holds the old shared memory: let Start retry for a while.
+	err := s.startLocked(15 * time.Second)
+	s.mu.Unlock()
+	s.onChange()
+	return err
+}
+
+// restoreAtEnd makes sure that when t ends, s runs with its usual arguments, so
+// that a fault test does not break the tests that follow it.
+func (s *Server) restoreAtEnd(t testing.TB) {
+	if !s.owned {
+		return
+	}
+	t.Cleanup(func() {
+		s.mu.Lock()
+		if s.runningLocked() && len(s.extra) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		err := s.stopLocked()
+		s.extra = nil
+		if err == nil {
+			err = s.startLocked(15 * time.Second)
+		}
+		s.mu.Unlock()
+		s.onChange()
+		if err != nil {
+			t.Errorf("testenv: restore %s server: %v", s.kind, err)
+		}
+	})
+}
+
+// running reports whether the server process is up (always true when not
+// owned: we cannot know).
+func (s *Server) running() bool {
+	if !s.owned {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runningLocked()
+}
+
+func (s *Server) runningLocked() bool {
+	if s.proc == nil {
+		return false
+	}
+	select {
+	case <-s.proc.done:
+		return false
+	default:
+		return true
+	}
+}
+
+var errExited = errors.New("exited before accepting connections")
+
+// startLocked starts the process and waits until it is ready. When it exits
+// before that, it is started again until retryFor has passed.
+func (s *Server) startLocked(retryFor time.Duration) error {
+	if s.runningLocked() {
+		return fmt.Errorf("testenv: %s server is already running", s.kind)
+	}
+	s.proc = nil
+	start := time.Now()
+	for {
+		p, err := s.launch()
+		if err != nil {
+			return err
+		}
+		err = s.waitReady(p, start.Add(30*time.Second))
+		if err == nil {
+			s.proc = p
+			return nil
+		}
+		killGroup(p)
+		if !errors.Is(err, errExited) || time.Since(start) >= retryFor {
+			return fmt.Errorf("testenv: start %s on %s: %w\n%s", s.kind, s.addr, err, s.logTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *Server) launch() (*process, error) {
+	logf, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: %w", err)
+	}
+	defer logf.Close() // the child has its own descriptor
+	cmd := exec.Command(s.path, append(slices.Clone(s.args), s.extra...)...)
+	cmd.Dir = s.dir
+	cmd.Env = serverEnv()
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = sysProcAttr(s.cred)
+	if err := spawn(cmd); err != nil {
+		return nil, fmt.Errorf("testenv: start %s: %w", s.kind, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (s *Server) waitReady(p *process, deadline time.Time) error {
+	var err error
+	for {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%w (%v)", errExited, p.cmd.ProcessState)
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = s.ready(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not accepting connections after %v: %v", 30*time.Second, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *Server) stopLocked() error {
+	p := s.proc
+	if p == nil {
+		return nil
+	}
+	s.proc = nil
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	p.cmd.Process.Signal(s.stopSig)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(30 * time.Second):
+	}
+	s.proc = p
+	s.killLocked()
+	return fmt.Errorf("testenv: %s did not stop within 30s and was killed", s.kind)
+}
+
+func (s *Server) killLocked() error {
+	p := s.proc
+	if p == nil {
+		return nil
+	}
+	s.proc = nil
+	// Postgres backends make themselves session leaders, out of the
+	// postmaster's process group: find them before they are orphaned.
+	children := childrenOf(p.cmd.Process.Pid)
+	killGroup(p)
+	for _, c := range children {
+		syscall.Kill(c, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, c := range children {
+		for alive(c) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// killGroup kills the process and its process group and waits for it.
+func killGroup(p *process) {
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// logTail returns the end of the server log, for error messages.
+func (s *Server) logTail() string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no server log: %v)", err)
+	}
+	return fmt.Sprintf("last lines of %s:\n%s", s.logPath, tail(b, 20))
+}
+
+func tail(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{
+		// A process group of its own: Kill reaches its children, and
+		// the terminal's ^C does not (the test binary dies of it
+		// instead, and the parent-death signal follows).
+		Setpgid: true,
+		// The child sets the parent-death signal after switching
+		// to cred, which would clear it, and keeps it across exec:
+		// so the server itself, not a wrapper such as runuser (which
+		// forks and waits), dies with the test binary.
+		Pdeathsig:  syscall.SIGKILL,
+		Credential: cred,
+	}
+}
+
+type spawnRequest struct {
+	cmd *exec.Cmd
+	err chan error
+}
+
+var (
+	spawnOnce sync.Once
+	spawns    chan spawnRequest
+)
+
+// spawn starts cmd from a thread that lives as long as the test binary. The
+// parent-death signal is sent when the thread that started the child exits,
+// not the process, and the Go runtime may end threads before the process.
+func spawn(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawns = make(chan spawnRequest)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread never exits
+			for r := range spawns {
+				r.err <- r.cmd.Start()
+			}
+		}()
+	})
+	r := spawnRequest{cmd: cmd, err: make(chan error, 1)}
+	spawns <- r
+	return <-r.err
+}
+
+// run runs cmd (started by spawn) and returns its combined output.
+func run(cmd *exec.Cmd) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := spawn(cmd); err != nil {
+		return nil, err
+	}
+	err := cmd.Wait()
+	return out.Bytes(), err
+}
+
+// childrenOf returns the pids of the children of pid.
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var kids []int
+	for _, e := range entries {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, _, ok := procStat(c); ok && ppid == pid {
+			kids = append(kids, c)
+		}
+	}
+	return kids
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	_, state, ok := procStat(pid)
+	return ok && state != 'Z' && state != 'X'
+}
+
+// procStat reads the parent pid and state of pid from /proc.
+func procStat(pid int) (ppid int, state byte, ok bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, 0, false
+	}
+	// pid (comm) state ppid ...; comm may contain anything.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, f[0][0], err == nil
+}
+
+// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("testenv: find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startOwned starts a new server, on a new port for each attempt in case
+// another process took the port between freePort and the server's bind.
+func startOwned(newServer func(port int) *Server) (*Server, error) {
+	var err error
+	for range 3 {
+		var port int
+		port, err = freePort()
+		if err != nil {
+			return nil, err
+		}
+		s := newServer(port)
+		s.mu.Lock()
+		err = s.startLocked(0)
+		s.mu.Unlock()
+		if err == nil {
+			return s, nil
+		}
+	}
+	return nil, err
+}

@@ -1,0 +1,152 @@
+// Package jobs names the asynq tasks of licenseops and builds them. The
+// api enqueues them, the worker handles them; neither imports the other, so
+// this small package is their contract.
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// TypeApplyLicenses applies one operation's change to one user.
+const TypeApplyLicenses = "license:apply"
+
+// Queues, strongest first. Interactive operations (a helpdesk agent changing
+// two users) go to critical so they never wait behind a tenant-wide rollout
+// in default; scheduled cleanups yield to both.
+const (
+	QueueCritical = "critical"
+	QueueDefault  = "default"
+	QueueLow      = "low"
+)
+
+// QueueWeights are the asynq priorities of the queues.
+var QueueWeights = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
+
+// QueueFor picks the queue of an operation from its size and source.
+func QueueFor(total int, source string, interactiveMax int) string {
+	switch {
+	case source == "cleanup":
+		return QueueLow
+	case total <= interactiveMax:
+		return QueueCritical
+	default:
+		return QueueDefault
+	}
+}
+
+// ApplyPayload identifies one item: the operation and the user. Everything
+// else is read from Postgres, so a task can never carry a stale decision.
+type ApplyPayload struct {
+	OperationID string `json:"o"`
+	UserID      string `json:"u"`
+}
+
+// TaskID is the asynq task ID of an item. It makes enqueueing idempotent:
+// while a task for the item exists, enqueueing it again is a no-op, which is
+// what lets the sweeper re-enqueue pending items without creating duplicates.
+func TaskID(operationID, userID string) string { return operationID + ":" + userID }
+
+// MaxRetry is how often an item is retried after a transient failure
+// (database or directory unavailable) before it is archived.
+const MaxRetry = 25
+
+// NewApplyTask builds the task of one item.
+func NewApplyTask(operationID, userID, queue string) *asynq.Task {
+	payload, _ := json.Marshal(ApplyPayload{OperationID: operationID, UserID: userID})
+	return asynq.NewTask(TypeApplyLicenses, payload,
+		asynq.TaskID(TaskID(operationID, userID)), asynq.Queue(queue), asynq.MaxRetry(MaxRetry),
+		asynq.Timeout(5*time.Minute))
+}
+
+// ParseApplyPayload decodes an ApplyPayload.
+func ParseApplyPayload(b []byte) (ApplyPayload, error) {
+	var p ApplyPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode %s payload: %w", TypeApplyLicenses, err)
+	}
+	if p.OperationID == "" || p.UserID == "" {
+		return p, fmt.Errorf("decode %s payload: operation and user are required", TypeApplyLicenses)
+	}
+	return p, nil
+}
+
+// Enqueuer puts the items of an operation on the queue with several
+// requests in flight, since asynq enqueues one task per round trip.
+type Enqueuer struct {
+	Client *asynq.Client
+	// Parallelism is the number of concurrent enqueue requests (default 16).
+	Parallelism int
+}
+
+// EnqueueResult counts what EnqueueItems did.
+type EnqueueResult struct {
+	Enqueued int // new tasks
+	Existing int // tasks already on the queue (TaskID conflict)
+}
+
+// EnqueueItems enqueues one task per user. A task that already exists is
+// counted, not an error. It stops at the first other error.
+func (e *Enqueuer) EnqueueItems(ctx context.Context, operationID, queue string, userIDs []string) (EnqueueResult, error) {
+	par := e.Parallelism
+	if par <= 0 {
+		par = 16
+	}
+	par = min(par, max(len(userIDs), 1))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		res      EnqueueResult
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	next := make(chan string, par*4)
+	for range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var enq, existing int
+			for u := range next {
+				_, err := e.Client.EnqueueContext(ctx, NewApplyTask(operationID, u, queue))
+				switch {
+				case err == nil:
+					enq++
+				case errors.Is(err, asynq.ErrTaskIDConflict):
+					existing++
+				default:
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("enqueue %s: %w", TaskID(operationID, u), err)
+					}
+					mu.Unlock()
+					cancel()
+				}
+			}
+			mu.Lock()
+			res.Enqueued += enq
+			res.Existing += existing
+			mu.Unlock()
+		}()
+	}
+feed:
+	for _, u := range userIDs {
+		select {
+		case next <- u:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	return res, firstErr
+}

@@ -1,0 +1,94 @@
+package storage
+
+import (
+	"context"
+
+	"github.com/lib/pq"
+
+	"github.com/licenseops/licenseops/licensing"
+)
+
+type productRow struct {
+	SKU                 string         `db:"sku_id"`
+	Name                string         `db:"name"`
+	PartNumber          string         `db:"part_number"`
+	Requires            pq.StringArray `db:"requires"`
+	Excludes            pq.StringArray `db:"excludes"`
+	AllowedLocations    pq.StringArray `db:"allowed_locations"`
+	ProhibitedLocations pq.StringArray `db:"prohibited_locations"`
+}
+
+func (r productRow) product() licensing.Product {
+	p := licensing.Product{
+		SKU: r.SKU, Name: r.Name, PartNumber: r.PartNumber,
+		Requires: nonNil(r.Requires), Excludes: nonNil(r.Excludes),
+		ProhibitedLocations: nonNil(r.ProhibitedLocations),
+	}
+	// NULL means "anywhere"; an empty array would mean "nowhere".
+	if r.AllowedLocations != nil {
+		p.AllowedLocations = nonNil(r.AllowedLocations)
+	}
+	return p
+}
+
+// nullableArray keeps the NULL/empty distinction of allowed_locations.
+func nullableArray(s []string) any {
+	if s == nil {
+		return nil
+	}
+	return pq.StringArray(s)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// PutProduct creates or replaces a product in the partner's catalog.
+func (s *Store) PutProduct(ctx context.Context, partnerKey int64, p licensing.Product) (licensing.Product, error) {
+	var r productRow
+	err := s.db.GetContext(ctx, &r, `
+		INSERT INTO products (partner_key, sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (partner_key, sku_id) DO UPDATE SET
+			name = EXCLUDED.name, part_number = EXCLUDED.part_number, requires = EXCLUDED.requires,
+			excludes = EXCLUDED.excludes, allowed_locations = EXCLUDED.allowed_locations,
+			prohibited_locations = EXCLUDED.prohibited_locations, updated_at = now()
+		RETURNING sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations`,
+		partnerKey, p.SKU, p.Name, p.PartNumber, pq.StringArray(nonNil(p.Requires)), pq.StringArray(nonNil(p.Excludes)),
+		nullableArray(p.AllowedLocations), pq.StringArray(nonNil(p.ProhibitedLocations)))
+	if err != nil {
+		return licensing.Product{}, err
+	}
+	return r.product(), nil
+}
+
+// ListProducts returns the partner's catalog sorted by SKU.
+func (s *Store) ListProducts(ctx context.Context, partnerKey int64) ([]licensing.Product, error) {
+	var rows []productRow
+	if err := s.db.SelectContext(ctx, &rows, `
+		SELECT sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations
+		FROM products WHERE partner_key = $1 ORDER BY sku_id`, partnerKey); err != nil {
+		return nil, err
+	}
+	out := make([]licensing.Product, len(rows))
+	for i, r := range rows {
+		out[i] = r.product()
+	}
+	return out, nil
+}
+
+// Catalog returns the partner's catalog as a map for rule evaluation.
+func (s *Store) Catalog(ctx context.Context, partnerKey int64) (licensing.Catalog, error) {
+	products, err := s.ListProducts(ctx, partnerKey)
+	if err != nil {
+		return nil, err
+	}
+	c := make(licensing.Catalog, len(products))
+	for _, p := range products {
+		c[p.SKU] = p
+	}
+	return c, nil
+}

@@ -1,0 +1,279 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
+
+	"github.com/licenseops/licenseops/licensing"
+)
+
+// Directory says where a customer's licenses really live.
+type Directory struct {
+	Kind     string `json:"kind"`
+	TenantID string `json:"tenant_id,omitempty"`
+}
+
+// Customer is a tenant managed by a partner.
+type Customer struct {
+	Key                  int64     `json:"-"`
+	PartnerKey           int64     `json:"-"`
+	ID                   string    `json:"id"`
+	Name                 string    `json:"name"`
+	DefaultUsageLocation *string   `json:"default_usage_location"`
+	Directory            Directory `json:"directory"`
+	CreatedAt            time.Time `json:"created_at"`
+}
+
+const customerColumns = `customer_key, partner_key, id, name, default_usage_location, directory_kind, COALESCE(directory_tenant_id, ''), created_at`
+
+func scanCustomer(row interface{ Scan(...any) error }) (Customer, error) {
+	var c Customer
+	err := row.Scan(&c.Key, &c.PartnerKey, &c.ID, &c.Name, &c.DefaultUsageLocation, &c.Directory.Kind, &c.Directory.TenantID, &c.CreatedAt)
+	return c, err
+}
+
+// CreateCustomer creates a customer; an existing ID within the partner is a conflict.
+func (s *Store) CreateCustomer(ctx context.Context, partnerKey int64, c Customer) (Customer, error) {
+	row := s.db.QueryRowContext(ctx, `
+		INSERT INTO customers (partner_key, id, name, default_usage_location, directory_kind, directory_tenant_id)
+		VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))
+		ON CONFLICT (partner_key, id) DO NOTHING
+		RETURNING `+customerColumns,
+		partnerKey, c.ID, c.Name, c.DefaultUsageLocation, c.Directory.Kind, c.Directory.TenantID)
+	out, err := scanCustomer(row)
+	if isNoRows(err) {
+		return Customer{}, licensing.Errorf(licensing.CodeConflict, "customer %q already exists; choose another ID or update the existing customer", c.ID)
+	}
+	return out, err
+}
+
+// GetCustomer finds a customer of the partner; a foreign or missing one is NotFound.
+func (s *Store) GetCustomer(ctx context.Context, partnerKey int64, id string) (Customer, error) {
+	c, err := scanCustomer(s.db.QueryRowContext(ctx,
+		`SELECT `+customerColumns+` FROM customers WHERE partner_key = $1 AND id = $2`, partnerKey, id))
+	if isNoRows(err) {
+		return Customer{}, notFound("customer", id)
+	}
+	return c, err
+}
+
+// ListCustomers lists the partner's customers by ID.
+func (s *Store) ListCustomers(ctx context.Context, partnerKey int64) ([]Customer, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+customerColumns+` FROM customers WHERE partner_key = $1 ORDER BY id`, partnerKey)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Customer{}
+	for rows.Next() {
+		c, err := scanCustomer(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// User is a user of a customer tenant with the licenses it holds.
+type User struct {
+	ID                string     `json:"id" db:"id"`
+	UserPrincipalName string     `json:"user_principal_name" db:"user_principal_name"`
+	DisplayName       string     `json:"display_name" db:"display_name"`
+	UsageLocation     *string    `json:"usage_location" db:"usage_location"`
+	AccountEnabled    bool       `json:"account_enabled" db:"account_enabled"`
+	LastSignInAt      *time.Time `json:"last_sign_in_at,omitempty" db:"last_sign_in_at"`
+	Licenses          []string   `json:"licenses" db:"-"`
+}
+
+// UserImport is one row of a user import; nil fields keep the stored value
+// (or take the default on insert: enabled, no location, never signed in).
+type UserImport struct {
+	ID                string
+	UserPrincipalName string
+	DisplayName       string
+	UsageLocation     *string
+	AccountEnabled    *bool
+	LastSignInAt      *time.Time
+}
+
+// ImportUsers upserts users in one statement (arrays, not a statement per
+// user) and reports how many were created and updated.
+func (s *Store) ImportUsers(ctx context.Context, customerKey int64, users []UserImport) (created, updated int, err error) {
+	n := len(users)
+	ids, upns, names := make([]string, n), make([]string, n), make([]string, n)
+	locs, enabled, signIn := make([]sql.NullString, n), make([]sql.NullString, n), make([]sql.NullString, n)
+	for i, u := range users {
+		ids[i], upns[i], names[i] = u.ID, u.UserPrincipalName, u.DisplayName
+		if u.UsageLocation != nil {
+			locs[i] = sql.NullString{String: *u.UsageLocation, Valid: true}
+		}
+		if u.AccountEnabled != nil {
+			enabled[i] = sql.NullString{String: boolText(*u.AccountEnabled), Valid: true}
+		}
+		if u.LastSignInAt != nil {
+			signIn[i] = sql.NullString{String: u.LastSignInAt.UTC().Format(time.RFC3339Nano), Valid: true}
+		}
+	}
+	// UPDATE then INSERT rather than ON CONFLICT: an absent optional field
+	// must keep the stored value, and EXCLUDED cannot tell absent from default.
+	err = s.db.QueryRowContext(ctx, `
+		WITH x AS (
+			SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[])
+				AS x(id, upn, name, loc, enabled, sign_in)
+		), upd AS (
+			UPDATE users u SET user_principal_name = x.upn, display_name = x.name,
+				usage_location = COALESCE(x.loc, u.usage_location),
+				account_enabled = COALESCE(x.enabled, u.account_enabled),
+				last_sign_in_at = COALESCE(x.sign_in, u.last_sign_in_at),
+				updated_at = now()
+			FROM x WHERE u.customer_key = $1 AND u.id = x.id
+			RETURNING u.id
+		), ins AS (
+			INSERT INTO users (customer_key, id, user_principal_name, display_name, usage_location, account_enabled, last_sign_in_at)
+			SELECT $1, x.id, x.upn, x.name, x.loc, COALESCE(x.enabled, true), x.sign_in
+			FROM x WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.customer_key = $1 AND u.id = x.id)
+			ON CONFLICT (customer_key, id) DO NOTHING
+			RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)`,
+		customerKey, pq.StringArray(ids), pq.StringArray(upns), pq.StringArray(names),
+		pq.Array(locs), pq.Array(enabled), pq.Array(signIn)).Scan(&created, &updated)
+	return created, updated, err
+}
+
+func boolText(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// UserPage is one page of the user list.
+type UserPage struct {
+	Users []User
+	Total int
+}
+
+// ListUsers returns one page of users sorted by display name, then ID,
+// optionally filtered by a case-insensitive substring of the display or
+// principal name.
+func (s *Store) ListUsers(ctx context.Context, customerKey int64, q string, limit, offset int) (UserPage, error) {
+	pattern := ""
+	if q != "" {
+		pattern = "%" + likeEscaper.Replace(q) + "%"
+	}
+	var page UserPage
+	if err := s.db.GetContext(ctx, &page.Total, `
+		SELECT count(*) FROM users WHERE customer_key = $1
+		AND ($2 = '' OR display_name ILIKE $2 OR user_principal_name ILIKE $2)`, customerKey, pattern); err != nil {
+		return page, err
+	}
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT u.id, u.user_principal_name, u.display_name, u.usage_location, u.account_enabled, u.last_sign_in_at,
+			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY a.sku_id)
+		FROM users u WHERE u.customer_key = $1
+		AND ($2 = '' OR u.display_name ILIKE $2 OR u.user_principal_name ILIKE $2)
+		ORDER BY u.display_name, u.id LIMIT $3 OFFSET $4`, customerKey, pattern, limit, offset)
+	if err != nil {
+		return page, err
+	}
+	defer rows.Close()
+	page.Users = []User{}
+	for rows.Next() {
+		var u User
+		var lic pq.StringArray
+		if err := rows.Scan(&u.ID, &u.UserPrincipalName, &u.DisplayName, &u.UsageLocation, &u.AccountEnabled, &u.LastSignInAt, &lic); err != nil {
+			return page, err
+		}
+		u.Licenses = nonNil(lic)
+		page.Users = append(page.Users, u)
+	}
+	return page, rows.Err()
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// GetUser returns one user with its licenses.
+func (s *Store) GetUser(ctx context.Context, customerKey int64, id string) (User, error) {
+	var u User
+	var lic pq.StringArray
+	err := s.db.QueryRowContext(ctx, `
+		SELECT u.id, u.user_principal_name, u.display_name, u.usage_location, u.account_enabled, u.last_sign_in_at,
+			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY a.sku_id)
+		FROM users u WHERE u.customer_key = $1 AND u.id = $2`, customerKey, id).
+		Scan(&u.ID, &u.UserPrincipalName, &u.DisplayName, &u.UsageLocation, &u.AccountEnabled, &u.LastSignInAt, &lic)
+	if isNoRows(err) {
+		return u, notFound("user", id)
+	}
+	u.Licenses = nonNil(lic)
+	return u, err
+}
+
+// SetUsageLocation updates a user's usage location.
+func (s *Store) SetUsageLocation(ctx context.Context, customerKey int64, id, location string) (User, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE users SET usage_location = $3, updated_at = now() WHERE customer_key = $1 AND id = $2`, customerKey, id, location)
+	if err != nil {
+		return User{}, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return User{}, notFound("user", id)
+	}
+	return s.GetUser(ctx, customerKey, id)
+}
+
+// Subscription is a customer's seats of one SKU.
+type Subscription struct {
+	SKU      string `json:"sku_id" db:"sku_id"`
+	Name     string `json:"name" db:"name"`
+	Total    int    `json:"total" db:"total"`
+	Consumed int    `json:"consumed" db:"consumed"`
+	// Reserved are seats held by unfinished operations.
+	Reserved  int `json:"-" db:"reserved"`
+	Available int `json:"available" db:"available"`
+}
+
+const subscriptionColumns = `s.sku_id, COALESCE(p.name, s.sku_id) AS name, s.total, s.consumed, s.reserved,
+	s.total - s.consumed - s.reserved AS available`
+
+// ListSubscriptions lists a customer's subscriptions by SKU.
+func (s *Store) ListSubscriptions(ctx context.Context, partnerKey, customerKey int64) ([]Subscription, error) {
+	out := []Subscription{}
+	err := s.db.SelectContext(ctx, &out, `
+		SELECT `+subscriptionColumns+`
+		FROM subscriptions s LEFT JOIN products p ON p.partner_key = $1 AND p.sku_id = s.sku_id
+		WHERE s.customer_key = $2 ORDER BY s.sku_id`, partnerKey, customerKey)
+	return out, err
+}
+
+// SetSeatTotal creates a subscription or changes its total. A total below the
+// seats consumed or held by running operations is refused with SeatsInUse.
+func (s *Store) SetSeatTotal(ctx context.Context, partnerKey, customerKey int64, sku string, total int) (Subscription, error) {
+	var sub Subscription
+	err := s.db.GetContext(ctx, &sub, `
+		WITH up AS (
+			INSERT INTO subscriptions AS s (customer_key, sku_id, total) VALUES ($2, $3, $4)
+			ON CONFLICT (customer_key, sku_id) DO UPDATE SET total = EXCLUDED.total, updated_at = now()
+			WHERE s.consumed + s.reserved <= EXCLUDED.total
+			RETURNING s.*
+		)
+		SELECT `+subscriptionColumns+` FROM up s LEFT JOIN products p ON p.partner_key = $1 AND p.sku_id = s.sku_id`,
+		partnerKey, customerKey, sku, total)
+	if isNoRows(err) {
+		var consumed, reserved int
+		if err := s.db.QueryRowContext(ctx, `SELECT consumed, reserved FROM subscriptions WHERE customer_key = $1 AND sku_id = $2`,
+			customerKey, sku).Scan(&consumed, &reserved); err != nil {
+			return sub, err
+		}
+		e := licensing.Errorf(licensing.CodeSeatsInUse,
+			"cannot set %s to %d seats: %d are assigned and %d are held by running operations; revoke licenses first or choose at least %d",
+			sku, total, consumed, reserved, consumed+reserved)
+		e.Details = map[string]int{"consumed": consumed, "reserved": reserved, "minimum_total": consumed + reserved}
+		return sub, e
+	}
+	return sub, err
+}

@@ -1,0 +1,341 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/licenseops/licenseops/licensing"
+)
+
+// Plan is the immutable part of an operation that workers need for every
+// item. It never changes after intake, so workers cache it per operation.
+type Plan struct {
+	ID              string
+	PartnerKey      int64
+	CustomerKey     int64
+	Change          licensing.Change
+	DryRun          bool
+	Catalog         licensing.Catalog
+	DefaultLocation string
+	Total           int
+	Source          string
+}
+
+// LoadPlan reads an operation's plan. A missing operation is NotFound (it
+// was deleted with its customer: the task has nothing left to do).
+func (s *Store) LoadPlan(ctx context.Context, opID string) (*Plan, error) {
+	var (
+		p                    Plan
+		assign, revoke       pq.StringArray
+		loc, defaultLocation *string
+		catalog              []byte
+	)
+	err := s.db.QueryRowContext(ctx, `
+		SELECT id, partner_key, customer_key, assign, revoke, usage_location, dry_run, catalog, default_usage_location, total, source
+		FROM operations WHERE id = $1`, opID).
+		Scan(&p.ID, &p.PartnerKey, &p.CustomerKey, &assign, &revoke, &loc, &p.DryRun, &catalog, &defaultLocation, &p.Total, &p.Source)
+	if isNoRows(err) {
+		return nil, notFound("operation", opID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.Change = licensing.Change{Assign: assign, Revoke: revoke}
+	if loc != nil {
+		p.Change.UsageLocation = *loc
+	}
+	if defaultLocation != nil {
+		p.DefaultLocation = *defaultLocation
+	}
+	if err := json.Unmarshal(catalog, &p.Catalog); err != nil {
+		return nil, fmt.Errorf("operation %s: decode catalog: %w", opID, err)
+	}
+	return &p, nil
+}
+
+// ItemOutcome is what happened to one user of an operation.
+type ItemOutcome struct {
+	UserID  string
+	Status  string
+	Code    licensing.Code
+	Message string
+	// Changed is false when the item was already terminal (a redelivery).
+	Changed bool
+}
+
+type lockedItem struct {
+	UserID         string         `db:"user_id"`
+	Status         string         `db:"status"`
+	Mask           int32          `db:"granted_mask"`
+	ErrorCode      *string        `db:"error_code"`
+	ErrorMessage   *string        `db:"error_message"`
+	UsageLocation  *string        `db:"usage_location"`
+	AccountEnabled bool           `db:"account_enabled"`
+	Held           pq.StringArray `db:"held"`
+}
+
+// itemWrite is the decided outcome of one pending item.
+type itemWrite struct {
+	userID   string
+	status   string
+	mask     int32
+	result   licensing.Result
+	code     licensing.Code
+	message  string
+	location string // set when the user's usage location changes
+}
+
+// ApplyLocal processes a batch of items of one operation against the local
+// directory (Postgres) in one transaction: lock the items and their users,
+// evaluate the rules per user, take any seat not granted at intake, then
+// write assignments, users and outcomes in a single statement. Batching is
+// what lets one worker process keep up with the queue: the round trips are
+// per batch, not per user.
+//
+// Users are locked in ID order so that concurrent batches of overlapping
+// operations cannot deadlock. An item that is already terminal is reported
+// with its recorded outcome and not touched (at-least-once delivery).
+func (s *Store) ApplyLocal(ctx context.Context, plan *Plan, userIDs []string) ([]ItemOutcome, error) {
+	var out []ItemOutcome
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var items []lockedItem
+		if err := tx.SelectContext(ctx, &items, `
+			SELECT i.user_id, i.status, i.granted_mask, i.error_code, i.error_message,
+				u.usage_location, u.account_enabled,
+				ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = $2 AND a.user_id = i.user_id) AS held
+			FROM operation_items i JOIN users u ON u.customer_key = $2 AND u.id = i.user_id
+			WHERE i.operation_id = $1 AND i.user_id = ANY($3)
+			ORDER BY i.user_id
+			FOR UPDATE OF i, u`, plan.ID, plan.CustomerKey, pq.StringArray(userIDs)); err != nil {
+			return err
+		}
+		out = make([]ItemOutcome, 0, len(items))
+		writes := make([]itemWrite, 0, len(items))
+		for _, it := range items {
+			if it.Status != ItemPending {
+				out = append(out, recordedOutcome(it))
+				continue
+			}
+			writes = append(writes, decide(plan, it))
+		}
+		if len(writes) == 0 {
+			return nil
+		}
+		if err := reserveMissingSeats(ctx, tx, plan, writes); err != nil {
+			return err
+		}
+		if err := writeOutcomes(ctx, tx, plan, writes); err != nil {
+			return err
+		}
+		for _, w := range writes {
+			out = append(out, ItemOutcome{UserID: w.userID, Status: w.status, Code: w.code, Message: w.message, Changed: true})
+		}
+		return nil
+	})
+	return out, err
+}
+
+func recordedOutcome(it lockedItem) ItemOutcome {
+	o := ItemOutcome{UserID: it.UserID, Status: it.Status}
+	if it.ErrorCode != nil {
+		o.Code = licensing.Code(*it.ErrorCode)
+	}
+	if it.ErrorMessage != nil {
+		o.Message = *it.ErrorMessage
+	}
+	return o
+}
+
+// decide evaluates the product rules for one user.
+func decide(plan *Plan, it lockedItem) itemWrite {
+	loc := ""
+	if it.UsageLocation != nil {
+		loc = *it.UsageLocation
+	}
+	w := itemWrite{userID: it.UserID, mask: it.Mask}
+	res, lerr := licensing.Evaluate(licensing.UserState{Held: it.Held, UsageLocation: loc, AccountEnabled: it.AccountEnabled},
+		plan.Change, plan.DefaultLocation, plan.Catalog)
+	if lerr != nil {
+		w.status, w.code, w.message = ItemFailed, lerr.Code, lerr.Message
+		return w
+	}
+	w.result, w.status = res, ItemSucceeded
+	if plan.DryRun {
+		w.status = ItemWouldRevoke
+	}
+	if plan.Change.UsageLocation != "" && plan.Change.UsageLocation != loc {
+		w.location = plan.Change.UsageLocation
+	}
+	return w
+}
+
+// reserveMissingSeats takes, from the subscription, a seat for every SKU a
+// succeeding user newly gets but was not granted at intake (the user lost
+// the SKU since, or the operation was partial and seats were freed). This is
+// the only place a worker touches the hot subscription row, and only for
+// exceptions. Users left without a seat fail with CountViolation.
+func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWrite) error {
+	if plan.DryRun {
+		return nil
+	}
+	need := map[string]int{}
+	for i := range writes {
+		w := &writes[i]
+		if w.status != ItemSucceeded {
+			continue
+		}
+		for _, sku := range w.result.Assigned {
+			if w.mask&skuBit(plan, sku) == 0 {
+				need[sku]++
+			}
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	skus := make([]string, 0, len(need))
+	for sku := range need {
+		skus = append(skus, sku)
+	}
+	sortStrings(skus)
+	got := map[string]int{}
+	for _, sku := range skus {
+		var n int
+		err := tx.QueryRowContext(ctx, `
+			WITH cur AS (
+				SELECT total - consumed - reserved AS avail FROM subscriptions
+				WHERE customer_key = $1 AND sku_id = $2 FOR UPDATE
+			)
+			UPDATE subscriptions s SET reserved = s.reserved + LEAST($3, cur.avail), updated_at = now()
+			FROM cur WHERE s.customer_key = $1 AND s.sku_id = $2 AND cur.avail > 0
+			RETURNING LEAST($3, cur.avail)`,
+			plan.CustomerKey, sku, need[sku]).Scan(&n)
+		if err != nil && !isNoRows(err) {
+			return err
+		}
+		got[sku] = n
+	}
+	for i := range writes {
+		w := &writes[i]
+		if w.status != ItemSucceeded {
+			continue
+		}
+		var short []string
+		for _, sku := range w.result.Assigned {
+			bit := skuBit(plan, sku)
+			if w.mask&bit != 0 {
+				continue
+			}
+			if got[sku] > 0 {
+				got[sku]--
+				w.mask |= bit
+			} else {
+				short = append(short, sku)
+			}
+		}
+		if len(short) > 0 {
+			// Seats this user did get stay in its mask and are released at settlement.
+			w.status, w.code = ItemFailed, licensing.CodeCountViolation
+			w.message = fmt.Sprintf("no seat is left for %s; buy more seats or revoke the license from another user, then run the change again for this user",
+				strings.Join(short, ", "))
+			w.result, w.location = licensing.Result{}, ""
+		}
+	}
+	return nil
+}
+
+func skuBit(plan *Plan, sku string) int32 {
+	for i, s := range plan.Change.Assign {
+		if s == sku {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// writeOutcomes applies every decided item in one statement: new
+// assignments, removed assignments, changed usage locations, the items'
+// outcomes, and the operation's first start.
+func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWrite) error {
+	var insUsers, insSKUs, delUsers, delSKUs, locUsers, locs []string
+	n := len(writes)
+	users, statuses, assigned, revoked, licenses, codes, messages, itemLocs :=
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	masks := make([]int32, n)
+	for i, w := range writes {
+		users[i], statuses[i], masks[i], codes[i], messages[i] = w.userID, w.status, w.mask, string(w.code), w.message
+		assigned[i], revoked[i] = arrayLiteral(w.result.Assigned), arrayLiteral(w.result.Revoked)
+		licenses[i] = ""
+		if w.status != ItemFailed {
+			licenses[i] = arrayLiteral(w.result.Licenses)
+			itemLocs[i] = w.result.UsageLocation
+		}
+		if w.status != ItemSucceeded {
+			continue
+		}
+		for _, sku := range w.result.Assigned {
+			insUsers, insSKUs = append(insUsers, w.userID), append(insSKUs, sku)
+		}
+		for _, sku := range w.result.Revoked {
+			delUsers, delSKUs = append(delUsers, w.userID), append(delSKUs, sku)
+		}
+		if w.location != "" {
+			locUsers, locs = append(locUsers, w.userID), append(locs, w.location)
+		}
+	}
+	_, err := tx.ExecContext(ctx, `
+		WITH ins AS (
+			INSERT INTO assignments (customer_key, user_id, sku_id, operation_id)
+			SELECT $2, x.u, x.s, $1 FROM unnest($3::text[], $4::text[]) AS x(u, s)
+			ON CONFLICT DO NOTHING
+		), del AS (
+			DELETE FROM assignments a USING unnest($5::text[], $6::text[]) AS x(u, s)
+			WHERE a.customer_key = $2 AND a.user_id = x.u AND a.sku_id = x.s
+		), loc AS (
+			UPDATE users u SET usage_location = x.l, updated_at = now()
+			FROM unnest($7::text[], $8::text[]) AS x(u, l)
+			WHERE u.customer_key = $2 AND u.id = x.u
+		), started AS (
+			UPDATE operations SET status = 'running', started_at = now() WHERE id = $1 AND status = 'queued'
+		)
+		UPDATE operation_items i SET status = x.status, granted_mask = x.mask,
+			assigned = x.assigned::text[], revoked = x.revoked::text[], licenses = NULLIF(x.licenses, '')::text[],
+			usage_location = NULLIF(x.loc, ''), error_code = NULLIF(x.code, ''), error_message = NULLIF(x.msg, ''),
+			finished_at = now()
+		FROM unnest($9::text[], $10::text[], $11::int[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[])
+			AS x(u, status, mask, assigned, revoked, licenses, loc, code, msg)
+		WHERE i.operation_id = $1 AND i.user_id = x.u`,
+		plan.ID, plan.CustomerKey,
+		pq.StringArray(insUsers), pq.StringArray(insSKUs), pq.StringArray(delUsers), pq.StringArray(delSKUs),
+		pq.StringArray(locUsers), pq.StringArray(locs),
+		pq.StringArray(users), pq.StringArray(statuses), pq.Array(masks), pq.StringArray(assigned), pq.StringArray(revoked),
+		pq.StringArray(licenses), pq.StringArray(itemLocs), pq.StringArray(codes), pq.StringArray(messages))
+	return err
+}
+
+// arrayLiteral renders a Postgres text[] literal, so that per-row arrays can
+// travel inside one unnest() parameter.
+func arrayLiteral(s []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, v := range s {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for _, r := range v {
+			if r == '"' || r == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteRune(r)
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}

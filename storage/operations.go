@@ -1,0 +1,431 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/licenseops/licenseops/licensing"
+)
+
+// Operation statuses.
+const (
+	StatusQueued              = "queued"
+	StatusRunning             = "running"
+	StatusCompleted           = "completed"
+	StatusCompletedWithErrors = "completed_with_errors"
+)
+
+// Item statuses.
+const (
+	ItemPending     = "pending"
+	ItemSucceeded   = "succeeded"
+	ItemFailed      = "failed"
+	ItemWouldRevoke = "would_revoke"
+)
+
+// MaxSKUsPerOperation bounds assign+revoke lists; granted_mask is a 32-bit integer.
+const MaxSKUsPerOperation = 30
+
+// Operation is a bulk license change as clients see it.
+type Operation struct {
+	ID            string     `json:"id"`
+	CustomerID    string     `json:"customer_id"`
+	Status        string     `json:"status"`
+	Total         int        `json:"total"`
+	Succeeded     int        `json:"succeeded"`
+	Failed        int        `json:"failed"`
+	Pending       int        `json:"pending"`
+	CreatedAt     time.Time  `json:"created_at"`
+	FinishedAt    *time.Time `json:"finished_at"`
+	CreatedBy     string     `json:"created_by"`
+	Source        string     `json:"source"`
+	Assign        []string   `json:"assign"`
+	Revoke        []string   `json:"revoke"`
+	UsageLocation *string    `json:"usage_location"`
+	AllowPartial  bool       `json:"allow_partial"`
+	DryRun        bool       `json:"dry_run"`
+	Queue         string     `json:"-"`
+}
+
+// NewOperation is what intake needs to create an operation.
+type NewOperation struct {
+	PartnerKey    int64
+	Customer      Customer
+	UserIDs       []string // distinct
+	Assign        []string
+	Revoke        []string
+	UsageLocation string
+	AllowPartial  bool
+	DryRun        bool
+	Source        string
+	CreatedBy     string
+	Queue         string
+	// Idempotency, when set, completes the caller's idempotency key in the
+	// operation's own transaction.
+	Idempotency *IdempotencyKey
+}
+
+// SeatShortage is one SKU that lacks seats at intake.
+type SeatShortage struct {
+	SKU       string `json:"sku_id"`
+	Needed    int    `json:"needed"`
+	Available int    `json:"available"`
+}
+
+// ShortageError is returned by CreateOperation when seats are missing and
+// partial operations were not allowed. The API turns it into CountViolation.
+type ShortageError struct{ Shortages []SeatShortage }
+
+func (e *ShortageError) Error() string { return "not enough seats" }
+
+// CreateOperation is the intake: in one transaction it checks IDs and seats,
+// grants a seat to every item that needs one (so workers never touch the hot
+// subscription row), and writes the operation with one item per user. It
+// returns the operation; enqueueing is the caller's job after commit.
+func (s *Store) CreateOperation(ctx context.Context, req NewOperation) (Operation, error) {
+	id := uuid.New()
+	var op Operation
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		skus := append(append([]string{}, req.Assign...), req.Revoke...)
+		if err := checkKnownSKUs(ctx, tx, req.Customer.Key, skus); err != nil {
+			return err
+		}
+		if err := checkKnownUsers(ctx, tx, req.Customer.Key, req.UserIDs); err != nil {
+			return err
+		}
+		masks, grants, err := grantSeats(ctx, tx, req)
+		if err != nil {
+			return err
+		}
+		catalog, err := s.catalogTx(ctx, tx, req.PartnerKey)
+		if err != nil {
+			return err
+		}
+		catalogJSON, err := json.Marshal(catalog)
+		if err != nil {
+			return err
+		}
+		row := tx.QueryRowxContext(ctx, `
+			INSERT INTO operations (id, partner_key, customer_key, source, queue, assign, revoke, usage_location,
+				allow_partial, dry_run, catalog, default_usage_location, total, created_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), $9, $10, $11, $12, $13, $14)
+			RETURNING created_at`,
+			id, req.PartnerKey, req.Customer.Key, req.Source, req.Queue, pq.StringArray(nonNil(req.Assign)), pq.StringArray(nonNil(req.Revoke)),
+			req.UsageLocation, req.AllowPartial, req.DryRun, catalogJSON, req.Customer.DefaultUsageLocation, len(req.UserIDs), req.CreatedBy)
+		if err := row.Scan(&op.CreatedAt); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO operation_items (operation_id, user_id, granted_mask)
+			SELECT $1, x.u, x.m FROM unnest($2::text[], $3::int[]) AS x(u, m)`,
+			id, pq.StringArray(req.UserIDs), pq.Array(masks)); err != nil {
+			return err
+		}
+		if len(grants) > 0 {
+			grantSKUs, grantN := make([]string, 0, len(grants)), make([]int64, 0, len(grants))
+			for sku, n := range grants {
+				grantSKUs, grantN = append(grantSKUs, sku), append(grantN, int64(n))
+			}
+			if _, err := tx.ExecContext(ctx, `
+				UPDATE subscriptions s SET reserved = s.reserved + x.n, updated_at = now()
+				FROM unnest($2::text[], $3::int[]) AS x(sku, n)
+				WHERE s.customer_key = $1 AND s.sku_id = x.sku`,
+				req.Customer.Key, pq.StringArray(grantSKUs), pq.Array(grantN)); err != nil {
+				return err
+			}
+		}
+		fillOperation(&op, id.String(), req)
+		if req.Idempotency != nil {
+			return completeIdempotencyKey(ctx, tx, req.PartnerKey, req.Idempotency.Key, req.Idempotency.Respond(op))
+		}
+		return nil
+	})
+	if err != nil {
+		return Operation{}, err
+	}
+	return op, nil
+}
+
+func fillOperation(op *Operation, id string, req NewOperation) {
+	loc := req.UsageLocation
+	op.ID, op.CustomerID, op.Status, op.Total, op.Pending = id, req.Customer.ID, StatusQueued, len(req.UserIDs), len(req.UserIDs)
+	op.CreatedBy, op.Source, op.Assign, op.Revoke, op.AllowPartial, op.DryRun, op.Queue =
+		req.CreatedBy, req.Source, nonNil(req.Assign), nonNil(req.Revoke), req.AllowPartial, req.DryRun, req.Queue
+	if loc != "" {
+		op.UsageLocation = &loc
+	}
+}
+
+func (s *Store) catalogTx(ctx context.Context, q sqlx.QueryerContext, partnerKey int64) (licensing.Catalog, error) {
+	var rows []productRow
+	if err := sqlx.SelectContext(ctx, q, &rows, `
+		SELECT sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations
+		FROM products WHERE partner_key = $1`, partnerKey); err != nil {
+		return nil, err
+	}
+	c := make(licensing.Catalog, len(rows))
+	for _, r := range rows {
+		c[r.SKU] = r.product()
+	}
+	return c, nil
+}
+
+// maxReportedIDs caps the offending IDs echoed back in an error's details.
+const maxReportedIDs = 100
+
+func checkKnownSKUs(ctx context.Context, q sqlx.QueryerContext, customerKey int64, skus []string) error {
+	var unknown []string
+	if err := sqlx.SelectContext(ctx, q, &unknown, `
+		SELECT x.sku FROM unnest($2::text[]) AS x(sku)
+		WHERE NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.customer_key = $1 AND s.sku_id = x.sku)
+		ORDER BY 1`, customerKey, pq.StringArray(skus)); err != nil {
+		return err
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	e := licensing.Errorf(licensing.CodeUnknownSkus,
+		"the customer has no subscription for %d of the SKUs (%s, …); buy a subscription first or remove them from the change", len(unknown), unknown[0])
+	e.Details = map[string]any{"sku_ids": unknown}
+	return e
+}
+
+func checkKnownUsers(ctx context.Context, q sqlx.QueryerContext, customerKey int64, userIDs []string) error {
+	var unknown []string
+	if err := sqlx.SelectContext(ctx, q, &unknown, `
+		SELECT x.id FROM unnest($2::text[]) AS x(id)
+		WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.customer_key = $1 AND u.id = x.id)`,
+		customerKey, pq.StringArray(userIDs)); err != nil {
+		return err
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	shown := unknown
+	if len(shown) > maxReportedIDs {
+		shown = shown[:maxReportedIDs]
+	}
+	e := licensing.Errorf(licensing.CodeUnknownUsers,
+		"%d of the selected users do not exist in this customer (first: %q); import them or remove them from the selection", len(unknown), unknown[0])
+	e.Details = map[string]any{"user_ids": shown, "count": len(unknown)}
+	return e
+}
+
+// grantSeats decides, per item, which assigned SKUs get a seat reserved now.
+// It locks the subscriptions of the assigned SKUs for the rest of the
+// transaction, so concurrent intakes cannot both spend the same seats.
+func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation) (masks []int32, grants map[string]int, err error) {
+	masks = make([]int32, len(req.UserIDs))
+	if len(req.Assign) == 0 || req.DryRun {
+		return masks, nil, nil
+	}
+	type seatRow struct {
+		SKU       string `db:"sku_id"`
+		Available int    `db:"available"`
+	}
+	var seats []seatRow
+	if err := tx.SelectContext(ctx, &seats, `
+		SELECT sku_id, total - consumed - reserved AS available FROM subscriptions
+		WHERE customer_key = $1 AND sku_id = ANY($2) ORDER BY sku_id FOR UPDATE`,
+		req.Customer.Key, pq.StringArray(req.Assign)); err != nil {
+		return nil, nil, err
+	}
+	available := make(map[string]int, len(seats))
+	for _, r := range seats {
+		available[r.SKU] = r.Available
+	}
+	// Who already holds which SKU: their items need no seat.
+	index := make(map[string]int, len(req.UserIDs))
+	for i, u := range req.UserIDs {
+		index[u] = i
+	}
+	held := make([]int32, len(req.UserIDs))
+	rows, err := tx.QueryContext(ctx, `
+		SELECT user_id, sku_id FROM assignments
+		WHERE customer_key = $1 AND sku_id = ANY($2) AND user_id = ANY($3)`,
+		req.Customer.Key, pq.StringArray(req.Assign), pq.StringArray(req.UserIDs))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	skuBit := make(map[string]int32, len(req.Assign))
+	for i, sku := range req.Assign {
+		skuBit[sku] = 1 << i
+	}
+	for rows.Next() {
+		var u, sku string
+		if err := rows.Scan(&u, &sku); err != nil {
+			return nil, nil, err
+		}
+		held[index[u]] |= skuBit[sku]
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	var shortages []SeatShortage
+	grants = make(map[string]int, len(req.Assign))
+	for i, sku := range req.Assign {
+		bit := int32(1) << i
+		needed := 0
+		for _, h := range held {
+			if h&bit == 0 {
+				needed++
+			}
+		}
+		avail := max(available[sku], 0)
+		if needed > avail && !req.AllowPartial {
+			shortages = append(shortages, SeatShortage{SKU: sku, Needed: needed, Available: avail})
+			continue
+		}
+		n := min(needed, avail)
+		grants[sku] = n
+		for j := range masks {
+			if n == 0 {
+				break
+			}
+			if held[j]&bit == 0 {
+				masks[j] |= bit
+				n--
+			}
+		}
+	}
+	if len(shortages) > 0 {
+		return nil, nil, &ShortageError{Shortages: shortages}
+	}
+	for sku, n := range grants {
+		if n == 0 {
+			delete(grants, sku)
+		}
+	}
+	return masks, grants, nil
+}
+
+const operationColumns = `o.id, c.id AS customer_id, o.status, o.total, o.succeeded, o.failed, o.created_at, o.finished_at,
+	o.created_by, o.source, o.assign, o.revoke, o.usage_location, o.allow_partial, o.dry_run, o.queue`
+
+func scanOperation(row interface{ Scan(...any) error }) (Operation, error) {
+	var op Operation
+	var assign, revoke pq.StringArray
+	err := row.Scan(&op.ID, &op.CustomerID, &op.Status, &op.Total, &op.Succeeded, &op.Failed, &op.CreatedAt, &op.FinishedAt,
+		&op.CreatedBy, &op.Source, &assign, &revoke, &op.UsageLocation, &op.AllowPartial, &op.DryRun, &op.Queue)
+	op.Assign, op.Revoke = nonNil(assign), nonNil(revoke)
+	return op, err
+}
+
+// GetOperation returns an operation of the partner with live progress counts.
+func (s *Store) GetOperation(ctx context.Context, partnerKey int64, id string) (Operation, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Operation{}, notFound("operation", id)
+	}
+	op, err := scanOperation(s.db.QueryRowContext(ctx, `
+		SELECT `+operationColumns+` FROM operations o JOIN customers c USING (customer_key)
+		WHERE o.id = $1 AND o.partner_key = $2`, id, partnerKey))
+	if isNoRows(err) {
+		return op, notFound("operation", id)
+	}
+	if err != nil {
+		return op, err
+	}
+	return op, s.fillProgress(ctx, &op)
+}
+
+// fillProgress counts items of a running operation; a finished one carries its final counts.
+func (s *Store) fillProgress(ctx context.Context, op *Operation) error {
+	if op.FinishedAt != nil {
+		op.Pending = 0
+		return nil
+	}
+	return s.db.QueryRowContext(ctx, `
+		SELECT count(*) FILTER (WHERE status IN ('succeeded','would_revoke')),
+		       count(*) FILTER (WHERE status = 'failed'),
+		       count(*) FILTER (WHERE status = 'pending')
+		FROM operation_items WHERE operation_id = $1`, op.ID).Scan(&op.Succeeded, &op.Failed, &op.Pending)
+}
+
+// ListOperations returns a page of a customer's operations, newest first.
+func (s *Store) ListOperations(ctx context.Context, customerKey int64, limit, offset int) ([]Operation, int, error) {
+	var total int
+	if err := s.db.GetContext(ctx, &total, `SELECT count(*) FROM operations WHERE customer_key = $1`, customerKey); err != nil {
+		return nil, 0, err
+	}
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT `+operationColumns+` FROM operations o JOIN customers c USING (customer_key)
+		WHERE o.customer_key = $1 ORDER BY o.created_at DESC, o.id LIMIT $2 OFFSET $3`, customerKey, limit, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	out := []Operation{}
+	for rows.Next() {
+		op, err := scanOperation(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, op)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	for i := range out {
+		if err := s.fillProgress(ctx, &out[i]); err != nil {
+			return nil, 0, err
+		}
+	}
+	return out, total, nil
+}
+
+// ReportRow is one user's line in the confirmation report.
+type ReportRow struct {
+	UserID            string          `json:"user_id"`
+	DisplayName       string          `json:"display_name"`
+	UserPrincipalName string          `json:"user_principal_name"`
+	Status            string          `json:"status"`
+	Assigned          []string        `json:"assigned"`
+	Revoked           []string        `json:"revoked"`
+	Licenses          []string        `json:"licenses"`
+	UsageLocation     *string         `json:"usage_location"`
+	Error             *licensing.Error `json:"-"`
+}
+
+// Report streams the report rows of an operation sorted like the user list,
+// calling fn for each, so that a 100,000-row report never sits in memory.
+func (s *Store) Report(ctx context.Context, opID string, fn func(*ReportRow) error) error {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT i.user_id, COALESCE(u.display_name, ''), COALESCE(u.user_principal_name, ''), i.status, i.assigned, i.revoked,
+			COALESCE(i.licenses, ARRAY(SELECT a.sku_id FROM assignments a
+				WHERE a.customer_key = o.customer_key AND a.user_id = i.user_id ORDER BY a.sku_id)),
+			COALESCE(i.usage_location, u.usage_location), COALESCE(i.error_code, ''), COALESCE(i.error_message, '')
+		FROM operation_items i
+		JOIN operations o ON o.id = i.operation_id
+		LEFT JOIN users u ON u.customer_key = o.customer_key AND u.id = i.user_id
+		WHERE i.operation_id = $1
+		ORDER BY u.display_name, i.user_id`, opID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var r ReportRow
+	for rows.Next() {
+		var assigned, revoked, licenses pq.StringArray
+		var code, msg string
+		if err := rows.Scan(&r.UserID, &r.DisplayName, &r.UserPrincipalName, &r.Status, &assigned, &revoked, &licenses,
+			&r.UsageLocation, &code, &msg); err != nil {
+			return err
+		}
+		r.Assigned, r.Revoked, r.Licenses, r.Error = nonNil(assigned), nonNil(revoked), nonNil(licenses), nil
+		if code != "" {
+			r.Error = &licensing.Error{Code: licensing.Code(code), Message: msg}
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,96 @@
+package storage
+
+import (
+	"context"
+	"sort"
+
+	"github.com/jmoiron/sqlx"
+)
+
+func sortStrings(s []string) { sort.Strings(s) }
+
+// settle folds the seat effects of an operation's finished items into the
+// subscription counters in one statement: each new assignment moves a seat
+// from reserved to consumed, each revocation frees a consumed seat, and every
+// other granted seat (unused, or of a failed user) goes back. Items are
+// marked settled in the same statement, so settlement happens exactly once
+// per item however often it runs. Deferring this is always on the safe side:
+// until settled, a seat counts as reserved or consumed, never as free.
+func settle(ctx context.Context, q sqlx.ExecerContext, opID string) error {
+	_, err := q.ExecContext(ctx, `
+		WITH op AS (
+			SELECT customer_key, assign, dry_run FROM operations WHERE id = $1
+		), done AS (
+			UPDATE operation_items SET settled = true
+			WHERE operation_id = $1 AND NOT settled AND status <> 'pending'
+			RETURNING status, assigned, revoked, granted_mask
+		), delta AS (
+			SELECT sku, sum(dc)::int AS dc, sum(dr)::int AS dr FROM (
+				SELECT unnest(d.assigned) AS sku, 1 AS dc, 0 AS dr FROM done d, op WHERE d.status = 'succeeded' AND NOT op.dry_run
+				UNION ALL
+				SELECT unnest(d.revoked), -1, 0 FROM done d, op WHERE d.status = 'succeeded' AND NOT op.dry_run
+				UNION ALL
+				SELECT a.sku, 0, 1 FROM done d, op, unnest(op.assign) WITH ORDINALITY AS a(sku, n)
+				WHERE d.granted_mask & (1 << (a.n::int - 1)) <> 0
+			) x GROUP BY sku
+		)
+		UPDATE subscriptions s SET consumed = s.consumed + delta.dc, reserved = s.reserved - delta.dr, updated_at = now()
+		FROM delta, op WHERE s.customer_key = op.customer_key AND s.sku_id = delta.sku`, opID)
+	return err
+}
+
+// Settle folds the seats of an operation's finished items into the
+// subscription counters, so that revoked seats come back while a long
+// operation still runs.
+func (s *Store) Settle(ctx context.Context, opID string) error {
+	return settle(ctx, s.db, opID)
+}
+
+// FinalizeIfDone completes an operation whose items are all terminal: seats
+// settled, final counts stored, status and finished_at set. It reports
+// whether the operation is finished (now or before). It is safe to call from
+// any number of processes at once.
+func (s *Store) FinalizeIfDone(ctx context.Context, opID string) (bool, error) {
+	finished := false
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var status string
+		if err := tx.QueryRowContext(ctx, `SELECT status FROM operations WHERE id = $1 FOR UPDATE`, opID).Scan(&status); err != nil {
+			if isNoRows(err) {
+				finished = true
+				return nil
+			}
+			return err
+		}
+		if status == StatusCompleted || status == StatusCompletedWithErrors {
+			finished = true
+			return nil
+		}
+		var ok, failed, pending int
+		if err := tx.QueryRowContext(ctx, `
+			SELECT count(*) FILTER (WHERE status IN ('succeeded','would_revoke')),
+			       count(*) FILTER (WHERE status = 'failed'),
+			       count(*) FILTER (WHERE status = 'pending')
+			FROM operation_items WHERE operation_id = $1`, opID).Scan(&ok, &failed, &pending); err != nil {
+			return err
+		}
+		if pending > 0 {
+			return nil
+		}
+		if err := settle(ctx, tx, opID); err != nil {
+			return err
+		}
+		final := StatusCompleted
+		if failed > 0 {
+			final = StatusCompletedWithErrors
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE operations SET status = $2, succeeded = $3, failed = $4, finished_at = now(),
+				started_at = COALESCE(started_at, now())
+			WHERE id = $1`, opID, final, ok, failed); err != nil {
+			return err
+		}
+		finished = true
+		return nil
+	})
+	return finished, err
+}

@@ -1,0 +1,61 @@
+package storage
+
+import (
+	"context"
+
+	"github.com/lib/pq"
+)
+
+// SummaryUser is a selected user in the Manage-licenses view.
+type SummaryUser struct {
+	ID                string  `json:"id" db:"id"`
+	DisplayName       string  `json:"display_name" db:"display_name"`
+	UserPrincipalName string  `json:"user_principal_name" db:"user_principal_name"`
+	UsageLocation     *string `json:"usage_location" db:"usage_location"`
+}
+
+// Summary is what the Manage-licenses view needs for a selection.
+type Summary struct {
+	Users         []SummaryUser
+	Subscriptions []Subscription
+	// Holders maps a SKU to the selected users that hold it, sorted by ID.
+	Holders map[string][]string
+}
+
+// Summary answers for a selection in three queries whatever its size: the
+// users, who holds what among them, and the subscriptions.
+func (s *Store) Summary(ctx context.Context, partnerKey, customerKey int64, userIDs []string) (Summary, error) {
+	var sum Summary
+	if err := checkKnownUsers(ctx, s.db, customerKey, userIDs); err != nil {
+		return sum, err
+	}
+	sum.Users = []SummaryUser{}
+	if err := s.db.SelectContext(ctx, &sum.Users, `
+		SELECT u.id, u.display_name, u.user_principal_name, u.usage_location
+		FROM users u JOIN unnest($2::text[]) AS x(id) ON u.id = x.id
+		WHERE u.customer_key = $1 ORDER BY u.display_name, u.id`, customerKey, pq.StringArray(userIDs)); err != nil {
+		return sum, err
+	}
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT a.sku_id, array_agg(a.user_id ORDER BY a.user_id)
+		FROM assignments a JOIN unnest($2::text[]) AS x(id) ON a.user_id = x.id
+		WHERE a.customer_key = $1 GROUP BY a.sku_id`, customerKey, pq.StringArray(userIDs))
+	if err != nil {
+		return sum, err
+	}
+	defer rows.Close()
+	sum.Holders = map[string][]string{}
+	for rows.Next() {
+		var sku string
+		var users pq.StringArray
+		if err := rows.Scan(&sku, &users); err != nil {
+			return sum, err
+		}
+		sum.Holders[sku] = users
+	}
+	if err := rows.Err(); err != nil {
+		return sum, err
+	}
+	sum.Subscriptions, err = s.ListSubscriptions(ctx, partnerKey, customerKey)
+	return sum, err
+}

@@ -1,0 +1,173 @@
+package worker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/licenseops/licenseops/storage"
+)
+
+// batcher turns many concurrent per-user handler calls into a few database
+// transactions. Each asynq handler hands its item over and waits; a small
+// pool of flushers takes whatever items are waiting (up to maxBatch),
+// processes those of one operation in one transaction and answers every
+// waiting handler. Under load, batches fill up by themselves; when the queue
+// is quiet, a lone item goes at once, so interactive latency does not suffer.
+type batcher struct {
+	store    *storage.Store
+	in       chan *itemRequest
+	maxBatch int
+	// afterBatch runs after each committed batch (finalizing small operations).
+	afterBatch func(ctx context.Context, plan *storage.Plan)
+	observe    func(batchSize int, d time.Duration)
+	wg         sync.WaitGroup
+	stop       chan struct{}
+}
+
+type itemRequest struct {
+	ctx    context.Context
+	plan   *storage.Plan
+	userID string
+	done   chan itemResult
+}
+
+type itemResult struct {
+	outcome storage.ItemOutcome
+	err     error
+}
+
+func newBatcher(store *storage.Store, flushers, maxBatch int) *batcher {
+	b := &batcher{
+		store:    store,
+		in:       make(chan *itemRequest, flushers*maxBatch),
+		maxBatch: maxBatch,
+		stop:     make(chan struct{}),
+	}
+	for range flushers {
+		b.wg.Add(1)
+		go b.flushLoop()
+	}
+	return b
+}
+
+// Do processes one item and returns its outcome.
+func (b *batcher) Do(ctx context.Context, plan *storage.Plan, userID string) (storage.ItemOutcome, error) {
+	req := &itemRequest{ctx: ctx, plan: plan, userID: userID, done: make(chan itemResult, 1)}
+	select {
+	case b.in <- req:
+	case <-ctx.Done():
+		return storage.ItemOutcome{}, ctx.Err()
+	}
+	select {
+	case r := <-req.done:
+		return r.outcome, r.err
+	case <-ctx.Done():
+		// The batch may still commit; the retry will then find the item
+		// terminal and report its recorded outcome.
+		return storage.ItemOutcome{}, ctx.Err()
+	}
+}
+
+// Close stops the flushers after the batches in progress.
+func (b *batcher) Close() {
+	close(b.stop)
+	b.wg.Wait()
+}
+
+func (b *batcher) flushLoop() {
+	defer b.wg.Done()
+	batch := make([]*itemRequest, 0, b.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-b.in:
+			batch = append(batch, r)
+		case <-b.stop:
+			return
+		}
+	drain:
+		for len(batch) < b.maxBatch {
+			select {
+			case r := <-b.in:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		b.process(batch)
+	}
+}
+
+// process runs one transaction per operation present in the batch.
+func (b *batcher) process(batch []*itemRequest) {
+	for len(batch) > 0 {
+		plan := batch[0].plan
+		group := make([]*itemRequest, 0, len(batch))
+		rest := batch[:0]
+		for _, r := range batch {
+			if r.plan.ID == plan.ID {
+				group = append(group, r)
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		b.processGroup(plan, group)
+		batch = rest
+	}
+}
+
+func (b *batcher) processGroup(plan *storage.Plan, group []*itemRequest) {
+	users := make([]string, 0, len(group))
+	for _, r := range group {
+		if r.ctx.Err() == nil {
+			users = append(users, r.userID)
+		}
+	}
+	// The batch outlives any single handler's context: it is shared work,
+	// bounded by its own timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	outcomes, err := b.applyWithRetry(ctx, plan, users)
+	if b.observe != nil && err == nil {
+		b.observe(len(users), time.Since(start))
+	}
+	byUser := make(map[string]storage.ItemOutcome, len(outcomes))
+	for _, o := range outcomes {
+		byUser[o.UserID] = o
+	}
+	for _, r := range group {
+		res := itemResult{err: err}
+		if err == nil {
+			o, ok := byUser[r.userID]
+			if !ok {
+				// No item row (or its user was deleted): nothing to do for it.
+				o = storage.ItemOutcome{UserID: r.userID, Status: "missing"}
+			}
+			res.outcome = o
+		}
+		r.done <- res
+	}
+	if err == nil && b.afterBatch != nil {
+		b.afterBatch(ctx, plan)
+	}
+}
+
+// applyWithRetry retries a batch that lost a deadlock or serialization race;
+// other errors go back to asynq, which retries each task with backoff.
+func (b *batcher) applyWithRetry(ctx context.Context, plan *storage.Plan, users []string) ([]storage.ItemOutcome, error) {
+	if len(users) == 0 {
+		return nil, nil
+	}
+	var err error
+	for attempt := range 3 {
+		var out []storage.ItemOutcome
+		out, err = b.store.ApplyLocal(ctx, plan, users)
+		if err == nil || !storage.IsRetryable(err) {
+			return out, err
+		}
+		time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+	}
+	return nil, err
+}

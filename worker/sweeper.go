@@ -1,0 +1,185 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/storage"
+)
+
+// SweepConfig tunes the sweeper.
+type SweepConfig struct {
+	// Interval between sweeps. It bounds how long a large operation waits to
+	// be marked completed after its last item.
+	Interval time.Duration
+	// EnqueueGrace is how long after intake an operation whose tasks were not
+	// all enqueued (the api died after commit) is enqueued by the sweeper.
+	EnqueueGrace time.Duration
+	// StallAfter is how long an operation may make no progress before its
+	// pending items are enqueued again (their tasks may have been lost).
+	StallAfter time.Duration
+}
+
+// WithDefaults returns the config with every unset field at its default.
+func (c SweepConfig) WithDefaults() SweepConfig {
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	if c.EnqueueGrace <= 0 {
+		c.EnqueueGrace = 30 * time.Second
+	}
+	if c.StallAfter <= 0 {
+		c.StallAfter = 5 * time.Minute
+	}
+	return c
+}
+
+// epochKey is a Redis key that exists as long as Redis keeps its data. When
+// the sweeper finds it missing, Redis lost the queue (restarted without
+// persistence, flushed, failed over to an empty replica) and every pending
+// item is enqueued again.
+const epochKey = "licenseops:queue-epoch"
+
+// sweeperLockKey is the advisory lock that lets one sweeper run at a time.
+const sweeperLockKey = 0x6c6f7073 // "lops"
+
+// Sweeper finalizes finished operations, settles seats of running ones, and
+// puts back on the queue any pending item whose task was never enqueued or
+// was lost. Every worker process runs one; an advisory lock lets one sweep
+// at a time, and every step is idempotent, so overlap is harmless anyway.
+type Sweeper struct {
+	cfg     SweepConfig
+	store   *storage.Store
+	rdb     redis.UniversalClient
+	enq     *jobs.Enqueuer
+	log     *slog.Logger
+	metrics *metrics
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// NewSweeper builds a sweeper; Start runs it in the background.
+func NewSweeper(cfg SweepConfig, store *storage.Store, rdb redis.UniversalClient, log *slog.Logger, m *metrics) *Sweeper {
+	return &Sweeper{
+		cfg: cfg.WithDefaults(), store: store, rdb: rdb, log: log, metrics: m,
+		enq:  &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(rdb)},
+		stop: make(chan struct{}),
+	}
+}
+
+// Start runs sweeps every Interval until Stop.
+func (s *Sweeper) Start() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(s.cfg.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				if err := s.Sweep(ctx); err != nil {
+					s.log.Warn("sweep failed; will try again", "error", err)
+				}
+				cancel()
+			}
+		}
+	}()
+}
+
+// Stop stops the background sweeps and waits for the one in progress.
+func (s *Sweeper) Stop() {
+	close(s.stop)
+	s.wg.Wait()
+}
+
+// Sweep does one pass. It is exported so tests and the demo can drive it.
+func (s *Sweeper) Sweep(ctx context.Context) error {
+	ok, unlock, err := s.store.TryLock(ctx, sweeperLockKey)
+	if err != nil || !ok {
+		return err
+	}
+	defer unlock()
+	lost, err := s.queueLost(ctx)
+	if err != nil {
+		return err
+	}
+	ops, err := s.store.UnfinishedOperations(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, op := range ops {
+		done, err := s.store.FinalizeIfDone(ctx, op.ID)
+		if err != nil {
+			return err
+		}
+		if done {
+			if s.metrics != nil {
+				s.metrics.operationsFinalized.Inc()
+			}
+			continue
+		}
+		if err := s.store.Settle(ctx, op.ID); err != nil {
+			return err
+		}
+		reason := ""
+		switch {
+		case op.EnqueuedAt == nil && now.Sub(op.CreatedAt) > s.cfg.EnqueueGrace:
+			reason = "never_enqueued"
+		case op.EnqueuedAt != nil && lost:
+			reason = "queue_lost"
+		case op.EnqueuedAt != nil && now.Sub(*op.EnqueuedAt) > s.cfg.StallAfter:
+			last, err := s.store.LastProgress(ctx, op.ID)
+			if err != nil {
+				return err
+			}
+			if now.Sub(last) > s.cfg.StallAfter {
+				reason = "stalled"
+			}
+		}
+		if reason != "" {
+			if err := s.reenqueue(ctx, op, reason); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// queueLost reports whether Redis lost its data since the last sweep, by the
+// disappearance of the epoch key (set again at once).
+func (s *Sweeper) queueLost(ctx context.Context) (bool, error) {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	created, err := s.rdb.SetNX(ctx, epochKey, hex.EncodeToString(b), 0).Result()
+	return created, err
+}
+
+func (s *Sweeper) reenqueue(ctx context.Context, op storage.UnfinishedOperation, reason string) error {
+	users, err := s.store.PendingUserIDs(ctx, op.ID)
+	if err != nil {
+		return err
+	}
+	res, err := s.enq.EnqueueItems(ctx, op.ID, op.Queue, users)
+	if err != nil {
+		return err
+	}
+	if s.metrics != nil {
+		s.metrics.sweepReenqueued.WithLabelValues(reason).Add(float64(res.Enqueued))
+	}
+	if res.Enqueued > 0 {
+		s.log.Info("re-enqueued pending items", "operation_id", op.ID, "reason", reason, "enqueued", res.Enqueued, "already_queued", res.Existing)
+	}
+	return s.store.MarkEnqueued(ctx, op.ID)
+}

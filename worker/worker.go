@@ -1,0 +1,270 @@
+// Package worker processes license operations: one asynq task per user,
+// batched into few Postgres transactions, plus the sweeper that makes sure
+// every pending item has a task and every finished operation is completed.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/licensing"
+	"github.com/licenseops/licenseops/storage"
+)
+
+// Config tunes a worker process. Zero values take the defaults of WithDefaults.
+type Config struct {
+	// Concurrency is the number of tasks handled at once (asynq handlers).
+	Concurrency int
+	// Flushers is the number of database transactions in flight at once.
+	Flushers int
+	// MaxBatch is the most items one transaction processes.
+	MaxBatch int
+	// TaskCheckInterval is how long an idle worker waits before polling the
+	// queues again; small, so that a helpdesk change starts at once.
+	TaskCheckInterval time.Duration
+	// ShutdownTimeout is how long a stopping worker lets handlers finish
+	// before handing their tasks back to the queue.
+	ShutdownTimeout time.Duration
+	// InteractiveMax is the size up to which an operation is finalized by the
+	// worker that finishes its last item, instead of by the next sweep.
+	InteractiveMax int
+	// Sweeper settings.
+	Sweep SweepConfig
+	// DisableSweeper turns the sweeper off in this process (tests).
+	DisableSweeper bool
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
+}
+
+// WithDefaults returns the config with every unset field at its default.
+func (c Config) WithDefaults() Config {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 64
+	}
+	if c.Flushers <= 0 {
+		c.Flushers = 4
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 64
+	}
+	if c.TaskCheckInterval <= 0 {
+		c.TaskCheckInterval = 20 * time.Millisecond
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
+	if c.InteractiveMax <= 0 {
+		c.InteractiveMax = 100
+	}
+	c.Sweep = c.Sweep.WithDefaults()
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.MaxBatch > 1000 {
+		return fmt.Errorf("worker: MaxBatch %d is above 1000", c.MaxBatch)
+	}
+	return nil
+}
+
+// Worker is one worker process's machinery. Any number of them may run
+// against the same Redis and Postgres, on any hosts.
+type Worker struct {
+	cfg     Config
+	store   *storage.Store
+	server  *asynq.Server
+	batcher *batcher
+	plans   *planCache
+	sweeper *Sweeper
+	metrics *metrics
+	log     *slog.Logger
+}
+
+// New builds a worker; Start starts it.
+func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		cfg:     cfg,
+		store:   store,
+		batcher: newBatcher(store, cfg.Flushers, cfg.MaxBatch),
+		plans:   newPlanCache(store, 4096),
+		metrics: m,
+		log:     cfg.Logger,
+	}
+	w.batcher.afterBatch = w.finalizeSmall
+	w.batcher.observe = func(n int, d time.Duration) {
+		m.batchSize.Observe(float64(n))
+		m.batchDuration.Observe(d.Seconds())
+	}
+	w.server = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:       cfg.Concurrency,
+		Queues:            jobs.QueueWeights,
+		TaskCheckInterval: cfg.TaskCheckInterval,
+		ShutdownTimeout:   cfg.ShutdownTimeout,
+		Logger:            asynqLogger{cfg.Logger},
+		LogLevel:          asynq.WarnLevel,
+		RetryDelayFunc:    retryDelay,
+	})
+	if !cfg.DisableSweeper {
+		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
+	}
+	return w, nil
+}
+
+// Handler returns the worker's task handler with its middleware.
+func (w *Worker) Handler() asynq.Handler {
+	mux := asynq.NewServeMux()
+	mux.Use(w.recoverer, w.observer)
+	mux.HandleFunc(jobs.TypeApplyLicenses, w.handleApply)
+	return mux
+}
+
+// Start starts processing tasks and sweeping.
+func (w *Worker) Start() error {
+	if err := w.server.Start(w.Handler()); err != nil {
+		return fmt.Errorf("start asynq server: %w", err)
+	}
+	if w.sweeper != nil {
+		w.sweeper.Start()
+	}
+	return nil
+}
+
+// Shutdown stops taking tasks, lets running ones finish (or hands them back
+// to the queue after ShutdownTimeout), then stops the batcher and sweeper.
+func (w *Worker) Shutdown() {
+	w.server.Shutdown()
+	w.batcher.Close()
+	if w.sweeper != nil {
+		w.sweeper.Stop()
+	}
+}
+
+// Run starts the worker and blocks until ctx is done, then shuts down.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	w.Shutdown()
+	return nil
+}
+
+// Sweeper returns the process's sweeper (nil when disabled).
+func (w *Worker) Sweeper() *Sweeper { return w.sweeper }
+
+func (w *Worker) handleApply(ctx context.Context, t *asynq.Task) error {
+	p, err := jobs.ParseApplyPayload(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
+	}
+	plan, err := w.plans.Get(ctx, p.OperationID)
+	if licensing.ErrorCode(err) == licensing.CodeNotFound {
+		w.log.WarnContext(ctx, "operation no longer exists; dropping task", "operation_id", p.OperationID, "user_id", p.UserID)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	outcome, err := w.batcher.Do(ctx, plan, p.UserID)
+	if err != nil {
+		return err
+	}
+	if outcome.Changed {
+		w.metrics.itemsFinished.WithLabelValues(outcome.Status, string(outcome.Code)).Inc()
+	}
+	if outcome.Status == storage.ItemFailed && outcome.Changed {
+		w.log.InfoContext(ctx, "user change failed", "operation_id", plan.ID, "customer_key", plan.CustomerKey,
+			"user_id", p.UserID, "code", outcome.Code)
+	}
+	return nil
+}
+
+// finalizeSmall completes interactive operations as soon as their last item
+// is recorded, so a helpdesk agent's report is ready in milliseconds. Large
+// operations are finalized by the sweeper, which keeps the per-user path free
+// of a count over all items.
+func (w *Worker) finalizeSmall(ctx context.Context, plan *storage.Plan) {
+	if plan.Total > w.cfg.InteractiveMax {
+		return
+	}
+	done, err := w.store.FinalizeIfDone(ctx, plan.ID)
+	if err != nil {
+		w.log.Warn("finalize failed; the sweeper will retry", "operation_id", plan.ID, "error", err)
+		return
+	}
+	if done {
+		w.metrics.operationsFinalized.Inc()
+	}
+}
+
+// retryDelay backs off exponentially from one second up to a minute.
+func retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	var d time.Duration = time.Second << min(n, 6)
+	return d
+}
+
+func (w *Worker) recoverer(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				taskID, _ := asynq.GetTaskID(ctx)
+				w.log.Error("task handler panicked", "task_id", taskID, "type", t.Type(), "panic", r)
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		return next.ProcessTask(ctx, t)
+	})
+}
+
+func (w *Worker) observer(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		start := time.Now()
+		err := next.ProcessTask(ctx, t)
+		result := "ok"
+		if err != nil {
+			result = "error"
+			if errors.Is(err, asynq.SkipRetry) {
+				result = "dropped"
+			}
+			if retried, ok := asynq.GetRetryCount(ctx); ok && retried > 0 {
+				w.metrics.retries.WithLabelValues(t.Type()).Inc()
+			}
+			taskID, _ := asynq.GetTaskID(ctx)
+			w.log.Warn("task failed; asynq will retry it", "task_id", taskID, "type", t.Type(), "error", err)
+		}
+		w.metrics.tasks.WithLabelValues(t.Type(), result).Inc()
+		w.metrics.taskDuration.WithLabelValues(t.Type()).Observe(time.Since(start).Seconds())
+		return err
+	})
+}
+
+// asynqLogger routes asynq's own logs through slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
