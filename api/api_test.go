@@ -322,7 +322,9 @@ func TestPartnerIsolation(t *testing.T) {
 	if s := subscriptions(t, a, "alpha")["E5"]; s.Total != 5 || s.Consumed != 3 {
 		t.Fatalf("partner-a's seats changed: %+v", s)
 	}
-	var u struct{ UsageLocation *string `json:"usage_location"` }
+	var u struct {
+		UsageLocation *string `json:"usage_location"`
+	}
 	a.Must(200, "GET", "/v1/customers/alpha/users/u00000", nil).JSON(t, &u)
 	if u.UsageLocation != nil {
 		t.Fatalf("partner-a's user changed: %v", *u.UsageLocation)

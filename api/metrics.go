@@ -11,11 +11,11 @@ import (
 // metrics of the API. The route label is the route pattern, never the raw
 // path, so its cardinality is the number of routes.
 type metrics struct {
-	requests           *prometheus.CounterVec
-	duration           *prometheus.HistogramVec
-	operationsCreated  *prometheus.CounterVec
-	operationUsers     prometheus.Histogram
-	enqueueFailures    prometheus.Counter
+	requests          *prometheus.CounterVec
+	duration          *prometheus.HistogramVec
+	operationsCreated *prometheus.CounterVec
+	operationUsers    prometheus.Histogram
+	enqueueFailures   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

@@ -383,14 +383,14 @@ func (s *Store) ListOperations(ctx context.Context, customerKey int64, limit, of
 
 // ReportRow is one user's line in the confirmation report.
 type ReportRow struct {
-	UserID            string          `json:"user_id"`
-	DisplayName       string          `json:"display_name"`
-	UserPrincipalName string          `json:"user_principal_name"`
-	Status            string          `json:"status"`
-	Assigned          []string        `json:"assigned"`
-	Revoked           []string        `json:"revoked"`
-	Licenses          []string        `json:"licenses"`
-	UsageLocation     *string         `json:"usage_location"`
+	UserID            string           `json:"user_id"`
+	DisplayName       string           `json:"display_name"`
+	UserPrincipalName string           `json:"user_principal_name"`
+	Status            string           `json:"status"`
+	Assigned          []string         `json:"assigned"`
+	Revoked           []string         `json:"revoked"`
+	Licenses          []string         `json:"licenses"`
+	UsageLocation     *string          `json:"usage_location"`
 	Error             *licensing.Error `json:"-"`
 }
 

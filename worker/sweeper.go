@@ -114,6 +114,11 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if lost {
+		// asynq clients remember which queues they registered; after a loss
+		// a fresh client registers them again, so asynqmon sees them.
+		s.enq.Client = asynq.NewClientFromRedisClient(s.rdb)
+	}
 	ops, err := s.store.UnfinishedOperations(ctx)
 	if err != nil {
 		return err

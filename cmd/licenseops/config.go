@@ -15,18 +15,18 @@ import (
 // Config is everything read from the environment and flags. Only package
 // main reads configuration; the other packages receive values.
 type Config struct {
-	DatabaseURL        string
-	RedisURL           string
-	Addr               string
-	MetricsAddr        string
-	BuyMoreURL         string
-	Concurrency        int
-	DBMaxConns         int
-	InteractiveMax     int
-	SweepInterval      time.Duration
-	ShutdownTimeout    time.Duration
-	LogFormat          string
-	LogLevel           string
+	DatabaseURL     string
+	RedisURL        string
+	Addr            string
+	MetricsAddr     string
+	BuyMoreURL      string
+	Concurrency     int
+	DBMaxConns      int
+	InteractiveMax  int
+	SweepInterval   time.Duration
+	ShutdownTimeout time.Duration
+	LogFormat       string
+	LogLevel        string
 }
 
 // Defaults of the environment variables.

@@ -240,4 +240,7 @@ func (c *Client) WaitOperation(id string, timeout time.Duration) storage.Operati
 
 type testWriter struct{ t testing.TB }
 
-func (w *testWriter) Write(p []byte) (int, error) { w.t.Log(string(bytes.TrimRight(p, "\n"))); return len(p), nil }
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}

@@ -1,0 +1,271 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/licenseops/licenseops/internal/testapp"
+	"github.com/licenseops/licenseops/internal/testenv"
+	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/storage"
+	"github.com/licenseops/licenseops/worker"
+)
+
+func TestMain(m *testing.M) { testenv.Run(m) }
+
+// seed creates a customer with n users and one subscription of sku through the API.
+func seed(t *testing.T, c *testapp.Client, customer string, n int, sku string, seats int) []string {
+	t.Helper()
+	c.Must(200, "PUT", "/v1/products/"+sku, map[string]any{"name": sku})
+	c.Must(201, "POST", "/v1/customers", map[string]any{"id": customer, "name": customer, "default_usage_location": "US"})
+	users := make([]map[string]any, n)
+	ids := make([]string, n)
+	for i := range users {
+		ids[i] = fmt.Sprintf("user-%05d", i)
+		users[i] = map[string]any{"id": ids[i], "user_principal_name": ids[i] + "@example.com", "display_name": ids[i]}
+	}
+	c.Must(200, "POST", "/v1/customers/"+customer+"/users/import", map[string]any{"users": users})
+	c.Must(200, "PUT", "/v1/customers/"+customer+"/subscriptions/"+sku, map[string]int{"total": seats})
+	return ids
+}
+
+type seatState struct {
+	Total, Consumed, Reserved, Assignments int
+}
+
+func seats(t *testing.T, b *testapp.Bundle, sku string) seatState {
+	t.Helper()
+	var s seatState
+	err := b.Store.DB().QueryRow(`
+		SELECT s.total, s.consumed, s.reserved,
+			(SELECT count(*) FROM assignments a WHERE a.customer_key = s.customer_key AND a.sku_id = s.sku_id)
+		FROM subscriptions s WHERE s.sku_id = $1`, sku).Scan(&s.Total, &s.Consumed, &s.Reserved, &s.Assignments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Several operations race for fewer seats than users, processed by two
+// asynq servers at once: exactly the seats are handed out, never more.
+func TestSeatsUnderContention(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{Workers: 2, WorkerConfig: worker.Config{Concurrency: 16, MaxBatch: 16}})
+	c := b.Client("p", "global_admin")
+	const ops, perOp, total = 5, 2000, 3000
+	users := seed(t, c, "race", ops*perOp, "E5", total)
+	ids := make([]string, ops)
+	var wg sync.WaitGroup
+	for i := range ops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var acc struct{ ID string }
+			c.Must(http.StatusAccepted, "POST", "/v1/customers/race/license-operations", map[string]any{
+				"user_ids": users[i*perOp : (i+1)*perOp], "assign": []string{"E5"}, "allow_partial": true,
+			}).JSON(t, &acc)
+			ids[i] = acc.ID
+		}()
+	}
+	wg.Wait()
+	succeeded, failed := 0, 0
+	for _, id := range ids {
+		op := c.WaitOperation(id, 60*time.Second)
+		succeeded += op.Succeeded
+		failed += op.Failed
+		var rep struct {
+			Results []struct {
+				Status string
+				Error  *struct{ Code string }
+			}
+		}
+		c.Must(200, "GET", "/v1/operations/"+id+"/report", nil).JSON(t, &rep)
+		for _, r := range rep.Results {
+			if r.Status == "failed" && r.Error.Code != "CountViolation" {
+				t.Fatalf("failure with code %s, want CountViolation", r.Error.Code)
+			}
+			if r.Status == "pending" {
+				t.Fatalf("item pending in a finished operation")
+			}
+		}
+	}
+	if succeeded != total || failed != ops*perOp-total {
+		t.Fatalf("succeeded %d failed %d, want %d and %d", succeeded, failed, total, ops*perOp-total)
+	}
+	if s := seats(t, b, "E5"); s.Assignments != total || s.Consumed != total || s.Reserved != 0 {
+		t.Fatalf("seats = %+v, want exactly %d consumed and assigned", s, total)
+	}
+}
+
+// When seats are freed while a partial operation runs, workers take them
+// from the subscription for users that got no seat at intake, and still
+// never oversell.
+func TestWorkersTakeFreedSeats(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	users := seed(t, c, "freed", 100, "E5", 40)
+	var acc struct{ ID string }
+	c.Must(http.StatusAccepted, "POST", "/v1/customers/freed/license-operations",
+		map[string]any{"user_ids": users, "assign": []string{"E5"}, "allow_partial": true}).JSON(t, &acc)
+	// Buy 30 more seats before any worker runs: 40 were granted at intake,
+	// 30 more must be found by the workers, 30 users stay without.
+	c.Must(200, "PUT", "/v1/customers/freed/subscriptions/E5", map[string]int{"total": 70})
+	b.StartWorker(worker.Config{Concurrency: 8, MaxBatch: 8})
+	op := c.WaitOperation(acc.ID, 30*time.Second)
+	if op.Succeeded != 70 || op.Failed != 30 {
+		t.Fatalf("operation = %+v, want 70 succeeded, 30 failed", op)
+	}
+	if s := seats(t, b, "E5"); s.Assignments != 70 || s.Consumed != 70 || s.Reserved != 0 {
+		t.Fatalf("seats = %+v", s)
+	}
+}
+
+// The same task delivered twice, also at the same moment, takes one seat
+// and reports the same outcome.
+func TestRedelivery(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	users := seed(t, c, "dup", 3, "E5", 10)
+	w, err := worker.New(worker.Config{DisableSweeper: true, Logger: b.Log}, b.Store, b.Redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown()
+	op, err := b.Store.CreateOperation(context.Background(), storage.NewOperation{
+		PartnerKey: customerOf(t, b, "dup").PartnerKey, Customer: customerOf(t, b, "dup"), UserIDs: users,
+		Assign: []string{"E5"}, Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := w.Handler()
+	task := jobs.NewApplyTask(op.ID, users[0], jobs.QueueDefault)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = h.ProcessTask(context.Background(), task) }()
+	}
+	wg.Wait()
+	if err := h.ProcessTask(context.Background(), task); err != nil {
+		errs = append(errs, err)
+	}
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("delivery failed: %v", err)
+		}
+	}
+	var n int
+	if err := b.Store.DB().Get(&n, `SELECT count(*) FROM assignments WHERE user_id = $1`, users[0]); err != nil || n != 1 {
+		t.Fatalf("assignments of %s = %d (%v), want 1", users[0], n, err)
+	}
+	var status string
+	if err := b.Store.DB().Get(&status, `SELECT status FROM operation_items WHERE operation_id = $1 AND user_id = $2`, op.ID, users[0]); err != nil || status != "succeeded" {
+		t.Fatalf("item status %q (%v)", status, err)
+	}
+	// Finish the others and check the books: one seat per user, none reserved.
+	for _, u := range users[1:] {
+		if err := h.ProcessTask(context.Background(), jobs.NewApplyTask(op.ID, u, jobs.QueueDefault)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if done, err := b.Store.FinalizeIfDone(context.Background(), op.ID); err != nil || !done {
+		t.Fatalf("finalize: %v %v", done, err)
+	}
+	if s := seats(t, b, "E5"); s.Assignments != 3 || s.Consumed != 3 || s.Reserved != 0 {
+		t.Fatalf("seats = %+v, want 3 consumed", s)
+	}
+}
+
+func customerOf(t *testing.T, b *testapp.Bundle, id string) storage.Customer {
+	t.Helper()
+	var pk int64
+	if err := b.Store.DB().Get(&pk, `SELECT partner_key FROM customers WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	cust, err := b.Store.GetCustomer(context.Background(), pk, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cust
+}
+
+// An operation whose tasks were never enqueued (the api died after commit),
+// and one whose queue was lost (Redis restarted empty), are completed by the
+// sweeper.
+func TestSweeperReenqueues(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	users := seed(t, c, "sweep", 50, "E5", 100)
+	cust := customerOf(t, b, "sweep")
+	newOp := func(u []string) storage.Operation {
+		op, err := b.Store.CreateOperation(context.Background(), storage.NewOperation{
+			PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: u, Assign: []string{"E5"},
+			Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return op
+	}
+	inspector := asynq.NewInspectorFromRedisClient(b.Redis)
+	queued := func() int {
+		info, err := inspector.GetQueueInfo(jobs.QueueDefault)
+		if err != nil {
+			return 0
+		}
+		return info.Pending
+	}
+
+	// 1. Never enqueued.
+	neverEnqueued := newOp(users[:25])
+	sweeper := worker.NewSweeper(worker.SweepConfig{EnqueueGrace: time.Millisecond}, b.Store, b.Redis, b.Log, nil)
+	time.Sleep(5 * time.Millisecond)
+	if err := sweeper.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := queued(); n != 25 {
+		t.Fatalf("after sweep %d tasks queued, want 25", n)
+	}
+	// A second sweep does not duplicate them.
+	if err := sweeper.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := queued(); n != 25 {
+		t.Fatalf("after second sweep %d tasks queued, want 25", n)
+	}
+
+	// 2. Enqueued, then the queue is lost.
+	lost := newOp(users[25:])
+	if err := b.Store.MarkEnqueued(context.Background(), lost.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Redis.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sweeper.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := queued(); n != 50 {
+		t.Fatalf("after the queue was lost, sweep queued %d tasks, want 50 (25 + 25)", n)
+	}
+	b.StartWorker(worker.Config{})
+	for _, id := range []string{neverEnqueued.ID, lost.ID} {
+		op := c.WaitOperation(id, 30*time.Second)
+		if op.Status != "completed" || op.Succeeded != 25 {
+			t.Fatalf("operation %s = %+v", id, op)
+		}
+	}
+	if s := seats(t, b, "E5"); s.Assignments != 50 || s.Consumed != 50 || s.Reserved != 0 {
+		t.Fatalf("seats = %+v", s)
+	}
+}
