@@ -167,7 +167,7 @@ func (e *pgEnv) startLocked() error {
 	cmd := exec.Command(initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C")
 	cmd.Dir = dir
 	cmd.Env = serverEnv()
-	cmd.SysProcAttr = sysProcAttr(cred)
+	cmd.SysProcAttr = sysProcAttr(cred, syscall.SIGKILL)
 	if out, err := run(cmd); err != nil {
 		return fmt.Errorf("testenv: %s: %v\n%s", initdb, err, tail(out, 20))
 	}
@@ -191,11 +191,20 @@ func (e *pgEnv) startLocked() error {
 				"-c", "full_page_writes=off",
 				"-c", "max_connections=300",
 				"-c", "shared_buffers=256MB",
+				// Dynamic shared memory in files of the data
+				// directory, which goes away with it, rather
+				// than in /dev/shm, where a killed server
+				// would leave them.
+				"-c", "dynamic_shared_memory_type=mmap",
 			},
-			cred:     cred,
-			dir:      dir,
-			logPath:  filepath.Join(dir, "postgres.log"),
-			stopSig:  syscall.SIGINT, // fast shutdown
+			cred:    cred,
+			dir:     dir,
+			logPath: filepath.Join(dir, "postgres.log"),
+			stopSig: syscall.SIGINT, // fast shutdown
+			// Immediate shutdown: unlike SIGKILL, it lets the
+			// postmaster kill its backends and remove its
+			// shared memory.
+			deathSig: syscall.SIGQUIT,
 			ready:    func(ctx context.Context) error { return ping(ctx, admin.String()) },
 			onChange: e.resetDB,
 		}

@@ -28,7 +28,10 @@ import (
 //
 // With TEST_REDIS_URL, the database numbers are 1 to 15 of that server, handed
 // out in turn: a test waits (up to a minute) while all 15 are held by others,
-// which limits parallelism.
+// which limits parallelism. Since the test binaries of several packages run at
+// the same time, each number is also locked on the server, by a key
+// licenseops:testenv:db:N in database 0 that expires after 30 minutes in case
+// the binary dies holding it.
 //
 // When redis-server is missing, Redis fails t, saying how to install it.
 func Redis(t testing.TB) string {
@@ -37,19 +40,17 @@ func Redis(t testing.TB) string {
 	if err := rd.start(); err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	select {
-	case n = <-rd.free:
-	case <-time.After(rd.wait):
-		t.Fatalf("testenv: all %d Redis databases are still in use after %v (with TEST_REDIS_URL only 15 tests can hold one at a time: lower -parallel, or unset TEST_REDIS_URL)", cap(rd.free), rd.wait)
+	n, err := rd.acquire()
+	if err != nil {
+		t.Fatal(err)
 	}
 	u := rd.dbURL(n)
 	if err := redisFlush(u, n); err != nil {
-		rd.free <- n
+		rd.release(n)
 		t.Fatalf("testenv: flush Redis database %d: %v", n, err)
 	}
 	t.Cleanup(func() {
-		defer func() { rd.free <- n }()
+		defer rd.release(n)
 		if !rd.srv.running() {
 			return // flushed before its next use
 		}
@@ -80,10 +81,11 @@ type redisEnv struct {
 	closed  bool
 
 	// Set by start.
-	srv  *Server
-	base *url.URL      // the server's URL, without database number
-	free chan int      // database numbers not in use, in turn
-	wait time.Duration // how long Redis waits for a free number
+	srv    *Server
+	base   *url.URL      // the server's URL, without database number
+	free   chan int      // database numbers not in use, in turn
+	wait   time.Duration // how long Redis waits for a free number
+	shared bool          // other test binaries use the server: lock numbers on it
 }
 
 var rd redisEnv
@@ -114,6 +116,7 @@ func (e *redisEnv) startLocked() error {
 		e.srv = &Server{kind: "redis", addr: addr}
 		e.base = u
 		e.setFree(1, 15, time.Minute)
+		e.shared = true
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := redisPing(ctx, u); err != nil {
@@ -154,6 +157,7 @@ func (e *redisEnv) startLocked() error {
 			dir:      dir,
 			logPath:  filepath.Join(root, "redis.log"),
 			stopSig:  syscall.SIGTERM,
+			deathSig: syscall.SIGKILL,
 			ready:    func(ctx context.Context) error { return redisPing(ctx, u) },
 			onChange: func() {},
 		}
@@ -173,6 +177,90 @@ func (e *redisEnv) setFree(from, to int, wait time.Duration) {
 		e.free <- n
 	}
 	e.wait = wait
+}
+
+// acquire takes a database number nobody else uses.
+func (e *redisEnv) acquire() (int, error) {
+	deadline := time.Now().Add(e.wait)
+	for {
+		var n int
+		select {
+		case n = <-e.free:
+		case <-time.After(time.Until(deadline)):
+			return 0, e.busy()
+		}
+		if !e.shared {
+			return n, nil
+		}
+		ok, err := e.lock(n)
+		if err != nil {
+			e.free <- n
+			return 0, fmt.Errorf("testenv: lock Redis database %d: %w", n, err)
+		}
+		if ok {
+			return n, nil
+		}
+		// Another test binary holds it: try the next one.
+		e.free <- n
+		if time.Now().After(deadline) {
+			return 0, e.busy()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *redisEnv) busy() error {
+	if e.shared {
+		return fmt.Errorf("testenv: the %d Redis databases of TEST_REDIS_URL are all still in use after %v: lower -parallel or -p, or unset TEST_REDIS_URL to use a private server", cap(e.free), e.wait)
+	}
+	return fmt.Errorf("testenv: all %d Redis databases are still in use after %v", cap(e.free), e.wait)
+}
+
+// release gives back a number that acquire returned.
+func (e *redisEnv) release(n int) {
+	if e.shared {
+		e.unlock(n) // else it expires
+	}
+	e.free <- n
+}
+
+func lockKey(n int) string { return "licenseops:testenv:db:" + strconv.Itoa(n) }
+
+// lock takes database n for this test binary on a shared server.
+func (e *redisEnv) lock(n int) (bool, error) {
+	c, err := e.dial0()
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	reply, err := c.do("SET", lockKey(n), runID, "NX", "EX", "1800")
+	return reply == "OK", err
+}
+
+func (e *redisEnv) unlock(n int) {
+	c, err := e.dial0()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	if owner, err := c.do("GET", lockKey(n)); err == nil && owner == runID {
+		c.do("DEL", lockKey(n))
+	}
+}
+
+// dial0 connects to database 0 of the server.
+func (e *redisEnv) dial0() (*respConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := dialRedis(ctx, e.base)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.do("SELECT", "0"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 func (e *redisEnv) dbURL(n int) *url.URL {

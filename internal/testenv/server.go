@@ -39,6 +39,7 @@ type Server struct {
 	dir      string              // working directory
 	logPath  string              // stdout and stderr of the server
 	stopSig  syscall.Signal      // asks for a fast, clean shutdown
+	deathSig syscall.Signal      // sent when the test binary dies
 	ready    func(context.Context) error
 	onChange func() // called after the process went away or came back
 
@@ -207,7 +208,7 @@ func (s *Server) launch() (*process, error) {
 	cmd.Env = serverEnv()
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = sysProcAttr(s.cred)
+	cmd.SysProcAttr = sysProcAttr(s.cred, s.deathSig)
 	if err := spawn(cmd); err != nil {
 		return nil, fmt.Errorf("testenv: start %s: %w", s.kind, err)
 	}
@@ -308,7 +309,9 @@ func tail(b []byte, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+// sysProcAttr returns the attributes of a server process, which receives
+// deathSig when the test binary dies.
+func sysProcAttr(cred *syscall.Credential, deathSig syscall.Signal) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{
 		// A process group of its own: Kill reaches its children, and
 		// the terminal's ^C does not (the test binary dies of it
@@ -318,7 +321,7 @@ func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 		// to cred, which would clear it, and keeps it across exec:
 		// so the server itself, not a wrapper such as runuser (which
 		// forks and waits), dies with the test binary.
-		Pdeathsig:  syscall.SIGKILL,
+		Pdeathsig:  deathSig,
 		Credential: cred,
 	}
 }

@@ -1,0 +1,267 @@
+package api_test
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/licenseops/licenseops/internal/testapp"
+)
+
+type summary struct {
+	Users []struct {
+		ID          string `json:"id"`
+		DisplayName string `json:"display_name"`
+	} `json:"users"`
+	Products []struct {
+		SKU             string   `json:"sku_id"`
+		Name            string   `json:"name"`
+		Total           int      `json:"total"`
+		Available       int      `json:"available"`
+		State           string   `json:"state"`
+		AssignedUserIDs []string `json:"assigned_user_ids"`
+		BuyMoreURL      *string  `json:"buy_more_url"`
+	} `json:"products"`
+}
+
+func assign(t *testing.T, c *testapp.Client, customer string, users, skus []string) {
+	t.Helper()
+	var acc struct{ ID string }
+	c.Must(http.StatusAccepted, "POST", "/v1/customers/"+customer+"/license-operations",
+		map[string]any{"user_ids": users, "assign": skus}).JSON(t, &acc)
+	if op := c.WaitOperation(acc.ID, 30*time.Second); op.Failed != 0 {
+		t.Fatalf("setup assignment failed: %+v", op)
+	}
+}
+
+// Three users where one, two and all three hold different SKUs.
+func TestLicenseSummaryTriState(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{Workers: 1})
+	c := b.Client("p", "helpdesk_agent")
+	admin := b.Client("p", "global_admin")
+	tn := seedTenant(t, admin, "tri", 3, map[string]int{"E5": 3, "PBI": 10, "PROJECT": 2, "E3": 5})
+	u := tn.users // display names: u00000 → "User 00003", u00001 → "User 00002", u00002 → "User 00001"
+	assign(t, c, "tri", u, []string{"E5"})
+	assign(t, c, "tri", u[:2], []string{"PBI"})
+	assign(t, c, "tri", u[2:], []string{"PROJECT"})
+	var s summary
+	c.Must(200, "POST", "/v1/customers/tri/license-summary", map[string]any{"user_ids": []string{u[0], u[1], u[2], u[0]}}).JSON(t, &s)
+	if got := []string{s.Users[0].ID, s.Users[1].ID, s.Users[2].ID}; !slices.Equal(got, []string{u[2], u[1], u[0]}) || len(s.Users) != 3 {
+		t.Fatalf("users not sorted by display name: %+v", s.Users)
+	}
+	want := map[string]struct {
+		state   string
+		holders []string
+		avail   int
+		buyMore bool
+	}{
+		"E3":      {"none", []string{}, 5, false},
+		"E5":      {"all", []string{u[0], u[1], u[2]}, 0, true},
+		"PBI":     {"some", []string{u[0], u[1]}, 8, false},
+		"PROJECT": {"some", []string{u[2]}, 1, false},
+	}
+	if len(s.Products) != len(want) {
+		t.Fatalf("products = %+v", s.Products)
+	}
+	for _, p := range s.Products {
+		w := want[p.SKU]
+		if p.State != w.state || !slices.Equal(p.AssignedUserIDs, w.holders) || p.Available != w.avail || (p.BuyMoreURL != nil) != w.buyMore {
+			t.Errorf("%s = %+v, want %+v", p.SKU, p, w)
+		}
+	}
+	if r := c.Do("POST", "/v1/customers/tri/license-summary", map[string]any{"user_ids": []string{"nobody"}}); r.Status != 422 || r.ErrorCode() != "UnknownUsers" {
+		t.Fatalf("unknown user: %d %s", r.Status, r.Body)
+	}
+}
+
+func TestUserPaging(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "reader")
+	admin := b.Client("p", "global_admin")
+	tn := seedTenant(t, admin, "pages", 7, nil)
+	type page struct {
+		Users []struct {
+			ID          string   `json:"id"`
+			DisplayName string   `json:"display_name"`
+			Licenses    []string `json:"licenses"`
+		}
+		Page       int `json:"page"`
+		PageSize   int `json:"page_size"`
+		Total      int `json:"total"`
+		TotalPages int `json:"total_pages"`
+		Links      struct {
+			First, Last string
+			Prev, Next  *string
+		}
+	}
+	var seen []string
+	path := "/v1/customers/pages/users?page_size=3"
+	for n := 1; ; n++ {
+		var p page
+		c.Must(200, "GET", path, nil).JSON(t, &p)
+		if p.Page != n || p.PageSize != 3 || p.Total != 7 || p.TotalPages != 3 {
+			t.Fatalf("page %d = %+v", n, p)
+		}
+		if (p.Links.Prev == nil) != (n == 1) || !strings.Contains(p.Links.First, "page=1") || !strings.Contains(p.Links.Last, "page=3") {
+			t.Fatalf("links of page %d = %+v", n, p.Links)
+		}
+		for _, u := range p.Users {
+			seen = append(seen, u.DisplayName)
+		}
+		if p.Links.Next == nil {
+			if n != 3 {
+				t.Fatalf("next is null on page %d of 3", n)
+			}
+			break
+		}
+		path = *p.Links.Next
+	}
+	if len(seen) != 7 || !slices.IsSorted(seen) {
+		t.Fatalf("paged through %v, want 7 sorted names", seen)
+	}
+	var q page
+	c.Must(200, "GET", "/v1/customers/pages/users?q=user%2000003", nil).JSON(t, &q)
+	if q.Total != 1 || q.Users[0].DisplayName != "User 00003" {
+		t.Fatalf("search = %+v", q)
+	}
+	c.Must(200, "GET", "/v1/customers/pages/users?q="+tn.users[0]+"%40example", nil).JSON(t, &q)
+	if q.Total != 1 || q.Users[0].ID != tn.users[0] {
+		t.Fatalf("search by principal name = %+v", q)
+	}
+	for _, bad := range []string{"page=0", "page=x", "page_size=0", "page_size=501"} {
+		if r := c.Do("GET", "/v1/customers/pages/users?"+bad, nil); r.Status != 400 || r.ErrorCode() != "InvalidRequest" {
+			t.Errorf("%s: %d %s", bad, r.Status, r.Body)
+		}
+	}
+}
+
+// One operation over users that fail for each rule while the others succeed.
+func TestMixedOutcomes(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{Workers: 1})
+	c := b.Client("p", "global_admin")
+	c.Must(200, "PUT", "/v1/products/E3", map[string]any{"name": "E3", "excludes": []string{"E5"}})
+	c.Must(200, "PUT", "/v1/products/E5", map[string]any{"name": "E5", "prohibited_locations": []string{"CN"}})
+	c.Must(200, "PUT", "/v1/products/VISIO", map[string]any{"name": "Visio", "requires": []string{"E5"}})
+	c.Must(200, "PUT", "/v1/products/KIOSK", map[string]any{"name": "Kiosk", "excludes": []string{"VISIO"}})
+	c.Must(201, "POST", "/v1/customers", map[string]any{"id": "mixed", "name": "Mixed"}) // no default location
+	loc := func(s string) *string { return &s }
+	no := false
+	users := []map[string]any{
+		{"id": "ok1", "user_principal_name": "ok1@x", "display_name": "A ok", "usage_location": "PL"},
+		{"id": "swap", "user_principal_name": "swap@x", "display_name": "B swap", "usage_location": "PL"},
+		{"id": "cn", "user_principal_name": "cn@x", "display_name": "C china", "usage_location": loc("CN")},
+		{"id": "noloc", "user_principal_name": "noloc@x", "display_name": "D no location"},
+		{"id": "off", "user_principal_name": "off@x", "display_name": "E disabled", "usage_location": "PL", "account_enabled": no},
+		{"id": "kiosk", "user_principal_name": "kiosk@x", "display_name": "F kiosk", "usage_location": "PL"},
+	}
+	c.Must(200, "POST", "/v1/customers/mixed/users/import", map[string]any{"users": users})
+	for sku, n := range map[string]int{"E3": 10, "E5": 10, "VISIO": 10, "KIOSK": 10} {
+		c.Must(200, "PUT", "/v1/customers/mixed/subscriptions/"+sku, map[string]int{"total": n})
+	}
+	assign(t, c, "mixed", []string{"swap"}, []string{"E3"})
+	assign(t, c, "mixed", []string{"kiosk"}, []string{"KIOSK"})
+	var acc struct{ ID string }
+	c.Must(202, "POST", "/v1/customers/mixed/license-operations", map[string]any{
+		"user_ids": []string{"ok1", "swap", "cn", "noloc", "off", "kiosk"}, "assign": []string{"E5", "VISIO"}, "revoke": []string{"E3"},
+	}).JSON(t, &acc)
+	op := c.WaitOperation(acc.ID, 30*time.Second)
+	var rep report
+	c.Must(200, "GET", "/v1/operations/"+op.ID+"/report", nil).JSON(t, &rep)
+	want := map[string]struct {
+		code     string
+		licenses string
+		says     []string
+	}{
+		"ok1":   {"", "E5,VISIO", nil},
+		"swap":  {"", "E5,VISIO", nil},
+		"cn":    {"ProhibitedInUsageLocationViolation", "", []string{"E5", "CN"}},
+		"noloc": {"UsageLocationMissing", "", nil},
+		"off":   {"UserDisabled", "", nil},
+		"kiosk": {"MutuallyExclusiveViolation", "KIOSK", []string{"KIOSK", "VISIO"}},
+	}
+	for _, row := range rep.Results {
+		w := want[row.UserID]
+		code := ""
+		if row.Error != nil {
+			code = row.Error.Code
+			for _, s := range w.says {
+				if !strings.Contains(row.Error.Message, s) {
+					t.Errorf("%s: message %q does not name %s", row.UserID, row.Error.Message, s)
+				}
+			}
+		}
+		if code != w.code || strings.Join(row.Licenses, ",") != w.licenses {
+			t.Errorf("%s: code %q licenses %v, want %q %q", row.UserID, code, row.Licenses, w.code, w.licenses)
+		}
+	}
+	if op.Succeeded != 2 || op.Failed != 4 || op.Status != "completed_with_errors" {
+		t.Fatalf("operation = %+v", op)
+	}
+	subs := subscriptions(t, c, "mixed")
+	if subs["E5"].Consumed != 2 || subs["VISIO"].Consumed != 2 || subs["E3"].Consumed != 0 || subs["KIOSK"].Consumed != 1 {
+		t.Fatalf("subscriptions = %+v", subs)
+	}
+	checkSeatInvariant(t, b)
+
+	// The operation's usage location is applied before the rules and recorded.
+	c.Must(202, "POST", "/v1/customers/mixed/license-operations", map[string]any{
+		"user_ids": []string{"cn", "noloc"}, "assign": []string{"E5"}, "usage_location": "de",
+	}).JSON(t, &acc)
+	op = c.WaitOperation(acc.ID, 30*time.Second)
+	if op.Succeeded != 2 {
+		t.Fatalf("with usage_location DE: %+v", op)
+	}
+	var u struct {
+		UsageLocation string   `json:"usage_location"`
+		Licenses      []string `json:"licenses"`
+	}
+	c.Must(200, "GET", "/v1/customers/mixed/users/cn", nil).JSON(t, &u)
+	if u.UsageLocation != "DE" || !slices.Equal(u.Licenses, []string{"E5"}) {
+		t.Fatalf("user cn = %+v", u)
+	}
+	// PATCH the location and see a bad one refused.
+	c.Must(200, "PATCH", "/v1/customers/mixed/users/cn", map[string]any{"usage_location": "fr"}).JSON(t, &u)
+	if u.UsageLocation != "FR" {
+		t.Fatalf("after PATCH: %+v", u)
+	}
+	if r := c.Do("PATCH", "/v1/customers/mixed/users/cn", map[string]any{"usage_location": "ZZ"}); r.Status != 400 {
+		t.Fatalf("bad location: %d", r.Status)
+	}
+	// Seats can be raised but not set below what is consumed.
+	if r := c.Do("PUT", "/v1/customers/mixed/subscriptions/E5", map[string]int{"total": 1}); r.Status != 409 || r.ErrorCode() != "SeatsInUse" {
+		t.Fatalf("total below consumed: %d %s", r.Status, r.Body)
+	}
+}
+
+// A 10,000-user selection is summarized in a few queries.
+func TestLicenseSummaryLargeSelection(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{Workers: 1})
+	c := b.Client("p", "global_admin")
+	tn := seedTenant(t, c, "large", 10_000, map[string]int{"E5": 10_000, "E3": 100})
+	assign(t, c, "large", tn.users[:6000], []string{"E5"})
+	start := time.Now()
+	var s summary
+	c.Must(200, "POST", "/v1/customers/large/license-summary", map[string]any{"user_ids": tn.users}).JSON(t, &s)
+	t.Logf("summary of 10,000 users took %v", time.Since(start))
+	if len(s.Users) != 10_000 {
+		t.Fatalf("%d users", len(s.Users))
+	}
+	for _, p := range s.Products {
+		switch p.SKU {
+		case "E5":
+			if p.State != "some" || len(p.AssignedUserIDs) != 6000 || p.Available != 4000 {
+				t.Fatalf("E5 = %s %d %d", p.State, len(p.AssignedUserIDs), p.Available)
+			}
+		case "E3":
+			if p.State != "none" || len(p.AssignedUserIDs) != 0 {
+				t.Fatalf("E3 = %+v", p)
+			}
+		}
+	}
+}
