@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -64,6 +66,9 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if mode == "api" || mode == "all" {
+		// Queue depth, latency and processed/failed counts come from asynq's
+		// own collector, served by the api so queue state has one scrape target.
+		reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(a.rdb)))
 		a.api, err = api.New(api.Config{
 			Addr: cfg.Addr, BuyMoreURL: cfg.BuyMoreURL, InteractiveMax: cfg.InteractiveMax, Logger: log, Registry: reg,
 		}, store, a.rdb)

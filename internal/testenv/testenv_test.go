@@ -152,7 +152,9 @@ func TestParallelIsolation(t *testing.T) {
 	if len(pgDBs) != n {
 		t.Errorf("%d tests got %d distinct databases: %v", n, len(pgDBs), pgDBs)
 	}
-	if len(redisDBs) != n {
+	// With TEST_REDIS_URL, a number can be used again by a later test once
+	// its holder is done (the owner check above catches overlaps).
+	if testenv.RedisServer(t).Owned() && len(redisDBs) != n {
 		t.Errorf("%d tests got %d distinct Redis databases: %v", n, len(redisDBs), redisDBs)
 	}
 }
