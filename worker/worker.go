@@ -46,14 +46,17 @@ type Config struct {
 
 // WithDefaults returns the config with every unset field at its default.
 func (c Config) WithDefaults() Config {
+	// Measured on 2 cores: a batch transaction costs about the same for 5
+	// or 50 items, so throughput comes from large batches, which need many
+	// tasks in flight and few flushers.
 	if c.Concurrency <= 0 {
-		c.Concurrency = 64
+		c.Concurrency = 256
 	}
 	if c.Flushers <= 0 {
-		c.Flushers = 4
+		c.Flushers = 2
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 64
+		c.MaxBatch = 256
 	}
 	if c.TaskCheckInterval <= 0 {
 		c.TaskCheckInterval = 20 * time.Millisecond

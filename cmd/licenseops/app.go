@@ -57,7 +57,9 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 		store.Close()
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	ropts.PoolSize = max(cfg.Concurrency+32, 64)
+	// Handlers hold a connection only for a moment; a bounded pool keeps
+	// hundreds of concurrent tasks from opening hundreds of connections.
+	ropts.PoolSize = min(max(cfg.Concurrency/2, 64), 256)
 	a.rdb = redis.NewClient(ropts)
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
 		a.close()

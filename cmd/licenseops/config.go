@@ -68,7 +68,7 @@ func loadConfig(fs *flag.FlagSet) *Config {
 		Addr:            env("LICENSEOPS_ADDR", "127.0.0.1:8080"),
 		MetricsAddr:     env("LICENSEOPS_METRICS_ADDR", "127.0.0.1:9091"),
 		BuyMoreURL:      env("LICENSEOPS_BUY_MORE_URL", ""),
-		Concurrency:     envInt("LICENSEOPS_WORKER_CONCURRENCY", 64),
+		Concurrency:     envInt("LICENSEOPS_WORKER_CONCURRENCY", 256),
 		DBMaxConns:      envInt("LICENSEOPS_DB_MAX_CONNS", 20),
 		InteractiveMax:  envInt("LICENSEOPS_INTERACTIVE_MAX", 100),
 		SweepInterval:   envDuration("LICENSEOPS_SWEEP_INTERVAL", time.Second),
