@@ -24,6 +24,9 @@ type Plan struct {
 	DefaultLocation string
 	Total           int
 	Source          string
+	// Directory is where the customer's licenses live: "local" (Postgres)
+	// or "msgraph" with its tenant.
+	Directory Directory
 }
 
 // LoadPlan reads an operation's plan. A missing operation is NotFound (it
@@ -36,9 +39,11 @@ func (s *Store) LoadPlan(ctx context.Context, opID string) (*Plan, error) {
 		catalog              []byte
 	)
 	err := s.db.QueryRowContext(ctx, `
-		SELECT id, partner_key, customer_key, assign, revoke, usage_location, dry_run, catalog, default_usage_location, total, source
-		FROM operations WHERE id = $1`, opID).
-		Scan(&p.ID, &p.PartnerKey, &p.CustomerKey, &assign, &revoke, &loc, &p.DryRun, &catalog, &defaultLocation, &p.Total, &p.Source)
+		SELECT o.id, o.partner_key, o.customer_key, o.assign, o.revoke, o.usage_location, o.dry_run, o.catalog,
+			o.default_usage_location, o.total, o.source, c.directory_kind, COALESCE(c.directory_tenant_id, '')
+		FROM operations o JOIN customers c USING (customer_key) WHERE o.id = $1`, opID).
+		Scan(&p.ID, &p.PartnerKey, &p.CustomerKey, &assign, &revoke, &loc, &p.DryRun, &catalog, &defaultLocation, &p.Total, &p.Source,
+			&p.Directory.Kind, &p.Directory.TenantID)
 	if isNoRows(err) {
 		return nil, notFound("operation", opID)
 	}
@@ -77,11 +82,35 @@ type lockedItem struct {
 	UsageLocation  *string        `db:"usage_location"`
 	AccountEnabled bool           `db:"account_enabled"`
 	Held           pq.StringArray `db:"held"`
+	// The plan of an item in 'applying', and the user's claim.
+	Assigned     pq.StringArray `db:"assigned"`
+	Revoked      pq.StringArray `db:"revoked"`
+	Licenses     pq.StringArray `db:"licenses"`
+	ItemLocation *string        `db:"item_location"`
+	Claim        *string        `db:"applying_operation"`
+}
+
+// lockItems locks the items of a batch and their users, in user ID order so
+// that concurrent batches of overlapping operations cannot deadlock, and
+// reads what the decision needs.
+func lockItems(ctx context.Context, tx *sqlx.Tx, plan *Plan, userIDs []string) ([]lockedItem, error) {
+	var items []lockedItem
+	err := tx.SelectContext(ctx, &items, `
+		SELECT i.user_id, i.status, i.granted_mask, i.error_code, i.error_message,
+			u.usage_location, u.account_enabled, u.applying_operation::text AS applying_operation,
+			i.assigned, i.revoked, i.licenses, i.usage_location AS item_location,
+			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = $2 AND a.user_id = i.user_id ORDER BY a.sku_id) AS held
+		FROM operation_items i JOIN users u ON u.customer_key = $2 AND u.id = i.user_id
+		WHERE i.operation_id = $1 AND i.user_id = ANY($3)
+		ORDER BY i.user_id
+		FOR NO KEY UPDATE OF i, u`, plan.ID, plan.CustomerKey, pq.StringArray(userIDs))
+	return items, err
 }
 
 // itemWrite is the decided outcome of one pending item.
 type itemWrite struct {
 	userID   string
+	held     []string // what the user holds before the change
 	status   string
 	mask     int32
 	result   licensing.Result
@@ -103,15 +132,8 @@ type itemWrite struct {
 func (s *Store) ApplyLocal(ctx context.Context, plan *Plan, userIDs []string) ([]ItemOutcome, error) {
 	var out []ItemOutcome
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var items []lockedItem
-		if err := tx.SelectContext(ctx, &items, `
-			SELECT i.user_id, i.status, i.granted_mask, i.error_code, i.error_message,
-				u.usage_location, u.account_enabled,
-				ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = $2 AND a.user_id = i.user_id) AS held
-			FROM operation_items i JOIN users u ON u.customer_key = $2 AND u.id = i.user_id
-			WHERE i.operation_id = $1 AND i.user_id = ANY($3)
-			ORDER BY i.user_id
-			FOR UPDATE OF i, u`, plan.ID, plan.CustomerKey, pq.StringArray(userIDs)); err != nil {
+		items, err := lockItems(ctx, tx, plan, userIDs)
+		if err != nil {
 			return err
 		}
 		out = make([]ItemOutcome, 0, len(items))
@@ -157,7 +179,7 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 	if it.UsageLocation != nil {
 		loc = *it.UsageLocation
 	}
-	w := itemWrite{userID: it.UserID, mask: it.Mask}
+	w := itemWrite{userID: it.UserID, mask: it.Mask, held: it.Held}
 	res, lerr := licensing.Evaluate(licensing.UserState{Held: it.Held, UsageLocation: loc, AccountEnabled: it.AccountEnabled},
 		plan.Change, plan.DefaultLocation, plan.Catalog)
 	if lerr != nil {
@@ -270,7 +292,8 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 	for i, w := range writes {
 		users[i], statuses[i], masks[i], codes[i], messages[i] = w.userID, w.status, w.mask, string(w.code), w.message
 		assigned[i], revoked[i] = arrayLiteral(w.result.Assigned), arrayLiteral(w.result.Revoked)
-		licenses[i] = ""
+		// A failed user keeps what it held: that is what it holds "after".
+		licenses[i] = arrayLiteral(w.held)
 		if w.status != ItemFailed {
 			licenses[i] = arrayLiteral(w.result.Licenses)
 			itemLocs[i] = w.result.UsageLocation
@@ -302,6 +325,9 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 			WHERE u.customer_key = $2 AND u.id = x.u
 		), started AS (
 			UPDATE operations SET status = 'running', started_at = now() WHERE id = $1 AND status = 'queued'
+		), unclaim AS (
+			UPDATE users SET applying_operation = NULL
+			WHERE customer_key = $2 AND id = ANY($9::text[]) AND applying_operation = $1
 		)
 		UPDATE operation_items i SET status = x.status, granted_mask = x.mask,
 			assigned = x.assigned::text[], revoked = x.revoked::text[], licenses = NULLIF(x.licenses, '')::text[],

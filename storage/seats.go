@@ -22,7 +22,7 @@ func settle(ctx context.Context, q sqlx.ExecerContext, opID string) error {
 			SELECT customer_key, assign, dry_run FROM operations WHERE id = $1
 		), done AS (
 			UPDATE operation_items SET settled = true
-			WHERE operation_id = $1 AND NOT settled AND status <> 'pending'
+			WHERE operation_id = $1 AND NOT settled AND status NOT IN ('pending','applying')
 			RETURNING status, assigned, revoked, granted_mask
 		), delta AS (
 			SELECT sku, sum(dc)::int AS dc, sum(dr)::int AS dr FROM (
@@ -69,7 +69,7 @@ func (s *Store) FinalizeIfDone(ctx context.Context, opID string) (bool, error) {
 		if err := tx.QueryRowContext(ctx, `
 			SELECT count(*) FILTER (WHERE status IN ('succeeded','would_revoke')),
 			       count(*) FILTER (WHERE status = 'failed'),
-			       count(*) FILTER (WHERE status = 'pending')
+			       count(*) FILTER (WHERE status IN ('pending','applying'))
 			FROM operation_items WHERE operation_id = $1`, opID).Scan(&ok, &failed, &pending); err != nil {
 			return err
 		}

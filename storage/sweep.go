@@ -30,7 +30,7 @@ func (s *Store) PendingUserIDs(ctx context.Context, opID string) ([]string, erro
 	var out pq.StringArray
 	err := s.db.QueryRowContext(ctx, `
 		SELECT COALESCE(array_agg(user_id ORDER BY user_id), '{}') FROM operation_items
-		WHERE operation_id = $1 AND status = 'pending'`, opID).Scan(&out)
+		WHERE operation_id = $1 AND status IN ('pending','applying')`, opID).Scan(&out)
 	return out, err
 }
 

@@ -1,0 +1,174 @@
+package storage
+
+import (
+	"context"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/licenseops/licenseops/licensing"
+)
+
+// ExternalItem is one user of an operation on an external directory, after
+// the first phase (PrepareExternal).
+type ExternalItem struct {
+	UserID string
+	// Outcome is set when no directory call is needed: the item was already
+	// final (a redelivery), failed a rule or found no seat, or changes nothing.
+	Outcome *ItemOutcome
+	// Busy means another operation is changing this user in the directory
+	// right now; the item stays pending and should be retried later.
+	Busy bool
+	// Add, Remove and Location are the change to make in the directory.
+	Add, Remove []string
+	Location    string
+}
+
+// PrepareExternal is the first phase of an item on an external directory,
+// in one short transaction: decide by the rules on the mirror of the
+// directory, reserve the seats, claim the user and mark the item
+// 'applying'. The directory is called after commit, so no row lock is held
+// across the network. An item already 'applying' (a retry, or a worker that
+// died during the call) is returned with its recorded plan to resume.
+func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []string) ([]ExternalItem, error) {
+	var out []ExternalItem
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		items, err := lockItems(ctx, tx, plan, userIDs)
+		if err != nil {
+			return err
+		}
+		out = make([]ExternalItem, 0, len(items))
+		var decided, applying []itemWrite
+		for _, it := range items {
+			switch {
+			case it.Status == ItemApplying:
+				out = append(out, ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: plan.Change.UsageLocation})
+			case it.Status != ItemPending:
+				o := recordedOutcome(it)
+				out = append(out, ExternalItem{UserID: it.UserID, Outcome: &o})
+			case it.Claim != nil && *it.Claim != plan.ID:
+				out = append(out, ExternalItem{UserID: it.UserID, Busy: true})
+			default:
+				w := decide(plan, it)
+				if w.status == ItemSucceeded && len(w.result.Assigned) == 0 && len(w.result.Revoked) == 0 && w.location == "" {
+					decided = append(decided, w) // nothing to change in the directory
+				} else if w.status == ItemSucceeded {
+					applying = append(applying, w)
+				} else {
+					decided = append(decided, w)
+				}
+			}
+		}
+		if err := reserveMissingSeats(ctx, tx, plan, applying); err != nil {
+			return err
+		}
+		var ready []itemWrite
+		for _, w := range applying {
+			if w.status == ItemSucceeded {
+				ready = append(ready, w)
+			} else {
+				decided = append(decided, w) // no seat
+			}
+		}
+		if len(decided) > 0 {
+			if err := writeOutcomes(ctx, tx, plan, decided); err != nil {
+				return err
+			}
+			for _, w := range decided {
+				out = append(out, ExternalItem{UserID: w.userID, Outcome: &ItemOutcome{UserID: w.userID, Status: w.status, Code: w.code, Message: w.message, Changed: true}})
+			}
+		}
+		if len(ready) > 0 {
+			if err := markApplying(ctx, tx, plan, ready); err != nil {
+				return err
+			}
+			for _, w := range ready {
+				out = append(out, ExternalItem{UserID: w.userID, Add: w.result.Assigned, Remove: w.result.Revoked, Location: w.location})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// markApplying records the plan of each item and claims its user.
+func markApplying(ctx context.Context, tx *sqlx.Tx, plan *Plan, ws []itemWrite) error {
+	n := len(ws)
+	users, assigned, revoked, licenses, locs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	masks := make([]int32, n)
+	for i, w := range ws {
+		users[i], masks[i] = w.userID, w.mask
+		assigned[i], revoked[i], licenses[i] = arrayLiteral(w.result.Assigned), arrayLiteral(w.result.Revoked), arrayLiteral(w.result.Licenses)
+		locs[i] = w.result.UsageLocation
+	}
+	_, err := tx.ExecContext(ctx, `
+		WITH claim AS (
+			UPDATE users SET applying_operation = $1 WHERE customer_key = $2 AND id = ANY($3::text[])
+		), started AS (
+			UPDATE operations SET status = 'running', started_at = now() WHERE id = $1 AND status = 'queued'
+		)
+		UPDATE operation_items i SET status = 'applying', granted_mask = x.mask,
+			assigned = x.assigned::text[], revoked = x.revoked::text[], licenses = x.licenses::text[], usage_location = NULLIF(x.loc, '')
+		FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[]) AS x(u, mask, assigned, revoked, licenses, loc)
+		WHERE i.operation_id = $1 AND i.user_id = x.u`,
+		plan.ID, plan.CustomerKey, pq.StringArray(users), pq.Array(masks), pq.StringArray(assigned), pq.StringArray(revoked),
+		pq.StringArray(licenses), pq.StringArray(locs))
+	return err
+}
+
+// ExternalResult is what the directory said for one applying item: nil
+// Err for success, else the permanent per-user failure.
+type ExternalResult struct {
+	UserID string
+	Err    *licensing.Error
+}
+
+// RecordExternal is the second phase: it records the directory's answer for
+// items still 'applying' — on success the mirror of the directory and the
+// item, on a permanent failure the failed item (its seats return at
+// settlement) — and releases the users' claims. Recording an item twice
+// changes nothing.
+func (s *Store) RecordExternal(ctx context.Context, plan *Plan, results []ExternalResult) ([]ItemOutcome, error) {
+	byUser := make(map[string]*licensing.Error, len(results))
+	ids := make([]string, len(results))
+	for i, r := range results {
+		byUser[r.UserID], ids[i] = r.Err, r.UserID
+	}
+	var out []ItemOutcome
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		items, err := lockItems(ctx, tx, plan, ids)
+		if err != nil {
+			return err
+		}
+		var ws []itemWrite
+		for _, it := range items {
+			if it.Status != ItemApplying {
+				out = append(out, recordedOutcome(it))
+				continue
+			}
+			w := itemWrite{userID: it.UserID, mask: it.Mask, held: it.Held, status: ItemSucceeded,
+				result: licensing.Result{Assigned: it.Assigned, Revoked: it.Revoked, Licenses: it.Licenses}}
+			if it.ItemLocation != nil {
+				w.result.UsageLocation = *it.ItemLocation
+				if plan.Change.UsageLocation != "" {
+					w.location = plan.Change.UsageLocation
+				}
+			}
+			if e := byUser[it.UserID]; e != nil {
+				w.status, w.code, w.message, w.result, w.location = ItemFailed, e.Code, e.Message, licensing.Result{}, ""
+			}
+			ws = append(ws, w)
+		}
+		if len(ws) == 0 {
+			return nil
+		}
+		if err := writeOutcomes(ctx, tx, plan, ws); err != nil {
+			return err
+		}
+		for _, w := range ws {
+			out = append(out, ItemOutcome{UserID: w.userID, Status: w.status, Code: w.code, Message: w.message, Changed: true})
+		}
+		return nil
+	})
+	return out, err
+}
