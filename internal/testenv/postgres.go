@@ -5,21 +5,17 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/licenseops/licenseops/internal/localdb"
 )
 
 // Postgres returns the URL of a database of its own for t, created empty of
@@ -55,7 +51,7 @@ func Postgres(t testing.TB, migrate func(url string) error) string {
 		t.Fatalf("testenv: create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
-		if !pg.srv.running() {
+		if !pg.srv.Running() {
 			t.Logf("testenv: database %s not dropped: the Postgres server is not running", name)
 			return
 		}
@@ -71,22 +67,13 @@ func Postgres(t testing.TB, migrate func(url string) error) string {
 // is stopped and the arguments given to SetArgs are dropped.
 func PostgresServer(t testing.TB) *Server {
 	t.Helper()
-	checkRun(t)
-	if err := pg.start(); err != nil {
-		t.Fatal(err)
-	}
-	pg.srv.restoreAtEnd(t)
-	return pg.srv
+	return faultServer(t, &pg)
 }
 
 type pgEnv struct {
-	mu      sync.Mutex // guards start
-	started bool
-	err     error
-	closed  bool
+	lazy
 
 	// Set by start.
-	srv     *Server
 	admin   *url.URL // maintenance database: "postgres" for ours
 	tplName string
 
@@ -104,164 +91,24 @@ type pgEnv struct {
 
 var pg pgEnv
 
-func (e *pgEnv) start() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return errors.New("testenv: the tests have ended")
-	}
-	if !e.started {
-		e.started = true
-		e.err = e.startLocked()
-	}
-	return e.err
-}
+func (e *pgEnv) start() error { return e.startOnce(e.startServer) }
 
-func (e *pgEnv) startLocked() error {
+func (e *pgEnv) startServer() error {
 	e.tplName = "licenseops_tpl_" + runID
-	if s := os.Getenv("TEST_DATABASE_URL"); s != "" {
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			return errors.New("testenv: TEST_DATABASE_URL must be a postgres:// URL")
-		}
-		addr := u.Host
-		if u.Port() == "" {
-			addr = net.JoinHostPort(u.Hostname(), "5432")
-		}
-		e.srv = &Server{kind: "postgres", addr: addr}
-		e.admin = u
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := ping(ctx, u.String()); err != nil {
-			return fmt.Errorf("testenv: TEST_DATABASE_URL: %w", err)
-		}
-		return nil
+	if os.Getenv("TEST_DATABASE_URL") != "" {
+		ping := func(ctx context.Context, u *url.URL) error { return localdb.PingPostgres(ctx, u.String()) }
+		var err error
+		e.admin, e.srv, err = external("TEST_DATABASE_URL", "postgres", "5432", ping, "postgres", "postgresql")
+		return err
 	}
-
-	initdb, postgres, err := findPostgres()
+	srv, err := startPrivate(localdb.StartPostgres)
 	if err != nil {
 		return err
 	}
-	cred, err := postgresUser()
-	if err != nil {
-		return err
-	}
-	root, err := tmp.get()
-	if err != nil {
-		return err
-	}
-	if cred != nil {
-		// The postgres user needs to reach the directories below.
-		if err := os.Chown(root, int(cred.Uid), int(cred.Gid)); err != nil {
-			return fmt.Errorf("testenv: %w", err)
-		}
-	}
-	dir := filepath.Join(root, "pg")
-	data := filepath.Join(dir, "data")
-	sock := filepath.Join(dir, "sock")
-	for _, d := range []string{dir, sock} {
-		if err := mkdirFor(d, cred); err != nil {
-			return fmt.Errorf("testenv: %w", err)
-		}
-	}
-	cmd := exec.Command(initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C")
-	cmd.Dir = dir
-	cmd.Env = serverEnv()
-	cmd.SysProcAttr = sysProcAttr(cred, syscall.SIGKILL)
-	if out, err := run(cmd); err != nil {
-		return fmt.Errorf("testenv: %s: %v\n%s", initdb, err, tail(out, 20))
-	}
-	if len(sock)+len("/.s.PGSQL.65535") >= 108 {
-		sock = "" // too long for a Unix socket address: TCP only
-	}
-
-	srv, err := startOwned(func(port int) *Server {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		admin := &url.URL{Scheme: "postgres", User: url.User("postgres"), Host: addr, Path: "/postgres", RawQuery: "sslmode=disable"}
-		return &Server{
-			kind:  "postgres",
-			addr:  addr,
-			owned: true,
-			path:  postgres,
-			args: []string{
-				"-D", data, "-p", strconv.Itoa(port), "-k", sock,
-				"-c", "listen_addresses=127.0.0.1",
-				"-c", "fsync=off",
-				"-c", "synchronous_commit=off",
-				"-c", "full_page_writes=off",
-				"-c", "max_connections=300",
-				"-c", "shared_buffers=256MB",
-				// Dynamic shared memory in files of the data
-				// directory, which goes away with it, rather
-				// than in /dev/shm, where a killed server
-				// would leave them.
-				"-c", "dynamic_shared_memory_type=mmap",
-			},
-			cred:    cred,
-			dir:     dir,
-			logPath: filepath.Join(dir, "postgres.log"),
-			stopSig: syscall.SIGINT, // fast shutdown
-			// Immediate shutdown: unlike SIGKILL, it lets the
-			// postmaster kill its backends and remove its
-			// shared memory.
-			deathSig: syscall.SIGQUIT,
-			ready:    func(ctx context.Context) error { return ping(ctx, admin.String()) },
-			onChange: e.resetDB,
-		}
-	})
-	if err != nil {
-		return err
-	}
+	srv.OnChange(e.resetDB)
 	e.srv = srv
-	e.admin = &url.URL{Scheme: "postgres", User: url.User("postgres"), Host: srv.addr, Path: "/postgres", RawQuery: "sslmode=disable"}
-	return nil
-}
-
-// findPostgres finds initdb and postgres in PATH, else in the highest version
-// of /usr/lib/postgresql/*/bin (where Debian puts them).
-func findPostgres() (initdb, postgres string, err error) {
-	if p, err := exec.LookPath("initdb"); err == nil {
-		if q := filepath.Join(filepath.Dir(p), "postgres"); isExecutable(q) {
-			return p, q, nil
-		}
-		if q, err := exec.LookPath("postgres"); err == nil {
-			return p, q, nil
-		}
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	version := func(d string) float64 {
-		v, err := strconv.ParseFloat(filepath.Base(filepath.Dir(d)), 64)
-		if err != nil {
-			return -1
-		}
-		return v
-	}
-	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
-	for _, d := range dirs {
-		p, q := filepath.Join(d, "initdb"), filepath.Join(d, "postgres")
-		if isExecutable(p) && isExecutable(q) {
-			return p, q, nil
-		}
-	}
-	return "", "", fmt.Errorf("testenv: initdb and postgres not found in PATH or /usr/lib/postgresql/*/bin: %s", installHint)
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// ping connects to the database at dsn.
-func ping(ctx context.Context, dsn string) error {
-	c, err := pq.NewConnector(dsn)
-	if err != nil {
-		return err
-	}
-	conn, err := c.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	return conn.Close()
+	e.admin, err = url.Parse(localdb.PostgresURL(srv.Addr(), "postgres"))
+	return err
 }
 
 // template creates the template database, once.
@@ -340,23 +187,20 @@ func (e *pgEnv) resetDB() {
 }
 
 func (e *pgEnv) shutdown() error {
-	e.mu.Lock()
-	e.closed = true
-	srv := e.srv
-	e.mu.Unlock()
+	srv := e.close()
 	if srv == nil {
 		return nil
 	}
 	var errs []error
 	e.tplMu.Lock()
-	if !srv.owned && e.tplCreated {
+	if !srv.Owned() && e.tplCreated {
 		if err := e.exec("DROP DATABASE IF EXISTS " + pq.QuoteIdentifier(e.tplName) + " WITH (FORCE)"); err != nil {
 			errs = append(errs, fmt.Errorf("drop template database %s: %w", e.tplName, err))
 		}
 	}
 	e.tplMu.Unlock()
 	e.resetDB()
-	if srv.owned {
+	if srv.Owned() {
 		if err := srv.Stop(); err != nil {
 			errs = append(errs, err)
 		}

@@ -1,24 +1,15 @@
 package testenv
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/licenseops/licenseops/internal/localdb"
 )
 
 // Redis returns the URL (redis://127.0.0.1:PORT/N) of a Redis database number
@@ -51,7 +42,7 @@ func Redis(t testing.TB) string {
 	}
 	t.Cleanup(func() {
 		defer rd.release(n)
-		if !rd.srv.running() {
+		if !rd.srv.Running() {
 			return // flushed before its next use
 		}
 		if err := redisFlush(u, n); err != nil {
@@ -66,22 +57,13 @@ func Redis(t testing.TB) string {
 // stopped, and restarted without them if SetArgs gave it extra arguments.
 func RedisServer(t testing.TB) *Server {
 	t.Helper()
-	checkRun(t)
-	if err := rd.start(); err != nil {
-		t.Fatal(err)
-	}
-	rd.srv.restoreAtEnd(t)
-	return rd.srv
+	return faultServer(t, &rd)
 }
 
 type redisEnv struct {
-	mu      sync.Mutex // guards start
-	started bool
-	err     error
-	closed  bool
+	lazy
 
 	// Set by start.
-	srv    *Server
 	base   *url.URL      // the server's URL, without database number
 	free   chan int      // database numbers not in use, in turn
 	wait   time.Duration // how long Redis waits for a free number
@@ -90,83 +72,24 @@ type redisEnv struct {
 
 var rd redisEnv
 
-func (e *redisEnv) start() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return errors.New("testenv: the tests have ended")
-	}
-	if !e.started {
-		e.started = true
-		e.err = e.startLocked()
-	}
-	return e.err
-}
+func (e *redisEnv) start() error { return e.startOnce(e.startServer) }
 
-func (e *redisEnv) startLocked() error {
-	if s := os.Getenv("TEST_REDIS_URL"); s != "" {
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
-			return errors.New("testenv: TEST_REDIS_URL must be a redis:// or rediss:// URL")
+func (e *redisEnv) startServer() error {
+	if os.Getenv("TEST_REDIS_URL") != "" {
+		var err error
+		if e.base, e.srv, err = external("TEST_REDIS_URL", "redis", "6379", localdb.PingRedis, "redis", "rediss"); err != nil {
+			return err
 		}
-		addr := u.Host
-		if u.Port() == "" {
-			addr = net.JoinHostPort(u.Hostname(), "6379")
-		}
-		e.srv = &Server{kind: "redis", addr: addr}
-		e.base = u
 		e.setFree(1, 15, time.Minute)
 		e.shared = true
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := redisPing(ctx, u); err != nil {
-			return fmt.Errorf("testenv: TEST_REDIS_URL: %w", err)
-		}
 		return nil
 	}
-
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		return fmt.Errorf("testenv: redis-server not found in PATH: %s", installHint)
-	}
-	root, err := tmp.get()
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(root, "redis")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return fmt.Errorf("testenv: %w", err)
-	}
-	srv, err := startOwned(func(port int) *Server {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		u := &url.URL{Scheme: "redis", Host: addr}
-		return &Server{
-			kind:  "redis",
-			addr:  addr,
-			owned: true,
-			path:  path,
-			args: []string{
-				"--port", strconv.Itoa(port),
-				"--bind", "127.0.0.1",
-				"--save", "",
-				"--appendonly", "no",
-				"--databases", "10000",
-				"--dir", dir,
-				"--daemonize", "no",
-			},
-			dir:      dir,
-			logPath:  filepath.Join(root, "redis.log"),
-			stopSig:  syscall.SIGTERM,
-			deathSig: syscall.SIGKILL,
-			ready:    func(ctx context.Context) error { return redisPing(ctx, u) },
-			onChange: func() {},
-		}
-	})
+	srv, err := startPrivate(localdb.StartRedis)
 	if err != nil {
 		return err
 	}
 	e.srv = srv
-	e.base = &url.URL{Scheme: "redis", Host: srv.addr}
+	e.base = &url.URL{Scheme: "redis", Host: srv.Addr()}
 	e.setFree(1, 9999, 30*time.Second)
 	return nil
 }
@@ -233,7 +156,7 @@ func (e *redisEnv) lock(n int) (bool, error) {
 		return false, err
 	}
 	defer c.Close()
-	reply, err := c.do("SET", lockKey(n), runID, "NX", "EX", "1800")
+	reply, err := c.Do("SET", lockKey(n), runID, "NX", "EX", "1800")
 	return reply == "OK", err
 }
 
@@ -243,20 +166,20 @@ func (e *redisEnv) unlock(n int) {
 		return
 	}
 	defer c.Close()
-	if owner, err := c.do("GET", lockKey(n)); err == nil && owner == runID {
-		c.do("DEL", lockKey(n))
+	if owner, err := c.Do("GET", lockKey(n)); err == nil && owner == runID {
+		c.Do("DEL", lockKey(n))
 	}
 }
 
 // dial0 connects to database 0 of the server.
-func (e *redisEnv) dial0() (*respConn, error) {
+func (e *redisEnv) dial0() (*localdb.RedisConn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := dialRedis(ctx, e.base)
+	c, err := localdb.DialRedis(ctx, e.base)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.do("SELECT", "0"); err != nil {
+	if _, err := c.Do("SELECT", "0"); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -271,142 +194,25 @@ func (e *redisEnv) dbURL(n int) *url.URL {
 }
 
 func (e *redisEnv) shutdown() error {
-	e.mu.Lock()
-	e.closed = true
-	srv := e.srv
-	e.mu.Unlock()
-	if srv == nil || !srv.owned {
+	srv := e.close()
+	if srv == nil || !srv.Owned() {
 		return nil
 	}
 	return srv.Stop()
-}
-
-// redisPing checks that the server at u answers PING.
-func redisPing(ctx context.Context, u *url.URL) error {
-	c, err := dialRedis(ctx, u)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	reply, err := c.do("PING")
-	if err == nil && reply != "PONG" {
-		err = fmt.Errorf("PING: got %q", reply)
-	}
-	return err
 }
 
 // redisFlush empties database n of the server at u.
 func redisFlush(u *url.URL, n int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := dialRedis(ctx, u)
+	c, err := localdb.DialRedis(ctx, u)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if _, err := c.do("SELECT", strconv.Itoa(n)); err != nil {
+	if _, err := c.Do("SELECT", strconv.Itoa(n)); err != nil {
 		return err
 	}
-	_, err = c.do("FLUSHDB")
+	_, err = c.Do("FLUSHDB")
 	return err
-}
-
-// respConn is a minimal RESP client: enough for PING, AUTH, SELECT, FLUSHDB.
-type respConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-// dialRedis connects (and authenticates) to the server at u, with ctx's
-// deadline, or 10 seconds, for the whole conversation.
-func dialRedis(ctx context.Context, u *url.URL) (*respConn, error) {
-	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "6379")
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(10 * time.Second)
-	}
-	conn.SetDeadline(deadline)
-	if u.Scheme == "rediss" {
-		tc := tls.Client(conn, &tls.Config{ServerName: u.Hostname()})
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, err
-		}
-		conn = tc
-	}
-	c := &respConn{Conn: conn, r: bufio.NewReader(conn)}
-	if u.User != nil {
-		if pass, ok := u.User.Password(); ok {
-			args := []string{"AUTH"}
-			if name := u.User.Username(); name != "" {
-				args = append(args, name)
-			}
-			if _, err := c.do(append(args, pass)...); err != nil {
-				c.Close()
-				return nil, err
-			}
-		}
-	}
-	return c, nil
-}
-
-// do sends a command and returns its reply: the text of a simple string,
-// integer or bulk string; an error for an error reply.
-func (c *respConn) do(args ...string) (string, error) {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := c.Write(b.Bytes()); err != nil {
-		return "", err
-	}
-	return readReply(c.r)
-}
-
-func readReply(r *bufio.Reader) (string, error) {
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimSuffix(line, "\r\n")
-	if line == "" {
-		return "", errors.New("redis: empty reply line")
-	}
-	switch line[0] {
-	case '+', ':':
-		return line[1:], nil
-	case '-':
-		return "", fmt.Errorf("redis: %s", line[1:])
-	case '$':
-		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < 0 {
-			return "", err // a null bulk string is ""
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return "", err
-		}
-		return string(buf[:n]), nil
-	case '*':
-		n, err := strconv.Atoi(line[1:])
-		if err != nil {
-			return "", err
-		}
-		for range n {
-			if _, err := readReply(r); err != nil {
-				return "", err
-			}
-		}
-		return "", nil
-	}
-	return "", fmt.Errorf("redis: unexpected reply %q", line)
 }

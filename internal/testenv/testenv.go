@@ -19,33 +19,32 @@
 // binaries running at once) can hold a Redis database at the same time, the
 // others wait for one to be released.
 //
-// The private servers keep their data under /dev/shm when it is a tmpfs with
-// room (creating a database there takes about 12 ms instead of 250 ms on
-// a disk), else under $TMPDIR. When running as root, initdb and postgres run
-// as the postgres user. The servers are in a process group of their own and
-// get a parent-death signal, so they die with the test binary even when it is
-// killed or times out; temporary directories that such a binary leaves behind
-// are removed by the next test binary that starts a server.
+// The private servers come from internal/localdb (which also starts them for
+// the demo): their data is under /dev/shm when it is a tmpfs with room, else
+// under $TMPDIR; when running as root, initdb and postgres run as the postgres
+// user; they get a parent-death signal, so they die with the test binary even
+// when it is killed or times out, and temporary directories that such a binary
+// leaves behind are removed by the next one that starts a server.
 package testenv
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
-	"os/user"
-	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
-)
+	"time"
 
-// installHint ends the message of every failure caused by a missing binary.
-const installHint = `run "make test", which installs Debian's postgresql and redis-server`
+	"github.com/licenseops/licenseops/internal/localdb"
+)
 
 // runCalled is set by Run: Postgres and Redis refuse to start servers that
 // nothing would stop.
@@ -91,104 +90,28 @@ var runID = func() string {
 	return hex.EncodeToString(b[:])
 }()
 
-// tmpRoot is the temporary directory holding the data of the servers of this
-// test binary. It is created on first use and holds a lock file, flocked for
-// the life of the binary, that tells live directories from stale ones.
+// tmpRoot is the localdb.Dir holding the data of the servers of this test
+// binary, made on first use.
 type tmpRoot struct {
 	mu      sync.Mutex
-	dir     string
+	dir     *localdb.Dir
 	err     error
-	lock    *os.File
 	removed bool
 }
 
 var tmp tmpRoot
 
-const tmpPrefix = "licenseops-testenv-"
-
-// get returns the directory, creating it (and removing stale ones) first.
-func (r *tmpRoot) get() (string, error) {
+// get returns the directory, creating it first.
+func (r *tmpRoot) get() (*localdb.Dir, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.removed {
-		return "", errors.New("testenv: the tests have ended")
+		return nil, errTestsEnded
 	}
-	if r.dir != "" || r.err != nil {
-		return r.dir, r.err
+	if r.dir == nil && r.err == nil {
+		r.dir, r.err = localdb.NewDir("")
 	}
-	removeStale()
-	r.dir, r.lock, r.err = makeRoot()
 	return r.dir, r.err
-}
-
-// shmDir is a memory file system, where Postgres creates databases many
-// times faster than on a disk.
-const shmDir = "/dev/shm"
-
-// tmpParents returns where the directory may go, best first: $TMPDIR when it
-// is set; else /dev/shm when it is a tmpfs with at least 1 GiB free (Docker
-// gives containers 64 MiB); then the usual temporary directory.
-func tmpParents() []string {
-	if os.Getenv("TMPDIR") != "" {
-		return []string{os.TempDir()}
-	}
-	const tmpfsMagic = 0x01021994
-	var st syscall.Statfs_t
-	if syscall.Statfs(shmDir, &st) == nil && st.Type == tmpfsMagic && uint64(st.Bavail)*uint64(st.Bsize) >= 1<<30 {
-		return []string{shmDir, os.TempDir()}
-	}
-	return []string{os.TempDir()}
-}
-
-func makeRoot() (string, *os.File, error) {
-	var dir string
-	var err error
-	for _, parent := range tmpParents() {
-		dir, err = os.MkdirTemp(parent, fmt.Sprintf("%s%d-", tmpPrefix, os.Getpid()))
-		if err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return "", nil, fmt.Errorf("testenv: %w", err)
-	}
-	// The lock is taken before the file gets the name removeStale looks
-	// for, so that a directory is never seen unlocked while it is alive.
-	f, err := os.Create(filepath.Join(dir, "lock.new"))
-	if err == nil {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			err = os.Rename(f.Name(), filepath.Join(dir, "lock"))
-		}
-		if err != nil {
-			f.Close()
-		}
-	}
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("testenv: lock %s: %w", dir, err)
-	}
-	return dir, f, nil
-}
-
-// removeStale removes the directories of test binaries that died without
-// cleaning up: their lock is no longer held.
-func removeStale() {
-	var dirs []string
-	for _, parent := range []string{shmDir, os.TempDir()} {
-		m, _ := filepath.Glob(filepath.Join(parent, tmpPrefix+"*"))
-		dirs = append(dirs, m...)
-	}
-	for _, d := range dirs {
-		f, err := os.Open(filepath.Join(d, "lock"))
-		if err != nil {
-			continue
-		}
-		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
-			os.RemoveAll(d)
-		}
-		f.Close()
-	}
 }
 
 // remove deletes the directory; the servers must have been stopped.
@@ -196,54 +119,108 @@ func (r *tmpRoot) remove() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.removed = true
-	if r.dir == "" {
+	if r.dir == nil {
 		return nil
 	}
-	err := os.RemoveAll(r.dir)
-	r.lock.Close()
+	return r.dir.Remove()
+}
+
+// startPrivate starts a private server with start (localdb.StartPostgres or
+// localdb.StartRedis), in the data directory of the test binary.
+func startPrivate(start func(context.Context, *localdb.Dir, ...string) (*Server, error)) (*Server, error) {
+	dir, err := tmp.get()
 	if err != nil {
-		return fmt.Errorf("remove %s: %w", r.dir, err)
+		return nil, err
 	}
-	return nil
+	return start(context.Background(), dir)
 }
 
-// postgresUser returns the credentials to run initdb and postgres with: nil
-// unless we are root, which both refuse to run as.
-func postgresUser() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("testenv: running as root, which initdb and postgres refuse, and there is no postgres user to run them as (%v); %s", err, installHint)
-	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil {
-		return nil, fmt.Errorf("testenv: user postgres has uid %q gid %q", u.Uid, u.Gid)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+var errTestsEnded = errors.New("testenv: the tests have ended")
+
+// lazy is a server of the test binary and what goes with it, started on first
+// use, and not after the tests have ended.
+type lazy struct {
+	mu      sync.Mutex
+	started bool
+	err     error
+	closed  bool
+	srv     *Server // set by the start function
 }
 
-// mkdirFor creates dir, owned by cred's user when cred is set.
-func mkdirFor(dir string, cred *syscall.Credential) error {
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return err
+// startOnce calls f the first time, and returns its error every time.
+func (l *lazy) startOnce(f func() error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return errTestsEnded
 	}
-	if cred != nil {
-		return os.Chown(dir, int(cred.Uid), int(cred.Gid))
+	if !l.started {
+		l.started = true
+		l.err = f()
 	}
-	return nil
+	return l.err
 }
 
-// serverEnv is the environment of the server processes: ours without the
-// libpq variables, which would change what initdb and postgres do.
-func serverEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PG") {
-			env = append(env, kv)
-		}
-	}
-	return env
+// close makes startOnce fail from now on, and returns the server (nil when
+// none was started).
+func (l *lazy) close() *Server {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	return l.srv
 }
+
+func (l *lazy) server() *Server { return l.srv }
+
+// faultServer starts the server of env if needed and returns it, for fault
+// test t; when t ends, the server is started again if it is stopped and the
+// arguments given to SetArgs are dropped.
+func faultServer(t testing.TB, env interface {
+	start() error
+	server() *Server
+}) *Server {
+	t.Helper()
+	checkRun(t)
+	if err := env.start(); err != nil {
+		t.Fatal(err)
+	}
+	s := env.server()
+	if s.Owned() {
+		t.Cleanup(func() {
+			if err := s.Restore(); err != nil {
+				t.Errorf("testenv: restore the server at %s: %v", s.Addr(), err)
+			}
+		})
+	}
+	return s
+}
+
+// external returns the URL in the environment variable name, which must have
+// one of schemes, and the server it names (on defaultPort when it names no
+// port), after checking with ping that it answers.
+func external(name, kind, defaultPort string, ping func(context.Context, *url.URL) error, schemes ...string) (*url.URL, *Server, error) {
+	u, err := url.Parse(os.Getenv(name))
+	if err != nil || !slices.Contains(schemes, u.Scheme) {
+		return nil, nil, fmt.Errorf("testenv: %s must be a %s:// URL", name, strings.Join(schemes, ":// or "))
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), defaultPort)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ping(ctx, u); err != nil {
+		return nil, nil, fmt.Errorf("testenv: %s: %w", name, err)
+	}
+	return u, localdb.External(kind, addr, name), nil
+}
+
+// Server is a server of the test binary, for fault tests that stop, kill and
+// restart it (see PostgresServer and RedisServer). Stopping it affects every
+// test of the binary, so such tests must not call t.Parallel.
+//
+// A server that comes from TEST_DATABASE_URL or TEST_REDIS_URL is not owned:
+// Stop, Kill and Start return an error for it, and fault tests must check
+// Owned first and t.Skip when it is false, since they never touch a server
+// that testenv did not start.
+type Server = localdb.Server

@@ -1,4 +1,4 @@
-package testenv
+package localdb
 
 import (
 	"bytes"
@@ -15,37 +15,32 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
-// Server is one of the database servers of the test binary, for fault tests
-// that stop, kill and restart it. Stopping it affects every test of the
-// binary, so such tests must not call t.Parallel.
-//
-// A server that comes from TEST_DATABASE_URL or TEST_REDIS_URL is not owned:
-// Stop, Kill and Start return an error for it, and fault tests must check
-// Owned first and t.Skip when it is false, since they never touch a server
-// that testenv did not start.
+// Server is a Postgres or Redis server: one that this process started (see
+// StartPostgres, StartRedis and Start), which it can stop, kill and start
+// again, or one it only knows the address of (see External).
 type Server struct {
 	kind  string // "postgres" or "redis"
 	addr  string
 	owned bool
+	from  string // where a server that is not owned comes from
 
 	// Owned servers only.
 	path     string              // binary
-	args     []string            // arguments before the extra ones
+	args     []string            // the usual arguments
 	cred     *syscall.Credential // user to run as, nil for ours
 	dir      string              // working directory
 	logPath  string              // stdout and stderr of the server
 	stopSig  syscall.Signal      // asks for a fast, clean shutdown
-	deathSig syscall.Signal      // sent when the test binary dies
+	deathSig syscall.Signal      // sent when this process dies
 	ready    func(context.Context) error
-	onChange func() // called after the process went away or came back
 
-	mu    sync.Mutex
-	extra []string
-	proc  *process // nil when not running
+	mu       sync.Mutex
+	extra    []string
+	proc     *process // nil when not running
+	onChange func()   // called after the process went away or came back
 }
 
 // process is a started server process.
@@ -54,22 +49,48 @@ type process struct {
 	done chan struct{} // closed when the process has exited and been reaped
 }
 
-var errNotOwned = errors.New("testenv: the server comes from TEST_DATABASE_URL or TEST_REDIS_URL and was not started by testenv: fault tests must t.Skip when !Owned()")
+// External returns a server that this process did not start, at addr
+// (host:port), for code that handles private and given servers alike. from
+// says where it comes from (for example "TEST_DATABASE_URL"), for error
+// messages. It is not owned: Stop, Kill, Start and Restore return an error.
+func External(kind, addr, from string) *Server {
+	return &Server{kind: kind, addr: addr, from: from}
+}
+
+func (s *Server) errNotOwned() error {
+	return fmt.Errorf("localdb: the %s server at %s comes from %s and was not started by this process, which never stops or starts it (check Owned first)", s.kind, s.addr, s.from)
+}
 
 // Addr returns the server's host:port.
 func (s *Server) Addr() string { return s.addr }
 
-// Owned reports whether testenv started the server. It is false when the
-// server comes from TEST_DATABASE_URL or TEST_REDIS_URL; fault tests must then
-// t.Skip.
+// Owned reports whether this process started the server, so that Stop, Kill,
+// Start and Restore work on it.
 func (s *Server) Owned() bool { return s.owned }
+
+// OnChange sets a function to call after every Stop, Kill, Start and Restore
+// of the server (failed ones too), for example to drop pooled connections
+// that a restart broke.
+func (s *Server) OnChange(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onChange = f
+}
+
+func (s *Server) changed() {
+	s.mu.Lock()
+	f := s.onChange
+	s.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
 
 // SetArgs sets extra command-line arguments, appended to the usual ones from
 // the next Start on: for example s.SetArgs("--appendonly", "yes") then
 // s.Stop() and s.Start() restarts Redis with an append-only file, or
 // s.SetArgs("-c", "max_connections=20") changes a Postgres setting. SetArgs()
-// with no arguments goes back to the usual command line. The test that called
-// PostgresServer or RedisServer restores the usual arguments when it ends.
+// with no arguments goes back to the usual command line.
 func (s *Server) SetArgs(extra ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -80,75 +101,67 @@ func (s *Server) SetArgs(extra ...string) {
 // shutdown) for Postgres, SIGTERM for Redis. Clients are disconnected. Stopping
 // a stopped server does nothing.
 func (s *Server) Stop() error {
-	if !s.owned {
-		return errNotOwned
-	}
-	s.mu.Lock()
-	err := s.stopLocked()
-	s.mu.Unlock()
-	s.onChange()
-	return err
+	return s.change(s.stopLocked)
 }
 
 // Kill kills the server with SIGKILL, as a crash would, and waits for it to
 // exit. For Postgres the backend processes are killed too, so that Start can
 // run crash recovery at once. Killing a stopped server does nothing.
 func (s *Server) Kill() error {
-	if !s.owned {
-		return errNotOwned
-	}
-	s.mu.Lock()
-	err := s.killLocked()
-	s.mu.Unlock()
-	s.onChange()
-	return err
+	return s.change(s.killLocked)
 }
+
+// restartRetry is how long Start retries a server that exits at once: right
+// after Kill, Postgres refuses to start while a dying backend still holds the
+// old shared memory.
+const restartRetry = 15 * time.Second
 
 // Start starts the stopped or killed server again, on the same port and with
 // the same data directory (plus the arguments given to SetArgs), and waits
 // until it accepts connections. Data that Redis did not persist (by default it
 // persists nothing) is gone.
 func (s *Server) Start() error {
-	if !s.owned {
-		return errNotOwned
-	}
-	s.mu.Lock()
-	// Right after Kill, Postgres refuses to start while a dying backend
-	// still holds the old shared memory: let Start retry for a while.
-	err := s.startLocked(15 * time.Second)
-	s.mu.Unlock()
-	s.onChange()
-	return err
+	return s.change(func() error { return s.startLocked(context.Background(), restartRetry) })
 }
 
-// restoreAtEnd makes sure that when t ends, s runs with its usual arguments, so
-// that a fault test does not break the tests that follow it.
-func (s *Server) restoreAtEnd(t testing.TB) {
-	if !s.owned {
-		return
-	}
-	t.Cleanup(func() {
+// Restore makes the server run with its usual command line: it starts it if
+// it is stopped, and restarts it without them if SetArgs gave it extra
+// arguments. It does nothing to a server that runs with the usual ones.
+func (s *Server) Restore() error {
+	if s.owned {
 		s.mu.Lock()
-		if s.runningLocked() && len(s.extra) == 0 {
-			s.mu.Unlock()
-			return
+		usual := s.runningLocked() && len(s.extra) == 0
+		s.mu.Unlock()
+		if usual {
+			return nil // and no OnChange call
 		}
+	}
+	return s.change(func() error {
 		err := s.stopLocked()
 		s.extra = nil
 		if err == nil {
-			err = s.startLocked(15 * time.Second)
+			err = s.startLocked(context.Background(), restartRetry)
 		}
-		s.mu.Unlock()
-		s.onChange()
-		if err != nil {
-			t.Errorf("testenv: restore %s server: %v", s.kind, err)
-		}
+		return err
 	})
 }
 
-// running reports whether the server process is up (always true when not
-// owned: we cannot know).
-func (s *Server) running() bool {
+// change runs f with the lock held, for an owned server, then calls the
+// OnChange function.
+func (s *Server) change(f func() error) error {
+	if !s.owned {
+		return s.errNotOwned()
+	}
+	s.mu.Lock()
+	err := f()
+	s.mu.Unlock()
+	s.changed()
+	return err
+}
+
+// Running reports whether the server process is up. It is always true for a
+// server that is not owned: we cannot know.
+func (s *Server) Running() bool {
 	if !s.owned {
 		return true
 	}
@@ -171,27 +184,32 @@ func (s *Server) runningLocked() bool {
 
 var errExited = errors.New("exited before accepting connections")
 
+// readyTimeout is how long a started server may take to accept connections.
+const readyTimeout = 30 * time.Second
+
 // startLocked starts the process and waits until it is ready. When it exits
 // before that, it is started again until retryFor has passed.
-func (s *Server) startLocked(retryFor time.Duration) error {
+func (s *Server) startLocked(ctx context.Context, retryFor time.Duration) error {
 	if s.runningLocked() {
-		return fmt.Errorf("testenv: %s server is already running", s.kind)
+		return fmt.Errorf("localdb: %s server is already running", s.kind)
 	}
 	s.proc = nil
 	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
 	for {
 		p, err := s.launch()
 		if err != nil {
 			return err
 		}
-		err = s.waitReady(p, start.Add(30*time.Second))
+		err = s.waitReady(ctx, p)
 		if err == nil {
 			s.proc = p
 			return nil
 		}
 		killGroup(p)
 		if !errors.Is(err, errExited) || time.Since(start) >= retryFor {
-			return fmt.Errorf("testenv: start %s on %s: %w\n%s", s.kind, s.addr, err, s.logTail())
+			return fmt.Errorf("localdb: start %s on %s: %w\n%s", s.kind, s.addr, err, s.logTail())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -200,7 +218,7 @@ func (s *Server) startLocked(retryFor time.Duration) error {
 func (s *Server) launch() (*process, error) {
 	logf, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("testenv: %w", err)
+		return nil, fmt.Errorf("localdb: %w", err)
 	}
 	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(s.path, append(slices.Clone(s.args), s.extra...)...)
@@ -210,7 +228,7 @@ func (s *Server) launch() (*process, error) {
 	cmd.Stderr = logf
 	cmd.SysProcAttr = sysProcAttr(s.cred, s.deathSig)
 	if err := spawn(cmd); err != nil {
-		return nil, fmt.Errorf("testenv: start %s: %w", s.kind, err)
+		return nil, fmt.Errorf("localdb: start %s: %w", s.kind, err)
 	}
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	go func() {
@@ -220,24 +238,29 @@ func (s *Server) launch() (*process, error) {
 	return p, nil
 }
 
-func (s *Server) waitReady(p *process, deadline time.Time) error {
-	var err error
+// waitReady waits until the server answers, until it exits or until ctx ends.
+func (s *Server) waitReady(ctx context.Context, p *process) error {
+	start := time.Now()
 	for {
 		select {
 		case <-p.done:
 			return fmt.Errorf("%w (%v)", errExited, p.cmd.ProcessState)
 		default:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err = s.ready(ctx)
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := s.ready(pctx)
 		cancel()
 		if err == nil {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not accepting connections after %v: %v", 30*time.Second, err)
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("not accepting connections after %v: %v", time.Since(start).Round(time.Millisecond), err)
+			}
+			return fmt.Errorf("%w (last try: %v)", context.Cause(ctx), err)
+		case <-time.After(20 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -260,7 +283,7 @@ func (s *Server) stopLocked() error {
 	}
 	s.proc = p
 	s.killLocked()
-	return fmt.Errorf("testenv: %s did not stop within 30s and was killed", s.kind)
+	return fmt.Errorf("localdb: %s did not stop within 30s and was killed", s.kind)
 }
 
 func (s *Server) killLocked() error {
@@ -310,17 +333,18 @@ func tail(b []byte, n int) string {
 }
 
 // sysProcAttr returns the attributes of a server process, which receives
-// deathSig when the test binary dies.
+// deathSig when this process dies.
 func sysProcAttr(cred *syscall.Credential, deathSig syscall.Signal) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{
 		// A process group of its own: Kill reaches its children, and
-		// the terminal's ^C does not (the test binary dies of it
-		// instead, and the parent-death signal follows).
+		// the terminal's ^C does not (this process gets it and stops
+		// the servers, or dies of it and the parent-death signal
+		// follows).
 		Setpgid: true,
 		// The child sets the parent-death signal after switching
 		// to cred, which would clear it, and keeps it across exec:
 		// so the server itself, not a wrapper such as runuser (which
-		// forks and waits), dies with the test binary.
+		// forks and waits), dies with this process.
 		Pdeathsig:  deathSig,
 		Credential: cred,
 	}
@@ -336,7 +360,7 @@ var (
 	spawns    chan spawnRequest
 )
 
-// spawn starts cmd from a thread that lives as long as the test binary. The
+// spawn starts cmd from a thread that lives as long as the process. The
 // parent-death signal is sent when the thread that started the child exits,
 // not the process, and the Go runtime may end threads before the process.
 func spawn(cmd *exec.Cmd) error {
@@ -411,15 +435,16 @@ func procStat(pid int) (ppid int, state byte, ok bool) {
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("testenv: find a free port: %w", err)
+		return 0, fmt.Errorf("localdb: find a free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// startOwned starts a new server, on a new port for each attempt in case
-// another process took the port between freePort and the server's bind.
-func startOwned(newServer func(port int) *Server) (*Server, error) {
+// startOwned starts a new server on a free port of 127.0.0.1, on a new port for
+// each attempt in case another process took the port between freePort and the
+// server's bind.
+func startOwned(ctx context.Context, newServer func(addr string, port int) *Server) (*Server, error) {
 	var err error
 	for range 3 {
 		var port int
@@ -427,12 +452,16 @@ func startOwned(newServer func(port int) *Server) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := newServer(port)
+		s := newServer(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), port)
+		s.owned = true
 		s.mu.Lock()
-		err = s.startLocked(0)
+		err = s.startLocked(ctx, 0)
 		s.mu.Unlock()
 		if err == nil {
 			return s, nil
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
 	return nil, err
