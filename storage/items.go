@@ -226,19 +226,25 @@ func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []
 	}
 	sortStrings(skus)
 	got := map[string]int{}
+	settled := false
 	for _, sku := range skus {
-		var n int
-		err := tx.QueryRowContext(ctx, `
-			WITH cur AS (
-				SELECT total - consumed - reserved AS avail FROM subscriptions
-				WHERE customer_key = $1 AND sku_id = $2 FOR UPDATE
-			)
-			UPDATE subscriptions s SET reserved = s.reserved + LEAST($3, cur.avail), updated_at = now()
-			FROM cur WHERE s.customer_key = $1 AND s.sku_id = $2 AND cur.avail > 0
-			RETURNING LEAST($3, cur.avail)`,
-			plan.CustomerKey, sku, need[sku]).Scan(&n)
-		if err != nil && !isNoRows(err) {
+		n, err := takeSeats(ctx, tx, plan.CustomerKey, sku, need[sku])
+		if err != nil {
 			return err
+		}
+		if n < need[sku] && !settled {
+			// Seats granted at intake to users that then failed a rule are
+			// free, but come back only at settlement: settle now rather
+			// than fail a user while a seat sits unused.
+			if err := settle(ctx, tx, plan.ID); err != nil {
+				return err
+			}
+			settled = true
+			more, err := takeSeats(ctx, tx, plan.CustomerKey, sku, need[sku]-n)
+			if err != nil {
+				return err
+			}
+			n += more
 		}
 		got[sku] = n
 	}
@@ -269,6 +275,23 @@ func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []
 		}
 	}
 	return nil
+}
+
+// takeSeats reserves up to n free seats of a subscription and returns how many it got.
+func takeSeats(ctx context.Context, tx *sqlx.Tx, customerKey int64, sku string, n int) (int, error) {
+	var got int
+	err := tx.QueryRowContext(ctx, `
+		WITH cur AS (
+			SELECT total - consumed - reserved AS avail FROM subscriptions
+			WHERE customer_key = $1 AND sku_id = $2 FOR UPDATE
+		)
+		UPDATE subscriptions s SET reserved = s.reserved + LEAST($3, cur.avail), updated_at = now()
+		FROM cur WHERE s.customer_key = $1 AND s.sku_id = $2 AND cur.avail > 0
+		RETURNING LEAST($3, cur.avail)`, customerKey, sku, n).Scan(&got)
+	if isNoRows(err) {
+		return 0, nil
+	}
+	return got, err
 }
 
 func skuBit(plan *Plan, sku string) int32 {

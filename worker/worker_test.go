@@ -269,3 +269,46 @@ func TestSweeperReenqueues(t *testing.T) {
 		t.Fatalf("seats = %+v", s)
 	}
 }
+
+// Seats granted at intake to users that then fail a rule go to users that
+// got no grant, instead of sitting unused while those users fail.
+func TestUnusedGrantsGoToOtherUsers(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	users := seed(t, c, "regrant", 10, "E5", 5)
+	disabled := make([]map[string]any, 5)
+	for i := range disabled {
+		disabled[i] = map[string]any{"id": users[i], "user_principal_name": users[i] + "@example.com", "display_name": users[i], "account_enabled": false}
+	}
+	c.Must(200, "POST", "/v1/customers/regrant/users/import", map[string]any{"users": disabled})
+	cust := customerOf(t, b, "regrant")
+	// The disabled users come first, so they receive the five grants.
+	op, err := b.Store.CreateOperation(context.Background(), storage.NewOperation{
+		PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: users, Assign: []string{"E5"}, AllowPartial: true,
+		Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(worker.Config{DisableSweeper: true, Logger: b.Log}, b.Store, b.Redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown()
+	for _, u := range users { // in order: the granted users fail first
+		if err := w.Handler().ProcessTask(context.Background(), jobs.NewApplyTask(op.ID, u, jobs.QueueDefault)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if done, err := b.Store.FinalizeIfDone(context.Background(), op.ID); err != nil || !done {
+		t.Fatalf("finalize: %v %v", done, err)
+	}
+	got := c.WaitOperation(op.ID, 10*time.Second)
+	if got.Succeeded != 5 || got.Failed != 5 {
+		t.Fatalf("operation = %+v, want the 5 enabled users to get the 5 seats", got)
+	}
+	if s := seats(t, b, "E5"); s.Assignments != 5 || s.Consumed != 5 || s.Reserved != 0 {
+		t.Fatalf("seats = %+v", s)
+	}
+}
