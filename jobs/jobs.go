@@ -150,3 +150,21 @@ feed:
 	}
 	return res, firstErr
 }
+
+// TypeSyncDirectory imports a customer's users, licenses and subscriptions
+// from its external directory.
+const TypeSyncDirectory = "directory:sync"
+
+// SyncPayload names the customer to sync by its internal key.
+type SyncPayload struct {
+	CustomerKey int64 `json:"c"`
+}
+
+// NewSyncTask builds the sync task of a customer. Its TaskID makes a second
+// request while one is queued or running a no-op.
+func NewSyncTask(customerKey int64) *asynq.Task {
+	payload, _ := json.Marshal(SyncPayload{CustomerKey: customerKey})
+	return asynq.NewTask(TypeSyncDirectory, payload,
+		asynq.TaskID(fmt.Sprintf("sync:%d", customerKey)), asynq.Queue(QueueLow), asynq.MaxRetry(10),
+		asynq.Timeout(30*time.Minute))
+}

@@ -13,6 +13,9 @@ type metrics struct {
 	batchDuration       prometheus.Histogram
 	operationsFinalized prometheus.Counter
 	sweepReenqueued     *prometheus.CounterVec
+	directoryCalls      *prometheus.CounterVec
+	directoryDuration   *prometheus.HistogramVec
+	directoryRetries    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,9 +47,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		sweepReenqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "licenseops_sweeper_reenqueued_total", Help: "Tasks the sweeper put back on the queue, by reason.",
 		}, []string{"reason"}),
+		directoryCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "licenseops_directory_calls_total", Help: "Calls to external license directories, by call and result (ok, throttled, transient, permanent, error).",
+		}, []string{"call", "result"}),
+		directoryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "licenseops_directory_call_duration_seconds", Help: "Duration of calls to external license directories.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"call"}),
+		directoryRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "licenseops_directory_retries_total", Help: "Items handed back to the queue after a throttled or failed directory call.",
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.tasks, m.taskDuration, m.retries, m.itemsFinished, m.batchSize,
-		m.batchDuration, m.operationsFinalized, m.sweepReenqueued} {
+		m.batchDuration, m.operationsFinalized, m.sweepReenqueued,
+		m.directoryCalls, m.directoryDuration, m.directoryRetries} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

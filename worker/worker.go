@@ -16,6 +16,7 @@ import (
 
 	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/licensing"
+	"github.com/licenseops/licenseops/provider"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -40,8 +41,11 @@ type Config struct {
 	Sweep SweepConfig
 	// DisableSweeper turns the sweeper off in this process (tests).
 	DisableSweeper bool
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer
+	// Directories are the external license directories by kind ("msgraph").
+	// The local directory (Postgres) needs none.
+	Directories map[string]provider.Directory
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
 }
 
 // WithDefaults returns the config with every unset field at its default.
@@ -140,6 +144,7 @@ func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.Use(w.recoverer, w.observer)
 	mux.HandleFunc(jobs.TypeApplyLicenses, w.handleApply)
+	mux.HandleFunc(jobs.TypeSyncDirectory, w.handleSync)
 	return mux
 }
 
@@ -190,7 +195,12 @@ func (w *Worker) handleApply(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	outcome, err := w.batcher.Do(ctx, plan, p.UserID)
+	var outcome storage.ItemOutcome
+	if plan.Directory.Kind == "local" {
+		outcome, err = w.batcher.Do(ctx, plan, p.UserID)
+	} else {
+		outcome, err = w.applyExternal(ctx, plan, p.UserID)
+	}
 	if err != nil {
 		return err
 	}
@@ -220,12 +230,6 @@ func (w *Worker) finalizeSmall(ctx context.Context, plan *storage.Plan) {
 	if done {
 		w.metrics.operationsFinalized.Inc()
 	}
-}
-
-// retryDelay backs off exponentially from one second up to a minute.
-func retryDelay(n int, err error, t *asynq.Task) time.Duration {
-	var d time.Duration = time.Second << min(n, 6)
-	return d
 }
 
 func (w *Worker) recoverer(next asynq.Handler) asynq.Handler {

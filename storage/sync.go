@@ -1,0 +1,112 @@
+package storage
+
+import (
+	"context"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/licenseops/licenseops/licensing"
+)
+
+// DirectoryUser is a user as an external directory reports it.
+type DirectoryUser struct {
+	ID                string
+	UserPrincipalName string
+	DisplayName       string
+	UsageLocation     string
+	AccountEnabled    bool
+	LastSignInAt      *time.Time
+	Licenses          []string
+}
+
+// DirectorySKU is a subscribed SKU as an external directory reports it.
+type DirectorySKU struct {
+	SKU     string
+	Enabled int
+}
+
+// SyncResult counts what a directory sync changed.
+type SyncResult struct {
+	Created, Updated, Subscriptions int
+}
+
+// ApplyDirectorySync makes Postgres mirror an external directory for one
+// customer: users (with usage location, enabled flag, sign-in time and
+// licenses) and subscriptions (seat totals; consumed recomputed from the
+// mirrored assignments). It refuses while the customer has unfinished
+// operations, whose reserved seats and in-flight changes a snapshot cannot
+// account for; the caller retries later.
+func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users []DirectoryUser, skus []DirectorySKU) (SyncResult, error) {
+	var res SyncResult
+	rows := make([]UserImport, len(users))
+	var lu, ls []string
+	for i, u := range users {
+		loc, enabled := u.UsageLocation, u.AccountEnabled
+		rows[i] = UserImport{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
+			AccountEnabled: &enabled, LastSignInAt: u.LastSignInAt}
+		if loc != "" {
+			rows[i].UsageLocation = &loc
+		}
+		for _, sku := range u.Licenses {
+			lu, ls = append(lu, u.ID), append(ls, sku)
+		}
+	}
+	ids := make([]string, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	skuIDs, enabled := make([]string, len(skus)), make([]int64, len(skus))
+	for i, k := range skus {
+		skuIDs[i], enabled[i] = k.SKU, int64(k.Enabled)
+	}
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var busy bool
+		if err := tx.QueryRowContext(ctx, `
+			SELECT EXISTS (SELECT 1 FROM operations WHERE customer_key = $1 AND finished_at IS NULL)
+			FROM customers WHERE customer_key = $1 FOR UPDATE`, customerKey).Scan(&busy); err != nil {
+			return err
+		}
+		if busy {
+			return licensing.Errorf(licensing.CodeConflict, "the customer has operations in progress; the sync runs when they finish")
+		}
+		var err error
+		res.Created, res.Updated, err = importUsers(ctx, tx, customerKey, rows)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			WITH want AS (SELECT * FROM unnest($2::text[], $3::text[]) AS x(u, s)),
+			del AS (
+				DELETE FROM assignments a WHERE a.customer_key = $1 AND a.user_id = ANY($4::text[])
+				AND NOT EXISTS (SELECT 1 FROM want WHERE want.u = a.user_id AND want.s = a.sku_id)
+			)
+			INSERT INTO assignments (customer_key, user_id, sku_id)
+			SELECT $1, u, s FROM want ON CONFLICT DO NOTHING`,
+			customerKey, pq.StringArray(lu), pq.StringArray(ls), pq.StringArray(ids)); err != nil {
+			return err
+		}
+		// No operation is running, so nothing is reserved: consumed is the
+		// count of mirrored assignments, and the directory's total stands
+		// (raised if the directory is over-assigned, as Graph can be).
+		r, err := tx.ExecContext(ctx, `
+			WITH k AS (SELECT * FROM unnest($2::text[], $3::int[]) AS x(sku, enabled)),
+			c AS (
+				SELECT k.sku, k.enabled, (SELECT count(*) FROM assignments a WHERE a.customer_key = $1 AND a.sku_id = k.sku)::int AS used
+				FROM k
+			)
+			INSERT INTO subscriptions AS s (customer_key, sku_id, total, consumed, reserved)
+			SELECT $1, c.sku, GREATEST(c.enabled, c.used), c.used, 0 FROM c
+			ON CONFLICT (customer_key, sku_id) DO UPDATE SET total = EXCLUDED.total, consumed = EXCLUDED.consumed,
+				reserved = 0, updated_at = now()`,
+			customerKey, pq.StringArray(skuIDs), pq.Array(enabled))
+		if err != nil {
+			return err
+		}
+		n, _ := r.RowsAffected()
+		res.Subscriptions = int(n)
+		return nil
+	})
+	return res, err
+}
