@@ -22,6 +22,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/provider"
+	"github.com/licenseops/licenseops/provider/msgraph"
 	"github.com/licenseops/licenseops/storage"
 	"github.com/licenseops/licenseops/worker"
 )
@@ -80,7 +82,13 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 		}
 	}
 	if mode == "worker" || mode == "all" {
+		dirs, err := directories(cfg, log)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
 		a.worker, err = worker.New(worker.Config{
+			Directories: dirs,
 			Concurrency: cfg.Concurrency, InteractiveMax: cfg.InteractiveMax, ShutdownTimeout: cfg.ShutdownTimeout,
 			Sweep: worker.SweepConfig{Interval: cfg.SweepInterval}, Logger: log, Registerer: reg,
 		}, store, a.rdb)
@@ -94,6 +102,28 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 		}
 	}
 	return a, nil
+}
+
+// directories builds the external license directories this worker can
+// reach: Microsoft Graph when credentials are configured.
+func directories(cfg *Config, log *slog.Logger) (map[string]provider.Directory, error) {
+	creds, err := msgraph.LoadCredentials(os.Getenv)
+	if errors.Is(err, msgraph.ErrNoCredentials) {
+		log.Info("no Microsoft Graph credentials: customers on directory msgraph will wait until they are configured")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	client, err := msgraph.New(msgraph.Config{
+		BaseURL: cfg.GraphBaseURL, TokenURL: cfg.GraphTokenURL, Credentials: creds,
+		RatePerSecond: cfg.GraphRate, MaxInFlight: cfg.GraphMaxInFlight,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("Microsoft Graph directory configured", "graph", client.String())
+	return map[string]provider.Directory{"msgraph": client}, nil
 }
 
 // serviceMux serves /metrics, /healthz and /readyz for a worker process.

@@ -27,6 +27,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogFormat       string
 	LogLevel        string
+	// Microsoft Graph (customers with directory kind msgraph). Credentials
+	// are read by msgraph.LoadCredentials from the environment or a file.
+	GraphBaseURL     string
+	GraphTokenURL    string
+	GraphRate        float64
+	GraphMaxInFlight int
 }
 
 // Defaults of the environment variables.
@@ -63,18 +69,22 @@ func envDuration(name string, def time.Duration) time.Duration {
 // loadConfig reads the environment, then binds the flags of a command to it.
 func loadConfig(fs *flag.FlagSet) *Config {
 	c := &Config{
-		DatabaseURL:     env("DATABASE_URL", defaultDatabaseURL),
-		RedisURL:        env("REDIS_URL", defaultRedisURL),
-		Addr:            env("LICENSEOPS_ADDR", "127.0.0.1:8080"),
-		MetricsAddr:     env("LICENSEOPS_METRICS_ADDR", "127.0.0.1:9091"),
-		BuyMoreURL:      env("LICENSEOPS_BUY_MORE_URL", ""),
-		Concurrency:     envInt("LICENSEOPS_WORKER_CONCURRENCY", 256),
-		DBMaxConns:      envInt("LICENSEOPS_DB_MAX_CONNS", 20),
-		InteractiveMax:  envInt("LICENSEOPS_INTERACTIVE_MAX", 100),
-		SweepInterval:   envDuration("LICENSEOPS_SWEEP_INTERVAL", time.Second),
-		ShutdownTimeout: envDuration("LICENSEOPS_SHUTDOWN_TIMEOUT", 20*time.Second),
-		LogFormat:       env("LICENSEOPS_LOG_FORMAT", ""),
-		LogLevel:        env("LICENSEOPS_LOG_LEVEL", "info"),
+		DatabaseURL:      env("DATABASE_URL", defaultDatabaseURL),
+		RedisURL:         env("REDIS_URL", defaultRedisURL),
+		Addr:             env("LICENSEOPS_ADDR", "127.0.0.1:8080"),
+		MetricsAddr:      env("LICENSEOPS_METRICS_ADDR", "127.0.0.1:9091"),
+		BuyMoreURL:       env("LICENSEOPS_BUY_MORE_URL", ""),
+		Concurrency:      envInt("LICENSEOPS_WORKER_CONCURRENCY", 256),
+		DBMaxConns:       envInt("LICENSEOPS_DB_MAX_CONNS", 20),
+		InteractiveMax:   envInt("LICENSEOPS_INTERACTIVE_MAX", 100),
+		SweepInterval:    envDuration("LICENSEOPS_SWEEP_INTERVAL", time.Second),
+		ShutdownTimeout:  envDuration("LICENSEOPS_SHUTDOWN_TIMEOUT", 20*time.Second),
+		LogFormat:        env("LICENSEOPS_LOG_FORMAT", ""),
+		LogLevel:         env("LICENSEOPS_LOG_LEVEL", "info"),
+		GraphBaseURL:     env("LICENSEOPS_GRAPH_BASE_URL", ""),
+		GraphTokenURL:    env("LICENSEOPS_GRAPH_TOKEN_URL", ""),
+		GraphRate:        float64(envInt("LICENSEOPS_GRAPH_RATE", 0)),
+		GraphMaxInFlight: envInt("LICENSEOPS_GRAPH_MAX_IN_FLIGHT", 0),
 	}
 	if fs != nil {
 		fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address of the API (env LICENSEOPS_ADDR)")
