@@ -58,6 +58,7 @@ func (s *Server) putProduct(w http.ResponseWriter, r *http.Request, p *storage.P
 	if err != nil {
 		return err
 	}
+	s.audit(r, p, auditProductPut, "", sku, prod)
 	writeJSON(w, http.StatusOK, prod)
 	return nil
 }

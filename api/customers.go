@@ -58,6 +58,7 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, p *stora
 	if err != nil {
 		return err
 	}
+	s.audit(r, p, auditCustomerCreate, out.ID, out.ID, map[string]any{"name": out.Name, "directory": out.Directory.Kind})
 	w.Header().Set("Location", "/v1/customers/"+out.ID)
 	writeJSON(w, http.StatusCreated, out)
 	return nil
@@ -153,6 +154,7 @@ func (s *Server) importUsers(w http.ResponseWriter, r *http.Request, p *storage.
 	if err != nil {
 		return err
 	}
+	s.audit(r, p, auditUsersImport, c.ID, "", map[string]int{"rows": len(req.Users), "created": created, "updated": updated})
 	writeJSON(w, http.StatusOK, map[string]int{"created": created, "updated": updated})
 	return nil
 }
@@ -225,6 +227,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *storage.Pr
 	if err != nil {
 		return err
 	}
+	s.audit(r, p, auditUserUsageLocation, c.ID, uid, map[string]string{"usage_location": loc})
 	writeJSON(w, http.StatusOK, u)
 	return nil
 }
@@ -268,6 +271,7 @@ func (s *Server) putSubscription(w http.ResponseWriter, r *http.Request, p *stor
 	if err != nil {
 		return err
 	}
+	s.audit(r, p, auditSubscriptionTotal, c.ID, sku, map[string]any{"old_total": sub.PreviousTotal, "new_total": sub.Total})
 	writeJSON(w, http.StatusOK, s.subscriptionView(c, sub))
 	return nil
 }

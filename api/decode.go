@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/licenseops/licenseops/licensing"
 )
@@ -41,6 +42,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 func decodeBytes(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return invalid("the body is empty; send a JSON object")
+	}
+	// encoding/json would turn invalid bytes into U+FFFD, so two different
+	// IDs could arrive as one; refuse them instead (JSON is UTF-8 anyway).
+	if !utf8.Valid(body) {
+		return invalid("the body is not valid UTF-8; send JSON encoded as UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -16,6 +16,8 @@ type metrics struct {
 	operationsCreated *prometheus.CounterVec
 	operationUsers    prometheus.Histogram
 	enqueueFailures   prometheus.Counter
+	rateLimitErrors   prometheus.Counter
+	auditFailures     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -37,8 +39,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		enqueueFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "licenseops_enqueue_failures_total", Help: "Operations whose tasks could not all be enqueued at intake (the sweeper completes them).",
 		}),
+		rateLimitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "licenseops_rate_limit_errors_total", Help: "Requests let through unchecked because Redis could not answer the rate limit check.",
+		}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "licenseops_audit_failures_total", Help: "Changes made through the API whose audit entry could not be written.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.operationsCreated, m.operationUsers, m.enqueueFailures} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.operationsCreated, m.operationUsers, m.enqueueFailures, m.rateLimitErrors, m.auditFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -130,6 +130,13 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *stor
 	if req.UsageLocation != nil {
 		newOp.UsageLocation = *req.UsageLocation
 	}
+	entry, err := p.Audit(auditOperationCreate, c.ID, "", map[string]any{
+		"users": len(req.UserIDs), "skus": len(req.Assign) + len(req.Revoke), "assign": nonNilStrings(req.Assign), "revoke": nonNilStrings(req.Revoke),
+	})
+	if err != nil {
+		return err
+	}
+	newOp.Audit = &entry
 	if key != "" {
 		stored, err := s.store.ClaimIdempotencyKey(r.Context(), p.PartnerKey, key, req.fingerprint(c.ID))
 		if err != nil {
@@ -282,14 +289,18 @@ func (s *Server) writeJSONReport(w http.ResponseWriter, r *http.Request, op stor
 	w.Header().Set("Content-Type", "application/json")
 	bw := bufio.NewWriterSize(w, 64<<10)
 	head, _ := json.Marshal(operationView{Operation: op, Links: linksOf(op.ID)})
-	bw.WriteString(`{"operation":`)
-	bw.Write(head)
-	bw.WriteString(`,"results":[`)
+	// A bufio.Writer's errors are sticky: the encoder's next write or the
+	// final Flush reports them, so the plain writes need no checks.
+	_, _ = bw.WriteString(`{"operation":`)
+	_, _ = bw.Write(head)
+	_, _ = bw.WriteString(`,"results":[`)
 	first := true
 	enc := json.NewEncoder(bw)
 	err := s.store.Report(r.Context(), op.ID, func(row *storage.ReportRow) error {
 		if !first {
-			bw.WriteByte(',')
+			if err := bw.WriteByte(','); err != nil {
+				return err
+			}
 		}
 		first = false
 		v := reportRowView{ReportRow: row}
@@ -304,7 +315,7 @@ func (s *Server) writeJSONReport(w http.ResponseWriter, r *http.Request, op stor
 		s.log.Error("report stream failed", "operation_id", op.ID, "error", err)
 		return nil
 	}
-	bw.WriteString("]}\n")
+	_, _ = bw.WriteString("]}\n")
 	return bw.Flush()
 }
 

@@ -35,7 +35,19 @@ type Config struct {
 	MaxUsersPerOperation int
 	// EnqueueParallelism is the number of concurrent enqueue requests per operation.
 	EnqueueParallelism int
-	Logger             *slog.Logger
+	// RateLimitPerSecond is how many requests a token may make per second,
+	// counted in Redis so that every api process shares one budget per
+	// token. 0 means the default, 50, so that a Config that does not
+	// mention limits still has one; a negative value turns limiting off.
+	RateLimitPerSecond int
+	// RateLimitBurst is how many requests a token may make at once after
+	// being idle; 0 means twice RateLimitPerSecond.
+	RateLimitBurst int
+	// PruneInterval is how often expired idempotency keys are deleted; 0
+	// means every 10 minutes, a negative value never.
+	PruneInterval time.Duration
+	// Logger receives the server's logs; only internal errors are errors.
+	Logger *slog.Logger
 	// Registry is where the API's metrics are registered and served from.
 	Registry *prometheus.Registry
 }
@@ -57,6 +69,15 @@ func (c Config) WithDefaults() Config {
 	if c.EnqueueParallelism <= 0 {
 		c.EnqueueParallelism = 16
 	}
+	if c.RateLimitPerSecond == 0 {
+		c.RateLimitPerSecond = 50
+	}
+	if c.RateLimitBurst <= 0 {
+		c.RateLimitBurst = 2 * max(c.RateLimitPerSecond, 0)
+	}
+	if c.PruneInterval == 0 {
+		c.PruneInterval = 10 * time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -76,6 +97,8 @@ type Server struct {
 	http     *http.Server
 	listener net.Listener
 	metrics  *metrics
+	limiter  *rateLimiter // nil when rate limiting is off
+	pruner   *pruner      // nil when pruning is off
 
 	// background enqueues run after the 202; Close waits for them.
 	bgCtx    context.Context
@@ -93,6 +116,12 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Server, 
 	s := &Server{
 		cfg: cfg, store: store, rdb: rdb, log: cfg.Logger, metrics: m,
 		enqueuer: &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(rdb), Parallelism: cfg.EnqueueParallelism},
+	}
+	if cfg.RateLimitPerSecond > 0 {
+		s.limiter = newRateLimiter(rdb, cfg.RateLimitPerSecond, cfg.RateLimitBurst, cfg.Logger, m.rateLimitErrors)
+	}
+	if cfg.PruneInterval > 0 {
+		s.pruner = &pruner{store: store, interval: cfg.PruneInterval, log: cfg.Logger}
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.http = &http.Server{
@@ -113,6 +142,9 @@ func (s *Server) Open() error {
 		return err
 	}
 	s.listener = ln
+	if s.pruner != nil {
+		s.pruner.start()
+	}
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "error", err)
@@ -131,6 +163,9 @@ func (s *Server) URL() string { return "http://" + s.Addr() }
 // background enqueues (those cut short are completed by the sweeper).
 func (s *Server) Close(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
+	if s.pruner != nil {
+		s.pruner.stop()
+	}
 	done := make(chan struct{})
 	go func() { s.bg.Wait(); close(done) }()
 	select {
@@ -153,17 +188,20 @@ const (
 	permUsers                     // usage locations, user import
 	permSales                     // customers, seat totals
 	permCatalog                   // products, cleanup policies
+	permAudit                     // read the audit log
 )
 
 var permissionNames = map[permission]string{
 	permRead: "read", permOperate: "create license operations", permUsers: "manage users",
 	permSales: "manage customers and seats", permCatalog: "manage the product catalog",
+	permAudit: "read the audit log",
 }
 
-// rolePermissions is the permission table of API.md.
+// rolePermissions is the permission table of API.md. The audit log shows
+// every partner user's changes, so only the two admin roles may read it.
 var rolePermissions = map[string][]permission{
-	"global_admin":          {permRead, permOperate, permUsers, permSales, permCatalog},
-	"admin_agent":           {permRead, permOperate, permUsers, permSales, permCatalog},
+	"global_admin":          {permRead, permOperate, permUsers, permSales, permCatalog, permAudit},
+	"admin_agent":           {permRead, permOperate, permUsers, permSales, permCatalog, permAudit},
 	"user_management_admin": {permRead, permOperate, permUsers},
 	"helpdesk_agent":        {permRead, permOperate},
 	"sales_agent":           {permRead, permOperate, permSales},
@@ -228,6 +266,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/customers/{cid}/operations", permRead, s.listOperations},
 		{"GET /v1/operations/{oid}", permRead, s.getOperation},
 		{"GET /v1/operations/{oid}/report", permRead, s.getReport},
+		{"GET /v1/audit", permAudit, s.listAudit},
 	}
 }
 
@@ -246,7 +285,10 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// authorize authenticates the bearer token and checks the route's permission.
+// authorize authenticates the bearer token, charges the request to the
+// token's rate limit and checks the route's permission. Forbidden requests
+// are charged too: a token hammering a route it may not use still costs a
+// database lookup each time.
 func (s *Server) authorize(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
@@ -263,6 +305,10 @@ func (s *Server) authorize(rt route) http.Handler {
 		}
 		if p == nil {
 			s.writeError(w, r, licensing.Errorf(licensing.CodeUnauthenticated, "the token is unknown or revoked; ask an administrator for a new one"))
+			return
+		}
+		if err := s.limiter.allow(r.Context(), w, p); err != nil {
+			s.writeError(w, r, err)
 			return
 		}
 		if !allowed(p.Role, rt.perm) {

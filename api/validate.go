@@ -141,3 +141,11 @@ func (p paging) links(r *http.Request, total int) (pageLinks, int) {
 func (s *Server) buyMoreURL(customerID, sku string) string {
 	return strings.NewReplacer("{customer_id}", url.PathEscape(customerID), "{sku_id}", url.PathEscape(sku)).Replace(s.cfg.BuyMoreURL)
 }
+
+// nonNilStrings returns s, or an empty slice for nil, so JSON shows [] rather than null.
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -3,9 +3,11 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/licenseops/licenseops/licensing"
@@ -104,6 +106,10 @@ type UserImport struct {
 // ImportUsers upserts users in one statement (arrays, not a statement per
 // user) and reports how many were created and updated.
 func (s *Store) ImportUsers(ctx context.Context, customerKey int64, users []UserImport) (created, updated int, err error) {
+	return importUsers(ctx, s.db, customerKey, users)
+}
+
+func importUsers(ctx context.Context, q sqlx.QueryerContext, customerKey int64, users []UserImport) (created, updated int, err error) {
 	n := len(users)
 	ids, upns, names := make([]string, n), make([]string, n), make([]string, n)
 	locs, enabled, signIn := make([]sql.NullString, n), make([]sql.NullString, n), make([]sql.NullString, n)
@@ -121,7 +127,7 @@ func (s *Store) ImportUsers(ctx context.Context, customerKey int64, users []User
 	}
 	// UPDATE then INSERT rather than ON CONFLICT: an absent optional field
 	// must keep the stored value, and EXCLUDED cannot tell absent from default.
-	err = s.db.QueryRowContext(ctx, `
+	err = q.QueryRowxContext(ctx, `
 		WITH x AS (
 			SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[])
 				AS x(id, upn, name, loc, enabled, sign_in)
@@ -235,6 +241,9 @@ type Subscription struct {
 	// Reserved are seats held by unfinished operations.
 	Reserved  int `json:"-" db:"reserved"`
 	Available int `json:"available" db:"available"`
+	// PreviousTotal is the total before SetSeatTotal changed it (nil when
+	// it created the subscription), for the audit log.
+	PreviousTotal *int `json:"-" db:"previous_total"`
 }
 
 const subscriptionColumns = `s.sku_id, COALESCE(p.name, s.sku_id) AS name, s.total, s.consumed, s.reserved,
@@ -255,13 +264,16 @@ func (s *Store) ListSubscriptions(ctx context.Context, partnerKey, customerKey i
 func (s *Store) SetSeatTotal(ctx context.Context, partnerKey, customerKey int64, sku string, total int) (Subscription, error) {
 	var sub Subscription
 	err := s.db.GetContext(ctx, &sub, `
-		WITH up AS (
+		WITH prev AS (
+			SELECT total FROM subscriptions WHERE customer_key = $2 AND sku_id = $3
+		), up AS (
 			INSERT INTO subscriptions AS s (customer_key, sku_id, total) VALUES ($2, $3, $4)
 			ON CONFLICT (customer_key, sku_id) DO UPDATE SET total = EXCLUDED.total, updated_at = now()
 			WHERE s.consumed + s.reserved <= EXCLUDED.total
 			RETURNING s.*
 		)
-		SELECT `+subscriptionColumns+` FROM up s LEFT JOIN products p ON p.partner_key = $1 AND p.sku_id = s.sku_id`,
+		SELECT `+subscriptionColumns+`, (SELECT total FROM prev) AS previous_total
+		FROM up s LEFT JOIN products p ON p.partner_key = $1 AND p.sku_id = s.sku_id`,
 		partnerKey, customerKey, sku, total)
 	if isNoRows(err) {
 		var consumed, reserved int
@@ -276,4 +288,13 @@ func (s *Store) SetSeatTotal(ctx context.Context, partnerKey, customerKey int64,
 		return sub, e
 	}
 	return sub, err
+}
+
+// CustomerByKey finds a customer by its internal key (for tasks).
+func (s *Store) CustomerByKey(ctx context.Context, key int64) (Customer, error) {
+	c, err := scanCustomer(s.db.QueryRowContext(ctx, `SELECT `+customerColumns+` FROM customers WHERE customer_key = $1`, key))
+	if isNoRows(err) {
+		return c, notFound("customer", strconv.FormatInt(key, 10))
+	}
+	return c, err
 }

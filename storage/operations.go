@@ -24,6 +24,7 @@ const (
 // Item statuses.
 const (
 	ItemPending     = "pending"
+	ItemApplying    = "applying"
 	ItemSucceeded   = "succeeded"
 	ItemFailed      = "failed"
 	ItemWouldRevoke = "would_revoke"
@@ -69,6 +70,10 @@ type NewOperation struct {
 	// Idempotency, when set, completes the caller's idempotency key in the
 	// operation's own transaction.
 	Idempotency *IdempotencyKey
+	// Audit, when set, is recorded in the operation's own transaction with
+	// the new operation's ID as its object, so the log never misses an
+	// operation nor shows one that was rolled back.
+	Audit *AuditEntry
 }
 
 // SeatShortage is one SKU that lacks seats at intake.
@@ -141,6 +146,13 @@ func (s *Store) CreateOperation(ctx context.Context, req NewOperation) (Operatio
 			}
 		}
 		fillOperation(&op, id.String(), req)
+		if req.Audit != nil {
+			e := *req.Audit
+			e.ObjectID = op.ID
+			if err := insertAudit(ctx, tx, e); err != nil {
+				return err
+			}
+		}
 		if req.Idempotency != nil {
 			return completeIdempotencyKey(ctx, tx, req.PartnerKey, req.Idempotency.Key, req.Idempotency.Respond(op))
 		}
@@ -345,7 +357,7 @@ func (s *Store) fillProgress(ctx context.Context, op *Operation) error {
 	return s.db.QueryRowContext(ctx, `
 		SELECT count(*) FILTER (WHERE status IN ('succeeded','would_revoke')),
 		       count(*) FILTER (WHERE status = 'failed'),
-		       count(*) FILTER (WHERE status = 'pending')
+		       count(*) FILTER (WHERE status IN ('pending','applying'))
 		FROM operation_items WHERE operation_id = $1`, op.ID).Scan(&op.Succeeded, &op.Failed, &op.Pending)
 }
 
@@ -398,9 +410,11 @@ type ReportRow struct {
 // calling fn for each, so that a 100,000-row report never sits in memory.
 func (s *Store) Report(ctx context.Context, opID string, fn func(*ReportRow) error) error {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT i.user_id, COALESCE(u.display_name, ''), COALESCE(u.user_principal_name, ''), i.status, i.assigned, i.revoked,
-			COALESCE(i.licenses, ARRAY(SELECT a.sku_id FROM assignments a
-				WHERE a.customer_key = o.customer_key AND a.user_id = i.user_id ORDER BY a.sku_id)),
+		SELECT i.user_id, COALESCE(u.display_name, ''), COALESCE(u.user_principal_name, ''),
+			CASE i.status WHEN 'applying' THEN 'pending' ELSE i.status END, i.assigned, i.revoked,
+			-- Until an item is final, the report shows what the user holds now.
+			CASE WHEN i.status IN ('pending','applying') OR i.licenses IS NULL THEN ARRAY(SELECT a.sku_id FROM assignments a
+				WHERE a.customer_key = o.customer_key AND a.user_id = i.user_id ORDER BY a.sku_id) ELSE i.licenses END,
 			COALESCE(i.usage_location, u.usage_location), COALESCE(i.error_code, ''), COALESCE(i.error_message, '')
 		FROM operation_items i
 		JOIN operations o ON o.id = i.operation_id

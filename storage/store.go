@@ -53,7 +53,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
-		db.Close()
+		_ = db.Close() // nothing is open yet; the ping's error is the one to report
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
 	return &Store{db: db}, nil

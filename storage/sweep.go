@@ -60,11 +60,11 @@ func (s *Store) TryLock(ctx context.Context, key int64) (ok bool, unlock func(),
 		return false, nil, err
 	}
 	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil || !ok {
-		conn.Close()
+		_ = conn.Close() // the lock query's error is the one to report
 		return false, nil, err
 	}
 	return true, func() {
 		_, _ = conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, key)
-		conn.Close()
+		_ = conn.Close() // closing the session releases the lock anyway
 	}, nil
 }

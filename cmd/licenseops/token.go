@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,7 +23,7 @@ func runToken(ctx context.Context, args []string) error {
 	cfg := loadConfig(nil)
 	fs := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
 	partner := fs.String("partner", "", "partner ID the token belongs to")
-	role := fs.String("role", "", "role of the token: global_admin, admin_agent, user_management_admin, helpdesk_agent, sales_agent, reader")
+	role := fs.String("role", "", "role of the token: "+strings.Join(api.Roles(), ", "))
 	name := fs.String("name", "", "a name for the token, shown in audit and operations (default: ROLE-TIMESTAMP)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -41,7 +42,7 @@ func runToken(ctx context.Context, args []string) error {
 			return fmt.Errorf("%w: --partner is required (1–128 printable characters without '/')", errUsage)
 		}
 		if !api.ValidRole(*role) {
-			return fmt.Errorf("%w: --role must be one of %v", errUsage, api.Roles())
+			return fmt.Errorf("%w: --role must be one of %s", errUsage, strings.Join(api.Roles(), ", "))
 		}
 		n := *name
 		if n == "" {
@@ -77,7 +78,7 @@ func runToken(ctx context.Context, args []string) error {
 		if err := store.RevokeToken(ctx, id); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "token %d revoked\n", id)
+		fmt.Fprintf(os.Stderr, "token %d revoked; the API refuses it from now on\n", id)
 		return nil
 	default:
 		return fmt.Errorf("%w: unknown token command %q", errUsage, args[0])

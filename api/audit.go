@@ -1,0 +1,51 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/licenseops/licenseops/storage"
+)
+
+// Audit actions, one per kind of change the API makes.
+const (
+	auditProductPut        = "product.put"
+	auditCustomerCreate    = "customer.create"
+	auditUsersImport       = "users.import"
+	auditUserUsageLocation = "user.set_usage_location"
+	auditSubscriptionTotal = "subscription.set_total"
+	auditOperationCreate   = "operation.create"
+)
+
+// audit records a change p has made. The change is committed by now, so a
+// failure to record it is logged and counted but not returned: a 500 would
+// tell the client the change failed, and its retry would make it twice.
+// Operations are the exception, recorded in their own transaction
+// (storage.NewOperation.Audit).
+func (s *Server) audit(r *http.Request, p *storage.Principal, action, customerID, objectID string, details any) {
+	e, err := p.Audit(action, customerID, objectID, details)
+	if err == nil {
+		err = s.store.RecordAudit(r.Context(), e)
+	}
+	if err != nil {
+		s.metrics.auditFailures.Inc()
+		s.log.ErrorContext(r.Context(), "audit entry not recorded", "action", action, "partner_id", p.PartnerID,
+			"token_id", p.TokenID, "customer_id", customerID, "object_id", objectID, "error", err)
+	}
+}
+
+// listAudit pages the caller's partner's audit log, newest first.
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	pg, err := parsePaging(r, 50)
+	if err != nil {
+		return err
+	}
+	entries, total, err := s.store.ListAudit(r.Context(), p.PartnerKey, pg.PageSize, pg.offset())
+	if err != nil {
+		return err
+	}
+	links, pages := pg.links(r, total)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"entries": entries, "page": pg.Page, "page_size": pg.PageSize, "total": total, "total_pages": pages, "links": links,
+	})
+	return nil
+}

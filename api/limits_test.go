@@ -1,0 +1,169 @@
+package api_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/licenseops/licenseops/internal/testapp"
+)
+
+// hostileCase is a request the API must refuse with status and code, and
+// whose message must mention says.
+type hostileCase struct {
+	name         string
+	method, path string
+	body         any
+	status       int
+	code, says   string
+}
+
+// refuseAll sends every case and then checks that none of them changed
+// anything the partner can read, the audit log included.
+func refuseAll(t *testing.T, c *testapp.Client, customer string, cases []hostileCase) {
+	t.Helper()
+	paths := []string{
+		"/v1/customers", "/v1/products", "/v1/audit",
+		"/v1/customers/" + customer + "/users?page_size=500", "/v1/customers/" + customer + "/subscriptions",
+		"/v1/customers/" + customer + "/operations",
+	}
+	before := map[string][]byte{}
+	for _, p := range paths {
+		before[p] = c.Must(http.StatusOK, "GET", p, nil).Body
+	}
+	for _, tc := range cases {
+		r := c.Do(tc.method, tc.path, tc.body)
+		if r.Status != tc.status || r.ErrorCode() != tc.code || !strings.Contains(string(r.Body), tc.says) {
+			t.Errorf("%s: %d %s, want %d %s mentioning %q", tc.name, r.Status, truncateBody(r.Body), tc.status, tc.code, tc.says)
+		}
+	}
+	for _, p := range paths {
+		if after := c.Must(http.StatusOK, "GET", p, nil).Body; !bytes.Equal(after, before[p]) {
+			t.Errorf("%s changed by refused requests:\nbefore %s\nafter  %s", p, truncateBody(before[p]), truncateBody(after))
+		}
+	}
+}
+
+func truncateBody(b []byte) string {
+	if len(b) > 300 {
+		return string(b[:300]) + "…"
+	}
+	return string(b)
+}
+
+// ids returns n distinct user IDs.
+func ids(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("u%06d", i)
+	}
+	return out
+}
+
+func TestSizeLimits(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	seedTenant(t, c, "big", 3, map[string]int{"E5": 5})
+	ops := "/v1/customers/big/license-operations"
+	bigString := strings.Repeat("a", 17<<20)
+	importRows := make([]map[string]string, 200_001)
+	for i := range importRows {
+		importRows[i] = map[string]string{"id": fmt.Sprint(i), "user_principal_name": "x"}
+	}
+	refuseAll(t, c, "big", []hostileCase{
+		{"100,001 users", "POST", ops, map[string]any{"user_ids": ids(100_001), "assign": []string{"E5"}}, 413, "TooLarge", "100000"},
+		{"100,001 users in a summary", "POST", "/v1/customers/big/license-summary", map[string]any{"user_ids": ids(100_001)}, 413, "TooLarge", "100000"},
+		{"31 SKUs", "POST", ops, map[string]any{"user_ids": ids(1), "assign": ids(31)}, 413, "TooLarge", "30"},
+		{"17 MB operation", "POST", ops, `{"user_ids":["` + bigString + `"],"assign":["E5"]}`, 413, "TooLarge", "split"},
+		{"2 MB product", "PUT", "/v1/products/HUGE", `{"name":"` + bigString[:2<<20] + `"}`, 413, "TooLarge", "split"},
+		{"2 MB customer", "POST", "/v1/customers", `{"id":"x","name":"` + bigString[:2<<20] + `"}`, 413, "TooLarge", "split"},
+		{"200,001 imported users", "POST", "/v1/customers/big/users/import", map[string]any{"users": importRows}, 413, "TooLarge", "200000"},
+	})
+	// The largest operation the contract promises is taken (it fails only
+	// because these users do not exist, after the size checks).
+	if r := c.Do("POST", ops, map[string]any{"user_ids": ids(100_000), "assign": []string{"E5"}}); r.Status != 422 || r.ErrorCode() != "UnknownUsers" {
+		t.Fatalf("100,000 users: %d %s, want 422 UnknownUsers", r.Status, truncateBody(r.Body))
+	}
+}
+
+func TestPagingLimits(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	seedTenant(t, c, "paged", 3, nil)
+	var cases []hostileCase
+	for _, list := range []string{"/v1/customers/paged/users", "/v1/customers/paged/operations", "/v1/audit"} {
+		for _, q := range []string{"page=0", "page=-1", "page=x", "page=1.5", "page=99999999999999999999",
+			"page=1000000000&page_size=500", "page_size=0", "page_size=501", "page_size=-5", "page_size=", "page_size=1e3"} {
+			if q == "page_size=" {
+				continue // empty means the default
+			}
+			cases = append(cases, hostileCase{list + "?" + q, "GET", list + "?" + q, nil, 400, "InvalidRequest", "page"})
+		}
+		c.Must(http.StatusOK, "GET", list+"?page=3&page_size=500", nil)
+	}
+	refuseAll(t, c, "paged", cases)
+}
+
+func TestIDAndCountryLimits(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	seedTenant(t, c, "ids", 3, map[string]int{"E5": 5})
+	long := strings.Repeat("x", 129)
+	cases := []hostileCase{
+		// IDs in bodies.
+		{"customer id too long", "POST", "/v1/customers", map[string]any{"id": long, "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
+		{"customer id empty", "POST", "/v1/customers", map[string]any{"id": "", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
+		{"customer id with slash", "POST", "/v1/customers", map[string]any{"id": "a/b", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
+		{"customer id with space", "POST", "/v1/customers", map[string]any{"id": "a b", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
+		{"customer id with NBSP", "POST", "/v1/customers", map[string]any{"id": "a\u00a0b", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
+		{"customer id with control", "POST", "/v1/customers", map[string]any{"id": "a\u0007", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
+		{"customer id with NUL", "POST", "/v1/customers", `{"id":"a\u0000","name":"n"}`, 400, "InvalidRequest", "not a valid ID"},
+		{"customer id not UTF-8", "POST", "/v1/customers", "{\"id\":\"a\xff\",\"name\":\"n\"}", 400, "InvalidRequest", "UTF-8"},
+		{"operation users not UTF-8", "POST", "/v1/customers/ids/license-operations", "{\"user_ids\":[\"u\xfe\",\"u\xff\"],\"assign\":[\"E5\"]}", 400, "InvalidRequest", "UTF-8"},
+		{"customer id of wrong type", "POST", "/v1/customers", `{"id":7,"name":"n"}`, 400, "InvalidRequest", "id"},
+		{"requires with slash", "PUT", "/v1/products/P1", map[string]any{"name": "n", "requires": []string{"a/b"}}, 400, "InvalidRequest", "not a valid ID"},
+		{"import id too long", "POST", "/v1/customers/ids/users/import",
+			map[string]any{"users": []map[string]any{{"id": "ok", "user_principal_name": "ok@x"}, {"id": long, "user_principal_name": "x@x"}}},
+			400, "InvalidRequest", "users[1].id"},
+		{"operation user with tab", "POST", "/v1/customers/ids/license-operations", map[string]any{"user_ids": []string{"u00000", "u\t1"}, "assign": []string{"E5"}}, 400, "InvalidRequest", "not a valid ID"},
+		// IDs in paths.
+		{"path customer too long", "GET", "/v1/customers/" + long, nil, 400, "InvalidRequest", "not a valid ID"},
+		{"path customer with encoded slash", "GET", "/v1/customers/a%2Fb", nil, 400, "InvalidRequest", "not a valid ID"},
+		{"path customer with space", "GET", "/v1/customers/a%20b/users", nil, 400, "InvalidRequest", "not a valid ID"},
+		{"path user too long", "PATCH", "/v1/customers/ids/users/" + long, map[string]any{"usage_location": "PL"}, 400, "InvalidRequest", "not a valid ID"},
+		{"path SKU too long", "PUT", "/v1/products/" + long, map[string]any{"name": "n"}, 400, "InvalidRequest", "not a valid ID"},
+		{"path subscription SKU bad", "PUT", "/v1/customers/ids/subscriptions/a%20b", map[string]int{"total": 1}, 400, "InvalidRequest", "not a valid ID"},
+		{"path operation not a UUID", "GET", "/v1/operations/" + long, nil, 404, "NotFound", "operation"},
+		// Country codes.
+		{"default location UK", "POST", "/v1/customers", map[string]any{"id": "c", "name": "n", "default_usage_location": "UK"}, 400, "InvalidRequest", "ISO 3166"},
+		{"allowed location EU", "PUT", "/v1/products/P1", map[string]any{"name": "n", "allowed_locations": []string{"PL", "EU"}}, 400, "InvalidRequest", "ISO 3166"},
+		{"prohibited location three letters", "PUT", "/v1/products/P1", map[string]any{"name": "n", "prohibited_locations": []string{"POL"}}, 400, "InvalidRequest", "ISO 3166"},
+		{"import location XK", "POST", "/v1/customers/ids/users/import",
+			map[string]any{"users": []map[string]any{{"id": "new", "user_principal_name": "n@x", "usage_location": "XK"}}}, 400, "InvalidRequest", "ISO 3166"},
+		{"patch location ZZ", "PATCH", "/v1/customers/ids/users/u00000", map[string]any{"usage_location": "ZZ"}, 400, "InvalidRequest", "ISO 3166"},
+		{"patch location empty", "PATCH", "/v1/customers/ids/users/u00000", map[string]any{"usage_location": ""}, 400, "InvalidRequest", "ISO 3166"},
+		{"patch location digits", "PATCH", "/v1/customers/ids/users/u00000", map[string]any{"usage_location": "12"}, 400, "InvalidRequest", "ISO 3166"},
+		{"operation location Cyrillic", "POST", "/v1/customers/ids/license-operations",
+			map[string]any{"user_ids": []string{"u00000"}, "assign": []string{"E5"}, "usage_location": "РL"}, 400, "InvalidRequest", "ISO 3166"},
+		// Other values.
+		{"negative seats", "PUT", "/v1/customers/ids/subscriptions/E5", map[string]int{"total": -1}, 400, "InvalidRequest", "total"},
+		{"too many seats", "PUT", "/v1/customers/ids/subscriptions/E5", map[string]int{"total": 10_000_001}, 400, "InvalidRequest", "total"},
+		{"seats overflow", "PUT", "/v1/customers/ids/subscriptions/E5", `{"total": 99999999999999999999}`, 400, "InvalidRequest", "total"},
+		{"long search", "GET", "/v1/customers/ids/users?q=" + strings.Repeat("q", 257), nil, 400, "InvalidRequest", "q"},
+	}
+	refuseAll(t, c, "ids", cases)
+	// The boundaries themselves are accepted: 128 bytes, a lower-case code.
+	c.Must(http.StatusCreated, "POST", "/v1/customers", map[string]any{"id": long[:128], "name": "n", "default_usage_location": "de"})
+	var u struct {
+		UsageLocation string `json:"usage_location"`
+	}
+	c.Must(http.StatusOK, "PATCH", "/v1/customers/ids/users/u00000", map[string]any{"usage_location": "gb"}).JSON(t, &u)
+	if u.UsageLocation != "GB" {
+		t.Fatalf("usage_location %q, want GB", u.UsageLocation)
+	}
+}
