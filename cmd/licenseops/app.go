@@ -75,6 +75,7 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 		reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(a.rdb)))
 		a.api, err = api.New(api.Config{
 			Addr: cfg.Addr, BuyMoreURL: cfg.BuyMoreURL, InteractiveMax: cfg.InteractiveMax, Logger: log, Registry: reg,
+			RateLimitPerSecond: cfg.RateLimit, RateLimitBurst: cfg.RateLimitBurst,
 		}, store, a.rdb)
 		if err != nil {
 			a.close()

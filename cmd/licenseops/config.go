@@ -33,6 +33,9 @@ type Config struct {
 	GraphTokenURL    string
 	GraphRate        float64
 	GraphMaxInFlight int
+	// Per-token API rate limit, shared by all api processes through Redis.
+	RateLimit      int
+	RateLimitBurst int
 }
 
 // Defaults of the environment variables.
@@ -85,6 +88,8 @@ func loadConfig(fs *flag.FlagSet) *Config {
 		GraphTokenURL:    env("LICENSEOPS_GRAPH_TOKEN_URL", ""),
 		GraphRate:        float64(envInt("LICENSEOPS_GRAPH_RATE", 0)),
 		GraphMaxInFlight: envInt("LICENSEOPS_GRAPH_MAX_IN_FLIGHT", 0),
+		RateLimit:        envInt("LICENSEOPS_RATE_LIMIT", 50),
+		RateLimitBurst:   envInt("LICENSEOPS_RATE_LIMIT_BURST", 0),
 	}
 	if fs != nil {
 		fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address of the API (env LICENSEOPS_ADDR)")
