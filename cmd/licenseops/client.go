@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -27,6 +28,8 @@ type apiError struct {
 	Status  int
 	Code    string
 	Message string
+	// Details is the error body's optional details, undecoded (filled by call and stream).
+	Details json.RawMessage
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
@@ -86,4 +89,116 @@ func (c *apiClient) download(ctx context.Context, path, accept string, w io.Writ
 	}
 	_, err = io.Copy(w, resp.Body)
 	return err
+}
+
+// callOptions are the extras of call beyond do.
+type callOptions struct {
+	// idempotencyKey, when set, is sent as Idempotency-Key.
+	idempotencyKey string
+	// accept, when set, is sent as Accept.
+	accept string
+}
+
+// maxRateLimitRetries bounds how often call waits out a 429 before giving up.
+const maxRateLimitRetries = 20
+
+// call is do for the command-line client: it waits out 429 RateLimited
+// answers (Retry-After) and retries, which is safe because the rate limit
+// refuses a request before it does anything, and it keeps the error's
+// details so that commands can show them.
+func (c *apiClient) call(ctx context.Context, method, path string, body, out any, opts callOptions) error {
+	resp, err := c.send(ctx, method, path, body, opts)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode the answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// stream sends a GET and returns the body of its 2xx answer for the caller
+// to read and close; a non-2xx answer is an *apiError.
+func (c *apiClient) stream(ctx context.Context, path, accept string) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, http.MethodGet, path, nil, callOptions{accept: accept})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// send does one request with 429 retries and turns non-2xx answers into *apiError.
+func (c *apiClient) send(ctx context.Context, method, path string, body any, opts callOptions) (*http.Response, error) {
+	var payload []byte
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		payload = b
+	}
+	for attempt := 0; ; attempt++ {
+		var rd io.Reader
+		if payload != nil {
+			rd = bytes.NewReader(payload)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		if payload != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if opts.accept != "" {
+			req.Header.Set("Accept", opts.accept)
+		}
+		if opts.idempotencyKey != "" {
+			req.Header.Set("Idempotency-Key", opts.idempotencyKey)
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode < 300 {
+			return resp, nil
+		}
+		apiErr := readAPIError(resp)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || attempt >= maxRateLimitRetries {
+			return nil, apiErr
+		}
+		wait := time.Second
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			wait = time.Duration(s) * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// readAPIError decodes the contract's error body of a non-2xx answer.
+func readAPIError(resp *http.Response) *apiError {
+	var e struct {
+		Error struct {
+			Code    string          `json:"code"`
+			Message string          `json:"message"`
+			Details json.RawMessage `json:"details"`
+		} `json:"error"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e)
+	out := &apiError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Details: e.Error.Details}
+	if out.Code == "" {
+		out.Code = http.StatusText(resp.StatusCode)
+		out.Message = "the answer has no error body; is " + resp.Request.URL.Host + " a licenseops API?"
+	}
+	return out
 }

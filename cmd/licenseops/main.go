@@ -28,6 +28,17 @@ Commands:
   token revoke ID      revoke a token
   demo                 run a tenant-wide rollout on a demo tenant, end to end
 
+API client commands (LICENSEOPS_URL, default http://127.0.0.1:8080, and LICENSEOPS_TOKEN):
+  rollout              assign/revoke licenses for the users of a CSV, a file of IDs or the whole
+                       customer: --customer C (--csv F | --users-file F | --all-users)
+                       [--assign SKU]... [--revoke SKU]... [--dry-run] [--wait] [--report F.csv]
+  operation list|show|watch|report   read license operations and their reports
+  users list           list a customer's users: --customer C [--q TEXT] [--page N --page-size N]
+  summary              which of the selected users hold which licenses, and the seats
+
+Exit status: 0 success; 1 error (bad input, API error); 2 usage; 3 (rollout, operation watch)
+the operation finished but some users failed; 130 detached from an operation with Ctrl-C.
+
 Configuration (environment):
   DATABASE_URL         Postgres URL (default postgres://postgres@127.0.0.1:5432/licenseops?sslmode=disable)
   REDIS_URL            Redis URL (default redis://127.0.0.1:6379/0)
@@ -43,7 +54,7 @@ func main() {
 		var le *licensing.Error
 		if errors.As(err, &le) {
 			fmt.Fprintln(os.Stderr, "licenseops:", le.Message)
-		} else if !errors.Is(err, errUsage) {
+		} else if !errors.Is(err, errUsage) && !errors.As(err, new(exitStatus)) {
 			fmt.Fprintln(os.Stderr, "licenseops:", err)
 		}
 		os.Exit(exitCode(err))
@@ -53,6 +64,9 @@ func main() {
 var errUsage = errors.New("usage")
 
 func exitCode(err error) int {
+	if es, ok := errors.AsType[exitStatus](err); ok { // client commands report their own
+		return int(es)
+	}
 	if errors.Is(err, errUsage) {
 		return 2
 	}
@@ -78,6 +92,14 @@ func run(ctx context.Context, args []string) error {
 		return runToken(ctx, rest)
 	case "demo":
 		return runDemo(ctx, rest)
+	case "rollout":
+		return runClientCommand(ctx, rolloutCmd, rest)
+	case "operation":
+		return runClientCommand(ctx, operationCmd, rest)
+	case "users":
+		return runClientCommand(ctx, usersCmd, rest)
+	case "summary":
+		return runClientCommand(ctx, summaryCmd, rest)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
