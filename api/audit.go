@@ -11,6 +11,7 @@ const (
 	auditProductPut        = "product.put"
 	auditCustomerCreate    = "customer.create"
 	auditUsersImport       = "users.import"
+	auditCustomerSync      = "customer.sync"
 	auditUserUsageLocation = "user.set_usage_location"
 	auditSubscriptionTotal = "subscription.set_total"
 	auditOperationCreate   = "operation.create"

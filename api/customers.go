@@ -1,6 +1,10 @@
 package api
 
 import (
+	"errors"
+	"github.com/hibiken/asynq"
+	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/licensing"
 	"net/http"
 	"time"
 
@@ -290,5 +294,26 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, p *st
 		out[i] = s.subscriptionView(c, sub)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": out})
+	return nil
+}
+
+// syncCustomer queues an import of the customer's users, licenses and
+// subscriptions from its external directory. A sync already queued or
+// running is not queued twice.
+func (s *Server) syncCustomer(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+	c, err := s.customer(r, p)
+	if err != nil {
+		return err
+	}
+	if c.Directory.Kind == "local" {
+		return licensing.Errorf(licensing.CodeConflict,
+			"customer %s keeps its licenses in licenseops (directory local); there is no external directory to sync from", c.ID)
+	}
+	_, err = s.enqueuer.Client.EnqueueContext(r.Context(), jobs.NewSyncTask(c.Key))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return err
+	}
+	s.audit(r, p, auditCustomerSync, c.ID, c.ID, nil)
+	writeJSON(w, http.StatusAccepted, map[string]string{"customer_id": c.ID, "status": "queued"})
 	return nil
 }

@@ -20,6 +20,7 @@ var isolationBodies = map[string]string{
 	"PUT /v1/customers/{cid}/subscriptions/{sku_id}": `{"total":1000}`,
 	"POST /v1/customers/{cid}/license-summary":       `{"user_ids":["u00000"]}`,
 	"POST /v1/customers/{cid}/license-operations":    `{"user_ids":["u00000"],"revoke":["E5"]}`,
+	"POST /v1/customers/{cid}/sync":                  ``,
 }
 
 // partnerSide is one partner of the isolation test with its objects.

@@ -29,6 +29,7 @@ var wantRoles = map[string][]string{
 	"GET /v1/customers":                              everyone,
 	"GET /v1/customers/{cid}":                        everyone,
 	"POST /v1/customers/{cid}/users/import":          userAdmins,
+	"POST /v1/customers/{cid}/sync":                  userAdmins,
 	"GET /v1/customers/{cid}/users":                  everyone,
 	"GET /v1/customers/{cid}/users/{uid}":            everyone,
 	"PATCH /v1/customers/{cid}/users/{uid}":          userAdmins,

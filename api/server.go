@@ -256,6 +256,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/customers", permRead, s.listCustomers},
 		{"GET /v1/customers/{cid}", permRead, s.getCustomer},
 		{"POST /v1/customers/{cid}/users/import", permUsers, s.importUsers},
+		{"POST /v1/customers/{cid}/sync", permUsers, s.syncCustomer},
 		{"GET /v1/customers/{cid}/users", permRead, s.listUsers},
 		{"GET /v1/customers/{cid}/users/{uid}", permRead, s.getUser},
 		{"PATCH /v1/customers/{cid}/users/{uid}", permUsers, s.patchUser},
