@@ -22,6 +22,9 @@ type ExternalItem struct {
 	// Add, Remove and Location are the change to make in the directory.
 	Add, Remove []string
 	Location    string
+	// Resumed means the item was already 'applying': an earlier attempt may
+	// have changed the directory before it died, so ask the directory first.
+	Resumed bool
 }
 
 // PrepareExternal is the first phase of an item on an external directory,
@@ -42,7 +45,7 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 		for _, it := range items {
 			switch {
 			case it.Status == ItemApplying:
-				out = append(out, ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: plan.Change.UsageLocation})
+				out = append(out, ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: plan.Change.UsageLocation, Resumed: true})
 			case it.Status != ItemPending:
 				o := recordedOutcome(it)
 				out = append(out, ExternalItem{UserID: it.UserID, Outcome: &o})

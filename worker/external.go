@@ -70,7 +70,7 @@ func (w *Worker) applyExternal(ctx context.Context, plan *storage.Plan, userID s
 func (w *Worker) callDirectory(ctx context.Context, dir provider.Directory, plan *storage.Plan, it storage.ExternalItem) error {
 	tenant := plan.Directory.TenantID
 	add, remove := it.Add, it.Remove
-	if retried, _ := asynq.GetRetryCount(ctx); retried > 0 {
+	if retried, _ := asynq.GetRetryCount(ctx); retried > 0 || it.Resumed {
 		held, err := w.timedCall("user_licenses", func() ([]string, error) { return dir.UserLicenses(ctx, tenant, it.UserID) })
 		if err != nil {
 			return err
@@ -146,15 +146,15 @@ func isLastAttempt(ctx context.Context) bool {
 }
 
 // retryDelay waits what the directory asked for (Retry-After), a short
-// while for a busy user, else backs off exponentially with jitter from one
-// second up to about a minute.
-func retryDelay(n int, err error, t *asynq.Task) time.Duration {
+// while for a busy user, else backs off exponentially with jitter from
+// RetryBase up to RetryMax.
+func (w *Worker) retryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if d, ok := provider.RetryAfter(err); ok && d > 0 {
 		return d + time.Duration(rand.Int64N(int64(d/4)+1))
 	}
 	if errors.Is(err, errUserBusy) {
-		return 500*time.Millisecond + time.Duration(rand.Int64N(int64(time.Second)))
+		return w.cfg.RetryBase/2 + time.Duration(rand.Int64N(int64(w.cfg.RetryBase)))
 	}
-	base := time.Second << min(n, 6)
-	return base/2 + time.Duration(rand.Int64N(int64(base)))
+	d := min(w.cfg.RetryBase<<min(n, 20), w.cfg.RetryMax)
+	return d/2 + time.Duration(rand.Int64N(int64(d)))
 }

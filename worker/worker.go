@@ -31,6 +31,12 @@ type Config struct {
 	// TaskCheckInterval is how long an idle worker waits before polling the
 	// queues again; small, so that a helpdesk change starts at once.
 	TaskCheckInterval time.Duration
+	// RetryBase and RetryMax bound the exponential backoff of a failed task
+	// that got no Retry-After from the directory.
+	RetryBase, RetryMax time.Duration
+	// RetryCheckInterval is how often scheduled retries are moved back to
+	// their queue; it adds to every retry's delay (asynq's default is 5 s).
+	RetryCheckInterval time.Duration
 	// ShutdownTimeout is how long a stopping worker lets handlers finish
 	// before handing their tasks back to the queue.
 	ShutdownTimeout time.Duration
@@ -68,6 +74,15 @@ func (c Config) WithDefaults() Config {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 20 * time.Second
 	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = time.Minute
+	}
+	if c.RetryCheckInterval <= 0 {
+		c.RetryCheckInterval = time.Second
+	}
 	if c.InteractiveMax <= 0 {
 		c.InteractiveMax = 100
 	}
@@ -97,6 +112,7 @@ type Worker struct {
 	batcher *batcher
 	plans   *planCache
 	sweeper *Sweeper
+	cleanup *CleanupRunner
 	metrics *metrics
 	log     *slog.Logger
 }
@@ -125,17 +141,19 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 		m.batchDuration.Observe(d.Seconds())
 	}
 	w.server = asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:       cfg.Concurrency,
-		Queues:            jobs.QueueWeights,
-		TaskCheckInterval: cfg.TaskCheckInterval,
-		ShutdownTimeout:   cfg.ShutdownTimeout,
-		Logger:            asynqLogger{cfg.Logger},
-		LogLevel:          asynq.WarnLevel,
-		RetryDelayFunc:    retryDelay,
+		Concurrency:              cfg.Concurrency,
+		Queues:                   jobs.QueueWeights,
+		TaskCheckInterval:        cfg.TaskCheckInterval,
+		DelayedTaskCheckInterval: cfg.RetryCheckInterval,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		Logger:                   asynqLogger{cfg.Logger},
+		LogLevel:                 asynq.WarnLevel,
+		RetryDelayFunc:           w.retryDelay,
 	})
 	if !cfg.DisableSweeper {
 		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
 	}
+	w.cleanup = NewCleanupRunner(CleanupConfig{Logger: cfg.Logger}, store, asynq.NewClientFromRedisClient(rdb))
 	return w, nil
 }
 
@@ -145,6 +163,7 @@ func (w *Worker) Handler() asynq.Handler {
 	mux.Use(w.recoverer, w.observer)
 	mux.HandleFunc(jobs.TypeApplyLicenses, w.handleApply)
 	mux.HandleFunc(jobs.TypeSyncDirectory, w.handleSync)
+	mux.Handle(jobs.TypeCleanupRun, w.cleanup)
 	return mux
 }
 

@@ -27,6 +27,8 @@ Commands:
   token list           list tokens [--partner P]
   token revoke ID      revoke a token
   demo                 run a tenant-wide rollout on a demo tenant, end to end
+  graphsim             serve a Microsoft Graph simulator: --addr, --seed FILE, --latency, --throttle …
+  bench                end-to-end benchmark on private Postgres and Redis; prints a table, writes JSON
 
 API client commands (LICENSEOPS_URL, default http://127.0.0.1:8080, and LICENSEOPS_TOKEN):
   rollout              assign/revoke licenses for the users of a CSV, a file of IDs or the whole
@@ -92,6 +94,10 @@ func run(ctx context.Context, args []string) error {
 		return runToken(ctx, rest)
 	case "demo":
 		return runDemo(ctx, rest)
+	case "graphsim":
+		return runGraphsim(ctx, rest)
+	case "bench":
+		return runBench(ctx, rest)
 	case "rollout":
 		return runClientCommand(ctx, rolloutCmd, rest)
 	case "operation":

@@ -1,0 +1,360 @@
+package graphsim
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// SeedFile is the JSON a simulator can be seeded from:
+// {"tenants": [{"id", "client_id", "client_secret", "skus": [...], "users": [...]}]}.
+type SeedFile struct {
+	Tenants []TenantSeed `json:"tenants"`
+}
+
+// TenantSeed is one tenant with the app registration allowed to sign in to it.
+type TenantSeed struct {
+	ID           string     `json:"id"`
+	ClientID     string     `json:"client_id"`
+	ClientSecret string     `json:"client_secret"`
+	SKUs         []SKUSeed  `json:"skus"`
+	Users        []UserSeed `json:"users"`
+	// NoPremium makes the tenant one without Entra ID P1: asking for
+	// signInActivity is refused with 403, as Graph does.
+	NoPremium bool `json:"no_premium,omitempty"`
+}
+
+// SKUSeed is a subscribed product. The rules are optional and let tests make
+// Graph refuse a change that licenseops' own catalog allowed (the catalog and
+// the directory can disagree).
+type SKUSeed struct {
+	ID         string `json:"sku_id"`
+	PartNumber string `json:"part_number"`
+	// Enabled is the number of seats (prepaidUnits.enabled).
+	Enabled int `json:"enabled"`
+	// Requires are SKUs a user must hold to hold this one.
+	Requires []string `json:"requires,omitempty"`
+	// Excludes are SKUs that may not be held together with this one (either side may declare it).
+	Excludes []string `json:"excludes,omitempty"`
+	// ProhibitedLocations are usage locations where the SKU cannot be assigned.
+	ProhibitedLocations []string `json:"prohibited_locations,omitempty"`
+}
+
+// UserSeed is a user and the licenses it holds from the start.
+type UserSeed struct {
+	ID                string     `json:"id"`
+	UserPrincipalName string     `json:"user_principal_name"`
+	DisplayName       string     `json:"display_name"`
+	UsageLocation     string     `json:"usage_location"`
+	AccountEnabled    bool       `json:"account_enabled"`
+	LastSignInAt      *time.Time `json:"last_sign_in_at,omitempty"`
+	Licenses          []string   `json:"licenses"`
+}
+
+// TenantState is a snapshot of a tenant, for tests to compare with Postgres.
+type TenantState struct {
+	ID string `json:"id"`
+	// SKUs sorted by ID.
+	SKUs []SKUState `json:"skus"`
+	// Users sorted by ID.
+	Users []UserState `json:"users"`
+}
+
+// SKUState is a product's seats.
+type SKUState struct {
+	ID         string `json:"sku_id"`
+	PartNumber string `json:"part_number"`
+	Enabled    int    `json:"enabled"`
+	Consumed   int    `json:"consumed"`
+}
+
+// UserState is a user and what it holds.
+type UserState struct {
+	ID                string     `json:"id"`
+	UserPrincipalName string     `json:"user_principal_name"`
+	DisplayName       string     `json:"display_name"`
+	UsageLocation     string     `json:"usage_location"`
+	AccountEnabled    bool       `json:"account_enabled"`
+	LastSignInAt      *time.Time `json:"last_sign_in_at,omitempty"`
+	// Licenses are the held SKU IDs, sorted.
+	Licenses []string `json:"licenses"`
+	// DisabledPlans are the disabled service plans by SKU, for SKUs with any.
+	DisabledPlans map[string][]string `json:"disabled_plans,omitempty"`
+}
+
+// tenant is one directory. Its mutex guards everything in it, so that an
+// assignLicense call is all-or-nothing against concurrent ones.
+type tenant struct {
+	mu           sync.Mutex
+	id           string
+	clientID     string
+	clientSecret string
+	noPremium    bool
+	skus         map[string]*sku
+	users        map[string]*user
+	// ids are the user IDs in listing order (sorted); stale while !sorted.
+	ids    []string
+	sorted bool
+	// writes enforces Config.WriteQuotaPerSecond; made for quota.
+	writes *rate.Limiter
+	quota  float64
+}
+
+type sku struct {
+	id, partNumber      string
+	enabled, consumed   int
+	requires, excludes  []string
+	prohibitedLocations []string
+}
+
+type user struct {
+	id, upn, displayName, usageLocation string
+	accountEnabled                      bool
+	lastSignIn                          *time.Time
+	// licenses maps held SKU IDs to their disabled plans.
+	licenses map[string][]string
+}
+
+// Seed loads tenants from JSON (see SeedFile). Unknown fields are errors,
+// so a typo in a seed file does not silently seed less than intended.
+func (s *Simulator) Seed(r io.Reader) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var f SeedFile
+	if err := dec.Decode(&f); err != nil {
+		return fmt.Errorf("graphsim: decode seed: %w", err)
+	}
+	for _, t := range f.Tenants {
+		if err := s.AddTenant(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddTenant adds a tenant with its SKUs and users, all or nothing.
+func (s *Simulator) AddTenant(seed TenantSeed) error {
+	if seed.ID == "" || seed.ClientID == "" || seed.ClientSecret == "" {
+		return errors.New("graphsim: a tenant needs id, client_id and client_secret")
+	}
+	t := &tenant{id: seed.ID, clientID: seed.ClientID, clientSecret: seed.ClientSecret, noPremium: seed.NoPremium,
+		skus: make(map[string]*sku), users: make(map[string]*user, len(seed.Users))}
+	if err := t.addSKUs(seed.SKUs); err != nil {
+		return err
+	}
+	if err := t.addUsers(seed.Users); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.tenants[seed.ID]; ok {
+		return fmt.Errorf("graphsim: tenant %q exists", seed.ID)
+	}
+	s.tenants[seed.ID] = t
+	return nil
+}
+
+// AddSKUs adds products to a tenant, all or nothing.
+func (s *Simulator) AddSKUs(tenantID string, skus ...SKUSeed) error {
+	t, err := s.mustTenant(tenantID)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.addSKUs(skus)
+}
+
+// AddUsers adds users to a tenant, all or nothing. Their licenses consume
+// seats; seeding more holders than a SKU has seats is an error.
+func (s *Simulator) AddUsers(tenantID string, users ...UserSeed) error {
+	t, err := s.mustTenant(tenantID)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.addUsers(users)
+}
+
+// SetSeats changes a SKU's enabled seats, as buying more (or cancelling
+// some) does. It may go below consumed, as in Graph, which leaves no seat
+// to assign.
+func (s *Simulator) SetSeats(tenantID, skuID string, enabled int) error {
+	t, err := s.mustTenant(tenantID)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := t.skus[skuID]
+	if k == nil || enabled < 0 {
+		return fmt.Errorf("graphsim: tenant %q has no SKU %q, or %d is negative", tenantID, skuID, enabled)
+	}
+	k.enabled = enabled
+	return nil
+}
+
+// Tenant returns a snapshot of a tenant.
+func (s *Simulator) Tenant(id string) (TenantState, bool) {
+	t := s.lookup(id)
+	if t == nil {
+		return TenantState{}, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := TenantState{ID: t.id, SKUs: make([]SKUState, 0, len(t.skus)), Users: make([]UserState, 0, len(t.users))}
+	for _, k := range t.skus {
+		st.SKUs = append(st.SKUs, SKUState{ID: k.id, PartNumber: k.partNumber, Enabled: k.enabled, Consumed: k.consumed})
+	}
+	slices.SortFunc(st.SKUs, func(a, b SKUState) int { return cmp.Compare(a.ID, b.ID) })
+	for _, id := range t.userIDs() {
+		st.Users = append(st.Users, t.users[id].state())
+	}
+	return st, true
+}
+
+// User returns a snapshot of one user.
+func (s *Simulator) User(tenantID, userID string) (UserState, bool) {
+	t := s.lookup(tenantID)
+	if t == nil {
+		return UserState{}, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u := t.users[userID]
+	if u == nil {
+		return UserState{}, false
+	}
+	return u.state(), true
+}
+
+func (s *Simulator) lookup(id string) *tenant {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tenants[id]
+}
+
+func (s *Simulator) mustTenant(id string) (*tenant, error) {
+	if t := s.lookup(id); t != nil {
+		return t, nil
+	}
+	return nil, fmt.Errorf("graphsim: no tenant %q", id)
+}
+
+func (u *user) state() UserState {
+	st := UserState{ID: u.id, UserPrincipalName: u.upn, DisplayName: u.displayName, UsageLocation: u.usageLocation,
+		AccountEnabled: u.accountEnabled, LastSignInAt: u.lastSignIn, Licenses: u.skuIDs()}
+	for id, plans := range u.licenses {
+		if len(plans) > 0 {
+			if st.DisabledPlans == nil {
+				st.DisabledPlans = make(map[string][]string)
+			}
+			st.DisabledPlans[id] = slices.Clone(plans)
+		}
+	}
+	return st
+}
+
+func (u *user) skuIDs() []string {
+	ids := make([]string, 0, len(u.licenses))
+	for id := range u.licenses {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// addSKUs validates every SKU before adding any. The caller holds t.mu (or
+// owns t alone).
+func (t *tenant) addSKUs(seeds []SKUSeed) error {
+	seen := make(map[string]bool, len(seeds))
+	for _, k := range seeds {
+		if k.ID == "" || k.Enabled < 0 || seen[k.ID] || t.skus[k.ID] != nil {
+			return fmt.Errorf("graphsim: tenant %q: SKU %q is empty, duplicate or has negative seats", t.id, k.ID)
+		}
+		seen[k.ID] = true
+	}
+	for _, k := range seeds {
+		t.skus[k.ID] = &sku{id: k.ID, partNumber: k.PartNumber, enabled: k.Enabled,
+			requires: slices.Clone(k.Requires), excludes: slices.Clone(k.Excludes),
+			prohibitedLocations: slices.Clone(k.ProhibitedLocations)}
+	}
+	return nil
+}
+
+// addUsers validates every user, and that the seats suffice, before adding
+// any. The caller holds t.mu (or owns t alone).
+func (t *tenant) addUsers(seeds []UserSeed) error {
+	need := make(map[string]int)
+	seen := make(map[string]bool, len(seeds))
+	for _, u := range seeds {
+		if u.ID == "" || seen[u.ID] || t.users[u.ID] != nil {
+			return fmt.Errorf("graphsim: tenant %q: user %q is empty or duplicate", t.id, u.ID)
+		}
+		seen[u.ID] = true
+		for _, l := range u.Licenses {
+			if t.skus[l] == nil {
+				return fmt.Errorf("graphsim: tenant %q: user %q holds unknown SKU %q", t.id, u.ID, l)
+			}
+			need[l]++
+		}
+	}
+	for id, n := range need {
+		if k := t.skus[id]; k.consumed+n > k.enabled {
+			return fmt.Errorf("graphsim: tenant %q: SKU %q has %d seats, %d free, and the users hold %d", t.id, id, k.enabled, k.enabled-k.consumed, n)
+		}
+	}
+	for _, s := range seeds {
+		u := &user{id: s.ID, upn: s.UserPrincipalName, displayName: s.DisplayName, usageLocation: s.UsageLocation,
+			accountEnabled: s.AccountEnabled, lastSignIn: s.LastSignInAt, licenses: make(map[string][]string, len(s.Licenses))}
+		for _, l := range s.Licenses {
+			if _, held := u.licenses[l]; !held {
+				u.licenses[l] = nil
+				t.skus[l].consumed++
+			}
+		}
+		t.users[s.ID] = u
+		t.ids = append(t.ids, s.ID)
+	}
+	t.sorted = t.sorted && len(seeds) == 0
+	return nil
+}
+
+// userIDs returns the user IDs in listing order. The caller holds t.mu.
+func (t *tenant) userIDs() []string {
+	if !t.sorted {
+		sort.Strings(t.ids)
+		t.sorted = true
+	}
+	return t.ids
+}
+
+// takeWrite spends one write of the tenant's quota, or says how long until
+// one is free. A quota of 0 means none.
+func (t *tenant) takeWrite(quota float64, now time.Time) (time.Duration, bool) {
+	if quota <= 0 {
+		return 0, true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.writes == nil || t.quota != quota {
+		t.writes = rate.NewLimiter(rate.Limit(quota), max(1, int(math.Ceil(quota))))
+		t.quota = quota
+	}
+	r := t.writes.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d, false
+	}
+	return 0, true
+}

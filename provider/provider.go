@@ -1,0 +1,192 @@
+// Package provider is the boundary between licenseops and a license
+// directory: the system that really holds users' licenses (Microsoft Entra ID
+// through Microsoft Graph, or a simulator of it). The worker calls the small
+// Directory interface once per user; implementations live in subpackages
+// (msgraph, and the graphsim simulator that tests and benchmarks point it at).
+//
+// Every failure a Directory returns is an *Error whose Kind tells the caller
+// what to do next: wait and retry, retry with backoff, or record the user's
+// outcome Code and stop. The directory itself never retries throttled or
+// transient calls: the worker's task retries do, so that a throttled user
+// frees its worker slot for the wait instead of sleeping in it.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/licenseops/licenseops/licensing"
+)
+
+// AddLicense is one license to assign.
+type AddLicense struct {
+	// SKU is the directory's SKU ID (a GUID in Microsoft Graph).
+	SKU string
+	// DisabledPlans are service plans of the SKU to leave switched off.
+	DisabledPlans []string
+}
+
+// Change is one user's license change, made in one all-or-nothing call.
+type Change struct {
+	UserID string
+	Add    []AddLicense
+	// Remove are SKU IDs to take away.
+	Remove []string
+}
+
+// SubscribedSKU is a product the tenant has bought seats of.
+type SubscribedSKU struct {
+	SKU        string
+	PartNumber string
+	// Enabled is the number of seats bought and active (Graph's
+	// prepaidUnits.enabled); seats in warning or suspended state are not
+	// assignable and are not counted.
+	Enabled int
+	// Consumed is the number of seats assigned to users.
+	Consumed int
+}
+
+// Available returns the seats that can still be assigned. Consumed can
+// exceed Enabled when seats lapse into warning or suspended state while still
+// assigned; that leaves nothing to assign, not a negative amount.
+func (s SubscribedSKU) Available() int { return max(s.Enabled-s.Consumed, 0) }
+
+// User is a user of the directory as licenseops imports it.
+type User struct {
+	ID                string
+	UserPrincipalName string
+	DisplayName       string
+	// UsageLocation is an ISO 3166-1 alpha-2 code, empty when unset.
+	UsageLocation  string
+	AccountEnabled bool
+	// LastSignInAt is nil when the user never signed in or the directory
+	// does not report sign-ins (Graph needs Entra ID P1 and AuditLog.Read.All).
+	LastSignInAt *time.Time
+	// Licenses are the SKU IDs the user holds, sorted.
+	Licenses []string
+}
+
+// Directory is a license directory. Implementations are safe for concurrent
+// use by many goroutines and bound their own call rate per tenant.
+type Directory interface {
+	// Apply assigns and revokes one user's licenses in one all-or-nothing
+	// call (Graph: POST /users/{id}/assignLicense).
+	//
+	// It is idempotent, so that a retry after a lost answer is safe:
+	// assigning a SKU the user holds changes nothing (and consumes no seat),
+	// and revoking one the user does not hold succeeds. An empty change
+	// makes no call.
+	Apply(ctx context.Context, tenantID string, ch Change) error
+
+	// UserLicenses returns the SKU IDs the user holds now, sorted. It reads
+	// only; the worker calls it to resume a change after a crash between
+	// the directory call and recording its outcome.
+	UserLicenses(ctx context.Context, tenantID, userID string) ([]string, error)
+
+	// SetUsageLocation sets the user's usage location (ISO 3166-1 alpha-2),
+	// which Graph requires before it assigns a license. Setting the value
+	// the user already has is a harmless no-op.
+	SetUsageLocation(ctx context.Context, tenantID, userID, location string) error
+
+	// SubscribedSKUs returns the tenant's products and seat counts. It reads only.
+	SubscribedSKUs(ctx context.Context, tenantID string) ([]SubscribedSKU, error)
+
+	// ListUsers calls page with every user of the tenant, one directory page
+	// at a time, in the directory's order. It reads only; an error from page
+	// stops the listing and is returned as is. A failure part-way through
+	// means starting over, which is safe because nothing was changed.
+	ListUsers(ctx context.Context, tenantID string, page func([]User) error) error
+}
+
+// Kind classifies a directory failure for the caller's retry policy.
+type Kind int
+
+// Kinds of directory failures. The zero Kind is not used by implementations.
+const (
+	// Throttled: the directory asked to slow down (HTTP 429, 503). Retry
+	// after Error.RetryAfter when it is set, else back off exponentially.
+	Throttled Kind = iota + 1
+	// Transient: timeouts, 5xx, connection errors. Retry with backoff.
+	Transient
+	// Permanent: the directory refused this change and will refuse it again
+	// (other 4xx). Do not retry; record Error.Code as the user's outcome.
+	Permanent
+)
+
+// String returns the kind's lowercase name, used as a bounded metric label.
+func (k Kind) String() string {
+	switch k {
+	case Throttled:
+		return "throttled"
+	case Transient:
+		return "transient"
+	case Permanent:
+		return "permanent"
+	default:
+		return "unknown"
+	}
+}
+
+// Error is a classified directory failure.
+type Error struct {
+	Kind Kind
+	// Code is the per-user outcome code to record if the caller gives up
+	// now: for Permanent errors the one that fits (UsageLocationMissing,
+	// CountViolation, DependencyViolation, MutuallyExclusiveViolation,
+	// ProhibitedInUsageLocationViolation, else ProviderError); for Throttled
+	// ProviderThrottled; for Transient ProviderError.
+	Code licensing.Code
+	// Message is a sentence for the confirmation report: what the directory
+	// said and what to do about it. It never holds credentials.
+	Message string
+	// RetryAfter is how long the directory asked the caller to wait
+	// (Retry-After); 0 when it did not say.
+	RetryAfter time.Duration
+	// Status is the HTTP status of the answer; 0 when there was none
+	// (timeout, connection error).
+	Status int
+	// Err is the underlying error (a timeout, a network error, the caller's
+	// context), if any. Error.Unwrap returns it.
+	Err error
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("license directory: ")
+	b.WriteString(e.Kind.String())
+	if e.Status != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", e.Status)
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, ", retry after %s", e.RetryAfter)
+	}
+	fmt.Fprintf(&b, ": %s: %s", e.Code, e.Message)
+	return b.String()
+}
+
+// Unwrap returns the underlying error, so that errors.Is(err,
+// context.Canceled) sees through a classified failure.
+func (e *Error) Unwrap() error { return e.Err }
+
+// RetryAfter returns the wait the directory asked for when err is a
+// throttled failure that said how long to wait. It is meant for asynq's
+// RetryDelayFunc, which receives the handler's error (wrapped or not).
+func RetryAfter(err error) (time.Duration, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.Kind == Throttled && e.RetryAfter > 0 {
+		return e.RetryAfter, true
+	}
+	return 0, false
+}
+
+// IsPermanent reports whether err is a directory failure that retrying
+// cannot fix. Errors that are not an *Error are not permanent: an unknown
+// failure is retried rather than recorded as the user's final outcome.
+func IsPermanent(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Kind == Permanent
+}
