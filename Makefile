@@ -15,8 +15,9 @@ deps: ## install what a fresh machine lacks (Postgres and Redis binaries, Go mod
 build: ## build bin/licenseops
 	$(GO) build -o $(BIN) ./cmd/licenseops
 
-demo: deps build ## run a tenant-wide rollout on a demo tenant, end to end
-	./$(BIN) demo $(DEMO_FLAGS)
+DIRECTORY ?= local
+demo: deps build ## run a tenant-wide rollout on a demo tenant, end to end (DIRECTORY=graphsim for the Graph simulator)
+	./$(BIN) demo --directory $(DIRECTORY) $(DEMO_FLAGS)
 
 test: deps ## go vet and all tests with the race detector, against private Postgres and Redis
 	$(GO) vet $(PKGS)
@@ -34,8 +35,8 @@ lint: deps ## go vet, gosec and govulncheck
 	$(GOBIN)/govulncheck -db $${VULNDB:-https://vuln.go.dev} ./... || status=1; \
 	exit $$status
 
-bench: deps ## micro-benchmarks of the hot paths
-	$(GO) test -run '^$$' -bench . -benchmem ./licensing/...
+bench: deps build ## end-to-end benchmark (minutes): one table, figures in bench-results/*.json; BENCH_FLAGS="--only a,b"
+	./$(BIN) bench --out bench-results/bench-$$(date -u +%Y%m%dT%H%M%SZ).json $(BENCH_FLAGS)
 
 clean: ## remove build output
 	rm -rf bin

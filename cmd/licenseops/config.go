@@ -36,6 +36,9 @@ type Config struct {
 	// Per-token API rate limit, shared by all api processes through Redis.
 	RateLimit      int
 	RateLimitBurst int
+	// Getenv reads secrets that are never copied into Config (Graph
+	// credentials); nil means os.Getenv. The demo injects its own.
+	Getenv func(string) string
 }
 
 // Defaults of the environment variables.

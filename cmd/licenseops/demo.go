@@ -16,6 +16,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/licenseops/licenseops/internal/localdb"
+	"github.com/licenseops/licenseops/provider/graphsim"
+	"github.com/licenseops/licenseops/provider/msgraph"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -24,6 +26,7 @@ import (
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	users := fs.Int("users", 20_000, "users in the demo tenant")
+	directory := fs.String("directory", "local", "where the licenses live: local (Postgres) or graphsim (a Microsoft Graph simulator at 20 ms latency, with some throttling)")
 	out := fs.String("out", "", "folder for the report files (default: a new temporary folder)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -64,6 +67,33 @@ func runDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var sim *graphsim.Server
+	switch *directory {
+	case "local":
+	case "graphsim":
+		sim = graphsim.NewServer(graphsim.Config{Latency: 20 * time.Millisecond, Jitter: 10 * time.Millisecond,
+			ThrottleRatio: 0.02, RetryAfter: time.Second})
+		if err := sim.Start("127.0.0.1:0"); err != nil {
+			return err
+		}
+		defer sim.Close()
+		cfg.GraphBaseURL, cfg.GraphTokenURL = sim.GraphURL(), sim.TokenURL()
+		// The simulator has no Graph quota to respect; the in-flight bound
+		// makes the rate latency-bound instead.
+		cfg.GraphRate, cfg.GraphMaxInFlight = 100_000, 64
+		cfg.Getenv = func(name string) string {
+			switch name {
+			case msgraph.EnvClientID:
+				return demoGraphClientID
+			case msgraph.EnvClientSecret:
+				return demoGraphSecret
+			}
+			return ""
+		}
+		fmt.Printf("Graph simulator at %s (20 ms latency, 2%% throttling)\n", sim.URL())
+	default:
+		return fmt.Errorf("%w: --directory must be local or graphsim", errUsage)
+	}
 	app, err := NewApp(ctx, cfg, "all", log)
 	if err != nil {
 		return err
@@ -80,7 +110,7 @@ func runDemo(ctx context.Context, args []string) error {
 	fmt.Printf("licenseops api and worker running at %s\n\n", app.APIURL())
 
 	c := newAPIClient(app.APIURL(), token)
-	ids, err := seedDemoTenant(ctx, c, *users)
+	ids, err := seedDemoTenant(ctx, c, *users, sim)
 	if err != nil {
 		return fmt.Errorf("seed demo tenant: %w", err)
 	}
@@ -128,13 +158,60 @@ func runDemo(ctx context.Context, args []string) error {
 }
 
 const (
-	demoCustomer = "contoso"
-	demoSKU      = "O365_E5"
+	demoCustomer      = "contoso"
+	demoSKU           = "O365_E5"
+	demoTenantID      = "6f1c5a2e-0000-4000-8000-00000000c0de"
+	demoGraphClientID = "licenseops-demo"
+	demoGraphSecret   = "demo-secret"
 )
 
+// demoUser is a user of the demo tenant, in the shape of the users import API.
+type demoUser struct {
+	ID             string  `json:"id"`
+	UPN            string  `json:"user_principal_name"`
+	DisplayName    string  `json:"display_name"`
+	UsageLocation  *string `json:"usage_location,omitempty"`
+	AccountEnabled bool    `json:"account_enabled"`
+}
+
+// demoUsers makes n users: mostly in Poland and nearby, about 1% disabled,
+// a few in a country where E5 is not sold, a fifth with no usage location
+// (the customer's default applies).
+func demoUsers(n int) []demoUser {
+	first := []string{"Anna", "Piotr", "Maria", "Jan", "Katarzyna", "Tomasz", "Agnieszka", "Paweł", "Ewa", "Michał", "Olivia", "Noah", "Emma", "Liam"}
+	last := []string{"Nowak", "Kowalski", "Wiśniewska", "Wójcik", "Kamińska", "Lewandowski", "Smith", "Johnson", "Brown", "Garcia"}
+	countries := []string{"PL", "PL", "PL", "DE", "US", "GB", "FR"}
+	users := make([]demoUser, n)
+	for i := range users {
+		u := demoUser{
+			ID:             fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
+			UPN:            fmt.Sprintf("user%05d@contoso.example", i),
+			DisplayName:    fmt.Sprintf("%s %s %05d", first[i%len(first)], last[(i/len(first))%len(last)], i),
+			AccountEnabled: i%97 != 0,
+		}
+		switch {
+		case i%211 == 0:
+			loc := "KP"
+			u.UsageLocation = &loc
+		case i%5 != 0:
+			loc := countries[i%len(countries)]
+			u.UsageLocation = &loc
+		}
+		users[i] = u
+	}
+	return users
+}
+
+// demoSeats are the subscriptions of the demo tenant: E5 has fewer seats than users.
+func demoSeats(n int) map[string]int {
+	return map[string]int{"O365_E3": n / 4, "O365_E5": n - n/10, "POWER_BI_PRO": n / 2, "VISIO_P2": 50}
+}
+
 // seedDemoTenant creates the catalog, the customer, its users and
-// subscriptions through the API, and returns the user IDs.
-func seedDemoTenant(ctx context.Context, c *apiClient, n int) ([]string, error) {
+// subscriptions through the API — or, with a Graph simulator, in the
+// simulated directory followed by a directory sync — and returns the user
+// IDs. A quarter of the users hold E3 before the rollout swaps it for E5.
+func seedDemoTenant(ctx context.Context, c *apiClient, n int, sim *graphsim.Server) ([]string, error) {
 	products := []map[string]any{
 		{"sku": "O365_E3", "name": "Office 365 E3", "part_number": "AAA-22222", "excludes": []string{"O365_E5"}},
 		{"sku": "O365_E5", "name": "Office 365 E5", "part_number": "AAA-33333", "excludes": []string{"O365_E3"}, "prohibited_locations": []string{"KP", "IR"}},
@@ -148,60 +225,87 @@ func seedDemoTenant(ctx context.Context, c *apiClient, n int) ([]string, error) 
 			return nil, err
 		}
 	}
+	users := demoUsers(n)
+	ids := make([]string, n)
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	if sim != nil {
+		return ids, seedDemoDirectory(ctx, c, users, sim)
+	}
 	if err := c.do(ctx, "POST", "/v1/customers", map[string]any{
 		"id": demoCustomer, "name": "Contoso Ltd.", "default_usage_location": "PL",
 	}, nil); err != nil {
 		return nil, err
 	}
-	type user struct {
-		ID             string  `json:"id"`
-		UPN            string  `json:"user_principal_name"`
-		DisplayName    string  `json:"display_name"`
-		UsageLocation  *string `json:"usage_location,omitempty"`
-		AccountEnabled bool    `json:"account_enabled"`
-	}
-	first := []string{"Anna", "Piotr", "Maria", "Jan", "Katarzyna", "Tomasz", "Agnieszka", "Paweł", "Ewa", "Michał", "Olivia", "Noah", "Emma", "Liam"}
-	last := []string{"Nowak", "Kowalski", "Wiśniewska", "Wójcik", "Kamińska", "Lewandowski", "Smith", "Johnson", "Brown", "Garcia"}
-	countries := []string{"PL", "PL", "PL", "DE", "US", "GB", "FR"}
-	users := make([]user, n)
-	ids := make([]string, n)
-	for i := range users {
-		u := user{
-			ID:             fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
-			DisplayName:    fmt.Sprintf("%s %s %05d", first[i%len(first)], last[(i/len(first))%len(last)], i),
-			AccountEnabled: i%97 != 0, // about 1% disabled accounts
-		}
-		u.UPN = fmt.Sprintf("user%05d@contoso.example", i)
-		switch {
-		case i%211 == 0: // a few users in a country where E5 is not sold
-			loc := "KP"
-			u.UsageLocation = &loc
-		case i%5 != 0: // the rest mostly have a location; others fall back to the customer default
-			loc := countries[i%len(countries)]
-			u.UsageLocation = &loc
-		}
-		users[i], ids[i] = u, u.ID
-	}
 	if err := c.do(ctx, "POST", "/v1/customers/"+demoCustomer+"/users/import", map[string]any{"users": users}, nil); err != nil {
 		return nil, err
 	}
-	seats := map[string]int{"O365_E3": n / 4, "O365_E5": n - n/10, "POWER_BI_PRO": n / 2, "VISIO_P2": 50}
-	for sku, total := range seats {
+	for sku, total := range demoSeats(n) {
 		if err := c.do(ctx, "PUT", "/v1/customers/"+demoCustomer+"/subscriptions/"+sku, map[string]int{"total": total}, nil); err != nil {
 			return nil, err
 		}
 	}
-	// A quarter of the tenant already holds E3: the rollout swaps it for E5.
 	if err := c.do(ctx, "POST", "/v1/customers/"+demoCustomer+"/license-operations", map[string]any{
 		"user_ids": ids[:n/4], "assign": []string{"O365_E3"}, "allow_partial": true,
 	}, &struct{}{}); err != nil {
 		return nil, err
 	}
 	fmt.Printf("Seeded customer %q: %d users, 4 products; giving a quarter of them O365_E3 first…\n", demoCustomer, n)
-	if err := waitQuiet(ctx, c); err != nil {
-		return nil, err
+	return ids, waitQuiet(ctx, c)
+}
+
+// seedDemoDirectory puts the demo tenant in the Graph simulator and syncs
+// it into licenseops, as a partner would with a real Microsoft 365 tenant.
+func seedDemoDirectory(ctx context.Context, c *apiClient, users []demoUser, sim *graphsim.Server) error {
+	n := len(users)
+	seed := graphsim.TenantSeed{ID: demoTenantID, ClientID: demoGraphClientID, ClientSecret: demoGraphSecret}
+	for sku, total := range demoSeats(n) {
+		seed.SKUs = append(seed.SKUs, graphsim.SKUSeed{ID: sku, PartNumber: sku, Enabled: total})
 	}
-	return ids, nil
+	for i, u := range users {
+		su := graphsim.UserSeed{ID: u.ID, UserPrincipalName: u.UPN, DisplayName: u.DisplayName, AccountEnabled: u.AccountEnabled}
+		if u.UsageLocation != nil {
+			su.UsageLocation = *u.UsageLocation
+		} else {
+			su.UsageLocation = "PL" // Graph needs a location to hold a license
+		}
+		if i < n/4 && u.AccountEnabled && su.UsageLocation != "KP" {
+			su.Licenses = []string{"O365_E3"}
+		}
+		seed.Users = append(seed.Users, su)
+	}
+	if err := sim.AddTenant(seed); err != nil {
+		return err
+	}
+	if err := c.do(ctx, "POST", "/v1/customers", map[string]any{
+		"id": demoCustomer, "name": "Contoso Ltd.", "default_usage_location": "PL",
+		"directory": map[string]string{"kind": "msgraph", "tenant_id": demoTenantID},
+	}, nil); err != nil {
+		return err
+	}
+	fmt.Printf("Seeded tenant %s in the Graph simulator (%d users, 4 SKUs); syncing it into licenseops…\n", demoTenantID, n)
+	if err := c.do(ctx, "POST", "/v1/customers/"+demoCustomer+"/sync", nil, nil); err != nil {
+		return err
+	}
+	for {
+		var list struct{ Total int }
+		if err := c.do(ctx, "GET", "/v1/customers/"+demoCustomer+"/users?page_size=1", nil, &list); err != nil {
+			return err
+		}
+		var subs struct{ Subscriptions []any }
+		if err := c.do(ctx, "GET", "/v1/customers/"+demoCustomer+"/subscriptions", nil, &subs); err != nil {
+			return err
+		}
+		if list.Total == n && len(subs.Subscriptions) == 4 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // waitQuiet waits until the customer has no unfinished operation.
