@@ -18,6 +18,9 @@ type batcher struct {
 	store    *storage.Store
 	in       chan *itemRequest
 	maxBatch int
+	// apply processes the items of one operation and returns each user's
+	// result; it is chosen by the customer's directory.
+	apply func(ctx context.Context, plan *storage.Plan, reqs []*itemRequest) map[string]itemResult
 	// afterBatch runs after each committed batch (finalizing small operations).
 	afterBatch func(ctx context.Context, plan *storage.Plan)
 	observe    func(batchSize int, d time.Duration)
@@ -118,40 +121,60 @@ func (b *batcher) process(batch []*itemRequest) {
 }
 
 func (b *batcher) processGroup(plan *storage.Plan, group []*itemRequest) {
-	users := make([]string, 0, len(group))
+	live := make([]*itemRequest, 0, len(group))
 	for _, r := range group {
 		if r.ctx.Err() == nil {
-			users = append(users, r.userID)
+			live = append(live, r)
+		} else {
+			r.done <- itemResult{err: r.ctx.Err()}
 		}
+	}
+	if len(live) == 0 {
+		return
 	}
 	// The batch outlives any single handler's context: it is shared work,
 	// bounded by its own timeout.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
-	outcomes, err := b.applyWithRetry(ctx, plan, users)
-	if b.observe != nil && err == nil {
-		b.observe(len(users), time.Since(start))
+	results := b.apply(ctx, plan, live)
+	if b.observe != nil {
+		b.observe(len(live), time.Since(start))
 	}
-	byUser := make(map[string]storage.ItemOutcome, len(outcomes))
-	for _, o := range outcomes {
-		byUser[o.UserID] = o
-	}
-	for _, r := range group {
-		res := itemResult{err: err}
-		if err == nil {
-			o, ok := byUser[r.userID]
-			if !ok {
-				// No item row (or its user was deleted): nothing to do for it.
-				o = storage.ItemOutcome{UserID: r.userID, Status: "missing"}
-			}
-			res.outcome = o
+	committed := false
+	for _, r := range live {
+		res, ok := results[r.userID]
+		if !ok {
+			// No item row (or its user was deleted): nothing to do for it.
+			res = itemResult{outcome: storage.ItemOutcome{UserID: r.userID, Status: "missing"}}
 		}
+		committed = committed || res.err == nil
 		r.done <- res
 	}
-	if err == nil && b.afterBatch != nil {
+	if committed && b.afterBatch != nil {
 		b.afterBatch(ctx, plan)
 	}
+}
+
+// applyLocal is the apply function of the local directory: one transaction
+// for the whole batch; an error fails every item of it (asynq retries them).
+func (b *batcher) applyLocal(ctx context.Context, plan *storage.Plan, reqs []*itemRequest) map[string]itemResult {
+	users := make([]string, len(reqs))
+	for i, r := range reqs {
+		users[i] = r.userID
+	}
+	outcomes, err := b.applyWithRetry(ctx, plan, users)
+	results := make(map[string]itemResult, len(reqs))
+	if err != nil {
+		for _, u := range users {
+			results[u] = itemResult{err: err}
+		}
+		return results
+	}
+	for _, o := range outcomes {
+		results[o.UserID] = itemResult{outcome: o}
+	}
+	return results
 }
 
 // applyWithRetry retries a batch that lost a deadlock or serialization race;

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,58 +20,93 @@ import (
 // directory; the task is retried shortly.
 var errUserBusy = errors.New("another operation is changing this user in the directory; retrying")
 
-// applyExternal processes one item of a customer whose licenses live in an
-// external directory, in three steps: PrepareExternal (rules, seats, claim;
-// one short transaction), the directory call with no database lock held,
-// and RecordExternal. A crash between any two steps is resumed by the next
-// delivery: the item stays 'applying', the seats stay reserved, and the
-// retry first asks the directory what the user already holds.
-func (w *Worker) applyExternal(ctx context.Context, plan *storage.Plan, userID string) (storage.ItemOutcome, error) {
+// applyExternal processes a batch of one operation whose customer keeps its
+// licenses in an external directory, in three steps: PrepareExternal (rules,
+// seats, claims; one short transaction for the batch), the directory calls
+// (concurrently, bounded per tenant by the client) with no database lock
+// held, and RecordExternal (one transaction). A crash between any two steps
+// is resumed by the next delivery: the item stays 'applying', its seats stay
+// reserved, and the retry first asks the directory what the user holds.
+// Items whose call failed transiently get their error back, so asynq
+// retries just them.
+func (w *Worker) applyExternal(ctx context.Context, plan *storage.Plan, reqs []*itemRequest) map[string]itemResult {
+	results := make(map[string]itemResult, len(reqs))
+	failAll := func(err error) map[string]itemResult {
+		for _, r := range reqs {
+			results[r.userID] = itemResult{err: err}
+		}
+		return results
+	}
 	dir := w.cfg.Directories[plan.Directory.Kind]
 	if dir == nil {
-		return storage.ItemOutcome{}, fmt.Errorf("customer directory %q is not configured on this worker; configure it and the task will be retried", plan.Directory.Kind)
+		return failAll(fmt.Errorf("customer directory %q is not configured on this worker; configure it and the task will be retried", plan.Directory.Kind))
 	}
-	items, err := w.store.PrepareExternal(ctx, plan, []string{userID})
+	users := make([]string, len(reqs))
+	attempt := make(map[string]context.Context, len(reqs))
+	for i, r := range reqs {
+		users[i], attempt[r.userID] = r.userID, r.ctx
+	}
+	items, err := w.store.PrepareExternal(ctx, plan, users)
 	if err != nil {
-		return storage.ItemOutcome{}, err
+		return failAll(err)
 	}
-	if len(items) == 0 {
-		return storage.ItemOutcome{UserID: userID, Status: "missing"}, nil
+	var (
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		records []storage.ExternalResult
+	)
+	for _, it := range items {
+		switch {
+		case it.Outcome != nil:
+			results[it.UserID] = itemResult{outcome: *it.Outcome}
+			continue
+		case it.Busy:
+			results[it.UserID] = itemResult{err: errUserBusy}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			callErr := w.callDirectory(ctx, attempt[it.UserID], dir, plan, it)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case callErr == nil:
+				records = append(records, storage.ExternalResult{UserID: it.UserID})
+			case provider.IsPermanent(callErr):
+				records = append(records, storage.ExternalResult{UserID: it.UserID, Err: asOutcomeError(callErr)})
+			case isLastAttempt(attempt[it.UserID]):
+				records = append(records, storage.ExternalResult{UserID: it.UserID, Err: exhausted(callErr)})
+			default:
+				w.metrics.directoryRetries.Inc()
+				results[it.UserID] = itemResult{err: callErr}
+			}
+		}()
 	}
-	it := items[0]
-	switch {
-	case it.Outcome != nil:
-		return *it.Outcome, nil
-	case it.Busy:
-		return storage.ItemOutcome{}, errUserBusy
+	wg.Wait()
+	if len(records) == 0 {
+		return results
 	}
-	callErr := w.callDirectory(ctx, dir, plan, it)
-	var result storage.ExternalResult
-	switch {
-	case callErr == nil:
-		result = storage.ExternalResult{UserID: userID}
-	case provider.IsPermanent(callErr):
-		result = storage.ExternalResult{UserID: userID, Err: asOutcomeError(callErr)}
-	case isLastAttempt(ctx):
-		result = storage.ExternalResult{UserID: userID, Err: exhausted(callErr)}
-	default:
-		w.metrics.directoryRetries.Inc()
-		return storage.ItemOutcome{}, callErr
+	outcomes, err := w.store.RecordExternal(ctx, plan, records)
+	if err != nil {
+		for _, r := range records {
+			results[r.UserID] = itemResult{err: err}
+		}
+		return results
 	}
-	out, err := w.store.RecordExternal(ctx, plan, []storage.ExternalResult{result})
-	if err != nil || len(out) == 0 {
-		return storage.ItemOutcome{}, err
+	for _, o := range outcomes {
+		results[o.UserID] = itemResult{outcome: o}
 	}
-	return out[0], nil
+	return results
 }
 
 // callDirectory makes the change in the directory. On a retry it first reads
 // the user's licenses and applies only what is still missing, so a change
 // that landed before a crash is not made twice.
-func (w *Worker) callDirectory(ctx context.Context, dir provider.Directory, plan *storage.Plan, it storage.ExternalItem) error {
+func (w *Worker) callDirectory(ctx, attempt context.Context, dir provider.Directory, plan *storage.Plan, it storage.ExternalItem) error {
 	tenant := plan.Directory.TenantID
 	add, remove := it.Add, it.Remove
-	if retried, _ := asynq.GetRetryCount(ctx); retried > 0 || it.Resumed {
+	if retried, _ := asynq.GetRetryCount(attempt); retried > 0 || it.Resumed {
 		held, err := w.timedCall("user_licenses", func() ([]string, error) { return dir.UserLicenses(ctx, tenant, it.UserID) })
 		if err != nil {
 			return err

@@ -136,6 +136,12 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 		log:     cfg.Logger,
 	}
 	w.batcher.afterBatch = w.finalizeSmall
+	w.batcher.apply = func(ctx context.Context, plan *storage.Plan, reqs []*itemRequest) map[string]itemResult {
+		if plan.Directory.Kind == "local" {
+			return w.batcher.applyLocal(ctx, plan, reqs)
+		}
+		return w.applyExternal(ctx, plan, reqs)
+	}
 	w.batcher.observe = func(n int, d time.Duration) {
 		m.batchSize.Observe(float64(n))
 		m.batchDuration.Observe(d.Seconds())
@@ -214,12 +220,7 @@ func (w *Worker) handleApply(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	var outcome storage.ItemOutcome
-	if plan.Directory.Kind == "local" {
-		outcome, err = w.batcher.Do(ctx, plan, p.UserID)
-	} else {
-		outcome, err = w.applyExternal(ctx, plan, p.UserID)
-	}
+	outcome, err := w.batcher.Do(ctx, plan, p.UserID)
 	if err != nil {
 		return err
 	}
