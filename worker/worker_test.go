@@ -101,6 +101,7 @@ func TestSeatsUnderContention(t *testing.T) {
 	if s := seats(t, b, "E5"); s.Assignments != total || s.Consumed != total || s.Reserved != 0 {
 		t.Fatalf("seats = %+v, want exactly %d consumed and assigned", s, total)
 	}
+	noProblems(t, b)
 }
 
 // When seats are freed while a partial operation runs, workers take them
@@ -311,4 +312,58 @@ func TestUnusedGrantsGoToOtherUsers(t *testing.T) {
 	if s := seats(t, b, "E5"); s.Assignments != 5 || s.Consumed != 5 || s.Reserved != 0 {
 		t.Fatalf("seats = %+v", s)
 	}
+}
+
+// noProblems fails the test with the checker's list when an invariant is broken.
+func noProblems(t *testing.T, b *testapp.Bundle) {
+	t.Helper()
+	problems, err := b.Store.Check(context.Background(), storage.CheckScope{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		t.Fatalf("invariants broken: %v", problems)
+	}
+}
+
+// The checker passes a clean rollout and names each kind of corruption.
+func TestCheckerFindsBrokenInvariants(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{Workers: 1})
+	c := b.Client("p", "global_admin")
+	users := seed(t, c, "chk", 20, "E5", 20)
+	var acc struct{ ID string }
+	c.Must(http.StatusAccepted, "POST", "/v1/customers/chk/license-operations",
+		map[string]any{"user_ids": users, "assign": []string{"E5"}}).JSON(t, &acc)
+	c.WaitOperation(acc.ID, 30*time.Second)
+	noProblems(t, b)
+	corruptions := []struct{ invariant, breakIt, repair string }{
+		{"seats: consumed differs from assignments",
+			`UPDATE subscriptions SET consumed = consumed - 1`, `UPDATE subscriptions SET consumed = consumed + 1`},
+		{"user holds part of a change",
+			`DELETE FROM assignments WHERE user_id = 'user-00003'`,
+			`INSERT INTO assignments (customer_key, user_id, sku_id) SELECT customer_key, 'user-00003', 'E5' FROM customers WHERE id = 'chk'`},
+		{"finished operation has a non-final item",
+			`UPDATE operation_items SET status = 'pending' WHERE user_id = 'user-00004'`,
+			`UPDATE operation_items SET status = 'succeeded' WHERE user_id = 'user-00004'`},
+		{"user claimed by a finished operation",
+			`UPDATE users SET applying_operation = '` + acc.ID + `' WHERE id = 'user-00005'`,
+			`UPDATE users SET applying_operation = NULL`},
+	}
+	for _, k := range corruptions {
+		b.Store.DB().MustExec(k.breakIt)
+		problems, err := b.Store.Check(context.Background(), storage.CheckScope{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, p := range problems {
+			found = found || p.Invariant == k.invariant
+		}
+		if !found {
+			t.Errorf("after %q the checker reported %v, want %q", k.breakIt, problems, k.invariant)
+		}
+		b.Store.DB().MustExec(k.repair)
+	}
+	noProblems(t, b)
 }
