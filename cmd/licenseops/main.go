@@ -22,7 +22,6 @@ Commands:
   migrate              apply database migrations (safe to run from several processes)
   api                  serve the HTTP API
   worker               process license operations from the queue
-  scheduler            enqueue the runs of cleanup policies on their schedules (run one or more)
   all                  api and worker in one process (small installs)
   token create         create an API token: --partner P --role R [--name N]; prints the token alone
   token list           list tokens [--partner P]
@@ -31,7 +30,6 @@ Commands:
   check                verify the invariants (seats, finished operations, all-or-nothing, directory mirror):
                        [--partner P --customer C] [--operation OP]; exits 1 and lists what is broken
   graphsim             serve a Microsoft Graph simulator: --addr, --seed FILE, --latency, --throttle …
-  bench                end-to-end benchmark on private Postgres and Redis; prints a table, writes JSON
 
 API client commands (LICENSEOPS_URL, default http://127.0.0.1:8080, and LICENSEOPS_TOKEN):
   rollout              assign/revoke licenses for the users of a CSV, a file of IDs or the whole
@@ -91,8 +89,6 @@ func run(ctx context.Context, args []string) error {
 		return runServe(ctx, "api", rest)
 	case "worker":
 		return runServe(ctx, "worker", rest)
-	case "scheduler":
-		return runServe(ctx, "scheduler", rest)
 	case "all":
 		return runServe(ctx, "all", rest)
 	case "token":
@@ -103,8 +99,6 @@ func run(ctx context.Context, args []string) error {
 		return runGraphsim(ctx, rest)
 	case "check":
 		return runCheck(ctx, rest)
-	case "bench":
-		return runBench(ctx, rest)
 	case "rollout":
 		return runClientCommand(ctx, rolloutCmd, rest)
 	case "operation":
