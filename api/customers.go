@@ -86,6 +86,17 @@ func (s *Server) customer(r *http.Request, p *storage.Principal) (storage.Custom
 	return s.store.GetCustomer(r.Context(), p.PartnerKey, cid)
 }
 
+// customerChild resolves {cid} like customer and validates the ID of an
+// object under it, taken from the path parameter param.
+func (s *Server) customerChild(r *http.Request, p *storage.Principal, param, kind string) (storage.Customer, string, error) {
+	id := r.PathValue(param)
+	if err := checkID(kind, id); err != nil {
+		return storage.Customer{}, "", err
+	}
+	c, err := s.customer(r, p)
+	return c, id, err
+}
+
 func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
@@ -189,12 +200,8 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *storage.Pr
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
-	c, err := s.customer(r, p)
+	c, uid, err := s.customerChild(r, p, "uid", "user id")
 	if err != nil {
-		return err
-	}
-	uid := r.PathValue("uid")
-	if err := checkID("user id", uid); err != nil {
 		return err
 	}
 	u, err := s.store.GetUser(r.Context(), c.Key, uid)
@@ -206,12 +213,8 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *storage.Prin
 }
 
 func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
-	c, err := s.customer(r, p)
+	c, uid, err := s.customerChild(r, p, "uid", "user id")
 	if err != nil {
-		return err
-	}
-	uid := r.PathValue("uid")
-	if err := checkID("user id", uid); err != nil {
 		return err
 	}
 	var req struct {
@@ -254,12 +257,8 @@ func (s *Server) subscriptionView(c storage.Customer, sub storage.Subscription) 
 const maxSeats = 10_000_000
 
 func (s *Server) putSubscription(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
-	c, err := s.customer(r, p)
+	c, sku, err := s.customerChild(r, p, "sku_id", "sku_id")
 	if err != nil {
-		return err
-	}
-	sku := r.PathValue("sku_id")
-	if err := checkID("sku_id", sku); err != nil {
 		return err
 	}
 	var req struct {
