@@ -15,6 +15,11 @@ const (
 	auditUserUsageLocation = "user.set_usage_location"
 	auditSubscriptionTotal = "subscription.set_total"
 	auditOperationCreate   = "operation.create"
+
+	auditCleanupPolicyCreate = "cleanup_policy.create"
+	auditCleanupPolicyUpdate = "cleanup_policy.update"
+	auditCleanupPolicyDelete = "cleanup_policy.delete"
+	auditCleanupPolicyRun    = "cleanup_policy.run" // recorded in the run's transaction
 )
 
 // audit records a change p has made. The change is committed by now, so a

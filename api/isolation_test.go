@@ -21,6 +21,11 @@ var isolationBodies = map[string]string{
 	"POST /v1/customers/{cid}/license-summary":       `{"user_ids":["u00000"]}`,
 	"POST /v1/customers/{cid}/license-operations":    `{"user_ids":["u00000"],"revoke":["E5"]}`,
 	"POST /v1/customers/{cid}/sync":                  ``,
+
+	"POST /v1/customers/{cid}/cleanup-policies":           `{"name":"intruder","schedule":"* * * * *","rule":{"kind":"disabled_accounts"},"dry_run":false}`,
+	"PATCH /v1/customers/{cid}/cleanup-policies/{pid}":    `{"dry_run":false,"enabled":true,"schedule":"* * * * *"}`,
+	"DELETE /v1/customers/{cid}/cleanup-policies/{pid}":   ``,
+	"POST /v1/customers/{cid}/cleanup-policies/{pid}/run": ``,
 }
 
 // partnerSide is one partner of the isolation test with its objects.
@@ -29,6 +34,7 @@ type partnerSide struct {
 	c        *testapp.Client
 	customer string
 	op       string
+	policy   string
 }
 
 // snapshot is everything a partner can read about its own objects.
@@ -39,6 +45,8 @@ func (p partnerSide) snapshot(t *testing.T) map[string][]byte {
 		"/v1/customers", "/v1/customers/" + p.customer, "/v1/customers/" + p.customer + "/users",
 		"/v1/customers/" + p.customer + "/subscriptions", "/v1/customers/" + p.customer + "/operations",
 		"/v1/operations/" + p.op + "/report", "/v1/products", "/v1/audit",
+		"/v1/customers/" + p.customer + "/cleanup-policies",
+		"/v1/customers/" + p.customer + "/cleanup-policies/" + p.policy + "/runs",
 	} {
 		out[path] = p.c.Must(http.StatusOK, "GET", path, nil).Body
 	}
@@ -62,28 +70,42 @@ func TestPartnerIsolation(t *testing.T) {
 			map[string]any{"user_ids": tn.users, "assign": []string{"E5"}}).JSON(t, &acc)
 		s.c.WaitOperation(acc.ID, 30*time.Second)
 		s.op = acc.ID
+		var pol struct{ ID string }
+		s.c.Must(http.StatusCreated, "POST", "/v1/customers/"+s.customer+"/cleanup-policies", map[string]any{
+			"name": "nightly", "schedule": "0 2 * * *", "rule": map[string]any{"kind": "inactive", "days": 90}, "enabled": false,
+		}).JSON(t, &pol)
+		s.policy = pol.ID
 	}
 	for i, victim := range sides {
 		attacker := sides[1-i]
 		before, attackerBefore := victim.snapshot(t), attacker.snapshot(t)
-		ids := map[string]string{"cid": victim.customer, "uid": "u00000", "sku_id": "E5", "oid": victim.op}
+		ids := map[string]string{"cid": victim.customer, "uid": "u00000", "sku_id": "E5", "oid": victim.op, "pid": victim.policy}
+		// The victim's policy under the attacker's own customer: policies
+		// are looked up within the caller's partner and customer.
+		ownCustomer := map[string]string{"cid": attacker.customer, "pid": victim.policy}
 		for _, rt := range api.RouteTable() {
 			if !strings.Contains(rt.Pattern, "{cid}") && !strings.Contains(rt.Pattern, "{oid}") {
 				continue // not under a customer or operation: checked below
 			}
-			method, path := fillPath(t, rt.Pattern, ids)
-			var body any
-			if method != "GET" {
-				raw, ok := isolationBodies[rt.Pattern]
-				if !ok {
-					t.Errorf("%s: add a valid body to isolationBodies so that the isolation test can try it", rt.Pattern)
-					continue
-				}
-				body = raw
+			attempts := []map[string]string{ids}
+			if strings.Contains(rt.Pattern, "{pid}") {
+				attempts = append(attempts, ownCustomer)
 			}
-			r := attacker.c.Do(method, path, body)
-			if r.Status != http.StatusNotFound || r.ErrorCode() != "NotFound" {
-				t.Errorf("%s %s %s: %d %s, want 404 NotFound", attacker.name, method, path, r.Status, r.Body)
+			for _, ids := range attempts {
+				method, path := fillPath(t, rt.Pattern, ids)
+				var body any
+				if method != "GET" {
+					raw, ok := isolationBodies[rt.Pattern]
+					if !ok {
+						t.Errorf("%s: add a valid body to isolationBodies so that the isolation test can try it", rt.Pattern)
+						continue
+					}
+					body = raw
+				}
+				r := attacker.c.Do(method, path, body)
+				if r.Status != http.StatusNotFound || r.ErrorCode() != "NotFound" {
+					t.Errorf("%s %s %s: %d %s, want 404 NotFound", attacker.name, method, path, r.Status, r.Body)
+				}
 			}
 		}
 		// The catalog is per partner: the attacker's change of a product

@@ -193,7 +193,7 @@ const (
 
 var permissionNames = map[permission]string{
 	permRead: "read", permOperate: "create license operations", permUsers: "manage users",
-	permSales: "manage customers and seats", permCatalog: "manage the product catalog",
+	permSales: "manage customers and seats", permCatalog: "define products or manage cleanup policies",
 	permAudit: "read the audit log",
 }
 
@@ -267,6 +267,13 @@ func (s *Server) routes() []route {
 		{"GET /v1/customers/{cid}/operations", permRead, s.listOperations},
 		{"GET /v1/operations/{oid}", permRead, s.getOperation},
 		{"GET /v1/operations/{oid}/report", permRead, s.getReport},
+		{"POST /v1/customers/{cid}/cleanup-policies", permCatalog, s.createCleanupPolicy},
+		{"GET /v1/customers/{cid}/cleanup-policies", permRead, s.listCleanupPolicies},
+		{"GET /v1/customers/{cid}/cleanup-policies/{pid}", permRead, s.getCleanupPolicy},
+		{"PATCH /v1/customers/{cid}/cleanup-policies/{pid}", permCatalog, s.patchCleanupPolicy},
+		{"DELETE /v1/customers/{cid}/cleanup-policies/{pid}", permCatalog, s.deleteCleanupPolicy},
+		{"POST /v1/customers/{cid}/cleanup-policies/{pid}/run", permCatalog, s.runCleanupPolicy},
+		{"GET /v1/customers/{cid}/cleanup-policies/{pid}/runs", permRead, s.listCleanupRuns},
 		{"GET /v1/audit", permAudit, s.listAudit},
 	}
 }

@@ -168,3 +168,43 @@ func NewSyncTask(customerKey int64) *asynq.Task {
 		asynq.TaskID(fmt.Sprintf("sync:%d", customerKey)), asynq.Queue(QueueLow), asynq.MaxRetry(10),
 		asynq.Timeout(30*time.Minute))
 }
+
+// TypeCleanupRun runs one scheduled tick of a cleanup policy. The
+// scheduler's periodic tasks enqueue it at every tick of every enabled
+// policy, from as many scheduler processes as run; the handler makes each
+// tick run once (a database guard, not this task's uniqueness).
+const TypeCleanupRun = "cleanup:run"
+
+// CleanupPayload names the policy and the schedule the task was registered
+// with. asynq's periodic tasks carry a fixed payload, so the tick itself is
+// computed by the handler; the schedule lets it recognise a task of a
+// schedule that has changed since (a scheduler not synced yet) and drop it.
+type CleanupPayload struct {
+	PolicyID string `json:"p"`
+	Schedule string `json:"s"`
+	TimeZone string `json:"z"`
+}
+
+// CleanupRunRetries is how often a cleanup run is retried after a
+// transient failure; a retry runs the same tick while it is still the
+// latest.
+const CleanupRunRetries = 5
+
+// NewCleanupRunTask builds the periodic task of a policy.
+func NewCleanupRunTask(policyID, schedule, timeZone string) *asynq.Task {
+	payload, _ := json.Marshal(CleanupPayload{PolicyID: policyID, Schedule: schedule, TimeZone: timeZone})
+	return asynq.NewTask(TypeCleanupRun, payload,
+		asynq.Queue(QueueLow), asynq.MaxRetry(CleanupRunRetries), asynq.Timeout(10*time.Minute))
+}
+
+// ParseCleanupPayload decodes a CleanupPayload.
+func ParseCleanupPayload(b []byte) (CleanupPayload, error) {
+	var p CleanupPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode %s payload: %w", TypeCleanupRun, err)
+	}
+	if p.PolicyID == "" || p.Schedule == "" || p.TimeZone == "" {
+		return p, fmt.Errorf("decode %s payload: policy, schedule and time zone are required", TypeCleanupRun)
+	}
+	return p, nil
+}

@@ -316,8 +316,9 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 		users[i], statuses[i], masks[i], codes[i], messages[i] = w.userID, w.status, w.mask, string(w.code), w.message
 		assigned[i], revoked[i] = arrayLiteral(w.result.Assigned), arrayLiteral(w.result.Revoked)
 		// A failed user keeps what it held: that is what it holds "after".
+		// So does every user of a dry run; revoked says what it would lose.
 		licenses[i] = arrayLiteral(w.held)
-		if w.status != ItemFailed {
+		if w.status == ItemSucceeded {
 			licenses[i] = arrayLiteral(w.result.Licenses)
 			itemLocs[i] = w.result.UsageLocation
 		}

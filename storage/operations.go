@@ -67,6 +67,8 @@ type NewOperation struct {
 	Source        string
 	CreatedBy     string
 	Queue         string
+	// PolicyID is the cleanup policy that started the operation ("" for none).
+	PolicyID string
 	// Idempotency, when set, completes the caller's idempotency key in the
 	// operation's own transaction.
 	Idempotency *IdempotencyKey
@@ -94,74 +96,78 @@ func (e *ShortageError) Error() string { return "not enough seats" }
 // subscription row), and writes the operation with one item per user. It
 // returns the operation; enqueueing is the caller's job after commit.
 func (s *Store) CreateOperation(ctx context.Context, req NewOperation) (Operation, error) {
-	id := uuid.New()
 	var op Operation
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		skus := append(append([]string{}, req.Assign...), req.Revoke...)
-		if err := checkKnownSKUs(ctx, tx, req.Customer.Key, skus); err != nil {
-			return err
-		}
-		if err := checkKnownUsers(ctx, tx, req.Customer.Key, req.UserIDs); err != nil {
-			return err
-		}
-		masks, grants, err := grantSeats(ctx, tx, req)
-		if err != nil {
-			return err
-		}
-		catalog, err := s.catalogTx(ctx, tx, req.PartnerKey)
-		if err != nil {
-			return err
-		}
-		catalogJSON, err := json.Marshal(catalog)
-		if err != nil {
-			return err
-		}
-		row := tx.QueryRowxContext(ctx, `
-			INSERT INTO operations (id, partner_key, customer_key, source, queue, assign, revoke, usage_location,
-				allow_partial, dry_run, catalog, default_usage_location, total, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), $9, $10, $11, $12, $13, $14)
-			RETURNING created_at`,
-			id, req.PartnerKey, req.Customer.Key, req.Source, req.Queue, pq.StringArray(nonNil(req.Assign)), pq.StringArray(nonNil(req.Revoke)),
-			req.UsageLocation, req.AllowPartial, req.DryRun, catalogJSON, req.Customer.DefaultUsageLocation, len(req.UserIDs), req.CreatedBy)
-		if err := row.Scan(&op.CreatedAt); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO operation_items (operation_id, user_id, granted_mask)
-			SELECT $1, x.u, x.m FROM unnest($2::text[], $3::int[]) AS x(u, m)`,
-			id, pq.StringArray(req.UserIDs), pq.Array(masks)); err != nil {
-			return err
-		}
-		if len(grants) > 0 {
-			grantSKUs, grantN := make([]string, 0, len(grants)), make([]int64, 0, len(grants))
-			for sku, n := range grants {
-				grantSKUs, grantN = append(grantSKUs, sku), append(grantN, int64(n))
-			}
-			if _, err := tx.ExecContext(ctx, `
-				UPDATE subscriptions s SET reserved = s.reserved + x.n, updated_at = now()
-				FROM unnest($2::text[], $3::int[]) AS x(sku, n)
-				WHERE s.customer_key = $1 AND s.sku_id = x.sku`,
-				req.Customer.Key, pq.StringArray(grantSKUs), pq.Array(grantN)); err != nil {
-				return err
-			}
-		}
-		fillOperation(&op, id.String(), req)
-		if req.Audit != nil {
-			e := *req.Audit
-			e.ObjectID = op.ID
-			if err := insertAudit(ctx, tx, e); err != nil {
-				return err
-			}
-		}
-		if req.Idempotency != nil {
-			return completeIdempotencyKey(ctx, tx, req.PartnerKey, req.Idempotency.Key, req.Idempotency.Respond(op))
-		}
-		return nil
-	})
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error { return s.createOperationTx(ctx, tx, req, &op) })
 	if err != nil {
 		return Operation{}, err
 	}
 	return op, nil
+}
+
+// createOperationTx is CreateOperation within tx, so that a cleanup run can
+// record itself and its operation in one transaction.
+func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOperation, op *Operation) error {
+	id := uuid.New()
+	skus := append(append([]string{}, req.Assign...), req.Revoke...)
+	if err := checkKnownSKUs(ctx, tx, req.Customer.Key, skus); err != nil {
+		return err
+	}
+	if err := checkKnownUsers(ctx, tx, req.Customer.Key, req.UserIDs); err != nil {
+		return err
+	}
+	masks, grants, err := grantSeats(ctx, tx, req)
+	if err != nil {
+		return err
+	}
+	catalog, err := s.catalogTx(ctx, tx, req.PartnerKey)
+	if err != nil {
+		return err
+	}
+	catalogJSON, err := json.Marshal(catalog)
+	if err != nil {
+		return err
+	}
+	row := tx.QueryRowxContext(ctx, `
+		INSERT INTO operations (id, partner_key, customer_key, source, queue, assign, revoke, usage_location,
+			allow_partial, dry_run, catalog, default_usage_location, total, created_by, policy_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), $9, $10, $11, $12, $13, $14, NULLIF($15, '')::uuid)
+		RETURNING created_at`,
+		id, req.PartnerKey, req.Customer.Key, req.Source, req.Queue, pq.StringArray(nonNil(req.Assign)), pq.StringArray(nonNil(req.Revoke)),
+		req.UsageLocation, req.AllowPartial, req.DryRun, catalogJSON, req.Customer.DefaultUsageLocation, len(req.UserIDs), req.CreatedBy, req.PolicyID)
+	if err := row.Scan(&op.CreatedAt); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO operation_items (operation_id, user_id, granted_mask)
+		SELECT $1, x.u, x.m FROM unnest($2::text[], $3::int[]) AS x(u, m)`,
+		id, pq.StringArray(req.UserIDs), pq.Array(masks)); err != nil {
+		return err
+	}
+	if len(grants) > 0 {
+		grantSKUs, grantN := make([]string, 0, len(grants)), make([]int64, 0, len(grants))
+		for sku, n := range grants {
+			grantSKUs, grantN = append(grantSKUs, sku), append(grantN, int64(n))
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE subscriptions s SET reserved = s.reserved + x.n, updated_at = now()
+			FROM unnest($2::text[], $3::int[]) AS x(sku, n)
+			WHERE s.customer_key = $1 AND s.sku_id = x.sku`,
+			req.Customer.Key, pq.StringArray(grantSKUs), pq.Array(grantN)); err != nil {
+			return err
+		}
+	}
+	fillOperation(op, id.String(), req)
+	if req.Audit != nil {
+		e := *req.Audit
+		e.ObjectID = op.ID
+		if err := insertAudit(ctx, tx, e); err != nil {
+			return err
+		}
+	}
+	if req.Idempotency != nil {
+		return completeIdempotencyKey(ctx, tx, req.PartnerKey, req.Idempotency.Key, req.Idempotency.Respond(*op))
+	}
+	return nil
 }
 
 func fillOperation(op *Operation, id string, req NewOperation) {

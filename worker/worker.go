@@ -112,6 +112,7 @@ type Worker struct {
 	batcher *batcher
 	plans   *planCache
 	sweeper *Sweeper
+	cleanup *CleanupRunner
 	metrics *metrics
 	log     *slog.Logger
 }
@@ -158,6 +159,7 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 	if !cfg.DisableSweeper {
 		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
 	}
+	w.cleanup = NewCleanupRunner(CleanupConfig{Logger: cfg.Logger}, store, asynq.NewClientFromRedisClient(rdb))
 	return w, nil
 }
 
@@ -167,6 +169,7 @@ func (w *Worker) Handler() asynq.Handler {
 	mux.Use(w.recoverer, w.observer)
 	mux.HandleFunc(jobs.TypeApplyLicenses, w.handleApply)
 	mux.HandleFunc(jobs.TypeSyncDirectory, w.handleSync)
+	mux.Handle(jobs.TypeCleanupRun, w.cleanup)
 	return mux
 }
 

@@ -40,6 +40,8 @@ type App struct {
 	metrics *http.Server
 	// MetricsURL is where the worker's /metrics listens (when it runs).
 	MetricsURL string
+	// scheduler enqueues the ticks of cleanup policies (mode "scheduler").
+	scheduler *worker.Scheduler
 }
 
 // NewApp connects to Postgres and Redis and builds the parts of mode.
@@ -100,6 +102,12 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 		if mode == "worker" {
 			a.metrics = &http.Server{Handler: serviceMux(reg, store, a.rdb), ReadHeaderTimeout: 5 * time.Second,
 				ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
+		}
+	}
+	if mode == "scheduler" {
+		if a.scheduler, err = newScheduler(store, a.rdb, log); err != nil {
+			a.close()
+			return nil, err
 		}
 	}
 	return a, nil
@@ -179,6 +187,12 @@ func (a *App) Start() error {
 		}
 		a.log.Info("worker started", "concurrency", a.cfg.Concurrency)
 	}
+	if a.scheduler != nil {
+		if err := a.scheduler.Start(); err != nil {
+			return fmt.Errorf("start scheduler: %w", err)
+		}
+		a.log.Info("scheduler started")
+	}
 	return nil
 }
 
@@ -196,6 +210,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.worker != nil {
 		a.worker.Shutdown()
+	}
+	if a.scheduler != nil {
+		a.scheduler.Shutdown()
 	}
 	errs = append(errs, a.close())
 	return errors.Join(errs...)

@@ -22,6 +22,7 @@ Commands:
   migrate              apply database migrations (safe to run from several processes)
   api                  serve the HTTP API
   worker               process license operations from the queue
+  scheduler            enqueue the runs of cleanup policies on their schedules (run one or more)
   all                  api and worker in one process (small installs)
   token create         create an API token: --partner P --role R [--name N]; prints the token alone
   token list           list tokens [--partner P]
@@ -89,6 +90,8 @@ func run(ctx context.Context, args []string) error {
 		return runServe(ctx, "api", rest)
 	case "worker":
 		return runServe(ctx, "worker", rest)
+	case "scheduler":
+		return runServe(ctx, "scheduler", rest)
 	case "all":
 		return runServe(ctx, "all", rest)
 	case "token":
