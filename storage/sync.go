@@ -110,3 +110,11 @@ func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users
 	})
 	return res, err
 }
+
+// ExternalDirectoryCustomers lists the internal keys of customers whose
+// licenses live in an external directory, for periodic syncs.
+func (s *Store) ExternalDirectoryCustomers(ctx context.Context) ([]int64, error) {
+	var keys []int64
+	err := s.db.SelectContext(ctx, &keys, `SELECT customer_key FROM customers WHERE directory_kind <> 'local' ORDER BY customer_key`)
+	return keys, err
+}

@@ -25,7 +25,10 @@ type SchedulerConfig struct {
 	HeartbeatInterval time.Duration
 	// QueryTimeout bounds one read of the policies.
 	QueryTimeout time.Duration
-	Logger       *slog.Logger
+	// DirectorySyncEvery is how often every customer on an external
+	// directory is synced from it; negative turns periodic syncs off.
+	DirectorySyncEvery time.Duration
+	Logger             *slog.Logger
 }
 
 // WithDefaults returns the config with every unset field at its default.
@@ -35,6 +38,9 @@ func (c SchedulerConfig) WithDefaults() SchedulerConfig {
 	}
 	if c.QueryTimeout <= 0 {
 		c.QueryTimeout = 10 * time.Second
+	}
+	if c.DirectorySyncEvery == 0 {
+		c.DirectorySyncEvery = time.Hour
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -49,11 +55,21 @@ type PolicyConfigProvider struct {
 	store   *storage.Store
 	timeout time.Duration
 	log     *slog.Logger
+	// syncEvery, when positive, also schedules a directory sync of every
+	// customer on an external directory.
+	syncEvery time.Duration
 }
 
 // NewPolicyConfigProvider builds the provider.
 func NewPolicyConfigProvider(store *storage.Store, timeout time.Duration, log *slog.Logger) *PolicyConfigProvider {
 	return &PolicyConfigProvider{store: store, timeout: timeout, log: log}
+}
+
+// SyncDirectoriesEvery makes the provider also schedule a directory sync of
+// every customer on an external directory at this interval (0: none).
+func (p *PolicyConfigProvider) SyncDirectoriesEvery(d time.Duration) *PolicyConfigProvider {
+	p.syncEvery = d
+	return p
 }
 
 // GetConfigs reads the enabled policies. A policy whose schedule no longer
@@ -77,6 +93,16 @@ func (p *PolicyConfigProvider) GetConfigs() ([]*asynq.PeriodicTaskConfig, error)
 			Task:     jobs.NewCleanupRunTask(pol.ID, pol.Schedule, pol.TimeZone),
 		})
 	}
+	if p.syncEvery > 0 {
+		keys, err := p.store.ExternalDirectoryCustomers(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read customers on external directories: %w", err)
+		}
+		for _, k := range keys {
+			// The sync task's ID makes a sync already queued or running absorb the next one.
+			configs = append(configs, &asynq.PeriodicTaskConfig{Cronspec: "@every " + p.syncEvery.String(), Task: jobs.NewSyncTask(k)})
+		}
+	}
 	return configs, nil
 }
 
@@ -95,7 +121,7 @@ func NewScheduler(cfg SchedulerConfig, store *storage.Store, rdb redis.Universal
 	cfg = cfg.WithDefaults()
 	log := cfg.Logger
 	mgr, err := asynq.NewPeriodicTaskManager(asynq.PeriodicTaskManagerOpts{
-		PeriodicTaskConfigProvider: NewPolicyConfigProvider(store, cfg.QueryTimeout, log),
+		PeriodicTaskConfigProvider: NewPolicyConfigProvider(store, cfg.QueryTimeout, log).SyncDirectoriesEvery(cfg.DirectorySyncEvery),
 		RedisUniversalClient:       rdb,
 		SyncInterval:               cfg.SyncInterval,
 		SchedulerOpts: &asynq.SchedulerOpts{

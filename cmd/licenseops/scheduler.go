@@ -17,7 +17,8 @@ import (
 // runs once.
 func newScheduler(store *storage.Store, rdb redis.UniversalClient, log *slog.Logger) (*worker.Scheduler, error) {
 	return worker.NewScheduler(worker.SchedulerConfig{
-		SyncInterval: envDuration("LICENSEOPS_SCHEDULER_SYNC_INTERVAL", 10*time.Second),
-		Logger:       log,
+		SyncInterval:       envDuration("LICENSEOPS_SCHEDULER_SYNC_INTERVAL", 10*time.Second),
+		DirectorySyncEvery: envDuration("LICENSEOPS_DIRECTORY_SYNC_EVERY", time.Hour),
+		Logger:             log,
 	}, store, rdb)
 }
