@@ -31,6 +31,7 @@ Commands:
   check                verify the invariants (seats, finished operations, all-or-nothing, directory mirror):
                        [--partner P --customer C] [--operation OP]; exits 1 and lists what is broken
   graphsim             serve a Microsoft Graph simulator: --addr, --seed FILE, --latency, --throttle …
+  bench                end-to-end benchmark on private Postgres and Redis; prints a table, writes JSON
 
 API client commands (LICENSEOPS_URL, default http://127.0.0.1:8080, and LICENSEOPS_TOKEN):
   rollout              assign/revoke licenses for the users of a CSV, a file of IDs or the whole
@@ -102,6 +103,8 @@ func run(ctx context.Context, args []string) error {
 		return runGraphsim(ctx, rest)
 	case "check":
 		return runCheck(ctx, rest)
+	case "bench":
+		return runBench(ctx, rest)
 	case "rollout":
 		return runClientCommand(ctx, rolloutCmd, rest)
 	case "operation":

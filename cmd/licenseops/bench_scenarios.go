@@ -1,0 +1,796 @@
+package main
+
+// The scenarios of "licenseops bench": (a) bare asynq, (b) rollout with (d)
+// interactive operations alongside, (c) four-SKU change, (e) Graph simulator.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/provider/graphsim"
+	"github.com/licenseops/licenseops/storage"
+	"github.com/licenseops/licenseops/worker"
+)
+
+const (
+	// benchOpPoll is how often a big operation is polled. Each GET counts
+	// the operation's items, a scan of 100,000 rows (tens of ms of Postgres
+	// CPU), so polling faster would load the Postgres it measures; the
+	// precise end comes from max(finished_at) anyway.
+	benchOpPoll = time.Second
+	// benchInteractivePoll is how often an interactive operation is polled.
+	benchInteractivePoll = 10 * time.Millisecond
+	// benchImportChunk is the most users per users/import call.
+	benchImportChunk = 50_000
+	// benchInteractivePairs is the number of user pairs that (d) cycles
+	// through (assigning, then on the next pass revoking).
+	benchInteractivePairs = 100
+	benchInteractiveSKU   = "BENCH_ADDON"
+	// benchGraphSKU is the SKU of (e), a GUID as in Graph.
+	benchGraphSKU = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+)
+
+// benchUserIDs returns n user IDs of group g, GUID-shaped like Entra's.
+func benchUserIDs(g, n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%08x-0000-4000-8000-%012d", g, i)
+	}
+	return ids
+}
+
+// benchOpTimeout bounds the wait for an operation of n users.
+func benchOpTimeout(n int) time.Duration { return 5*time.Minute + time.Duration(n)*10*time.Millisecond }
+
+// ---------------------------------------------------------------- (a)
+
+// runBaseline measures bare asynq: the api's parallel enqueuer puts N
+// no-op tasks on the queue, then an asynq server configured like the
+// worker's (concurrency, queues, poll interval, Redis pool) processes them.
+func (r *benchRunner) runBaseline(ctx context.Context) error {
+	if err := r.flushRedis(ctx); err != nil {
+		return err
+	}
+	n := r.o.Users
+	r.progress("(a) bare asynq: enqueueing %d no-op tasks", n)
+	newClient := func() (*redis.Client, error) {
+		opts, err := redis.ParseURL(r.redisURL)
+		if err != nil {
+			return nil, err
+		}
+		// The pool NewApp gives the api and the worker.
+		opts.PoolSize = min(max(r.o.Concurrency/2, 64), 256)
+		return redis.NewClient(opts), nil
+	}
+	enqRDB, err := newClient()
+	if err != nil {
+		return err
+	}
+	defer enqRDB.Close()
+	srvRDB, err := newClient()
+	if err != nil {
+		return err
+	}
+	defer srvRDB.Close()
+	par := api.Config{}.WithDefaults().EnqueueParallelism
+	enq := &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(enqRDB), Parallelism: par}
+	ids := benchUserIDs(0, n)
+	start := time.Now()
+	res, err := enq.EnqueueItems(ctx, "bench-baseline-"+r.runID, jobs.QueueDefault, ids)
+	if err != nil {
+		return err
+	}
+	enqueue := time.Since(start)
+	if res.Enqueued != n {
+		return fmt.Errorf("enqueued %d tasks of %d (%d already there)", res.Enqueued, n, res.Existing)
+	}
+	r.progress("(a) processing them with concurrency %d", r.o.Concurrency)
+	wcfg := worker.Config{Concurrency: r.o.Concurrency}.WithDefaults()
+	var done atomic.Int64
+	finished := make(chan struct{})
+	srv := asynq.NewServerFromRedisClient(srvRDB, asynq.Config{
+		Concurrency: wcfg.Concurrency, Queues: jobs.QueueWeights, TaskCheckInterval: wcfg.TaskCheckInterval,
+		ShutdownTimeout: wcfg.ShutdownTimeout, LogLevel: asynq.WarnLevel,
+	})
+	start = time.Now()
+	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		if done.Add(1) == int64(n) {
+			close(finished)
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
+	defer srv.Shutdown()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(benchOpTimeout(n)):
+		return fmt.Errorf("processed %d tasks of %d in %s", done.Load(), n, benchOpTimeout(n))
+	}
+	process := time.Since(start)
+	r.rep.Baseline = &benchBaseline{
+		Tasks: n, EnqueueS: enqueue.Seconds(), EnqueuePerS: float64(n) / enqueue.Seconds(),
+		ProcessS: process.Seconds(), ProcessPerS: float64(n) / process.Seconds(),
+		Concurrency: wcfg.Concurrency, EnqueueWorker: par,
+	}
+	r.progress("(a) %.0f tasks/s enqueued, %.0f tasks/s processed", r.rep.Baseline.EnqueuePerS, r.rep.Baseline.ProcessPerS)
+	return nil
+}
+
+// ---------------------------------------------------------------- processes
+
+// benchStack is an api and a worker process.
+type benchStack struct {
+	api, worker *benchProc
+	url         string
+}
+
+// startStack starts a worker and an api process and waits until both are
+// ready: the api answers /readyz, the worker's asynq server is registered.
+func (r *benchRunner) startStack(ctx context.Context, name string, extraEnv []string) (*benchStack, error) {
+	env := append(slices.Clone(r.childEnv), extraEnv...)
+	s := &benchStack{}
+	var err error
+	s.worker, err = startBenchProc(r.exe, name+"-worker", r.logDir, env,
+		"worker", "--metrics-addr", "127.0.0.1:0", "--concurrency", strconv.Itoa(r.o.Concurrency))
+	if err != nil {
+		return nil, err
+	}
+	addr, err := benchFreeAddr()
+	if err == nil {
+		s.api, err = startBenchProc(r.exe, name+"-api", r.logDir, env, "api", "--addr", addr)
+	}
+	if err == nil {
+		s.url = "http://" + addr
+		err = benchWaitReady(ctx, s.api, s.url+"/readyz", time.Minute)
+	}
+	if err == nil {
+		err = r.waitWorker(ctx, s.worker, time.Minute)
+	}
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitWorker waits until the worker's asynq server has registered in Redis.
+func (r *benchRunner) waitWorker(ctx context.Context, p *benchProc, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		servers, err := r.insp.Servers()
+		if err == nil {
+			for _, s := range servers {
+				if s.PID == p.pid() {
+					return nil
+				}
+			}
+		}
+		if p.exited() {
+			return p.failure()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("worker did not start processing within %s\n%s", timeout, benchTail(p.logPath, 20))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// benchEpochKey is the key that the worker's sweeper sets on its first
+// sweep (worker/sweeper.go, epochKey) and whose absence it takes for a Redis
+// that lost its data: it then re-enqueues every pending item.
+const benchEpochKey = "licenseops:queue-epoch"
+
+// waitFirstSweep waits (up to 3 s) until a fresh worker on the flushed Redis
+// has swept once. Otherwise its first sweep, a second after it starts,
+// would find the epoch key missing and re-enqueue every pending item of
+// the operation being measured, which a long-running deployment never does.
+func (r *benchRunner) waitFirstSweep(ctx context.Context) {
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if n, err := r.rdb.Exists(ctx, benchEpochKey).Result(); err == nil && n == 1 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.progress("    the worker's sweeper did not set %s within 3 s; measuring anyway", benchEpochKey)
+}
+
+// alive returns an error when the api or the worker has ended.
+func (s *benchStack) alive() error {
+	for _, p := range []*benchProc{s.api, s.worker} {
+		if p != nil && p.exited() {
+			return p.failure()
+		}
+	}
+	return nil
+}
+
+// peakRSS returns the api's and the worker's VmHWM in MiB.
+func (s *benchStack) peakRSS() (apiMiB, workerMiB float64, err error) {
+	a, err := s.api.peakRSS()
+	if err != nil {
+		return 0, 0, err
+	}
+	w, err := s.worker.peakRSS()
+	return benchMiB(a), benchMiB(w), err
+}
+
+// stop stops both processes (SIGTERM, then SIGKILL after a timeout).
+func (s *benchStack) stop() error {
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, p := range []*benchProc{s.api, s.worker} {
+		if p == nil {
+			continue
+		}
+		wg.Go(func() { errs[i] = p.stop() })
+	}
+	wg.Wait()
+	if errs[0] != nil {
+		return errs[0]
+	}
+	return errs[1]
+}
+
+// ---------------------------------------------------------------- API
+
+func (r *benchRunner) client(base, token string) *apiClient {
+	return &apiClient{base: base, token: token, http: &http.Client{Transport: r.transport, Timeout: 5 * time.Minute}}
+}
+
+// postRaw posts an already encoded body, so that the intake time holds no
+// JSON encoding of the bench's own.
+func (r *benchRunner) postRaw(ctx context.Context, c *apiClient, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("POST %s: %w", path, readAPIError(resp))
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// seedTenant defines the products, creates the customer, imports its users
+// (in chunks) and sets the seat totals, all through the API.
+func (r *benchRunner) seedTenant(ctx context.Context, c *apiClient, customer map[string]any, users []string, seats map[string]int) error {
+	for _, sku := range slices.Sorted(maps.Keys(seats)) {
+		if err := c.call(ctx, "PUT", "/v1/products/"+sku, map[string]any{"name": "Bench " + sku, "part_number": "BENCH-" + sku[:min(len(sku), 8)]}, nil, callOptions{}); err != nil {
+			return fmt.Errorf("define product %s: %w", sku, err)
+		}
+	}
+	cid := customer["id"].(string)
+	if err := c.call(ctx, "POST", "/v1/customers", customer, nil, callOptions{}); err != nil {
+		return fmt.Errorf("create customer: %w", err)
+	}
+	type user struct {
+		ID             string `json:"id"`
+		UPN            string `json:"user_principal_name"`
+		DisplayName    string `json:"display_name"`
+		UsageLocation  string `json:"usage_location"`
+		AccountEnabled bool   `json:"account_enabled"`
+	}
+	for from := 0; from < len(users); from += benchImportChunk {
+		chunk := users[from:min(from+benchImportChunk, len(users))]
+		rows := make([]user, len(chunk))
+		for i, id := range chunk {
+			rows[i] = user{ID: id, UPN: "u" + id + "@bench.example", DisplayName: "Bench user " + id, UsageLocation: "US", AccountEnabled: true}
+		}
+		if err := c.call(ctx, "POST", "/v1/customers/"+cid+"/users/import", map[string]any{"users": rows}, nil, callOptions{}); err != nil {
+			return fmt.Errorf("import users: %w", err)
+		}
+	}
+	for sku, total := range seats {
+		if err := c.call(ctx, "PUT", "/v1/customers/"+cid+"/subscriptions/"+sku, map[string]int{"total": total}, nil, callOptions{}); err != nil {
+			return fmt.Errorf("set seats of %s: %w", sku, err)
+		}
+	}
+	return nil
+}
+
+// benchGetOperation reads an operation (waiting out 429s).
+func benchGetOperation(ctx context.Context, c *apiClient, id string) (storage.Operation, error) {
+	var op storage.Operation
+	err := c.call(ctx, "GET", "/v1/operations/"+id, nil, &op, callOptions{})
+	return op, err
+}
+
+// benchWaitOperation polls an operation every interval until done says so.
+func benchWaitOperation(ctx context.Context, s *benchStack, c *apiClient, id string, every, timeout time.Duration, done func(storage.Operation) bool) (storage.Operation, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		op, err := benchGetOperation(ctx, c, id)
+		if err != nil {
+			return op, err
+		}
+		if done(op) {
+			return op, nil
+		}
+		if err := s.alive(); err != nil {
+			return op, err
+		}
+		if time.Now().After(deadline) {
+			return op, fmt.Errorf("operation %s not done after %s: %d of %d pending", id, timeout, op.Pending, op.Total)
+		}
+		select {
+		case <-ctx.Done():
+			return op, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// submitAndFinish submits an operation and waits until it is finished (untimed seeding).
+func (r *benchRunner) submitAndFinish(ctx context.Context, s *benchStack, c *apiClient, customer string, body map[string]any) error {
+	var acc struct {
+		ID string `json:"id"`
+	}
+	if err := c.call(ctx, "POST", "/v1/customers/"+customer+"/license-operations", body, &acc, callOptions{}); err != nil {
+		return err
+	}
+	users := len(body["user_ids"].([]string))
+	op, err := benchWaitOperation(ctx, s, c, acc.ID, 500*time.Millisecond, benchOpTimeout(users), func(op storage.Operation) bool { return op.FinishedAt != nil })
+	if err == nil && op.Failed > 0 {
+		err = fmt.Errorf("seeding operation %s: %d of %d users failed", op.ID, op.Failed, op.Total)
+	}
+	return err
+}
+
+// timedOperation is the measured part of (b), (c) and (e): POST, 202, poll
+// until no item is pending, then until the operation is finished. accepted
+// runs after the 202 and itemsDone once no item is pending (for (d)).
+func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, customer string, users, assign, revoke []string,
+	accepted, itemsDone func()) (*benchRollout, error) {
+	body, err := json.Marshal(map[string]any{"user_ids": users, "assign": assign, "revoke": revoke})
+	if err != nil {
+		return nil, err
+	}
+	c := r.client(s.url, r.token)
+	cpu0 := benchSampleCPU(s.api, s.worker)
+	post := time.Now()
+	var acc struct {
+		ID    string `json:"id"`
+		Total int    `json:"total"`
+	}
+	if err := r.postRaw(ctx, c, "/v1/customers/"+customer+"/license-operations", body, &acc); err != nil {
+		return nil, err
+	}
+	intake := time.Since(post)
+	r.progress("    accepted in %s: operation %s", intake.Round(time.Millisecond), acc.ID)
+	if accepted != nil {
+		accepted()
+	}
+	_, err = benchWaitOperation(ctx, s, c, acc.ID, benchOpPoll, benchOpTimeout(len(users)), func(op storage.Operation) bool { return op.Pending == 0 })
+	pendingZero := time.Since(post)
+	cpu1 := benchSampleCPU(s.api, s.worker)
+	if itemsDone != nil {
+		itemsDone()
+	}
+	if err != nil {
+		return nil, err
+	}
+	var last *time.Time
+	if err := r.store.DB().QueryRowContext(ctx, `SELECT max(finished_at) FROM operation_items WHERE operation_id = $1`, acc.ID).Scan(&last); err != nil {
+		return nil, fmt.Errorf("read max(finished_at): %w", err)
+	}
+	lastItem := pendingZero
+	// Postgres's clock is this machine's unless DATABASE_URL points
+	// elsewhere; a figure outside what the poll saw means it is not.
+	if last != nil {
+		if d := last.Sub(post); d > 0 && d <= pendingZero {
+			lastItem = d
+		}
+	}
+	op, err := benchWaitOperation(ctx, s, c, acc.ID, 100*time.Millisecond, 5*time.Minute, func(op storage.Operation) bool { return op.FinishedAt != nil })
+	if err != nil {
+		return nil, fmt.Errorf("wait for the operation to be completed: %w", err)
+	}
+	completed := time.Since(post)
+	if d := op.FinishedAt.Sub(post); d > 0 && d <= completed {
+		completed = d
+	}
+	ro := &benchRollout{
+		Users: len(users), Assign: assign, Revoke: revoke,
+		IntakeS: intake.Seconds(), LastItemS: lastItem.Seconds(), PendingZeroS: pendingZero.Seconds(), CompletedS: completed.Seconds(),
+		UsersPerS: float64(len(users)) / lastItem.Seconds(), Succeeded: op.Succeeded, Failed: op.Failed,
+		CPU: cpu1.usageSince(cpu0),
+	}
+	if ro.APIPeakRSSMiB, ro.WorkerPeakRSSMiB, err = s.peakRSS(); err != nil {
+		return nil, fmt.Errorf("read peak RSS: %w", err)
+	}
+	r.progress("    %d users in %.1fs: %.0f users/s (%d failed); completed at %.1fs; peak RSS api %.0f MiB, worker %.0f MiB",
+		len(users), lastItem.Seconds(), ro.UsersPerS, ro.Failed, completed.Seconds(), ro.APIPeakRSSMiB, ro.WorkerPeakRSSMiB)
+	return ro, nil
+}
+
+// scenarioRun seeds with one api and worker, then measures with fresh ones,
+// so that peak RSS and CPU count the measured operation only, and Redis is
+// flushed in between. measure gets the fresh stack.
+func (r *benchRunner) scenarioRun(ctx context.Context, key string, env []string,
+	seed func(*benchStack, *apiClient) error, measure func(*benchStack) error) error {
+	if err := r.flushRedis(ctx); err != nil {
+		return err
+	}
+	start := time.Now()
+	s, err := r.startStack(ctx, key+"-seed", env)
+	if err != nil {
+		return err
+	}
+	err = seed(s, r.client(s.url, r.token))
+	if serr := s.stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	r.progress("(%s) seeded in %.1fs; vacuuming, then starting a fresh api and worker", key, time.Since(start).Seconds())
+	if err := r.quiesceDB(ctx); err != nil {
+		return err
+	}
+	if err := r.flushRedis(ctx); err != nil {
+		return err
+	}
+	if s, err = r.startStack(ctx, key, env); err != nil {
+		return err
+	}
+	r.waitFirstSweep(ctx)
+	err = measure(s)
+	if serr := s.stop(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// quiesceDB vacuums and analyzes the database, then waits (up to a minute)
+// until no autovacuum worker runs, so that the dead rows of earlier
+// scenarios and of the seeding are not cleaned up during the measured part
+// (autovacuum after a 100,000-user operation takes a good part of a core
+// for tens of seconds), and the planner knows the tables' sizes.
+func (r *benchRunner) quiesceDB(ctx context.Context) error {
+	if _, err := r.store.DB().ExecContext(ctx, "VACUUM (ANALYZE)"); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		var n int
+		err := r.store.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND datname = current_database()`).Scan(&n)
+		if err != nil || n == 0 {
+			return nil // pg_stat_activity may be hidden from a non-superuser: then do not wait
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- (b) and (d)
+
+func (r *benchRunner) runRollout(ctx context.Context) error {
+	n := r.o.Users
+	withD := slices.Contains(r.o.Only, "d")
+	customer := "bench-" + r.runID + "-b"
+	users := benchUserIDs(0, n)
+	iusers := benchUserIDs(1, 2*benchInteractivePairs)
+	seats := map[string]int{"BENCH_E5": n}
+	all := users
+	if withD {
+		seats[benchInteractiveSKU] = len(iusers)
+		all = append(slices.Clone(users), iusers...)
+	}
+	r.progress("(b) seeding customer %s: %d users", customer, len(all))
+	var seedS float64
+	return r.scenarioRun(ctx, "b", nil,
+		func(s *benchStack, c *apiClient) error {
+			start := time.Now()
+			err := r.seedTenant(ctx, c, map[string]any{"id": customer, "name": "Bench rollout", "default_usage_location": "US"}, all, seats)
+			seedS = time.Since(start).Seconds()
+			return err
+		},
+		func(s *benchStack) error {
+			r.progress("(b) rollout: assign BENCH_E5 to %d users%s", n, map[bool]string{true: ", with (d) every second", false: ""}[withD])
+			var d *benchInteractiveRun
+			accepted, itemsDone := func() {}, func() {}
+			if withD {
+				d = r.newInteractive(s.url, customer, iusers)
+				accepted = func() { d.start(ctx) }
+				itemsDone = d.stop
+			}
+			ro, err := r.timedOperation(ctx, s, customer, users, []string{"BENCH_E5"}, nil, accepted, itemsDone)
+			if err != nil {
+				return err
+			}
+			ro.SeedS = seedS
+			r.rep.Rollout = ro
+			if withD {
+				r.rep.Interact = d.result()
+				if r.rep.Interact.Operations == 0 {
+					return fmt.Errorf("(d): no interactive operation finished: %v", d.firstErr)
+				}
+				r.progress("(d) %d operations: p50 %.0f ms, p99 %.0f ms", r.rep.Interact.Operations, r.rep.Interact.P50Ms, r.rep.Interact.P99Ms)
+			}
+			return nil
+		})
+}
+
+// benchInteractiveRun submits a two-user operation every second and
+// measures each from POST to its finished report.
+type benchInteractiveRun struct {
+	customer string
+	users    []string
+	clients  []*apiClient
+	next     atomic.Uint64
+
+	stopc    chan struct{}
+	loopDone chan struct{}
+	wg       sync.WaitGroup
+
+	mu          sync.Mutex
+	lat         []time.Duration
+	failed      int
+	firstErr    error
+	rateLimited atomic.Int64
+}
+
+func (r *benchRunner) newInteractive(base, customer string, users []string) *benchInteractiveRun {
+	d := &benchInteractiveRun{customer: customer, users: users, stopc: make(chan struct{}), loopDone: make(chan struct{})}
+	for _, tok := range r.itokens {
+		d.clients = append(d.clients, r.client(base, tok))
+	}
+	return d
+}
+
+// start submits the first operation now and one more every second until stop.
+func (d *benchInteractiveRun) start(ctx context.Context) {
+	go func() {
+		defer close(d.loopDone)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for k := 0; ; k++ {
+			d.wg.Add(1)
+			go d.one(ctx, k)
+			select {
+			case <-d.stopc:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+}
+
+// stop ends the submissions and waits for the operations in flight.
+func (d *benchInteractiveRun) stop() {
+	close(d.stopc)
+	<-d.loopDone
+	d.wg.Wait()
+}
+
+// one runs the k-th operation: pair k of the users, assigning the add-on on
+// even passes over the pairs and revoking it on odd ones.
+func (d *benchInteractiveRun) one(ctx context.Context, k int) {
+	defer d.wg.Done()
+	pairs := len(d.users) / 2
+	pair, pass := k%pairs, k/pairs
+	body := map[string]any{"user_ids": d.users[2*pair : 2*pair+2]}
+	if pass%2 == 0 {
+		body["assign"] = []string{benchInteractiveSKU}
+	} else {
+		body["revoke"] = []string{benchInteractiveSKU}
+	}
+	start := time.Now()
+	var acc struct {
+		ID string `json:"id"`
+	}
+	err := d.request(ctx, "POST", "/v1/customers/"+d.customer+"/license-operations", body, &acc)
+	for err == nil {
+		var op storage.Operation
+		if err = d.request(ctx, "GET", "/v1/operations/"+acc.ID, nil, &op); err != nil {
+			break
+		}
+		if op.FinishedAt != nil {
+			lat := time.Since(start)
+			d.mu.Lock()
+			d.lat = append(d.lat, lat)
+			if op.Failed > 0 {
+				d.failed++
+			}
+			d.mu.Unlock()
+			return
+		}
+		if time.Since(start) > 5*time.Minute {
+			err = fmt.Errorf("operation %s not finished after 5 minutes", acc.ID)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(benchInteractivePoll):
+		}
+	}
+	d.mu.Lock()
+	d.failed++
+	if d.firstErr == nil {
+		d.firstErr = err
+	}
+	d.mu.Unlock()
+}
+
+// request sends one call with the next token of the pool; a 429 is counted
+// and tried again at once with another token.
+func (d *benchInteractiveRun) request(ctx context.Context, method, path string, body, out any) error {
+	for {
+		c := d.clients[d.next.Add(1)%uint64(len(d.clients))]
+		err := c.do(ctx, method, path, body, out)
+		if ae, ok := err.(*apiError); ok && ae.Status == http.StatusTooManyRequests {
+			d.rateLimited.Add(1)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(benchInteractivePoll):
+			}
+			continue
+		}
+		return err
+	}
+}
+
+func (d *benchInteractiveRun) result() *benchInteractive {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	res := &benchInteractive{Operations: len(d.lat), UsersPerOp: 2, IntervalMs: 1000, Failed: d.failed, RateLimited: int(d.rateLimited.Load())}
+	if len(d.lat) == 0 {
+		return res
+	}
+	ms := make([]float64, len(d.lat))
+	var sum float64
+	for i, l := range d.lat {
+		ms[i] = float64(l) / float64(time.Millisecond)
+		sum += ms[i]
+	}
+	sort.Float64s(ms)
+	res.P50Ms, res.P99Ms, res.MaxMs, res.MeanMs = benchPercentile(ms, 0.50), benchPercentile(ms, 0.99), ms[len(ms)-1], sum/float64(len(ms))
+	return res
+}
+
+// benchPercentile is the nearest-rank percentile of sorted values.
+func benchPercentile(sorted []float64, p float64) float64 {
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// ---------------------------------------------------------------- (c)
+
+func (r *benchRunner) runChange(ctx context.Context) error {
+	n := r.o.Users
+	customer := "bench-" + r.runID + "-c"
+	users := benchUserIDs(0, n)
+	assign, revoke := []string{"BENCH_A1", "BENCH_A2"}, []string{"BENCH_R1", "BENCH_R2"}
+	seats := map[string]int{"BENCH_A1": n, "BENCH_A2": n, "BENCH_R1": n, "BENCH_R2": n}
+	r.progress("(c) seeding customer %s: %d users, then giving them %v (untimed)", customer, n, revoke)
+	var seedS float64
+	return r.scenarioRun(ctx, "c", nil,
+		func(s *benchStack, c *apiClient) error {
+			start := time.Now()
+			if err := r.seedTenant(ctx, c, map[string]any{"id": customer, "name": "Bench change", "default_usage_location": "US"}, users, seats); err != nil {
+				return err
+			}
+			err := r.submitAndFinish(ctx, s, c, customer, map[string]any{"user_ids": users, "assign": revoke})
+			seedS = time.Since(start).Seconds()
+			return err
+		},
+		func(s *benchStack) error {
+			r.progress("(c) change: assign %v and revoke %v for %d users", assign, revoke, n)
+			ro, err := r.timedOperation(ctx, s, customer, users, assign, revoke, nil, nil)
+			if err != nil {
+				return err
+			}
+			ro.SeedS = seedS
+			r.rep.Change = ro
+			return nil
+		})
+}
+
+// ---------------------------------------------------------------- (e)
+
+// runGraph rolls one SKU out to the users of an msgraph customer whose
+// directory is the Graph simulator, served by the bench on a 127.0.0.1 port.
+func (r *benchRunner) runGraph(ctx context.Context) error {
+	n := r.o.GraphUsers
+	sim := graphsim.NewServer(graphsim.Config{Latency: r.o.GraphLatency, RandSeed: 1})
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		return fmt.Errorf("start the Graph simulator: %w", err)
+	}
+	defer sim.Close()
+	tenant := fmt.Sprintf("00000000-0000-4000-b000-%012d", r.rep.StartedAt.Unix()%1_000_000_000_000)
+	clientID, secret := "bench-client-"+r.runID, "bench-secret-"+r.runID
+	users := benchUserIDs(2, n)
+	seeds := make([]graphsim.UserSeed, n)
+	for i, id := range users {
+		seeds[i] = graphsim.UserSeed{ID: id, UserPrincipalName: "u" + id + "@bench.example", DisplayName: "Bench user " + id, UsageLocation: "US", AccountEnabled: true}
+	}
+	if err := sim.AddTenant(graphsim.TenantSeed{
+		ID: tenant, ClientID: clientID, ClientSecret: secret,
+		SKUs:  []graphsim.SKUSeed{{ID: benchGraphSKU, PartNumber: "ENTERPRISEPACK", Enabled: n}},
+		Users: seeds,
+	}); err != nil {
+		return fmt.Errorf("seed the Graph simulator: %w", err)
+	}
+	env := []string{
+		"LICENSEOPS_GRAPH_BASE_URL=" + sim.GraphURL(), "LICENSEOPS_GRAPH_TOKEN_URL=" + sim.TokenURL(),
+		"LICENSEOPS_GRAPH_CLIENT_ID=" + clientID, "LICENSEOPS_GRAPH_CLIENT_SECRET=" + secret,
+		"LICENSEOPS_GRAPH_MAX_IN_FLIGHT=" + strconv.Itoa(r.o.GraphMaxInFlight), "LICENSEOPS_GRAPH_RATE=" + strconv.Itoa(r.o.GraphRate),
+	}
+	customer := "bench-" + r.runID + "-e"
+	r.progress("(e) seeding msgraph customer %s (tenant %s): %d users", customer, tenant, n)
+	var seedS float64
+	return r.scenarioRun(ctx, "e", env,
+		func(s *benchStack, c *apiClient) error {
+			start := time.Now()
+			err := r.seedTenant(ctx, c, map[string]any{"id": customer, "name": "Bench Graph", "default_usage_location": "US",
+				"directory": map[string]any{"kind": "msgraph", "tenant_id": tenant}}, users, map[string]int{benchGraphSKU: n})
+			seedS = time.Since(start).Seconds()
+			return err
+		},
+		func(s *benchStack) error {
+			r.progress("(e) rollout through the Graph simulator: %s latency, %d calls in flight per tenant", r.o.GraphLatency, r.o.GraphMaxInFlight)
+			before := sim.Stats()
+			ro, err := r.timedOperation(ctx, s, customer, users, []string{benchGraphSKU}, nil, nil, nil)
+			if err != nil {
+				return err
+			}
+			ro.SeedS = seedS
+			after := sim.Stats()
+			g := &benchGraph{
+				benchRollout: *ro, LatencyMs: float64(r.o.GraphLatency) / float64(time.Millisecond), MaxInFlight: r.o.GraphMaxInFlight,
+				BoundPerS:     float64(r.o.GraphMaxInFlight) / r.o.GraphLatency.Seconds(),
+				GraphRequests: after.Requests - before.Requests, GraphThrottled: after.Throttled + after.QuotaExceeded - before.Throttled - before.QuotaExceeded,
+				PeakInFlight: after.PeakInFlight,
+			}
+			g.RatioToBound = g.UsersPerS / g.BoundPerS
+			if t, ok := sim.Tenant(tenant); ok {
+				for _, sku := range t.SKUs {
+					if sku.ID == benchGraphSKU {
+						g.DirectoryConsumed = sku.Consumed
+					}
+				}
+			}
+			r.rep.Graph = g
+			r.progress("(e) %.0f users/s, bound %.0f users/s: %.2f of the bound; %d Graph calls, peak %d in flight",
+				g.UsersPerS, g.BoundPerS, g.RatioToBound, g.GraphRequests, g.PeakInFlight)
+			return nil
+		})
+}
