@@ -159,6 +159,7 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *stor
 		}
 		return err
 	}
+	failpoint("operation-committed") // fault tests: the api dies between commit and enqueue
 	s.metrics.operationsCreated.WithLabelValues(op.Source, op.Queue).Inc()
 	s.metrics.operationUsers.Observe(float64(op.Total))
 	s.enqueueInBackground(op, req.UserIDs)
@@ -202,6 +203,11 @@ func (s *Server) enqueueInBackground(op storage.Operation, users []string) {
 	go func() {
 		defer s.bg.Done()
 		start := time.Now()
+		// Before the first task: every batch of this operation plans with
+		// statistics that know its size.
+		if err := s.store.AnalyzeItems(s.bgCtx, op.Total); err != nil {
+			s.log.Warn("could not refresh statistics after a large intake", "operation_id", op.ID, "error", err)
+		}
 		res, err := s.enqueuer.EnqueueItems(s.bgCtx, op.ID, op.Queue, users)
 		if err != nil {
 			s.metrics.enqueueFailures.Inc()

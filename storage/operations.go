@@ -449,3 +449,19 @@ func (s *Store) Report(ctx context.Context, opID string, fn func(*ReportRow) err
 	}
 	return rows.Err()
 }
+
+// analyzeThreshold is the size from which an intake refreshes the planner's
+// statistics of operation items.
+const analyzeThreshold = 1000
+
+// AnalyzeItems refreshes the planner's statistics of operation_items after a
+// large intake. Until then the planner believes the new operation has a
+// handful of items and reads all of them for every batch instead of looking
+// up each item by its key — measured at 3× slower on a 100,000-user rollout.
+func (s *Store) AnalyzeItems(ctx context.Context, total int) error {
+	if total < analyzeThreshold {
+		return nil
+	}
+	_, err := s.db.ExecContext(ctx, `ANALYZE operation_items`)
+	return err
+}

@@ -129,6 +129,9 @@ func (r *CleanupRunner) due(p storage.CleanupPolicy, task jobs.CleanupPayload, n
 // a failure is not the task's: the sweeper enqueues what is missing after
 // its grace period, and a retry of this task would find the tick done.
 func (r *CleanupRunner) enqueue(ctx context.Context, op storage.Operation, users []string) {
+	if err := r.store.AnalyzeItems(ctx, op.Total); err != nil {
+		r.log.WarnContext(ctx, "could not refresh statistics after a large cleanup run", "operation_id", op.ID, "error", err)
+	}
 	res, err := r.enq.EnqueueItems(ctx, op.ID, op.Queue, users)
 	if err != nil {
 		r.log.WarnContext(ctx, "enqueue of cleanup operation incomplete; the sweeper will finish it",
