@@ -186,11 +186,11 @@ func isLastAttempt(ctx context.Context) bool {
 // RetryBase up to RetryMax.
 func (w *Worker) retryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if d, ok := provider.RetryAfter(err); ok && d > 0 {
-		return d + time.Duration(rand.Int64N(int64(d/4)+1))
+		return d + time.Duration(rand.Int64N(int64(d/4)+1)) // #nosec G404 -- retry jitter, not a secret
 	}
 	if errors.Is(err, errUserBusy) {
-		return w.cfg.RetryBase/2 + time.Duration(rand.Int64N(int64(w.cfg.RetryBase)))
+		return w.cfg.RetryBase/2 + time.Duration(rand.Int64N(int64(w.cfg.RetryBase))) // #nosec G404 -- retry jitter, not a secret
 	}
 	d := min(w.cfg.RetryBase<<min(n, 20), w.cfg.RetryMax)
-	return d/2 + time.Duration(rand.Int64N(int64(d)))
+	return d/2 + time.Duration(rand.Int64N(int64(d))) // #nosec G404 -- retry jitter, not a secret
 }

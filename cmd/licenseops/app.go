@@ -53,12 +53,12 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 	}
 	a.store = store
 	if err := store.CheckMigrated(ctx); err != nil {
-		store.Close()
+		_ = store.Close() // the setup error is the one to report
 		return nil, err
 	}
 	ropts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		store.Close()
+		_ = store.Close()
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	// Handlers hold a connection only for a moment; a bounded pool keeps
@@ -66,7 +66,7 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 	ropts.PoolSize = min(max(cfg.Concurrency/2, 64), 256)
 	a.rdb = redis.NewClient(ropts)
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
-		a.close()
+		_ = a.close()
 		return nil, fmt.Errorf("connect to redis (REDIS_URL=%s): %w", redactURL(cfg.RedisURL), err)
 	}
 	reg := prometheus.NewRegistry()
@@ -80,14 +80,14 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 			RateLimitPerSecond: cfg.RateLimit, RateLimitBurst: cfg.RateLimitBurst,
 		}, store, a.rdb)
 		if err != nil {
-			a.close()
+			_ = a.close()
 			return nil, err
 		}
 	}
 	if mode == "worker" || mode == "all" {
 		dirs, err := directories(cfg, log)
 		if err != nil {
-			a.close()
+			_ = a.close()
 			return nil, err
 		}
 		a.worker, err = worker.New(worker.Config{
@@ -96,7 +96,7 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 			Sweep: worker.SweepConfig{Interval: cfg.SweepInterval}, Logger: log, Registerer: reg,
 		}, store, a.rdb)
 		if err != nil {
-			a.close()
+			_ = a.close()
 			return nil, err
 		}
 		if mode == "worker" {
@@ -106,7 +106,7 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 	}
 	if mode == "scheduler" {
 		if a.scheduler, err = newScheduler(store, a.rdb, log); err != nil {
-			a.close()
+			_ = a.close()
 			return nil, err
 		}
 	}

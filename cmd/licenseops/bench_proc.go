@@ -40,22 +40,22 @@ const benchStopTimeout = 30 * time.Second
 // stops it in order.
 func startBenchProc(exe, name, logDir string, env []string, args ...string) (*benchProc, error) {
 	logPath := filepath.Join(logDir, name+".log")
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600) // #nosec G304 -- in the bench's own log folder, named by us
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, args...)
+	cmd := exec.Command(exe, args...) // #nosec G204 -- our own executable (or the test's build of it) as api or worker
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := benchSpawn(cmd); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &benchProc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
-		f.Close()
+		_ = f.Close() // only the child wrote to it
 		close(p.done)
 	}()
 	return p, nil
@@ -143,7 +143,7 @@ func benchStatusKB(pid int, field string) (int64, error) {
 
 // benchTail returns the last n lines of a file.
 func benchTail(path string, n int) string {
-	b, _ := os.ReadFile(path)
+	b, _ := os.ReadFile(path) // #nosec G304 -- a process log that startBenchProc named
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -171,7 +171,7 @@ func benchWaitReady(ctx context.Context, p *benchProc, url string, timeout time.
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := client.Do(req)
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}

@@ -166,7 +166,7 @@ func (r *benchRunner) startStack(ctx context.Context, name string, extraEnv []st
 		err = r.waitWorker(ctx, s.worker, time.Minute)
 	}
 	if err != nil {
-		s.stop()
+		_ = s.stop() // the start error is the one to report
 		return nil, err
 	}
 	return s, nil

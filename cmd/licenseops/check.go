@@ -111,12 +111,15 @@ func compareDirectory(ctx context.Context, store *storage.Store, dir provider.Di
 	for rows.Next() {
 		var u, s string
 		if err := rows.Scan(&u, &s); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return nil, err
 		}
 		mirror[u] = append(mirror[u], s)
 	}
-	rows.Close()
+	// A read error ends Next early: the mirror would be incomplete.
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
 	var problems []storage.Problem
 	err = dir.ListUsers(ctx, c.Directory.TenantID, func(page []provider.User) error {
 		for _, u := range page {

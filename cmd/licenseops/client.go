@@ -147,7 +147,7 @@ func (c *apiClient) send(ctx context.Context, method, path string, body any, opt
 		if payload != nil {
 			rd = bytes.NewReader(payload)
 		}
-		req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+		req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd) // #nosec G704 -- the operator names the API's URL (--url or LICENSEOPS_URL)
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +161,7 @@ func (c *apiClient) send(ctx context.Context, method, path string, body any, opt
 		if opts.idempotencyKey != "" {
 			req.Header.Set("Idempotency-Key", opts.idempotencyKey)
 		}
-		resp, err := c.http.Do(req)
+		resp, err := c.http.Do(req) // #nosec G704 -- the request above, to the operator's API
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +169,7 @@ func (c *apiClient) send(ctx context.Context, method, path string, body any, opt
 			return resp, nil
 		}
 		apiErr := readAPIError(resp)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusTooManyRequests || attempt >= maxRateLimitRetries {
 			return nil, apiErr
 		}

@@ -115,7 +115,7 @@ func listOperations(ctx context.Context, cl *cli, c *apiClient, cid string, page
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", op.ID, op.Status, op.Total, op.Succeeded, op.Failed, op.Pending,
 			dash(opChange(op)), op.Source, dash(op.CreatedBy), op.CreatedAt.UTC().Format(time.RFC3339))
 	}
-	tw.Flush()
+	_ = tw.Flush()
 	printPageFooter(cl.stdout, p.Page, p.TotalPages, plural(p.Total, "operation"))
 	return exitOK
 }
@@ -168,7 +168,7 @@ func showOperation(ctx context.Context, cl *cli, c *apiClient, opID string) int 
 		finished = op.FinishedAt.UTC().Format(time.RFC3339)
 	}
 	row("finished at", finished)
-	tw.Flush()
+	_ = tw.Flush()
 	return exitOK
 }
 
@@ -196,7 +196,7 @@ func showReport(ctx context.Context, cl *cli, c *apiClient, opID, csvPath string
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, dash(upn), status, dash(field(col, rec, "assigned")),
 				dash(field(col, rec, "revoked")), dash(field(col, rec, "licenses")), dash(code))
 		})
-		tw.Flush()
+		_ = tw.Flush()
 		if err != nil {
 			return cl.fail(err)
 		}

@@ -57,7 +57,7 @@ func usersCmd(ctx context.Context, args []string, env func(string) string, stdou
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.UserPrincipalName, u.DisplayName, dash(deref(u.UsageLocation)),
 			yesNo(u.AccountEnabled), dash(strings.Join(u.Licenses, ",")))
 	}
-	tw.Flush()
+	_ = tw.Flush()
 	printPageFooter(stdout, p.Page, p.TotalPages, plural(p.Total, "user"))
 	return exitOK
 }
@@ -134,6 +134,6 @@ func summaryCmd(ctx context.Context, args []string, env func(string) string, std
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", p.SKU, p.Name, p.State,
 			strconv.Itoa(len(p.AssignedUserIDs))+"/"+strconv.Itoa(len(sum.Users)), p.Total, p.Available, dash(deref(p.BuyMoreURL)))
 	}
-	tw.Flush()
+	_ = tw.Flush()
 	return exitOK
 }

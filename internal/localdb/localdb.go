@@ -87,7 +87,7 @@ func Start(ctx context.Context, opts Options) (*Servers, error) {
 	}
 	<-redisDone
 	if first != nil {
-		s.Stop()
+		_ = s.Stop() // the start error is the one to report
 		return nil, first
 	}
 	return s, nil

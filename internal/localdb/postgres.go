@@ -52,6 +52,7 @@ func StartPostgres(ctx context.Context, d *Dir, args ...string) (*Server, error)
 			return nil, fmt.Errorf("localdb: %w", err)
 		}
 	}
+	// #nosec G204 -- initdb is the binary findPostgres found; the arguments are ours
 	cmd := exec.CommandContext(ctx, initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C")
 	cmd.Dir = dir
 	cmd.Env = serverEnv()

@@ -102,11 +102,14 @@ func DialRedis(ctx context.Context, u *url.URL) (*RedisConn, error) {
 	if !ok {
 		deadline = time.Now().Add(10 * time.Second)
 	}
-	conn.SetDeadline(deadline)
+	if err := conn.SetDeadline(deadline); err != nil { // else a hung server would hang us
+		_ = conn.Close()
+		return nil, err
+	}
 	if u.Scheme == "rediss" {
 		tc := tls.Client(conn, &tls.Config{ServerName: u.Hostname()})
 		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
+			_ = conn.Close()
 			return nil, err
 		}
 		conn = tc
@@ -119,7 +122,7 @@ func DialRedis(ctx context.Context, u *url.URL) (*RedisConn, error) {
 				args = append(args, name)
 			}
 			if _, err := c.Do(append(args, pass)...); err != nil {
-				c.Close()
+				_ = c.Close()
 				return nil, err
 			}
 		}

@@ -216,11 +216,12 @@ func (s *Server) startLocked(ctx context.Context, retryFor time.Duration) error 
 }
 
 func (s *Server) launch() (*process, error) {
-	logf, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("localdb: %w", err)
 	}
 	defer logf.Close() // the child has its own descriptor
+	// #nosec G204 -- the postgres or redis-server binary found in PATH or Debian's folder; arguments are set in code
 	cmd := exec.Command(s.path, append(slices.Clone(s.args), s.extra...)...)
 	cmd.Dir = s.dir
 	cmd.Env = serverEnv()
@@ -232,7 +233,7 @@ func (s *Server) launch() (*process, error) {
 	}
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	go func() {
-		cmd.Wait()
+		_ = cmd.Wait() // callers read cmd.ProcessState
 		close(p.done)
 	}()
 	return p, nil
@@ -275,14 +276,14 @@ func (s *Server) stopLocked() error {
 		return nil
 	default:
 	}
-	p.cmd.Process.Signal(s.stopSig)
+	_ = p.cmd.Process.Signal(s.stopSig) // if it fails, the kill below stops it
 	select {
 	case <-p.done:
 		return nil
 	case <-time.After(30 * time.Second):
 	}
 	s.proc = p
-	s.killLocked()
+	_ = s.killLocked() // always nil
 	return fmt.Errorf("localdb: %s did not stop within 30s and was killed", s.kind)
 }
 
@@ -297,7 +298,7 @@ func (s *Server) killLocked() error {
 	children := childrenOf(p.cmd.Process.Pid)
 	killGroup(p)
 	for _, c := range children {
-		syscall.Kill(c, syscall.SIGKILL)
+		_ = syscall.Kill(c, syscall.SIGKILL) // it may have exited already
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, c := range children {
@@ -310,8 +311,9 @@ func (s *Server) killLocked() error {
 
 // killGroup kills the process and its process group and waits for it.
 func killGroup(p *process) {
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	p.cmd.Process.Kill()
+	// Either may find it gone already; <-p.done is what counts.
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	_ = p.cmd.Process.Kill()
 	<-p.done
 }
 

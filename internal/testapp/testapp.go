@@ -60,14 +60,14 @@ func New(t testing.TB, opts Options) *Bundle {
 		t.Fatalf("open store: %v", err)
 	}
 	b.Store = store
-	t.Cleanup(func() { store.Close() })
+	t.Cleanup(func() { _ = store.Close() })
 	ropts, err := redis.ParseURL(b.RedisURL)
 	if err != nil {
 		t.Fatalf("parse redis url: %v", err)
 	}
 	ropts.PoolSize = 100
 	b.Redis = redis.NewClient(ropts)
-	t.Cleanup(func() { b.Redis.Close() })
+	t.Cleanup(func() { _ = b.Redis.Close() })
 	if !opts.NoAPI {
 		cfg := opts.APIConfig
 		cfg.Addr, cfg.Logger = "127.0.0.1:0", b.Log

@@ -182,7 +182,7 @@ func (e *pgEnv) resetDB() {
 	e.db = nil
 	e.dbMu.Unlock()
 	if db != nil {
-		db.Close()
+		_ = db.Close() // its connections are broken anyway
 	}
 }
 

@@ -167,7 +167,7 @@ func (e *redisEnv) unlock(n int) {
 	}
 	defer c.Close()
 	if owner, err := c.Do("GET", lockKey(n)); err == nil && owner == runID {
-		c.Do("DEL", lockKey(n))
+		_, _ = c.Do("DEL", lockKey(n)) // else it expires
 	}
 }
 
@@ -180,7 +180,7 @@ func (e *redisEnv) dial0() (*localdb.RedisConn, error) {
 		return nil, err
 	}
 	if _, err := c.Do("SELECT", "0"); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, err
 	}
 	return c, nil
