@@ -18,6 +18,7 @@ type Plan struct {
 	ID              string
 	PartnerKey      int64
 	CustomerKey     int64
+	CustomerID      string // the customer's public ID, for log lines
 	Change          licensing.Change
 	DryRun          bool
 	Catalog         licensing.Catalog
@@ -39,10 +40,10 @@ func (s *Store) LoadPlan(ctx context.Context, opID string) (*Plan, error) {
 		catalog              []byte
 	)
 	err := s.db.QueryRowContext(ctx, `
-		SELECT o.id, o.partner_key, o.customer_key, o.assign, o.revoke, o.usage_location, o.dry_run, o.catalog,
+		SELECT o.id, o.partner_key, o.customer_key, c.id, o.assign, o.revoke, o.usage_location, o.dry_run, o.catalog,
 			o.default_usage_location, o.total, o.source, c.directory_kind, COALESCE(c.directory_tenant_id, '')
 		FROM operations o JOIN customers c USING (customer_key) WHERE o.id = $1`, opID).
-		Scan(&p.ID, &p.PartnerKey, &p.CustomerKey, &assign, &revoke, &loc, &p.DryRun, &catalog, &defaultLocation, &p.Total, &p.Source,
+		Scan(&p.ID, &p.PartnerKey, &p.CustomerKey, &p.CustomerID, &assign, &revoke, &loc, &p.DryRun, &catalog, &defaultLocation, &p.Total, &p.Source,
 			&p.Directory.Kind, &p.Directory.TenantID)
 	if isNoRows(err) {
 		return nil, notFound("operation", opID)

@@ -51,18 +51,39 @@ func (s *Store) Settle(ctx context.Context, opID string) error {
 // whether the operation is finished (now or before). It is safe to call from
 // any number of processes at once.
 func (s *Store) FinalizeIfDone(ctx context.Context, opID string) (bool, error) {
-	finished := false
+	f, err := s.Finalize(ctx, opID)
+	return f.Done, err
+}
+
+// Finalized is what a Finalize call found and did.
+type Finalized struct {
+	// Done reports whether the operation is finished: by this call, before
+	// it, or deleted.
+	Done bool
+	// Status is the final status this call set (StatusCompleted or
+	// StatusCompletedWithErrors), "" when this call did not finish the
+	// operation; so of any number of concurrent calls exactly one reports
+	// the completion, and metrics and logs count it once.
+	Status            string
+	Succeeded, Failed int
+}
+
+// Finalize is FinalizeIfDone that also says whether this call finished the
+// operation, with its final status and counts.
+func (s *Store) Finalize(ctx context.Context, opID string) (Finalized, error) {
+	var f Finalized
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		f = Finalized{}
 		var status string
 		if err := tx.QueryRowContext(ctx, `SELECT status FROM operations WHERE id = $1 FOR UPDATE`, opID).Scan(&status); err != nil {
 			if isNoRows(err) {
-				finished = true
+				f.Done = true
 				return nil
 			}
 			return err
 		}
 		if status == StatusCompleted || status == StatusCompletedWithErrors {
-			finished = true
+			f.Done = true
 			return nil
 		}
 		var ok, failed, pending int
@@ -89,8 +110,11 @@ func (s *Store) FinalizeIfDone(ctx context.Context, opID string) (bool, error) {
 			WHERE id = $1`, opID, final, ok, failed); err != nil {
 			return err
 		}
-		finished = true
+		f = Finalized{Done: true, Status: final, Succeeded: ok, Failed: failed}
 		return nil
 	})
-	return finished, err
+	if err != nil {
+		return Finalized{}, err
+	}
+	return f, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -104,12 +106,15 @@ func (s *Sweeper) Stop() {
 }
 
 // Sweep does one pass. It is exported so tests and the demo can drive it.
-func (s *Sweeper) Sweep(ctx context.Context) error {
+func (s *Sweeper) Sweep(ctx context.Context) (err error) {
 	ok, unlock, err := s.store.TryLock(ctx, sweeperLockKey)
 	if err != nil || !ok {
 		return err
 	}
 	defer unlock()
+	// Measured after the pass (operations it finished no longer count), and
+	// after a failed pass too, so the gauges stay fresh while it fails.
+	defer func() { err = errors.Join(err, s.measureBacklog(ctx)) }()
 	lost, err := s.queueLost(ctx)
 	if err != nil {
 		return err
@@ -125,14 +130,18 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 	}
 	now := time.Now()
 	for _, op := range ops {
-		done, err := s.store.FinalizeIfDone(ctx, op.ID)
+		f, err := s.store.Finalize(ctx, op.ID)
 		if err != nil {
 			return err
 		}
-		if done {
+		if f.Status != "" {
 			if s.metrics != nil {
-				s.metrics.operationsFinalized.Inc()
+				s.metrics.operationFinished(f.Status)
 			}
+			s.log.Info("operation finished", "operation_id", op.ID, "status", f.Status, "succeeded", f.Succeeded, "failed", f.Failed,
+				"queue", op.Queue, "duration", time.Since(op.CreatedAt).Round(time.Millisecond))
+		}
+		if f.Done {
 			continue
 		}
 		if err := s.store.Settle(ctx, op.ID); err != nil {
@@ -159,6 +168,20 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 			}
 		}
 	}
+	return nil
+}
+
+// measureBacklog sets the backlog gauges (unfinished operations, pending
+// items, oldest unfinished age) from one query.
+func (s *Sweeper) measureBacklog(ctx context.Context) error {
+	if s.metrics == nil {
+		return nil
+	}
+	backlog, err := s.store.Backlog(ctx)
+	if err != nil {
+		return fmt.Errorf("measure backlog: %w", err)
+	}
+	s.metrics.backlog.set(backlog, s.cfg.Interval)
 	return nil
 }
 

@@ -212,9 +212,11 @@ func (w *Worker) handleApply(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
+	taskID, _ := asynq.GetTaskID(ctx)
 	plan, err := w.plans.Get(ctx, p.OperationID)
 	if licensing.ErrorCode(err) == licensing.CodeNotFound {
-		w.log.WarnContext(ctx, "operation no longer exists; dropping task", "operation_id", p.OperationID, "user_id", p.UserID)
+		w.log.WarnContext(ctx, "operation no longer exists; dropping task", "operation_id", p.OperationID, "user_id", p.UserID,
+			"task_id", taskID)
 		return nil
 	}
 	if err != nil {
@@ -228,8 +230,8 @@ func (w *Worker) handleApply(ctx context.Context, t *asynq.Task) error {
 		w.metrics.itemsFinished.WithLabelValues(outcome.Status, string(outcome.Code)).Inc()
 	}
 	if outcome.Status == storage.ItemFailed && outcome.Changed {
-		w.log.InfoContext(ctx, "user change failed", "operation_id", plan.ID, "customer_key", plan.CustomerKey,
-			"user_id", p.UserID, "code", outcome.Code)
+		w.log.InfoContext(ctx, "user change failed", "operation_id", plan.ID, "customer_id", plan.CustomerID,
+			"user_id", p.UserID, "task_id", taskID, "code", outcome.Code)
 	}
 	return nil
 }
@@ -242,13 +244,15 @@ func (w *Worker) finalizeSmall(ctx context.Context, plan *storage.Plan) {
 	if plan.Total > w.cfg.InteractiveMax {
 		return
 	}
-	done, err := w.store.FinalizeIfDone(ctx, plan.ID)
+	f, err := w.store.Finalize(ctx, plan.ID)
 	if err != nil {
-		w.log.Warn("finalize failed; the sweeper will retry", "operation_id", plan.ID, "error", err)
+		w.log.Warn("finalize failed; the sweeper will retry", "operation_id", plan.ID, "customer_id", plan.CustomerID, "error", err)
 		return
 	}
-	if done {
-		w.metrics.operationsFinalized.Inc()
+	if f.Status != "" {
+		w.metrics.operationFinished(f.Status)
+		w.log.InfoContext(ctx, "operation finished", "operation_id", plan.ID, "customer_id", plan.CustomerID,
+			"status", f.Status, "succeeded", f.Succeeded, "failed", f.Failed)
 	}
 }
 
@@ -256,8 +260,7 @@ func (w *Worker) recoverer(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				taskID, _ := asynq.GetTaskID(ctx)
-				w.log.Error("task handler panicked", "task_id", taskID, "type", t.Type(), "panic", r)
+				w.log.ErrorContext(ctx, "task handler panicked", append(taskAttrs(ctx, t), "panic", r)...)
 				err = fmt.Errorf("panic: %v", r)
 			}
 		}()
@@ -275,16 +278,36 @@ func (w *Worker) observer(next asynq.Handler) asynq.Handler {
 			if errors.Is(err, asynq.SkipRetry) {
 				result = "dropped"
 			}
-			if retried, ok := asynq.GetRetryCount(ctx); ok && retried > 0 {
+			retried, _ := asynq.GetRetryCount(ctx)
+			if retried > 0 {
 				w.metrics.retries.WithLabelValues(t.Type()).Inc()
 			}
-			taskID, _ := asynq.GetTaskID(ctx)
-			w.log.Warn("task failed; asynq will retry it", "task_id", taskID, "type", t.Type(), "error", err)
+			msg := "task failed; asynq will retry it"
+			switch {
+			case result == "dropped":
+				msg = "task failed and is dropped"
+			case isLastAttempt(ctx):
+				msg = "task failed on its last attempt; asynq archives it"
+			}
+			w.log.WarnContext(ctx, msg, append(taskAttrs(ctx, t), "retried", retried, "error", err)...)
 		}
 		w.metrics.tasks.WithLabelValues(t.Type(), result).Inc()
 		w.metrics.taskDuration.WithLabelValues(t.Type()).Observe(time.Since(start).Seconds())
 		return err
 	})
+}
+
+// taskAttrs are the log attributes that identify a task: its ID and type,
+// and for a license task its operation and user.
+func taskAttrs(ctx context.Context, t *asynq.Task) []any {
+	taskID, _ := asynq.GetTaskID(ctx)
+	attrs := []any{"task_id", taskID, "type", t.Type()}
+	if t.Type() == jobs.TypeApplyLicenses {
+		if p, err := jobs.ParseApplyPayload(t.Payload()); err == nil {
+			attrs = append(attrs, "operation_id", p.OperationID, "user_id", p.UserID)
+		}
+	}
+	return attrs
 }
 
 // asynqLogger routes asynq's own logs through slog.

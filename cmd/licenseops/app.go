@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -72,9 +71,10 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if mode == "api" || mode == "all" {
-		// Queue depth, latency and processed/failed counts come from asynq's
-		// own collector, served by the api so queue state has one scrape target.
-		reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(a.rdb)))
+		// Queue depth, latency and processed/failed counts, read from Redis at
+		// each scrape and served by the api so queue state has one scrape
+		// target (asynq's x/metrics collector, with Prometheus-clean names).
+		reg.MustRegister(api.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(a.rdb)))
 		a.api, err = api.New(api.Config{
 			Addr: cfg.Addr, BuyMoreURL: cfg.BuyMoreURL, InteractiveMax: cfg.InteractiveMax, Logger: log, Registry: reg,
 			RateLimitPerSecond: cfg.RateLimit, RateLimitBurst: cfg.RateLimitBurst,
