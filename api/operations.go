@@ -218,7 +218,8 @@ func (s *Server) enqueueInBackground(op storage.Operation, users []string) {
 		if err := s.store.MarkEnqueued(context.Background(), op.ID); err != nil {
 			s.log.Warn("could not mark operation enqueued", "operation_id", op.ID, "error", err)
 		}
-		s.log.Debug("operation enqueued", "operation_id", op.ID, "tasks", res.Enqueued, "duration", time.Since(start))
+		s.log.Info("operation accepted and enqueued", "operation_id", op.ID, "customer_id", op.CustomerID, "source", op.Source,
+			"queue", op.Queue, "total", op.Total, "tasks", res.Enqueued, "enqueue_duration", time.Since(start))
 	}()
 }
 
