@@ -84,7 +84,8 @@ func (s *Store) Check(ctx context.Context, scope CheckScope) ([]Problem, error) 
 			SELECT c.id || ' user ' || u.id || ' claimed by ' || u.applying_operation
 			FROM users u JOIN customers c USING (customer_key) JOIN operations o ON o.id = u.applying_operation
 			WHERE o.finished_at IS NOT NULL AND ($1 = 0 OR u.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)`},
-		// All-or-nothing: a user's latest finished item must match what the
+		// All-or-nothing: the item applied last to a user (by finished_at, not by
+		// the operation's creation: concurrent operations finish in any order) must match what the
 		// user holds now — all of the change for a success, exactly the
 		// licenses before for a failure.
 		{"user holds part of a change", `
@@ -92,7 +93,7 @@ func (s *Store) Check(ctx context.Context, scope CheckScope) ([]Problem, error) 
 				SELECT DISTINCT ON (o.customer_key, i.user_id) o.customer_key, o.id, i.user_id, i.status, i.assigned, i.revoked, i.licenses, o.dry_run
 				FROM operations o JOIN operation_items i ON i.operation_id = o.id
 				WHERE ($1 = 0 OR o.customer_key = $1)
-				ORDER BY o.customer_key, i.user_id, o.created_at DESC
+				ORDER BY o.customer_key, i.user_id, i.finished_at DESC NULLS LAST
 			)
 			SELECT l.id || ' user ' || l.user_id || ' (' || l.status || ') holds {' || array_to_string(h.held, ',') || '}, report says {'
 				|| array_to_string(l.licenses, ',') || '}'
