@@ -35,7 +35,7 @@ type ExternalItem struct {
 // died during the call) is returned with its recorded plan to resume.
 func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []string) ([]ExternalItem, error) {
 	var out []ExternalItem
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inBatchTx(ctx, plan.ID, func(tx *sqlx.Tx, settled bool) error {
 		items, err := lockItems(ctx, tx, plan, userIDs)
 		if err != nil {
 			return err
@@ -62,7 +62,7 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 				}
 			}
 		}
-		if err := reserveMissingSeats(ctx, tx, plan, applying); err != nil {
+		if err := reserveMissingSeats(ctx, tx, plan, applying, settled); err != nil {
 			return err
 		}
 		var ready []itemWrite

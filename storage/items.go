@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -132,7 +133,7 @@ type itemWrite struct {
 // with its recorded outcome and not touched (at-least-once delivery).
 func (s *Store) ApplyLocal(ctx context.Context, plan *Plan, userIDs []string) ([]ItemOutcome, error) {
 	var out []ItemOutcome
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inBatchTx(ctx, plan.ID, func(tx *sqlx.Tx, settled bool) error {
 		items, err := lockItems(ctx, tx, plan, userIDs)
 		if err != nil {
 			return err
@@ -149,7 +150,7 @@ func (s *Store) ApplyLocal(ctx context.Context, plan *Plan, userIDs []string) ([
 		if len(writes) == 0 {
 			return nil
 		}
-		if err := reserveMissingSeats(ctx, tx, plan, writes); err != nil {
+		if err := reserveMissingSeats(ctx, tx, plan, writes, settled); err != nil {
 			return err
 		}
 		if err := writeOutcomes(ctx, tx, plan, writes); err != nil {
@@ -161,6 +162,26 @@ func (s *Store) ApplyLocal(ctx context.Context, plan *Plan, userIDs []string) ([
 		return nil
 	})
 	return out, err
+}
+
+// errSettleFirst asks inBatchTx to settle the operation and run the batch again.
+var errSettleFirst = errors.New("storage: settle the operation, then run the batch again")
+
+// inBatchTx runs a batch of an operation in a transaction. When the batch
+// ran short of seats that settling the operation would free, it rolls back,
+// settles in a transaction of its own and runs the batch once more with
+// settled set. Settling inside the batch's transaction deadlocked with
+// redelivered batches: those hold the finished items settlement updates
+// while they wait for the pending items the batch holds.
+func (s *Store) inBatchTx(ctx context.Context, opID string, fn func(tx *sqlx.Tx, settled bool) error) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error { return fn(tx, false) })
+	if !errors.Is(err, errSettleFirst) {
+		return err
+	}
+	if err := settle(ctx, s.db, opID, false); err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return fn(tx, true) })
 }
 
 func recordedOutcome(it lockedItem) ItemOutcome {
@@ -201,8 +222,10 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 // succeeding user newly gets but was not granted at intake (the user lost
 // the SKU since, or the operation was partial and seats were freed). This is
 // the only place a worker touches the hot subscription row, and only for
-// exceptions. Users left without a seat fail with CountViolation.
-func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWrite) error {
+// exceptions. Users left without a seat fail with CountViolation, unless
+// settling the operation could free one and settled is false: then it
+// returns errSettleFirst (see inBatchTx).
+func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWrite, settled bool) error {
 	if plan.DryRun {
 		return nil
 	}
@@ -227,7 +250,6 @@ func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []
 	}
 	sortStrings(skus)
 	got := map[string]int{}
-	settled := false
 	for _, sku := range skus {
 		n, err := takeSeats(ctx, tx, plan.CustomerKey, sku, need[sku])
 		if err != nil {
@@ -235,17 +257,18 @@ func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []
 		}
 		if n < need[sku] && !settled {
 			// Seats granted at intake to users that then failed a rule are
-			// free, but come back only at settlement: settle now rather
-			// than fail a user while a seat sits unused.
-			if err := settle(ctx, tx, plan.ID); err != nil {
-				return err
-			}
-			settled = true
-			more, err := takeSeats(ctx, tx, plan.CustomerKey, sku, need[sku]-n)
+			// free, but come back only at settlement. Settle and run the
+			// batch again rather than fail a user while a seat sits unused;
+			// but not inside this transaction, which holds item, user and
+			// subscription locks that settlement would have to take in
+			// another order.
+			ok, err := settleWouldFree(ctx, tx, plan, sku)
 			if err != nil {
 				return err
 			}
-			n += more
+			if ok {
+				return errSettleFirst
+			}
 		}
 		got[sku] = n
 	}

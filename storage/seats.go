@@ -16,14 +16,41 @@ func sortStrings(s []string) { sort.Strings(s) }
 // marked settled in the same statement, so settlement happens exactly once
 // per item however often it runs. Deferring this is always on the safe side:
 // until settled, a seat counts as reserved or consumed, never as free.
-func settle(ctx context.Context, q sqlx.ExecerContext, opID string) error {
-	_, err := q.ExecContext(ctx, `
+//
+// Items are locked in user order and subscriptions in SKU order, the orders
+// batches use, so settlement cannot deadlock with them as long as it does
+// not run inside a batch's transaction (see inBatchTx). With skipLocked,
+// items another transaction holds (a redelivered batch reading its recorded
+// outcomes) are left for the next settlement instead of waited for: the
+// periodic settlement of a running operation should not queue behind
+// batches. Finalize and a batch short of seats wait, since they need those
+// seats now.
+func settle(ctx context.Context, q sqlx.ExecerContext, opID string, skipLocked bool) error {
+	query := settleWait
+	if skipLocked {
+		query = settleSkipLocked
+	}
+	_, err := q.ExecContext(ctx, query, opID)
+	return err
+}
+
+var (
+	settleWait       = settleQuery("")
+	settleSkipLocked = settleQuery("SKIP LOCKED")
+)
+
+func settleQuery(lockMode string) string {
+	return `
 		WITH op AS (
 			SELECT customer_key, assign, dry_run FROM operations WHERE id = $1
-		), done AS (
-			UPDATE operation_items SET settled = true
+		), todo AS (
+			SELECT user_id FROM operation_items
 			WHERE operation_id = $1 AND NOT settled AND status NOT IN ('pending','applying')
-			RETURNING status, assigned, revoked, granted_mask
+			ORDER BY user_id FOR NO KEY UPDATE ` + lockMode + `
+		), done AS (
+			UPDATE operation_items i SET settled = true FROM todo
+			WHERE i.operation_id = $1 AND i.user_id = todo.user_id
+			RETURNING i.status, i.assigned, i.revoked, i.granted_mask
 		), delta AS (
 			SELECT sku, sum(dc)::int AS dc, sum(dr)::int AS dr FROM (
 				SELECT unnest(d.assigned) AS sku, 1 AS dc, 0 AS dr FROM done d, op WHERE d.status = 'succeeded' AND NOT op.dry_run
@@ -33,17 +60,34 @@ func settle(ctx context.Context, q sqlx.ExecerContext, opID string) error {
 				SELECT a.sku, 0, 1 FROM done d, op, unnest(op.assign) WITH ORDINALITY AS a(sku, n)
 				WHERE d.granted_mask & (1 << (a.n::int - 1)) <> 0
 			) x GROUP BY sku
+		), locked AS (
+			SELECT s.sku_id FROM subscriptions s, op
+			WHERE s.customer_key = op.customer_key AND s.sku_id IN (SELECT sku FROM delta)
+			ORDER BY s.sku_id FOR NO KEY UPDATE OF s
 		)
 		UPDATE subscriptions s SET consumed = s.consumed + delta.dc, reserved = s.reserved - delta.dr, updated_at = now()
-		FROM delta, op WHERE s.customer_key = op.customer_key AND s.sku_id = delta.sku`, opID)
-	return err
+		FROM delta, op, locked
+		WHERE s.customer_key = op.customer_key AND s.sku_id = delta.sku AND locked.sku_id = delta.sku`
+}
+
+// settleWouldFree reports whether settling the operation would free a seat
+// of sku: a finished, unsettled item holds a seat of it granted at intake
+// that it did not use (it failed, or the user held the SKU already), or
+// revoked the SKU from its user.
+func settleWouldFree(ctx context.Context, tx *sqlx.Tx, plan *Plan, sku string) (bool, error) {
+	var ok bool
+	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM operation_items
+		WHERE operation_id = $1 AND NOT settled AND status NOT IN ('pending','applying')
+		AND ((granted_mask & $2) <> 0 AND NOT (status = 'succeeded' AND $3 = ANY(assigned))
+			OR status = 'succeeded' AND $3 = ANY(revoked)))`, plan.ID, skuBit(plan, sku), sku).Scan(&ok)
+	return ok, err
 }
 
 // Settle folds the seats of an operation's finished items into the
 // subscription counters, so that revoked seats come back while a long
 // operation still runs.
 func (s *Store) Settle(ctx context.Context, opID string) error {
-	return settle(ctx, s.db, opID)
+	return settle(ctx, s.db, opID, true)
 }
 
 // FinalizeIfDone completes an operation whose items are all terminal: seats
@@ -97,7 +141,7 @@ func (s *Store) Finalize(ctx context.Context, opID string) (Finalized, error) {
 		if pending > 0 {
 			return nil
 		}
-		if err := settle(ctx, tx, opID); err != nil {
+		if err := settle(ctx, tx, opID, false); err != nil {
 			return err
 		}
 		final := StatusCompleted

@@ -271,6 +271,57 @@ func TestSweeperReenqueues(t *testing.T) {
 	}
 }
 
+// Tasks asynq archived after their last retry (Postgres was down for longer
+// than the retries) are run again by the sweeper once their operation has
+// stalled: their items are still pending, and the archived task's ID keeps
+// a new task for them off the queue.
+func TestSweeperRunsArchivedTasks(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	users := seed(t, c, "archived", 20, "E5", 20)
+	cust := customerOf(t, b, "archived")
+	ctx := context.Background()
+	op, err := b.Store.CreateOperation(ctx, storage.NewOperation{
+		PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: users, Assign: []string{"E5"},
+		Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enq := &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(b.Redis)}
+	if res, err := enq.EnqueueItems(ctx, op.ID, jobs.QueueDefault, users); err != nil || res.Enqueued != len(users) {
+		t.Fatalf("enqueue: %+v, %v", res, err)
+	}
+	if err := b.Store.MarkEnqueued(ctx, op.ID); err != nil {
+		t.Fatal(err)
+	}
+	inspector := asynq.NewInspectorFromRedisClient(b.Redis)
+	if n, err := inspector.ArchiveAllPendingTasks(jobs.QueueDefault); err != nil || n != len(users) {
+		t.Fatalf("archive: %d, %v", n, err)
+	}
+	sweeper := worker.NewSweeper(worker.SweepConfig{StallAfter: time.Millisecond}, b.Store, b.Redis, b.Log, nil)
+	if err := sweeper.Sweep(ctx); err != nil { // sets the epoch key: not a lost queue
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := sweeper.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := inspector.GetQueueInfo(jobs.QueueDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Archived != 0 || info.Pending != len(users) {
+		t.Fatalf("after the sweep: %d archived, %d pending; want every archived task pending again", info.Archived, info.Pending)
+	}
+	b.StartWorker(worker.Config{})
+	if got := c.WaitOperation(op.ID, 30*time.Second); got.Status != "completed" || got.Succeeded != len(users) {
+		t.Fatalf("operation = %+v", got)
+	}
+	noProblems(t, b)
+}
+
 // Seats granted at intake to users that then fail a rule go to users that
 // got no grant, instead of sitting unused while those users fail.
 func TestUnusedGrantsGoToOtherUsers(t *testing.T) {
@@ -312,6 +363,90 @@ func TestUnusedGrantsGoToOtherUsers(t *testing.T) {
 	if s := seats(t, b, "E5"); s.Assignments != 5 || s.Consumed != 5 || s.Reserved != 0 {
 		t.Fatalf("seats = %+v", s)
 	}
+}
+
+// A batch short of seats settles its operation to free the seats of users
+// that failed; a redelivered batch holding one of those failed items while it
+// waits for the short batch's pending item must not deadlock with it. (The
+// settlement used to run inside the short batch's transaction, so each such
+// pair cost a deadlock and Postgres' deadlock_timeout.)
+func TestShortBatchSettlesWithoutDeadlock(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	users := seed(t, c, "nodeadlock", 2, "E5", 1)
+	granted, waiting := users[0], users[1]
+	c.Must(200, "POST", "/v1/customers/nodeadlock/users/import", map[string]any{"users": []map[string]any{
+		{"id": granted, "user_principal_name": granted + "@example.com", "display_name": granted, "account_enabled": false}}})
+	cust := customerOf(t, b, "nodeadlock")
+	ctx := context.Background()
+	op, err := b.Store.CreateOperation(ctx, storage.NewOperation{
+		PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: users, Assign: []string{"E5"}, AllowPartial: true,
+		Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := b.Store.LoadPlan(ctx, op.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The disabled user holds the only seat, granted at intake, and fails.
+	if out, err := b.Store.ApplyLocal(ctx, plan, []string{granted}); err != nil || len(out) != 1 || out[0].Status != storage.ItemFailed {
+		t.Fatalf("disabled user: %+v, %v", out, err)
+	}
+	// A redelivery of the failed user's task holds its item...
+	redelivery, err := b.Store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = redelivery.Rollback() }()
+	if _, err := redelivery.ExecContext(ctx, `SELECT 1 FROM operation_items WHERE operation_id = $1 AND user_id = $2 FOR NO KEY UPDATE`, op.ID, granted); err != nil {
+		t.Fatal(err)
+	}
+	// ...while the other user's batch runs short and needs that seat back.
+	type result struct {
+		out []storage.ItemOutcome
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := b.Store.ApplyLocal(ctx, plan, []string{waiting})
+		done <- result{out, err}
+	}()
+	// Wait until the batch waits for the redelivery's lock.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var blocked int
+		if err := b.Store.DB().Get(&blocked, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%operation_items%'`); err != nil {
+			t.Fatal(err)
+		}
+		if blocked > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the short batch never waited for the redelivered item")
+		}
+	}
+	// The redelivery now reaches the pending item: with the settlement
+	// inside the batch's transaction this was a deadlock.
+	if _, err := redelivery.ExecContext(ctx, `SELECT 1 FROM operation_items WHERE operation_id = $1 AND user_id = $2 FOR NO KEY UPDATE`, op.ID, waiting); err != nil {
+		t.Fatalf("redelivery: %v", err)
+	}
+	if err := redelivery.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || len(r.out) != 1 || r.out[0].Status != storage.ItemSucceeded {
+		t.Fatalf("short batch: %+v, %v; want the user to get the freed seat", r.out, r.err)
+	}
+	if done, err := b.Store.FinalizeIfDone(ctx, op.ID); err != nil || !done {
+		t.Fatalf("finalize: %v %v", done, err)
+	}
+	if s := seats(t, b, "E5"); s.Assignments != 1 || s.Consumed != 1 || s.Reserved != 0 {
+		t.Fatalf("seats = %+v", s)
+	}
+	noProblems(t, b)
 }
 
 // noProblems fails the test with the checker's list when an invariant is broken.
