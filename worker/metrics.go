@@ -33,7 +33,7 @@ type metrics struct {
 var (
 	directoryCallNames = []string{"user_licenses", "set_usage_location", "assign_license"}
 	directoryResults   = []string{"ok", "throttled", "transient", "permanent", "error"}
-	reenqueueReasons   = []string{"never_enqueued", "queue_lost", "stalled"}
+	reenqueueReasons   = []string{"never_enqueued", "queue_lost", "stalled", "archived"}
 	finishedStatuses   = []string{storage.StatusCompleted, storage.StatusCompletedWithErrors}
 	taskTypes          = []string{jobs.TypeApplyLicenses, jobs.TypeSyncDirectory, jobs.TypeCleanupRun}
 )

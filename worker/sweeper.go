@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +27,8 @@ type SweepConfig struct {
 	// all enqueued (the api died after commit) is enqueued by the sweeper.
 	EnqueueGrace time.Duration
 	// StallAfter is how long an operation may make no progress before its
-	// pending items are enqueued again (their tasks may have been lost).
+	// pending items are enqueued again (their tasks may have been lost) and
+	// their archived tasks are run again.
 	StallAfter time.Duration
 }
 
@@ -62,6 +64,7 @@ type Sweeper struct {
 	store   *storage.Store
 	rdb     redis.UniversalClient
 	enq     *jobs.Enqueuer
+	insp    *asynq.Inspector
 	log     *slog.Logger
 	metrics *metrics
 	stop    chan struct{}
@@ -73,6 +76,7 @@ func NewSweeper(cfg SweepConfig, store *storage.Store, rdb redis.UniversalClient
 	return &Sweeper{
 		cfg: cfg.WithDefaults(), store: store, rdb: rdb, log: log, metrics: m,
 		enq:  &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(rdb)},
+		insp: asynq.NewInspectorFromRedisClient(rdb),
 		stop: make(chan struct{}),
 	}
 }
@@ -209,5 +213,58 @@ func (s *Sweeper) reenqueue(ctx context.Context, op storage.UnfinishedOperation,
 	if res.Enqueued > 0 {
 		s.log.Info("re-enqueued pending items", "operation_id", op.ID, "reason", reason, "enqueued", res.Enqueued, "already_queued", res.Existing)
 	}
+	if reason == "stalled" && res.Existing > 0 {
+		if err := s.runArchived(ctx, op); err != nil {
+			return err
+		}
+	}
 	return s.store.MarkEnqueued(ctx, op.ID)
+}
+
+// archivedPage is how many archived tasks runArchived reads per round trip.
+const archivedPage = 1000
+
+// runArchived runs again the archived tasks of a stalled operation. asynq
+// archives a task after its last retry (a Postgres outage longer than the
+// retries, a directory down for as long); its item is still pending, and
+// the task's ID keeps a new task for the item off the queue, so without this
+// the operation would wait for an operator forever.
+func (s *Sweeper) runArchived(ctx context.Context, op storage.UnfinishedOperation) error {
+	prefix := jobs.TaskID(op.ID, "")
+	var ids []string
+	for page := 1; ; page++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tasks, err := s.insp.ListArchivedTasks(op.Queue, asynq.Page(page), asynq.PageSize(archivedPage))
+		if err != nil {
+			return fmt.Errorf("list archived tasks of %s: %w", op.Queue, err)
+		}
+		for _, t := range tasks {
+			if strings.HasPrefix(t.ID, prefix) {
+				ids = append(ids, t.ID)
+			}
+		}
+		if len(tasks) < archivedPage {
+			break
+		}
+	}
+	ran := 0
+	for _, id := range ids {
+		err := s.insp.RunTask(op.Queue, id)
+		switch {
+		case err == nil:
+			ran++
+		case errors.Is(err, asynq.ErrTaskNotFound): // run or deleted meanwhile
+		default:
+			return fmt.Errorf("run archived task %s: %w", id, err)
+		}
+	}
+	if s.metrics != nil {
+		s.metrics.sweepReenqueued.WithLabelValues("archived").Add(float64(ran))
+	}
+	if ran > 0 {
+		s.log.Warn("ran archived tasks of a stalled operation again", "operation_id", op.ID, "tasks", ran)
+	}
+	return nil
 }

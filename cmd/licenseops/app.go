@@ -93,7 +93,7 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 		a.worker, err = worker.New(worker.Config{
 			Directories: dirs,
 			Concurrency: cfg.Concurrency, InteractiveMax: cfg.InteractiveMax, ShutdownTimeout: cfg.ShutdownTimeout,
-			Sweep: worker.SweepConfig{Interval: cfg.SweepInterval}, Logger: log, Registerer: reg,
+			Sweep: worker.SweepConfig{Interval: cfg.SweepInterval, EnqueueGrace: cfg.EnqueueGrace, StallAfter: cfg.StallAfter}, Logger: log, Registerer: reg,
 		}, store, a.rdb)
 		if err != nil {
 			_ = a.close()

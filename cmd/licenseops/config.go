@@ -24,6 +24,8 @@ type Config struct {
 	DBMaxConns      int
 	InteractiveMax  int
 	SweepInterval   time.Duration
+	EnqueueGrace    time.Duration
+	StallAfter      time.Duration
 	ShutdownTimeout time.Duration
 	LogFormat       string
 	LogLevel        string
@@ -84,6 +86,8 @@ func loadConfig(fs *flag.FlagSet) *Config {
 		DBMaxConns:       envInt("LICENSEOPS_DB_MAX_CONNS", 20),
 		InteractiveMax:   envInt("LICENSEOPS_INTERACTIVE_MAX", 100),
 		SweepInterval:    envDuration("LICENSEOPS_SWEEP_INTERVAL", time.Second),
+		EnqueueGrace:     envDuration("LICENSEOPS_ENQUEUE_GRACE", 30*time.Second),
+		StallAfter:       envDuration("LICENSEOPS_STALL_AFTER", 5*time.Minute),
 		ShutdownTimeout:  envDuration("LICENSEOPS_SHUTDOWN_TIMEOUT", 20*time.Second),
 		LogFormat:        env("LICENSEOPS_LOG_FORMAT", ""),
 		LogLevel:         env("LICENSEOPS_LOG_LEVEL", "info"),
