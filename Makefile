@@ -7,7 +7,7 @@ GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 .PHONY: help build demo test test-ops lint bench deps clean
 
 help: ## show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 deps: ## install what a fresh machine lacks (Postgres and Redis binaries, Go modules)
 	@./scripts/ensure-deps.sh
@@ -22,6 +22,11 @@ demo: deps build ## run a tenant-wide rollout on a demo tenant, end to end (DIRE
 test: deps test-ops ## go vet and all tests with the race detector, against private Postgres and Redis
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+.PHONY: test-faults
+test-faults: deps ## the fault suite (about 5 minutes): real api and worker processes, workers killed, Postgres and Redis restarted
+	$(GO) vet -tags faultinject ./faults/... ./api/...
+	$(GO) test -tags faultinject -race -count=1 -timeout 15m ./faults/...
 
 test-ops: ## check alerts (and their unit tests), prometheus.yml, dashboards and docker-compose.yml; installs promtool, docker-compose
 	@./scripts/check-ops.sh

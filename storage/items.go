@@ -329,7 +329,10 @@ func skuBit(plan *Plan, sku string) int32 {
 
 // writeOutcomes applies every decided item in one statement: new
 // assignments, removed assignments, changed usage locations, the items'
-// outcomes, and the operation's first start.
+// outcomes, and the operation's first start. finished_at is the clock at
+// the write, not the transaction's start: the users are locked by then, so
+// of two changes to one user the one applied last has the later stamp,
+// which is what the checker's all-or-nothing rule relies on.
 func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWrite) error {
 	var insUsers, insSKUs, delUsers, delSKUs, locUsers, locs []string
 	n := len(writes)
@@ -380,7 +383,7 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 		UPDATE operation_items i SET status = x.status, granted_mask = x.mask,
 			assigned = x.assigned::text[], revoked = x.revoked::text[], licenses = NULLIF(x.licenses, '')::text[],
 			usage_location = NULLIF(x.loc, ''), error_code = NULLIF(x.code, ''), error_message = NULLIF(x.msg, ''),
-			finished_at = now()
+			finished_at = clock_timestamp()
 		FROM unnest($9::text[], $10::text[], $11::int[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[])
 			AS x(u, status, mask, assigned, revoked, licenses, loc, code, msg)
 		WHERE i.operation_id = $1 AND i.user_id = x.u`,

@@ -142,12 +142,19 @@ func (b *batcher) processGroup(plan *storage.Plan, group []*itemRequest) {
 		b.observe(len(live), time.Since(start))
 	}
 	committed := false
+	answered := make(map[string]bool, len(live))
 	for _, r := range live {
 		res, ok := results[r.userID]
 		if !ok {
 			// No item row (or its user was deleted): nothing to do for it.
 			res = itemResult{outcome: storage.ItemOutcome{UserID: r.userID, Status: "missing"}}
 		}
+		if answered[r.userID] {
+			// Two deliveries of one item in the same batch: one change, so
+			// only the first delivery reports it as one.
+			res.outcome.Changed = false
+		}
+		answered[r.userID] = true
 		committed = committed || res.err == nil
 		r.done <- res
 	}

@@ -1,0 +1,575 @@
+//go:build faultinject
+
+package faults
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/lib/pq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/licenseops/licenseops/internal/testenv"
+	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/storage"
+)
+
+// Settings every process of the suite gets. The sweeper runs often so that
+// the recovery times measured are those of the rules (grace, stall, lease),
+// not of the sweep interval.
+const (
+	sweepInterval = 250 * time.Millisecond
+	// workerConcurrency is low enough that a rollout of a few thousand
+	// users lasts a few seconds on 2 cores, so that a fault lands in the
+	// middle of it.
+	workerConcurrency = 4
+)
+
+// stack is one test's licenseops installation: its own database and Redis
+// database, and the api and worker processes started on them.
+type stack struct {
+	t        *testing.T
+	dbURL    string
+	redisURL string
+	db       *sql.DB       // the test's own view of Postgres
+	rdb      *redis.Client // the test's own view of Redis
+	token    string
+	// env is added to the environment of every process (Graph settings).
+	env     []string
+	workers int
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	s := &stack{t: t, dbURL: testenv.Postgres(t, storage.MigrateURL), redisURL: testenv.Redis(t)}
+	db, err := sql.Open("postgres", s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(4)
+	t.Cleanup(func() { db.Close() })
+	s.db = db
+	opts, err := redis.ParseURL(s.redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.rdb = redis.NewClient(opts)
+	t.Cleanup(func() { s.rdb.Close() })
+	out, errOut, code := s.run(30*time.Second, "token", "create", "--partner", "faults", "--role", "global_admin", "--name", "fault-tests")
+	if code != 0 {
+		t.Fatalf("token create: exit %d: %s", code, errOut)
+	}
+	s.token = strings.TrimSpace(out)
+	return s
+}
+
+// procEnv is the environment of a licenseops process of the stack.
+func (s *stack) procEnv(extra ...string) []string {
+	env := []string{
+		"DATABASE_URL=" + s.dbURL, "REDIS_URL=" + s.redisURL,
+		"LICENSEOPS_LOG_LEVEL=warn", "LICENSEOPS_LOG_FORMAT=text",
+		"LICENSEOPS_SWEEP_INTERVAL=" + sweepInterval.String(),
+		"LICENSEOPS_RATE_LIMIT=-1",
+		fmt.Sprintf("LICENSEOPS_WORKER_CONCURRENCY=%d", workerConcurrency),
+		"LICENSEOPS_SHUTDOWN_TIMEOUT=10s",
+	}
+	env = append(env, s.env...)
+	return append(env, extra...)
+}
+
+// run runs a short-lived licenseops command and returns its standard
+// output, its standard error and its exit code.
+func (s *stack) run(timeout time.Duration, args ...string) (stdout, stderr string, code int) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(s.t), args...)
+	cmd.Env = append(cleanEnv(), s.procEnv()...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), errOut.String(), 0
+	case errors.As(err, &ee):
+		return out.String(), errOut.String(), ee.ExitCode()
+	default:
+		s.t.Fatalf("licenseops %s: %v", strings.Join(args, " "), err)
+		return "", "", -1
+	}
+}
+
+// startAPI starts an api process and waits until it answers.
+func (s *stack) startAPI(extra ...string) *proc {
+	s.t.Helper()
+	for attempt := 1; ; attempt++ {
+		addr := freeAddr(s.t)
+		p := startProc(s.t, "api "+addr, s.procEnv(extra...), "api", "--addr", addr)
+		p.URL = "http://" + addr
+		err := waitUntil(15*time.Second, func() (bool, error) {
+			if p.Exited() {
+				return false, fmt.Errorf("exited: %s\n%s", p.state(), p.out.tail(20))
+			}
+			resp, err := http.Get(p.URL + "/healthz")
+			if err != nil {
+				return false, nil
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK, nil
+		})
+		if err == nil {
+			return p
+		}
+		// Another process may have taken the port since freeAddr.
+		if attempt == 3 || !p.Exited() {
+			s.t.Fatalf("api did not start: %v", err)
+		}
+	}
+}
+
+// startWorker starts a worker process and waits until its asynq server
+// has registered in Redis. Its /metrics listens on a free port of its own
+// (p.URL), so that tests can see which rule of the sweeper recovered what.
+func (s *stack) startWorker(extra ...string) *proc {
+	s.t.Helper()
+	s.workers++
+	name := fmt.Sprintf("worker %d", s.workers)
+	insp := asynq.NewInspectorFromRedisClient(s.rdb)
+	for attempt := 1; ; attempt++ {
+		addr := freeAddr(s.t)
+		p := startProc(s.t, name, s.procEnv(extra...), "worker", "--metrics-addr", addr)
+		p.URL = "http://" + addr
+		err := waitUntil(15*time.Second, func() (bool, error) {
+			if p.Exited() {
+				return false, fmt.Errorf("exited: %s\n%s", p.state(), p.out.tail(20))
+			}
+			servers, err := insp.Servers()
+			if err != nil {
+				return false, nil
+			}
+			for _, srv := range servers {
+				if srv.PID == p.Pid() {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err == nil {
+			s.waitSwept()
+			return p
+		}
+		if attempt == 3 || !p.Exited() {
+			s.t.Fatalf("%s did not start: %v", name, err)
+		}
+	}
+}
+
+// waitSwept waits until a sweeper has swept once, which sets its epoch key:
+// before that, the first sweep on a Redis takes every pending item for lost
+// and enqueues it again (harmless, but it would blur what a fault test
+// measures).
+func (s *stack) waitSwept() {
+	s.t.Helper()
+	err := waitUntil(15*time.Second, func() (bool, error) {
+		n, err := s.rdb.Exists(context.Background(), epochKey).Result()
+		return n == 1, err
+	})
+	if err != nil {
+		s.t.Fatalf("no sweep: %v", err)
+	}
+}
+
+// metric returns the sum of the series of a process's /metrics named name
+// whose labels include every label (`reason="stalled"`); -1 when the
+// process does not answer.
+func metric(p *proc, name string, labels ...string) float64 {
+	resp, err := http.Get(p.URL + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	sum := 0.0
+	for _, line := range strings.Split(string(raw), "\n") {
+		series, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		n, lbls, _ := strings.Cut(series, "{")
+		if n != name {
+			continue
+		}
+		match := true
+		for _, l := range labels {
+			match = match && strings.Contains(lbls, l)
+		}
+		if v, err := strconv.ParseFloat(value, 64); err == nil && match {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// reenqueued sums licenseops_sweeper_reenqueued_total{reason} over workers.
+func reenqueued(reason string, workers ...*proc) float64 {
+	sum := 0.0
+	for _, w := range workers {
+		if v := metric(w, "licenseops_sweeper_reenqueued_total", `reason="`+reason+`"`); v > 0 {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// check runs `licenseops check` as its own process: it must exit 0.
+func (s *stack) check() {
+	s.t.Helper()
+	out, errOut, code := s.run(2*time.Minute, "check")
+	if code != 0 || !strings.Contains(out, "ok: every invariant holds") {
+		s.t.Fatalf("licenseops check: exit %d:\n%s%s", code, out, errOut)
+	}
+}
+
+// waitUntil polls cond every 20 ms until it is true, returns an error, or d
+// passes.
+func waitUntil(d time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(d)
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// client talks to one api process with the stack's token.
+type client struct {
+	t     *testing.T
+	base  string
+	token string
+	http  *http.Client
+}
+
+func (s *stack) client(api *proc) *client {
+	return &client{t: s.t, base: api.URL, token: s.token, http: &http.Client{Timeout: time.Minute}}
+}
+
+// do sends a request (body marshalled as JSON unless nil) and decodes the
+// answer into out (unless nil). Errors are those of the transport.
+func (c *client) do(method, path string, body, out any, headers ...string) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, nil, err
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, raw, fmt.Errorf("decode %s %s: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, raw, nil
+}
+
+// must sends a request and fails the test unless the answer has status want.
+func (c *client) must(want int, method, path string, body, out any, headers ...string) {
+	c.t.Helper()
+	status, raw, err := c.do(method, path, body, out, headers...)
+	if err != nil || status != want {
+		if len(raw) > 1000 {
+			raw = raw[:1000]
+		}
+		c.t.Fatalf("%s %s: status %d (%v), want %d: %s", method, path, status, err, want, raw)
+	}
+}
+
+// seed creates customer with n users and a subscription of sku with seats
+// seats, through the API, and returns the user IDs.
+func (c *client) seed(customer string, n int, sku string, seats int) []string {
+	c.t.Helper()
+	c.must(200, "PUT", "/v1/products/"+sku, map[string]any{"name": sku}, nil)
+	c.must(201, "POST", "/v1/customers", map[string]any{"id": customer, "name": customer, "default_usage_location": "US"}, nil)
+	ids := make([]string, n)
+	users := make([]map[string]any, n)
+	for i := range users {
+		ids[i] = fmt.Sprintf("user-%05d", i)
+		users[i] = map[string]any{"id": ids[i], "user_principal_name": ids[i] + "@" + customer + ".example", "display_name": ids[i]}
+	}
+	c.must(200, "POST", "/v1/customers/"+customer+"/users/import", map[string]any{"users": users}, nil)
+	c.setSeats(customer, sku, seats)
+	return ids
+}
+
+func (c *client) setSeats(customer, sku string, seats int) {
+	c.t.Helper()
+	c.must(200, "PUT", "/v1/customers/"+customer+"/subscriptions/"+sku, map[string]int{"total": seats}, nil)
+}
+
+// operationRequest is the body of POST …/license-operations.
+type operationRequest struct {
+	UserIDs      []string `json:"user_ids"`
+	Assign       []string `json:"assign,omitempty"`
+	Revoke       []string `json:"revoke,omitempty"`
+	AllowPartial bool     `json:"allow_partial"`
+}
+
+// start creates an operation and returns its ID.
+func (c *client) start(customer string, req operationRequest, headers ...string) string {
+	c.t.Helper()
+	var acc struct{ ID string }
+	c.must(http.StatusAccepted, "POST", "/v1/customers/"+customer+"/license-operations", req, &acc, headers...)
+	return acc.ID
+}
+
+// progress is an operation's state as Postgres has it.
+type progress struct {
+	Total, Done int
+	Finished    *time.Time
+}
+
+func (s *stack) progress(opID string) (progress, error) {
+	var p progress
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.db.QueryRowContext(ctx, `
+		SELECT o.total, o.finished_at,
+			(SELECT count(*) FROM operation_items i WHERE i.operation_id = o.id AND i.status NOT IN ('pending','applying'))
+		FROM operations o WHERE o.id = $1`, opID).Scan(&p.Total, &p.Finished, &p.Done)
+	return p, err
+}
+
+// waitDone waits until at least fraction of the operation's items are done
+// and returns how many are: the moment to inject a fault. It fails the test
+// when the operation finishes first (the fault would not be mid-rollout).
+func (s *stack) waitDone(opID string, fraction float64) int {
+	s.t.Helper()
+	var p progress
+	err := waitUntil(60*time.Second, func() (bool, error) {
+		var err error
+		if p, err = s.progress(opID); err != nil {
+			return false, nil
+		}
+		if p.Done == p.Total {
+			return false, fmt.Errorf("all %d items were done before the fault: the rollout is too fast to be interrupted", p.Total)
+		}
+		return float64(p.Done) >= fraction*float64(p.Total), nil
+	})
+	if err != nil {
+		s.t.Fatalf("operation %s: %v (last %+v)", opID, err, p)
+	}
+	return p.Done
+}
+
+// finish is how an operation came to its end.
+type finish struct {
+	At time.Time // when it finished (Postgres' clock, the same host's)
+	// The longest time no item became done, and how many items were done
+	// when it began: the wait for a recovery rule after a fault.
+	StallFrom, StallTo time.Time
+	DoneAtStall        int
+}
+
+// Stall is the length of the longest stall.
+func (f finish) Stall() time.Duration { return f.StallTo.Sub(f.StallFrom) }
+
+// waitFinished waits up to d for the operation to be finished. Errors while
+// the database is down are waited out.
+func (s *stack) waitFinished(opID string, d time.Duration) finish {
+	s.t.Helper()
+	var (
+		p, last  progress
+		lastErr  error
+		f        finish
+		changeAt = time.Now()
+	)
+	described := false
+	err := waitUntil(d, func() (bool, error) {
+		var err error
+		if p, err = s.progress(opID); err != nil {
+			lastErr = err
+			return false, nil
+		}
+		now := time.Now()
+		if !described && p.Done == last.Done && now.Sub(changeAt) > 10*time.Second {
+			described = true
+			s.t.Logf("no progress for 10s with %d of %d items done; %s", p.Done, p.Total, s.describePending(opID))
+		}
+		if p.Done != last.Done || p.Finished != nil {
+			if now.Sub(changeAt) > f.Stall() {
+				f.StallFrom, f.StallTo, f.DoneAtStall = changeAt, now, last.Done
+			}
+			changeAt, last = now, p
+		}
+		return p.Finished != nil, nil
+	})
+	if err != nil {
+		s.t.Fatalf("operation %s not finished: %v: %d of %d items done (last error: %v); %s",
+			opID, err, p.Done, p.Total, lastErr, s.describePending(opID))
+	}
+	f.At = *p.Finished
+	return f
+}
+
+// describePending says where the tasks of a few pending items are in asynq,
+// to tell a lost task from a retried or orphaned one.
+func (s *stack) describePending(opID string) string {
+	var users []string
+	err := s.db.QueryRow(`SELECT coalesce(array_agg(user_id ORDER BY user_id), '{}') FROM operation_items
+		WHERE operation_id = $1 AND status IN ('pending','applying')`, opID).Scan((*pq.StringArray)(&users))
+	if err != nil {
+		return "pending items: " + err.Error()
+	}
+	insp := asynq.NewInspectorFromRedisClient(s.rdb)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d items pending; their tasks:", len(users))
+	for i, u := range users {
+		if i == 5 {
+			b.WriteString(" …")
+			break
+		}
+		id := jobs.TaskID(opID, u)
+		info, err := insp.GetTaskInfo(jobs.QueueDefault, id)
+		if err != nil {
+			fmt.Fprintf(&b, " [%s: %v]", u, err)
+			continue
+		}
+		fmt.Fprintf(&b, " [%s: %s, orphaned %v, retried %d, last error %q]", u, info.State, info.IsOrphaned, info.Retried, info.LastErr)
+	}
+	return b.String()
+}
+
+// recovery logs and returns the time from a fault to the end of the
+// operation; README.md quotes these lines.
+func recovery(t *testing.T, fault string, at, finished time.Time) time.Duration {
+	t.Helper()
+	d := finished.Sub(at)
+	t.Logf("RECOVERY %s: %.1fs from the fault to the operation finished", fault, d.Seconds())
+	return d
+}
+
+// operation is GET /v1/operations/{id}.
+type operation struct {
+	ID         string
+	Status     string
+	Total      int
+	Succeeded  int
+	Failed     int
+	Pending    int
+	FinishedAt *time.Time `json:"finished_at"`
+}
+
+type reportRow struct {
+	UserID string `json:"user_id"`
+	Status string
+	Error  *struct{ Code string }
+}
+
+// verifyRollout checks a finished assign operation of users over the API
+// and in Postgres: every user terminal, exactly wantSucceeded succeeded,
+// every failure a CountViolation; then the seats of sku and the checker.
+func (s *stack) verifyRollout(c *client, opID string, users int, sku string, wantSucceeded int) {
+	s.t.Helper()
+	var op operation
+	c.must(200, "GET", "/v1/operations/"+opID, nil, &op)
+	if op.FinishedAt == nil || op.Total != users || op.Succeeded != wantSucceeded || op.Failed != users-wantSucceeded || op.Pending != 0 {
+		s.t.Fatalf("operation = %+v, want finished with %d succeeded and %d failed", op, wantSucceeded, users-wantSucceeded)
+	}
+	var rep struct{ Results []reportRow }
+	c.must(200, "GET", "/v1/operations/"+opID+"/report", nil, &rep)
+	if len(rep.Results) != users {
+		s.t.Fatalf("report has %d rows, want %d", len(rep.Results), users)
+	}
+	succeeded := 0
+	for _, r := range rep.Results {
+		switch {
+		case r.Status == "succeeded":
+			succeeded++
+		case r.Status == "failed" && r.Error != nil && r.Error.Code == "CountViolation":
+		default:
+			s.t.Fatalf("user %s: status %s, error %+v; want succeeded, or failed with CountViolation", r.UserID, r.Status, r.Error)
+		}
+	}
+	if succeeded != wantSucceeded {
+		s.t.Fatalf("report: %d succeeded, want %d", succeeded, wantSucceeded)
+	}
+	seats := s.seats(sku)
+	if seats.Consumed != wantSucceeded || seats.Assignments != wantSucceeded || seats.Reserved != 0 {
+		s.t.Fatalf("seats of %s = %+v, want %d consumed and assigned, none reserved", sku, seats, wantSucceeded)
+	}
+	s.check()
+	if n := s.deadlocks(); n > 0 {
+		s.t.Logf("Postgres resolved %d deadlocks in this test's database (each costs deadlock_timeout, 1 s)", n)
+	}
+}
+
+// deadlocks returns how many deadlocks Postgres has detected in the test's
+// database (its statistics lag by up to a second).
+func (s *stack) deadlocks() int {
+	s.t.Helper()
+	var n int
+	if err := s.db.QueryRow(`SELECT pg_stat_clear_snapshot(), deadlocks FROM pg_stat_database WHERE datname = current_database()`).Scan(new(any), &n); err != nil {
+		s.t.Fatal(err)
+	}
+	return n
+}
+
+// seatState is a subscription row and the assignments of its SKU.
+type seatState struct{ Total, Consumed, Reserved, Assignments int }
+
+func (s *stack) seats(sku string) seatState {
+	s.t.Helper()
+	var st seatState
+	err := s.db.QueryRow(`
+		SELECT s.total, s.consumed, s.reserved,
+			(SELECT count(*) FROM assignments a WHERE a.customer_key = s.customer_key AND a.sku_id = s.sku_id)
+		FROM subscriptions s WHERE s.sku_id = $1`, sku).Scan(&st.Total, &st.Consumed, &st.Reserved, &st.Assignments)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return st
+}
