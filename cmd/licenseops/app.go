@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -174,6 +175,15 @@ func (a *App) Start() error {
 	}
 	if a.metrics != nil {
 		ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+		if errors.Is(err, syscall.EADDRINUSE) && !a.cfg.MetricsAddrSet {
+			// Another worker on this host has the default port: take any
+			// free one rather than refuse to start a second worker.
+			host, _, _ := net.SplitHostPort(a.cfg.MetricsAddr)
+			if ln, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err == nil {
+				a.log.Warn("the default metrics port is taken, probably by another worker on this host; listening on a free port instead (set LICENSEOPS_METRICS_ADDR for a fixed one that Prometheus can scrape)",
+					"default", a.cfg.MetricsAddr, "addr", ln.Addr().String())
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("worker metrics listener on %s: %w (set --metrics-addr or LICENSEOPS_METRICS_ADDR, :0 for any free port)", a.cfg.MetricsAddr, err)
 		}
@@ -235,6 +245,7 @@ func runServe(ctx context.Context, mode string, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	fs.Visit(func(f *flag.Flag) { cfg.MetricsAddrSet = cfg.MetricsAddrSet || f.Name == "metrics-addr" })
 	log := cfg.newLogger(os.Stderr)
 	app, err := NewApp(ctx, cfg, mode, log)
 	if err != nil {

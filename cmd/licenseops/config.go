@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,10 +16,13 @@ import (
 // Config is everything read from the environment and flags. Only package
 // main reads configuration; the other packages receive values.
 type Config struct {
-	DatabaseURL     string
-	RedisURL        string
-	Addr            string
-	MetricsAddr     string
+	DatabaseURL string
+	RedisURL    string
+	Addr        string
+	MetricsAddr string
+	// MetricsAddrSet is true when the operator chose MetricsAddr (flag or
+	// environment); the default falls back to a free port when taken.
+	MetricsAddrSet  bool
 	BuyMoreURL      string
 	Concurrency     int
 	DBMaxConns      int
@@ -65,6 +69,15 @@ func envInt(name string, def int) int {
 	return def
 }
 
+func envFloat(name string, def float64) float64 {
+	if v := os.Getenv(name); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
+		}
+	}
+	return def
+}
+
 func envDuration(name string, def time.Duration) time.Duration {
 	if v := os.Getenv(name); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
@@ -72,6 +85,64 @@ func envDuration(name string, def time.Duration) time.Duration {
 		}
 	}
 	return def
+}
+
+// numericEnv lists every numeric setting with its kind, so that checkEnv can
+// refuse a bad value at startup instead of the env* readers silently using
+// the default (a rate of "6.5" read as an integer, "5" for a duration).
+var numericEnv = []struct{ name, kind string }{
+	{"LICENSEOPS_WORKER_CONCURRENCY", "count"},
+	{"LICENSEOPS_DB_MAX_CONNS", "count"},
+	{"LICENSEOPS_INTERACTIVE_MAX", "count"},
+	{"LICENSEOPS_SWEEP_INTERVAL", "duration"},
+	{"LICENSEOPS_ENQUEUE_GRACE", "duration"},
+	{"LICENSEOPS_STALL_AFTER", "duration"},
+	{"LICENSEOPS_SHUTDOWN_TIMEOUT", "duration"},
+	{"LICENSEOPS_GRAPH_RATE", "rate"},
+	{"LICENSEOPS_GRAPH_MAX_IN_FLIGHT", "count"},
+	{"LICENSEOPS_RATE_LIMIT", "integer"},
+	{"LICENSEOPS_RATE_LIMIT_BURST", "count"},
+	{"LICENSEOPS_SCHEDULER_SYNC_INTERVAL", "duration"},
+	{"LICENSEOPS_DIRECTORY_SYNC_EVERY", "signed duration"},
+}
+
+// checkEnv validates the numeric settings of the environment, naming each
+// bad one and what a good value looks like.
+func checkEnv(getenv func(string) string) error {
+	var errs []error
+	for _, e := range numericEnv {
+		v := getenv(e.name)
+		if v == "" {
+			continue
+		}
+		var bad string
+		switch e.kind {
+		case "count":
+			if n, err := strconv.Atoi(v); err != nil || n <= 0 {
+				bad = "a whole number above 0, e.g. 8"
+			}
+		case "integer":
+			if _, err := strconv.Atoi(v); err != nil {
+				bad = "a whole number, e.g. 50 (negative turns it off)"
+			}
+		case "rate":
+			if f, err := strconv.ParseFloat(v, 64); err != nil || f <= 0 {
+				bad = "a number above 0, e.g. 20 or 6.5"
+			}
+		case "duration":
+			if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+				bad = "a duration above 0 with its unit, e.g. 500ms, 30s or 5m"
+			}
+		case "signed duration":
+			if _, err := time.ParseDuration(v); err != nil {
+				bad = "a duration with its unit, e.g. 1h (negative turns it off)"
+			}
+		}
+		if bad != "" {
+			errs = append(errs, fmt.Errorf("%s=%q is not valid: set it to %s, or unset it for the default", e.name, v, bad))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // loadConfig reads the environment, then binds the flags of a command to it.
@@ -93,11 +164,12 @@ func loadConfig(fs *flag.FlagSet) *Config {
 		LogLevel:         env("LICENSEOPS_LOG_LEVEL", "info"),
 		GraphBaseURL:     env("LICENSEOPS_GRAPH_BASE_URL", ""),
 		GraphTokenURL:    env("LICENSEOPS_GRAPH_TOKEN_URL", ""),
-		GraphRate:        float64(envInt("LICENSEOPS_GRAPH_RATE", 0)),
+		GraphRate:        envFloat("LICENSEOPS_GRAPH_RATE", 0),
 		GraphMaxInFlight: envInt("LICENSEOPS_GRAPH_MAX_IN_FLIGHT", 0),
 		RateLimit:        envInt("LICENSEOPS_RATE_LIMIT", 50),
 		RateLimitBurst:   envInt("LICENSEOPS_RATE_LIMIT_BURST", 0),
 	}
+	_, c.MetricsAddrSet = os.LookupEnv("LICENSEOPS_METRICS_ADDR")
 	if fs != nil {
 		fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address of the API (env LICENSEOPS_ADDR)")
 		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of a worker's /metrics, /healthz, /readyz; :0 picks a free port (env LICENSEOPS_METRICS_ADDR)")

@@ -85,6 +85,14 @@ func run(ctx context.Context, args []string) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
+	case "rollout", "operation", "users", "summary", "help", "-h", "--help":
+		// API clients: the server settings are not theirs to judge.
+	default:
+		if err := checkEnv(os.Getenv); err != nil {
+			return err
+		}
+	}
+	switch cmd {
 	case "migrate":
 		return runMigrate(ctx, rest)
 	case "api":

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/licenseops/licenseops/internal/testenv"
+	"github.com/licenseops/licenseops/storage"
+)
+
+// A bad numeric setting stops the process with a message naming it and a
+// good value, instead of the default being used silently.
+func TestCheckEnv(t *testing.T) {
+	cases := []struct {
+		env     map[string]string
+		wantBad []string // variable names the error must name; none for valid
+	}{
+		{env: map[string]string{}},
+		{env: map[string]string{"LICENSEOPS_GRAPH_RATE": "6.5", "LICENSEOPS_SWEEP_INTERVAL": "250ms", "LICENSEOPS_RATE_LIMIT": "-1",
+			"LICENSEOPS_DIRECTORY_SYNC_EVERY": "-1s", "LICENSEOPS_WORKER_CONCURRENCY": "64"}},
+		{env: map[string]string{"LICENSEOPS_SWEEP_INTERVAL": "5"}, wantBad: []string{"LICENSEOPS_SWEEP_INTERVAL"}},
+		{env: map[string]string{"LICENSEOPS_GRAPH_RATE": "fast", "LICENSEOPS_WORKER_CONCURRENCY": "0", "LICENSEOPS_STALL_AFTER": "-5m"},
+			wantBad: []string{"LICENSEOPS_GRAPH_RATE", "LICENSEOPS_WORKER_CONCURRENCY", "LICENSEOPS_STALL_AFTER"}},
+		{env: map[string]string{"LICENSEOPS_RATE_LIMIT": "1.5", "LICENSEOPS_DIRECTORY_SYNC_EVERY": "hourly"},
+			wantBad: []string{"LICENSEOPS_RATE_LIMIT", "LICENSEOPS_DIRECTORY_SYNC_EVERY"}},
+	}
+	for _, c := range cases {
+		err := checkEnv(func(k string) string { return c.env[k] })
+		if len(c.wantBad) == 0 {
+			if err != nil {
+				t.Errorf("%v: %v, want valid", c.env, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%v: valid, want %v refused", c.env, c.wantBad)
+			continue
+		}
+		for _, name := range c.wantBad {
+			if !strings.Contains(err.Error(), name+"=") {
+				t.Errorf("%v: error %q does not name %s", c.env, err, name)
+			}
+		}
+		if n := strings.Count(err.Error(), "is not valid"); n != len(c.wantBad) {
+			t.Errorf("%v: %d problems reported, want %d: %v", c.env, n, len(c.wantBad), err)
+		}
+	}
+	if got := envFloat("LICENSEOPS_TEST_UNSET_RATE", 20); got != 20 {
+		t.Errorf("envFloat default = %v", got)
+	}
+	t.Setenv("LICENSEOPS_GRAPH_RATE", "6.5")
+	if got := loadConfig(nil).GraphRate; got != 6.5 {
+		t.Errorf("GraphRate = %v, want 6.5 (a fraction of Graph's quota per worker)", got)
+	}
+}
+
+// A second worker on a host whose default metrics port is taken starts on a
+// free port; a port the operator chose is never swapped for another.
+func TestWorkerMetricsPortFallback(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	newWorker := func(addrSet bool) (*App, error) {
+		cfg := loadConfig(nil)
+		cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
+		cfg.RedisURL = testenv.Redis(t)
+		cfg.MetricsAddr, cfg.MetricsAddrSet = taken.Addr().String(), addrSet
+		app, err := NewApp(context.Background(), cfg, "worker", slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = app.Close(context.Background()) })
+		return app, app.Start()
+	}
+	app, err := newWorker(false)
+	if err != nil {
+		t.Fatalf("worker with the default metrics port taken: %v, want it to start on a free port", err)
+	}
+	if app.MetricsURL == "" || strings.HasSuffix(app.MetricsURL, taken.Addr().String()) {
+		t.Fatalf("metrics at %q, want a free port other than %s", app.MetricsURL, taken.Addr())
+	}
+	if _, err := newWorker(true); err == nil || !strings.Contains(err.Error(), "LICENSEOPS_METRICS_ADDR") {
+		t.Fatalf("worker with a chosen metrics port taken: %v, want a refusal that names LICENSEOPS_METRICS_ADDR", err)
+	}
+}
