@@ -43,3 +43,11 @@ func (c *planCache) Get(ctx context.Context, opID string) (*storage.Plan, error)
 	c.mu.Unlock()
 	return p, nil
 }
+
+// Cached returns the plan of an operation if it is in the cache, without a
+// query: for log lines, which must not add load to a struggling database.
+func (c *planCache) Cached(opID string) *storage.Plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.plans[opID]
+}

@@ -260,7 +260,7 @@ func (w *Worker) recoverer(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				w.log.ErrorContext(ctx, "task handler panicked", append(taskAttrs(ctx, t), "panic", r)...)
+				w.log.ErrorContext(ctx, "task handler panicked", append(w.taskAttrs(ctx, t), "panic", r)...)
 				err = fmt.Errorf("panic: %v", r)
 			}
 		}()
@@ -282,14 +282,19 @@ func (w *Worker) observer(next asynq.Handler) asynq.Handler {
 			if retried > 0 {
 				w.metrics.retries.WithLabelValues(t.Type()).Inc()
 			}
-			msg := "task failed; asynq will retry it"
+			msg, level := "task failed; asynq will retry it", slog.LevelWarn
+			var derr *provider.Error
 			switch {
 			case result == "dropped":
 				msg = "task failed and is dropped"
 			case isLastAttempt(ctx):
 				msg = "task failed on its last attempt; asynq archives it"
+			case errors.As(err, &derr) && derr.Kind == provider.Throttled:
+				// Expected under load: a throttled rollout would log a
+				// line per user. licenseops_directory_calls_total counts them.
+				msg, level = "the directory throttled the task; asynq will retry it", slog.LevelDebug
 			}
-			w.log.WarnContext(ctx, msg, append(taskAttrs(ctx, t), "retried", retried, "error", err)...)
+			w.log.Log(ctx, level, msg, append(w.taskAttrs(ctx, t), "retried", retried, "error", err)...)
 		}
 		w.metrics.tasks.WithLabelValues(t.Type(), result).Inc()
 		w.metrics.taskDuration.WithLabelValues(t.Type()).Observe(time.Since(start).Seconds())
@@ -298,13 +303,18 @@ func (w *Worker) observer(next asynq.Handler) asynq.Handler {
 }
 
 // taskAttrs are the log attributes that identify a task: its ID and type,
-// and for a license task its operation and user.
-func taskAttrs(ctx context.Context, t *asynq.Task) []any {
+// and for a license task its operation, customer (when the operation's plan
+// is cached, as it is once any of its items ran here) and user.
+func (w *Worker) taskAttrs(ctx context.Context, t *asynq.Task) []any {
 	taskID, _ := asynq.GetTaskID(ctx)
 	attrs := []any{"task_id", taskID, "type", t.Type()}
 	if t.Type() == jobs.TypeApplyLicenses {
 		if p, err := jobs.ParseApplyPayload(t.Payload()); err == nil {
-			attrs = append(attrs, "operation_id", p.OperationID, "user_id", p.UserID)
+			attrs = append(attrs, "operation_id", p.OperationID)
+			if plan := w.plans.Cached(p.OperationID); plan != nil {
+				attrs = append(attrs, "customer_id", plan.CustomerID)
+			}
+			attrs = append(attrs, "user_id", p.UserID)
 		}
 	}
 	return attrs
