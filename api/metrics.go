@@ -7,6 +7,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/licenseops/licenseops/internal/opmetrics"
 )
 
 // metrics of the API. The route label is the route pattern, never the raw
@@ -30,9 +32,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "licenseops_http_request_duration_seconds", Help: "HTTP request duration by route pattern.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"route"}),
-		operationsCreated: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "licenseops_operations_created_total", Help: "License operations accepted, by source and queue.",
-		}, []string{"source", "queue"}),
 		operationUsers: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "licenseops_operation_users", Help: "Users per accepted operation.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
@@ -47,7 +46,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "licenseops_audit_failures_total", Help: "Changes made through the API whose audit entry could not be written.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.operationsCreated, m.operationUsers, m.enqueueFailures, m.rateLimitErrors, m.auditFailures} {
+	created, err := opmetrics.OperationsCreated(reg)
+	if err != nil {
+		return nil, err
+	}
+	m.operationsCreated = created
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.operationUsers, m.enqueueFailures, m.rateLimitErrors, m.auditFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/licensing"
@@ -25,6 +26,9 @@ type CleanupConfig struct {
 	// EnqueueParallelism is the number of concurrent enqueue requests.
 	EnqueueParallelism int
 	Logger             *slog.Logger
+	// OperationsCreated counts the operations scheduled runs start, by
+	// source and queue, as the api counts those it accepts; nil: not counted.
+	OperationsCreated *prometheus.CounterVec
 }
 
 // WithDefaults returns the config with every unset field at its default.
@@ -101,6 +105,9 @@ func (r *CleanupRunner) RunScheduled(ctx context.Context, task jobs.CleanupPaylo
 	r.log.InfoContext(ctx, "cleanup policy ran", "policy_id", res.Policy.ID, "customer_key", res.Policy.CustomerKey,
 		"tick", res.Run.Tick, "matched_users", res.Run.MatchedUsers, "dry_run", res.Run.DryRun, "operation_id", res.Run.OperationID)
 	if res.Operation != nil {
+		if r.cfg.OperationsCreated != nil {
+			r.cfg.OperationsCreated.WithLabelValues(res.Operation.Source, res.Operation.Queue).Inc()
+		}
 		r.enqueue(ctx, *res.Operation, res.UserIDs)
 	}
 	return res, nil

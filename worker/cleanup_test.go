@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
+	"github.com/licenseops/licenseops/internal/opmetrics"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/storage"
@@ -34,6 +37,8 @@ type cleanupSetup struct {
 	c      *testapp.Client
 	clock  *clock
 	runner *worker.CleanupRunner
+	// created is licenseops_operations_created_total, shared by the runners.
+	created *prometheus.CounterVec
 }
 
 func newCleanupSetup(t *testing.T) *cleanupSetup {
@@ -48,14 +53,18 @@ func newCleanupSetup(t *testing.T) *cleanupSetup {
 		t.Fatalf("setup assignment = %+v", op)
 	}
 	setEnabled(t, c, map[string]bool{users[0]: false, users[1]: false})
-	s := &cleanupSetup{b: b, c: c, clock: &clock{}}
+	created, err := opmetrics.OperationsCreated(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &cleanupSetup{b: b, c: c, clock: &clock{}, created: created}
 	s.runner = s.newRunner()
 	return s
 }
 
 // newRunner is one more handler of cleanup tasks, as in another process.
 func (s *cleanupSetup) newRunner() *worker.CleanupRunner {
-	return worker.NewCleanupRunner(worker.CleanupConfig{Now: s.clock.Now, Logger: s.b.Log}, s.b.Store, asynq.NewClientFromRedisClient(s.b.Redis))
+	return worker.NewCleanupRunner(worker.CleanupConfig{Now: s.clock.Now, Logger: s.b.Log, OperationsCreated: s.created}, s.b.Store, asynq.NewClientFromRedisClient(s.b.Redis))
 }
 
 func setEnabled(t *testing.T, c *testapp.Client, enabled map[string]bool) {
@@ -274,6 +283,13 @@ func TestCleanupOneRunPerTickAcrossSchedulers(t *testing.T) {
 	runs := s.runs(t, id)
 	if len(runs) != ticks || s.cleanupOperations(t) != ticks {
 		t.Fatalf("%d runs and %d operations for %d ticks: %+v", len(runs), s.cleanupOperations(t), ticks, runs)
+	}
+	var created dto.Metric
+	if err := s.created.WithLabelValues("cleanup", jobs.QueueLow).Write(&created); err != nil {
+		t.Fatal(err)
+	}
+	if v := created.GetCounter().GetValue(); v != ticks {
+		t.Fatalf("licenseops_operations_created_total{source=\"cleanup\"} = %v, want one per tick (%d)", v, ticks)
 	}
 	seen := map[time.Time]bool{}
 	for _, r := range runs {

@@ -159,7 +159,7 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 	if !cfg.DisableSweeper {
 		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
 	}
-	w.cleanup = NewCleanupRunner(CleanupConfig{Logger: cfg.Logger}, store, asynq.NewClientFromRedisClient(rdb))
+	w.cleanup = NewCleanupRunner(CleanupConfig{Logger: cfg.Logger, OperationsCreated: m.operationsCreated}, store, asynq.NewClientFromRedisClient(rdb))
 	return w, nil
 }
 
