@@ -76,7 +76,8 @@ func Evaluate(user UserState, change Change, defaultLocation string, catalog Cat
 		}
 		if loc == "" {
 			return Result{}, Errorf(CodeUsageLocationMissing,
-				"The user has no usage location, and licenses cannot be assigned without one; set a usage location in the change, on the user, or as the customer's default.")
+				"The user has no usage location, so it cannot be assigned %s; set a usage location in the change, on the user, or as the customer's default.",
+				quoteList(assigned))
 		}
 		for _, s := range assigned {
 			p, ok := catalog[s]

@@ -2,6 +2,7 @@ package licensing
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -109,7 +110,11 @@ func TestEvaluate(t *testing.T) {
 		// UsageLocationMissing
 		{
 			name: "no location anywhere", user: enabled(""), change: ch(l("E3"), nil),
-			code: CodeUsageLocationMissing, mention: []string{"usage location"},
+			code: CodeUsageLocationMissing, mention: []string{"usage location", `"E3"`},
+		},
+		{
+			name: "no location names only the SKUs newly assigned", user: enabled("", "E3"), change: ch(l("E3", "BASE", "ANY"), nil),
+			code: CodeUsageLocationMissing, mention: []string{`"ANY" and "BASE"`},
 		},
 		{
 			name: "no location but nothing assigned", user: enabled("", "E3"), change: ch(l("E3"), l("BASE")),
@@ -245,7 +250,7 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name: "missing location beats location and rules", user: enabled("", "E3"), change: ch(l("E5", "ADDON", "NOWHERE"), nil),
-			code: CodeUsageLocationMissing,
+			code: CodeUsageLocationMissing, mention: []string{`"ADDON"`, `"E5"`, `"NOWHERE"`},
 		},
 		{
 			name: "location beats exclusion and dependency", user: enabled("US", "E3"), change: ch(l("E5", "ADDON", "NOWHERE"), nil),
@@ -277,6 +282,9 @@ func TestEvaluate(t *testing.T) {
 						t.Errorf("message %q does not mention %q", err.Message, m)
 					}
 				}
+				if !namesSKUOf(err.Message, tt.change) {
+					t.Errorf("message %q names none of the SKUs of the change %+v", err.Message, tt.change)
+				}
 				if !strings.HasSuffix(err.Message, ".") {
 					t.Errorf("message %q is not a full sentence", err.Message)
 				}
@@ -305,6 +313,17 @@ func TestEvaluate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// namesSKUOf reports whether msg names, quoted, a SKU that change assigns
+// or revokes: every outcome must tell the person which product it is about.
+func namesSKUOf(msg string, change Change) bool {
+	for _, s := range append(slices.Clone(change.Assign), change.Revoke...) {
+		if strings.Contains(msg, strconv.Quote(s)) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestEvaluateResultSlicesIndependent guards the shared backing array: a
@@ -375,8 +394,8 @@ func FuzzEvaluate(f *testing.F) {
 			default:
 				t.Fatalf("unexpected code %s", err.Code)
 			}
-			if err.Message == "" {
-				t.Fatal("empty message")
+			if !namesSKUOf(err.Message, c) {
+				t.Fatalf("%s message %q names none of the SKUs of the change", err.Code, err.Message)
 			}
 			return
 		}
