@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"strings"
@@ -101,7 +102,7 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 			return nil, err
 		}
 		if mode == "worker" {
-			a.metrics = &http.Server{Handler: serviceMux(reg, store, a.rdb), ReadHeaderTimeout: 5 * time.Second,
+			a.metrics = &http.Server{Handler: serviceMux(reg, store, a.rdb, cfg.PProf), ReadHeaderTimeout: 5 * time.Second,
 				ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
 		}
 	}
@@ -141,8 +142,17 @@ func directories(cfg *Config, log *slog.Logger) (map[string]provider.Directory, 
 }
 
 // serviceMux serves /metrics, /healthz and /readyz for a worker process.
-func serviceMux(reg *prometheus.Registry, store *storage.Store, rdb *redis.Client) http.Handler {
+func serviceMux(reg *prometheus.Registry, store *storage.Store, rdb *redis.Client, withPProf bool) http.Handler {
 	mux := http.NewServeMux()
+	if withPProf {
+		// Off by default: profiles show internals and cost CPU while taken.
+		// The listener is the worker's metrics one (127.0.0.1 by default).
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {

@@ -56,6 +56,9 @@ type benchOptions struct {
 	GraphLatency     time.Duration
 	GraphMaxInFlight int
 	GraphRate        int
+	// Profile takes a CPU profile of the worker during each rollout (b, c,
+	// e), of Profile's length, written next to Out.
+	Profile time.Duration
 
 	// DatabaseURL and RedisURL are the servers to use; when either is
 	// empty the bench starts private ones (localdb) for both.
@@ -104,6 +107,7 @@ func parseBenchFlags(args []string) (*benchOptions, error) {
 	fs.DurationVar(&o.GraphLatency, "graph-latency", 20*time.Millisecond, "latency of every simulated Graph call in (e)")
 	fs.IntVar(&o.GraphMaxInFlight, "graph-max-in-flight", 32, "LICENSEOPS_GRAPH_MAX_IN_FLIGHT of the worker in (e): Graph calls in flight per tenant")
 	fs.IntVar(&o.GraphRate, "graph-rate", 100_000, "LICENSEOPS_GRAPH_RATE of the worker in (e), high enough not to bind")
+	fs.DurationVar(&o.Profile, "profile", 0, "take a CPU profile of the worker this long (e.g. 10s) from the start of each rollout; written next to --out (go tool pprof -top FILE)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}

@@ -8,12 +8,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,6 +145,9 @@ func (r *benchRunner) runBaseline(ctx context.Context) error {
 type benchStack struct {
 	api, worker *benchProc
 	url         string
+	// workerDebug is the worker's metrics listener, serving pprof, when
+	// the bench profiles.
+	workerDebug string
 }
 
 // startStack starts a worker and an api process and waits until both are
@@ -148,9 +155,18 @@ type benchStack struct {
 func (r *benchRunner) startStack(ctx context.Context, name string, extraEnv []string) (*benchStack, error) {
 	env := append(slices.Clone(r.childEnv), extraEnv...)
 	s := &benchStack{}
+	metricsAddr := "127.0.0.1:0"
+	if r.o.Profile > 0 {
+		addr, err := benchFreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		metricsAddr, s.workerDebug = addr, "http://"+addr
+		env = append(env, "LICENSEOPS_PPROF=true")
+	}
 	var err error
 	s.worker, err = startBenchProc(r.exe, name+"-worker", r.logDir, env,
-		"worker", "--metrics-addr", "127.0.0.1:0", "--concurrency", strconv.Itoa(r.o.Concurrency))
+		"worker", "--metrics-addr", metricsAddr, "--concurrency", strconv.Itoa(r.o.Concurrency))
 	if err != nil {
 		return nil, err
 	}
@@ -387,6 +403,8 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 	}
 	intake := time.Since(post)
 	r.progress("    accepted in %s: operation %s", intake.Round(time.Millisecond), acc.ID)
+	profiled := r.profileWorker(ctx, s, customer)
+	defer func() { <-profiled }()
 	if accepted != nil {
 		accepted()
 	}
@@ -431,6 +449,54 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 	r.progress("    %d users in %.1fs: %.0f users/s (%d failed); completed at %.1fs; peak RSS api %.0f MiB, worker %.0f MiB",
 		len(users), lastItem.Seconds(), ro.UsersPerS, ro.Failed, completed.Seconds(), ro.APIPeakRSSMiB, ro.WorkerPeakRSSMiB)
 	return ro, nil
+}
+
+// profileWorker takes a CPU profile of the stack's worker for
+// r.o.Profile in the background, when asked to, and writes it next to the
+// JSON figures. The channel is closed when it is done.
+func (r *benchRunner) profileWorker(ctx context.Context, s *benchStack, name string) <-chan struct{} {
+	done := make(chan struct{})
+	if r.o.Profile <= 0 || s.workerDebug == "" {
+		close(done)
+		return done
+	}
+	path := strings.TrimSuffix(r.o.Out, filepath.Ext(r.o.Out)) + "-" + name + "-worker.cpu.pprof"
+	go func() {
+		defer close(done)
+		err := func() error {
+			url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.workerDebug, max(1, int(r.o.Profile.Seconds())))
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req) // #nosec G107 -- our own worker's pprof on 127.0.0.1
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("status %s", resp.Status)
+			}
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { // #nosec G301 -- benchmark output, no secrets
+				return err
+			}
+			f, err := os.Create(path) // #nosec G304 -- a path under the bench's own output folder
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				_ = f.Close()
+				return err
+			}
+			return f.Close()
+		}()
+		if err != nil {
+			r.progress("    worker CPU profile failed: %v", err)
+			return
+		}
+		r.progress("    worker CPU profile (%s) written to %s", r.o.Profile, path)
+	}()
+	return done
 }
 
 // scenarioRun seeds with one api and worker, then measures with fresh ones,

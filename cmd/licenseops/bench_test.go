@@ -23,7 +23,7 @@ func TestBench(t *testing.T) {
 		t.Skip("starts api and worker processes several times")
 	}
 	out := filepath.Join(t.TempDir(), "bench.json")
-	o, err := parseBenchFlags([]string{"--users", "2000", "--graph-users", "500", "--concurrency", "64", "--out", out})
+	o, err := parseBenchFlags([]string{"--users", "2000", "--graph-users", "500", "--concurrency", "64", "--out", out, "--profile", "1s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +60,16 @@ func TestBench(t *testing.T) {
 		v, ok := lookupJSON(doc, path)
 		if n, isNum := v.(float64); !ok || !isNum || n <= 0 {
 			t.Errorf("%s = %v (present: %v), want a positive number", path, v, ok)
+		}
+	}
+	// --profile: a CPU profile of the worker per rollout, gzipped protobuf.
+	profiles, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "bench-*-worker.cpu.pprof"))
+	if len(profiles) != 3 {
+		t.Errorf("worker profiles %v, want one for each of (b), (c) and (e)", profiles)
+	}
+	for _, p := range profiles {
+		if b, err := os.ReadFile(p); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s is not a gzipped profile (%d bytes, %v)", p, len(b), err)
 		}
 	}
 	if s, _ := lookupJSON(doc, "machine.go_version"); s == "" || s == nil {

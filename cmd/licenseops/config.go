@@ -22,7 +22,9 @@ type Config struct {
 	MetricsAddr string
 	// MetricsAddrSet is true when the operator chose MetricsAddr (flag or
 	// environment); the default falls back to a free port when taken.
-	MetricsAddrSet  bool
+	MetricsAddrSet bool
+	// PProf serves net/http/pprof on a worker's metrics listener.
+	PProf           bool
 	BuyMoreURL      string
 	Concurrency     int
 	DBMaxConns      int
@@ -87,7 +89,7 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
-// numericEnv lists every numeric setting with its kind, so that checkEnv can
+// numericEnv lists every numeric (and boolean) setting with its kind, so that checkEnv can
 // refuse a bad value at startup instead of the env* readers silently using
 // the default (a rate of "6.5" read as an integer, "5" for a duration).
 var numericEnv = []struct{ name, kind string }{
@@ -104,6 +106,7 @@ var numericEnv = []struct{ name, kind string }{
 	{"LICENSEOPS_RATE_LIMIT_BURST", "count"},
 	{"LICENSEOPS_SCHEDULER_SYNC_INTERVAL", "duration"},
 	{"LICENSEOPS_DIRECTORY_SYNC_EVERY", "signed duration"},
+	{"LICENSEOPS_PPROF", "bool"},
 }
 
 // checkEnv validates the numeric settings of the environment, naming each
@@ -132,6 +135,10 @@ func checkEnv(getenv func(string) string) error {
 		case "duration":
 			if d, err := time.ParseDuration(v); err != nil || d <= 0 {
 				bad = "a duration above 0 with its unit, e.g. 500ms, 30s or 5m"
+			}
+		case "bool":
+			if v != "true" && v != "false" {
+				bad = "true or false"
 			}
 		case "signed duration":
 			if _, err := time.ParseDuration(v); err != nil {
@@ -170,6 +177,7 @@ func loadConfig(fs *flag.FlagSet) *Config {
 		RateLimitBurst:   envInt("LICENSEOPS_RATE_LIMIT_BURST", 0),
 	}
 	_, c.MetricsAddrSet = os.LookupEnv("LICENSEOPS_METRICS_ADDR")
+	c.PProf = os.Getenv("LICENSEOPS_PPROF") == "true"
 	if fs != nil {
 		fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address of the API (env LICENSEOPS_ADDR)")
 		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of a worker's /metrics, /healthz, /readyz; :0 picks a free port (env LICENSEOPS_METRICS_ADDR)")

@@ -25,8 +25,8 @@ func TestCheckEnv(t *testing.T) {
 		{env: map[string]string{"LICENSEOPS_SWEEP_INTERVAL": "5"}, wantBad: []string{"LICENSEOPS_SWEEP_INTERVAL"}},
 		{env: map[string]string{"LICENSEOPS_GRAPH_RATE": "fast", "LICENSEOPS_WORKER_CONCURRENCY": "0", "LICENSEOPS_STALL_AFTER": "-5m"},
 			wantBad: []string{"LICENSEOPS_GRAPH_RATE", "LICENSEOPS_WORKER_CONCURRENCY", "LICENSEOPS_STALL_AFTER"}},
-		{env: map[string]string{"LICENSEOPS_RATE_LIMIT": "1.5", "LICENSEOPS_DIRECTORY_SYNC_EVERY": "hourly"},
-			wantBad: []string{"LICENSEOPS_RATE_LIMIT", "LICENSEOPS_DIRECTORY_SYNC_EVERY"}},
+		{env: map[string]string{"LICENSEOPS_RATE_LIMIT": "1.5", "LICENSEOPS_DIRECTORY_SYNC_EVERY": "hourly", "LICENSEOPS_PPROF": "yes"},
+			wantBad: []string{"LICENSEOPS_RATE_LIMIT", "LICENSEOPS_DIRECTORY_SYNC_EVERY", "LICENSEOPS_PPROF"}},
 	}
 	for _, c := range cases {
 		err := checkEnv(func(k string) string { return c.env[k] })
