@@ -1,0 +1,82 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/licenseops/licenseops/internal/testenv"
+	"github.com/licenseops/licenseops/storage"
+)
+
+// `licenseops demo`, the binary as `make demo` runs it, small: it finishes,
+// prints the outcome and the seats, writes the report as JSON and CSV with
+// one row per user, and leaves the invariants intact — on the local
+// directory and on the Graph simulator.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs the demo binary")
+	}
+	for _, c := range []struct {
+		directory string
+		users     int
+	}{{"local", 600}, {"graphsim", 300}} {
+		t.Run(c.directory, func(t *testing.T) {
+			t.Parallel()
+			env := []string{"DATABASE_URL=" + testenv.Postgres(t, storage.MigrateURL), "REDIS_URL=" + testenv.Redis(t)}
+			dir := t.TempDir()
+			stdout, stderr, err := runBinary(t, env, "demo", "--users", strconv.Itoa(c.users), "--directory", c.directory, "--out", dir)
+			if err != nil {
+				t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+			}
+			for _, want := range []string{"Seats before the rollout", "completed", "Seats after the rollout", "Demo finished"} {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("demo output lacks %q:\n%s", want, stdout)
+				}
+			}
+			jsons, _ := filepath.Glob(filepath.Join(dir, "report-*.json"))
+			csvs, _ := filepath.Glob(filepath.Join(dir, "report-*.csv"))
+			if len(jsons) != 1 || len(csvs) != 1 {
+				t.Fatalf("report files %v %v, want one JSON and one CSV in %s", jsons, csvs, dir)
+			}
+			raw, err := os.ReadFile(jsons[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep struct {
+				Results []struct {
+					UserID string `json:"user_id"`
+					Status string `json:"status"`
+				} `json:"results"`
+			}
+			if err := json.Unmarshal(raw, &rep); err != nil {
+				t.Fatal(err)
+			}
+			statuses := map[string]int{}
+			for _, r := range rep.Results {
+				statuses[r.Status]++
+			}
+			if len(rep.Results) != c.users || statuses["succeeded"] == 0 || statuses["failed"] == 0 || statuses["succeeded"]+statuses["failed"] != c.users {
+				t.Fatalf("JSON report: %d rows by status %v; want %d rows, all final, some of each (the demo tenant has rule failures and too few seats)",
+					len(rep.Results), statuses, c.users)
+			}
+			f, err := os.Open(csvs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			rows, err := csv.NewReader(f).ReadAll()
+			if err != nil || len(rows) != c.users+1 {
+				t.Fatalf("CSV report: %d rows (%v), want a header and %d users", len(rows), err, c.users)
+			}
+			if out, stderr, err := runBinary(t, env, "check"); err != nil || !strings.Contains(out, "ok: every invariant holds") {
+				t.Fatalf("check after the demo: %v\n%s%s", err, out, stderr)
+			}
+		})
+	}
+}
