@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,6 +76,7 @@ func TestSizeLimits(t *testing.T) {
 	}
 	refuseAll(t, c, "big", []hostileCase{
 		{"100,001 users", "POST", ops, map[string]any{"user_ids": ids(100_001), "assign": []string{"E5"}}, 413, "TooLarge", "100000"},
+		{"200,001 entries, 3 distinct", "POST", ops, map[string]any{"user_ids": repeatIDs(200_001, 3), "assign": []string{"E5"}}, 413, "TooLarge", "100000"},
 		{"100,001 users in a summary", "POST", "/v1/customers/big/license-summary", map[string]any{"user_ids": ids(100_001)}, 413, "TooLarge", "100000"},
 		{"31 SKUs", "POST", ops, map[string]any{"user_ids": ids(1), "assign": ids(31)}, 413, "TooLarge", "30"},
 		{"17 MB operation", "POST", ops, `{"user_ids":["` + bigString + `"],"assign":["E5"]}`, 413, "TooLarge", "split"},
@@ -86,6 +88,48 @@ func TestSizeLimits(t *testing.T) {
 	// because these users do not exist, after the size checks).
 	if r := c.Do("POST", ops, map[string]any{"user_ids": ids(100_000), "assign": []string{"E5"}}); r.Status != 422 || r.ErrorCode() != "UnknownUsers" {
 		t.Fatalf("100,000 users: %d %s, want 422 UnknownUsers", r.Status, truncateBody(r.Body))
+	}
+}
+
+// repeatIDs returns n entries cycling through the first distinct IDs of ids.
+func repeatIDs(n, distinct int) []string {
+	base := ids(distinct)
+	out := make([]string, n)
+	for i := range out {
+		out[i] = base[i%distinct]
+	}
+	return out
+}
+
+// API.md: "duplicate user IDs count once; up to 100,000 users". The limit is
+// on distinct users, so a full selection with a repeat is taken, and one
+// more distinct user is refused.
+func TestUserLimitCountsDistinctUsers(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	seedTenant(t, c, "full", 0, map[string]int{"E5": 200_000})
+	// 100,001 users straight into Postgres: the import API would be slower
+	// and is not what this test is about.
+	if _, err := b.Store.DB().Exec(`
+		INSERT INTO users (customer_key, id, user_principal_name, display_name, usage_location)
+		SELECT c.customer_key, 'u' || lpad(n::text, 6, '0'), 'u' || n || '@x', 'User ' || n, 'PL'
+		FROM customers c, generate_series(0, 100000) AS n WHERE c.id = 'full'`); err != nil {
+		t.Fatal(err)
+	}
+	ops := "/v1/customers/full/license-operations"
+	all := ids(100_001)
+
+	refuseAll(t, c, "full", []hostileCase{
+		{"100,001 distinct users", "POST", ops, map[string]any{"user_ids": all, "assign": []string{"E5"}}, 413, "TooLarge", "100000"},
+		{"100,001 distinct users, repeated", "POST", ops, map[string]any{"user_ids": append(slices.Clone(all), all[:1000]...), "assign": []string{"E5"}}, 413, "TooLarge", "100000"},
+	})
+
+	withRepeat := append(slices.Clone(all[:100_000]), all[0], all[99_999])
+	var acc struct{ Total int }
+	c.Must(http.StatusAccepted, "POST", ops, map[string]any{"user_ids": withRepeat, "assign": []string{"E5"}}).JSON(t, &acc)
+	if acc.Total != 100_000 {
+		t.Fatalf("100,000 distinct users and 2 repeats: total %d, want 100000", acc.Total)
 	}
 }
 

@@ -25,6 +25,11 @@ type operationRequest struct {
 	AllowPartial  bool     `json:"allow_partial"`
 }
 
+// maxRawUsersFactor bounds the raw user_ids list, duplicates included, at
+// this multiple of the distinct-user limit: a body of mostly repeats is
+// refused before deduplication spends memory on it.
+const maxRawUsersFactor = 2
+
 func tooLarge(field string, n, limit int) error {
 	return licensing.Errorf(licensing.CodeTooLarge, "%s has %d entries; the limit is %d, split the request", field, n, limit)
 }
@@ -37,8 +42,11 @@ func (req *operationRequest) validate(maxUsers int) error {
 	if len(req.UserIDs) == 0 {
 		return invalid("user_ids is required: select at least one user")
 	}
-	if len(req.UserIDs) > maxUsers {
-		return tooLarge("user_ids", len(req.UserIDs), maxUsers)
+	// Duplicates count once (API.md), so the limit applies to distinct
+	// users; a raw list far beyond it is refused before any ID is hashed.
+	if len(req.UserIDs) > maxRawUsersFactor*maxUsers {
+		return licensing.Errorf(licensing.CodeTooLarge,
+			"user_ids has %d entries; an operation takes up to %d distinct users, split the request", len(req.UserIDs), maxUsers)
 	}
 	if len(req.Assign) == 0 && len(req.Revoke) == 0 {
 		return invalid("nothing to do: give at least one SKU in assign or revoke")
@@ -53,6 +61,10 @@ func (req *operationRequest) validate(maxUsers int) error {
 		return err
 	}
 	req.UserIDs, req.Assign, req.Revoke = dedupe(req.UserIDs), dedupe(req.Assign), dedupe(req.Revoke)
+	if len(req.UserIDs) > maxUsers {
+		return licensing.Errorf(licensing.CodeTooLarge,
+			"user_ids has %d distinct users; the limit is %d, split the request", len(req.UserIDs), maxUsers)
+	}
 	if n := len(req.Assign) + len(req.Revoke); n > storage.MaxSKUsPerOperation {
 		return tooLarge("assign and revoke", n, storage.MaxSKUsPerOperation)
 	}
