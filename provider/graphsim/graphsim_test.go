@@ -722,3 +722,21 @@ func TestRun(t *testing.T) {
 		t.Fatal("Run with a missing seed file succeeded")
 	}
 }
+
+// The seed file README.md shows is one the simulator accepts.
+func TestSeedExample(t *testing.T) {
+	t.Parallel()
+	f, err := os.Open("testdata/seed-example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sim := graphsim.New(graphsim.Config{})
+	if err := sim.Seed(f); err != nil {
+		t.Fatalf("the README's example seed: %v", err)
+	}
+	u, ok := sim.User("6f1c5a2e-0000-4000-8000-00000000c0de", "a1b2c3d4-0000-4000-8000-000000000001")
+	if !ok || u.UsageLocation != "PL" || len(u.Licenses) != 1 {
+		t.Fatalf("seeded user %+v (%v)", u, ok)
+	}
+}
