@@ -251,7 +251,8 @@ func (a *App) close() error {
 
 func runServe(ctx context.Context, mode string, args []string) error {
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
-	cfg := loadConfig(fs)
+	cfg := loadConfig(nil)
+	cfg.bindFlags(fs, mode)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -179,11 +179,24 @@ func loadConfig(fs *flag.FlagSet) *Config {
 	_, c.MetricsAddrSet = os.LookupEnv("LICENSEOPS_METRICS_ADDR")
 	c.PProf = os.Getenv("LICENSEOPS_PPROF") == "true"
 	if fs != nil {
-		fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address of the API (env LICENSEOPS_ADDR)")
-		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of a worker's /metrics, /healthz, /readyz; :0 picks a free port (env LICENSEOPS_METRICS_ADDR)")
-		fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "tasks a worker handles at once (env LICENSEOPS_WORKER_CONCURRENCY)")
+		c.bindFlags(fs, "all")
 	}
 	return c
+}
+
+// bindFlags binds the flags a serving mode has: the api's listen address
+// for api and all, the worker's for worker, its concurrency for worker and
+// all; the scheduler has none.
+func (c *Config) bindFlags(fs *flag.FlagSet, mode string) {
+	if mode == "api" || mode == "all" {
+		fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address of the API (env LICENSEOPS_ADDR)")
+	}
+	if mode == "worker" {
+		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of the worker's /metrics, /healthz, /readyz; :0 picks a free port (env LICENSEOPS_METRICS_ADDR)")
+	}
+	if mode == "worker" || mode == "all" {
+		fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "tasks a worker handles at once (env LICENSEOPS_WORKER_CONCURRENCY)")
+	}
 }
 
 // newLogger logs text to a terminal and JSON otherwise (or as LICENSEOPS_LOG_FORMAT says).

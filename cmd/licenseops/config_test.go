@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 
@@ -87,5 +89,26 @@ func TestWorkerMetricsPortFallback(t *testing.T) {
 	}
 	if _, err := newWorker(true); err == nil || !strings.Contains(err.Error(), "LICENSEOPS_METRICS_ADDR") {
 		t.Fatalf("worker with a chosen metrics port taken: %v, want a refusal that names LICENSEOPS_METRICS_ADDR", err)
+	}
+}
+
+// Each serving mode offers the flags that do something in it, no others.
+func TestServeFlagsPerMode(t *testing.T) {
+	want := map[string][]string{
+		"api":       {"addr"},
+		"worker":    {"metrics-addr", "concurrency"},
+		"all":       {"addr", "concurrency"},
+		"scheduler": nil,
+	}
+	for mode, flags := range want {
+		fs := flag.NewFlagSet(mode, flag.ContinueOnError)
+		loadConfig(nil).bindFlags(fs, mode)
+		var got []string
+		fs.VisitAll(func(f *flag.Flag) { got = append(got, f.Name) })
+		slices.Sort(got)
+		flags = slices.Sorted(slices.Values(flags))
+		if !slices.Equal(got, flags) {
+			t.Errorf("%s has flags %v, want %v", mode, got, flags)
+		}
 	}
 }

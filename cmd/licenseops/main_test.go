@@ -87,8 +87,8 @@ func emptyDatabase(t *testing.T) string {
 func TestServeRefusesUnmigratedDatabase(t *testing.T) {
 	t.Parallel()
 	dbURL := emptyDatabase(t)
-	for _, mode := range []string{"api", "worker"} {
-		_, stderr, err := runBinary(t, []string{"DATABASE_URL=" + dbURL, "REDIS_URL=" + testenv.Redis(t)}, mode, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
+	for mode, addr := range map[string]string{"api": "--addr", "worker": "--metrics-addr"} {
+		_, stderr, err := runBinary(t, []string{"DATABASE_URL=" + dbURL, "REDIS_URL=" + testenv.Redis(t)}, mode, addr, "127.0.0.1:0")
 		if err == nil || !strings.Contains(stderr, "licenseops migrate") {
 			t.Fatalf("%s against an unmigrated database: err %v, stderr %q; want a failure that says to run licenseops migrate", mode, err, stderr)
 		}
