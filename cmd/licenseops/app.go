@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/internal/tenantrate"
 	"github.com/licenseops/licenseops/provider"
 	"github.com/licenseops/licenseops/provider/msgraph"
 	"github.com/licenseops/licenseops/storage"
@@ -87,7 +88,7 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 		}
 	}
 	if mode == "worker" || mode == "all" {
-		dirs, err := directories(cfg, log)
+		dirs, err := directories(cfg, log, a.rdb)
 		if err != nil {
 			_ = a.close()
 			return nil, err
@@ -117,7 +118,11 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 
 // directories builds the external license directories this worker can
 // reach: Microsoft Graph when credentials are configured.
-func directories(cfg *Config, log *slog.Logger) (map[string]provider.Directory, error) {
+// directories builds the external license directories. With rdb, writes to
+// a tenant are paced across every worker process through Redis
+// (LICENSEOPS_GRAPH_RATE per tenant, not per process); without (the
+// checker, which only reads), in this process.
+func directories(cfg *Config, log *slog.Logger, rdb redis.UniversalClient) (map[string]provider.Directory, error) {
 	getenv := cfg.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -130,10 +135,20 @@ func directories(cfg *Config, log *slog.Logger) (map[string]provider.Directory, 
 	if err != nil {
 		return nil, err
 	}
-	client, err := msgraph.New(msgraph.Config{
+	gcfg := msgraph.Config{
 		BaseURL: cfg.GraphBaseURL, TokenURL: cfg.GraphTokenURL, Credentials: creds,
 		RatePerSecond: cfg.GraphRate, MaxInFlight: cfg.GraphMaxInFlight,
-	})
+	}
+	if rdb != nil {
+		rate := cfg.GraphRate
+		if rate <= 0 {
+			rate = msgraph.DefaultRatePerSecond
+		}
+		if gcfg.WriteLimiter, err = tenantrate.New(rdb, rate); err != nil {
+			return nil, err
+		}
+	}
+	client, err := msgraph.New(gcfg)
 	if err != nil {
 		return nil, err
 	}

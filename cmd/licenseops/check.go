@@ -66,7 +66,7 @@ func check(ctx context.Context, store *storage.Store, cfg *Config, partnerID, cu
 	if err != nil {
 		return nil, err
 	}
-	dirs, err := directories(cfg, slog.New(slog.DiscardHandler))
+	dirs, err := directories(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil || len(dirs) == 0 {
 		return problems, err
 	}

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/storage"
@@ -109,6 +112,34 @@ func TestServeFlagsPerMode(t *testing.T) {
 		flags = slices.Sorted(slices.Values(flags))
 		if !slices.Equal(got, flags) {
 			t.Errorf("%s has flags %v, want %v", mode, got, flags)
+		}
+	}
+}
+
+// Workers pace Graph writes per tenant through Redis, shared by all of
+// them; the checker, which only reads, paces in process.
+func TestGraphWritesPacedPerTenantAcrossWorkers(t *testing.T) {
+	cfg := loadConfig(nil)
+	cfg.Getenv = func(k string) string {
+		return map[string]string{"LICENSEOPS_GRAPH_CLIENT_ID": "app", "LICENSEOPS_GRAPH_CLIENT_SECRET": "s3cret"}[k]
+	}
+	opts, err := redis.ParseURL(testenv.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	log := slog.New(slog.DiscardHandler)
+	for _, c := range []struct {
+		rdb  redis.UniversalClient
+		want string
+	}{{rdb, "WriteRate: shared"}, {nil, "WriteRate: 20/s"}} {
+		dirs, err := directories(cfg, log, c.rdb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(dirs["msgraph"]); !strings.Contains(got, c.want) {
+			t.Errorf("directory %s, want %s", got, c.want)
 		}
 	}
 }
