@@ -219,3 +219,78 @@ func TestIdempotencyKeysPruned(t *testing.T) {
 		t.Fatalf("the fresh key with another body: %d %s, want 422", r.Status, r.Body)
 	}
 }
+
+// While the first request with a key is still being taken, the key answers
+// 409 IdempotencyKeyInUse. The in-flight claim is made here directly in
+// Postgres, as a request that is slow (or whose process died) leaves it. A
+// claim abandoned for over a minute is taken over by a retry of the same
+// request, and never by another request.
+func TestIdempotencyKeyInFlight(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "helpdesk_agent")
+	seedTenant(t, b.Client("p", "global_admin"), "flight", 2, map[string]int{"E5": 10})
+	path := "/v1/customers/flight/license-operations"
+	body := `{"user_ids":["u00000"],"assign":["E5"]}`
+	other := `{"user_ids":["u00001"],"assign":["E5"]}`
+	db := b.Store.DB()
+
+	// The request's fingerprint comes from a finished use of the same body
+	// under another key; the claim of "k" copies it, still in flight.
+	c.Must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", "template")
+	if _, err := db.Exec(`
+		INSERT INTO idempotency_keys (partner_key, key, request_hash)
+		SELECT partner_key, 'k', request_hash FROM idempotency_keys WHERE key = 'template'`); err != nil {
+		t.Fatal(err)
+	}
+	inUse := func(when string) {
+		t.Helper()
+		r := c.Do("POST", path, body, "Idempotency-Key", "k")
+		if r.Status != http.StatusConflict || r.ErrorCode() != "IdempotencyKeyInUse" || !strings.Contains(string(r.Body), `\"k\"`) {
+			t.Fatalf("%s: %d %s, want 409 IdempotencyKeyInUse naming the key", when, r.Status, r.Body)
+		}
+	}
+	reused := func(when string) {
+		t.Helper()
+		if r := c.Do("POST", path, other, "Idempotency-Key", "k"); r.Status != http.StatusUnprocessableEntity || r.ErrorCode() != "IdempotencyKeyReused" {
+			t.Fatalf("%s, another body: %d %s, want 422 IdempotencyKeyReused", when, r.Status, r.Body)
+		}
+	}
+	age := func(interval string) {
+		t.Helper()
+		if _, err := db.Exec(`UPDATE idempotency_keys SET created_at = now() - $1::interval WHERE key = 'k'`, interval); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inUse("in flight")
+	reused("in flight")
+	age("50 seconds")
+	inUse("in flight for 50 seconds")
+	if n := operationCount(t, c, "flight"); n != 1 {
+		t.Fatalf("%d operations while the key was in flight, want only the template's", n)
+	}
+
+	// Abandoned for two minutes: another body still may not take the key,
+	// and the refusal leaves the claim as it was.
+	age("2 minutes")
+	reused("abandoned")
+	var state string
+	var stale bool
+	if err := db.QueryRow(`SELECT state, created_at < now() - interval '1 minute' FROM idempotency_keys WHERE key = 'k'`).Scan(&state, &stale); err != nil {
+		t.Fatal(err)
+	}
+	if state != "in_flight" || !stale {
+		t.Fatalf("after a refused takeover: state %q, stale %v; want the abandoned claim untouched", state, stale)
+	}
+	// The same request takes it over, and from then on is replayed.
+	first := c.Must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", "k")
+	if again := c.Must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", "k"); !bytes.Equal(again.Body, first.Body) {
+		t.Fatalf("after the takeover: %s, want the replay %s", again.Body, first.Body)
+	}
+	if err := db.QueryRow(`SELECT state FROM idempotency_keys WHERE key = 'k'`).Scan(&state); err != nil || state != "done" {
+		t.Fatalf("key state %q (%v) after the takeover, want done", state, err)
+	}
+	if n := operationCount(t, c, "flight"); n != 2 {
+		t.Fatalf("%d operations, want 2: the template's and the takeover's", n)
+	}
+}
