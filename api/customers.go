@@ -1,13 +1,13 @@
 package api
 
 import (
-	"errors"
-	"github.com/hibiken/asynq"
-	"github.com/licenseops/licenseops/jobs"
-	"github.com/licenseops/licenseops/licensing"
 	"net/http"
 	"time"
 
+	"github.com/hibiken/asynq"
+
+	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -297,8 +297,10 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, p *st
 }
 
 // syncCustomer queues an import of the customer's users, licenses and
-// subscriptions from its external directory. A sync already queued or
-// running is not queued twice.
+// subscriptions from its external directory. A sync already queued,
+// waiting for running operations or running is not queued twice; one that
+// was archived (it failed on every retry) is run again, so that 202 always
+// means a sync will run.
 func (s *Server) syncCustomer(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
@@ -308,11 +310,11 @@ func (s *Server) syncCustomer(w http.ResponseWriter, r *http.Request, p *storage
 		return licensing.Errorf(licensing.CodeConflict,
 			"customer %s keeps its licenses in licenseops (directory local); there is no external directory to sync from", c.ID)
 	}
-	_, err = s.enqueuer.Client.EnqueueContext(r.Context(), jobs.NewSyncTask(c.Key))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	res, err := jobs.EnqueueSync(r.Context(), s.enqueuer.Client, asynq.NewInspectorFromRedisClient(s.rdb), c.Key)
+	if err != nil {
 		return err
 	}
-	s.audit(r, p, auditCustomerSync, c.ID, c.ID, nil)
+	s.audit(r, p, auditCustomerSync, c.ID, c.ID, map[string]string{"request": res.String()})
 	writeJSON(w, http.StatusAccepted, map[string]string{"customer_id": c.ID, "status": "queued"})
 	return nil
 }

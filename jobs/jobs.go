@@ -160,13 +160,147 @@ type SyncPayload struct {
 	CustomerKey int64 `json:"c"`
 }
 
-// NewSyncTask builds the sync task of a customer. Its TaskID makes a second
-// request while one is queued or running a no-op.
+// SyncMaxRetry is how often a sync is retried after a failure of the
+// directory or the database before it is archived. Waiting for a busy
+// customer is not a failure and spends none of them (see NewDeferredSyncTask).
+const SyncMaxRetry = 10
+
+// SyncWait is how long a sync that found the customer busy (operations
+// running) waits before it looks again.
+const SyncWait = 30 * time.Second
+
+// SyncTaskID is the TaskID of a requested sync of a customer (by the api or
+// the scheduler): while that task exists, requesting another is a no-op.
+func SyncTaskID(customerKey int64) string { return fmt.Sprintf("sync:%d", customerKey) }
+
+// NewSyncTask builds the requested sync of a customer. Its TaskID makes a
+// second request while one is queued or running a no-op.
 func NewSyncTask(customerKey int64) *asynq.Task {
 	payload, _ := json.Marshal(SyncPayload{CustomerKey: customerKey})
 	return asynq.NewTask(TypeSyncDirectory, payload,
-		asynq.TaskID(fmt.Sprintf("sync:%d", customerKey)), asynq.Queue(QueueLow), asynq.MaxRetry(10),
+		asynq.TaskID(SyncTaskID(customerKey)), asynq.Queue(QueueLow), asynq.MaxRetry(SyncMaxRetry),
 		asynq.Timeout(30*time.Minute))
+}
+
+// DeferredSyncTaskID is the TaskID of the customer's sync deferred to at.
+func DeferredSyncTaskID(customerKey int64, at time.Time) string {
+	return fmt.Sprintf("%s:at:%d", SyncTaskID(customerKey), at.Unix())
+}
+
+// NewDeferredSyncTask builds the sync a worker queues, to run at at, when a
+// sync finds the customer busy; the finished sync then leaves the queue, so
+// waiting spends no retries, however long the customer's operations run.
+// Its TaskID names at, which callers round to a multiple of SyncWait: every
+// sync of the customer that waits until the same time is one task.
+func NewDeferredSyncTask(customerKey int64, at time.Time) *asynq.Task {
+	payload, _ := json.Marshal(SyncPayload{CustomerKey: customerKey})
+	return asynq.NewTask(TypeSyncDirectory, payload,
+		asynq.TaskID(DeferredSyncTaskID(customerKey, at)), asynq.ProcessAt(at),
+		asynq.Queue(QueueLow), asynq.MaxRetry(SyncMaxRetry), asynq.Timeout(30*time.Minute))
+}
+
+// ParseSyncPayload decodes a SyncPayload.
+func ParseSyncPayload(b []byte) (SyncPayload, error) {
+	var p SyncPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode %s payload: %w", TypeSyncDirectory, err)
+	}
+	if p.CustomerKey <= 0 {
+		return p, fmt.Errorf("decode %s payload: customer is required", TypeSyncDirectory)
+	}
+	return p, nil
+}
+
+// SyncRequest says what EnqueueSync found.
+type SyncRequest int
+
+// What EnqueueSync did.
+const (
+	// SyncQueued: a new sync task was queued.
+	SyncQueued SyncRequest = iota + 1
+	// SyncAlreadyQueued: the customer's sync task was already pending,
+	// scheduled, retrying or running; it will run (or is running).
+	SyncAlreadyQueued
+	// SyncRequeued: the customer's sync task had been archived (it failed
+	// on every retry) and was run again.
+	SyncRequeued
+)
+
+// String returns the name used in logs.
+func (r SyncRequest) String() string {
+	switch r {
+	case SyncQueued:
+		return "queued"
+	case SyncAlreadyQueued:
+		return "already_queued"
+	case SyncRequeued:
+		return "requeued"
+	default:
+		return "unknown"
+	}
+}
+
+// EnqueueSync requests a sync of the customer so that one will run. An
+// existing task with the sync's TaskID is looked at rather than trusted: an
+// archived one (or a completed one, kept for retention) would absorb every
+// later request without ever running, so it is run again (or replaced).
+func EnqueueSync(ctx context.Context, client *asynq.Client, insp *asynq.Inspector, customerKey int64) (SyncRequest, error) {
+	id := SyncTaskID(customerKey)
+	var lastErr error
+	// The task may change state between the calls (finish, be run again by
+	// another caller); a few rounds settle it.
+	for range 5 {
+		_, err := client.EnqueueContext(ctx, NewSyncTask(customerKey))
+		if err == nil {
+			return SyncQueued, nil
+		}
+		if !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return 0, fmt.Errorf("enqueue %s: %w", id, err)
+		}
+		info, err := insp.GetTaskInfo(QueueLow, id)
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound):
+			lastErr = err
+			continue // gone since: enqueue again
+		case err != nil:
+			return 0, fmt.Errorf("inspect %s: %w", id, err)
+		}
+		switch info.State {
+		case asynq.TaskStateArchived:
+			if lastErr = insp.RunTask(QueueLow, id); lastErr == nil {
+				return SyncRequeued, nil
+			}
+		case asynq.TaskStateCompleted:
+			if lastErr = insp.DeleteTask(QueueLow, id); lastErr != nil {
+				continue
+			}
+		default: // pending, scheduled, retry, active, aggregating
+			return SyncAlreadyQueued, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+	}
+	return 0, fmt.Errorf("enqueue %s: the task kept changing state: %w", id, lastErr)
+}
+
+// RunArchivedSync runs the customer's requested sync again if it is
+// archived, and reports whether it did. The scheduler calls it before each
+// periodic sync, whose fixed TaskID would otherwise conflict with the
+// archived task for as long as asynq keeps it (90 days).
+func RunArchivedSync(insp *asynq.Inspector, customerKey int64) (bool, error) {
+	id := SyncTaskID(customerKey)
+	info, err := insp.GetTaskInfo(QueueLow, id)
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return false, nil
+	}
+	if err != nil || info.State != asynq.TaskStateArchived {
+		return false, err
+	}
+	if err := insp.RunTask(QueueLow, id); err != nil {
+		return false, fmt.Errorf("run archived %s again: %w", id, err)
+	}
+	return true, nil
 }
 
 // TypeCleanupRun runs one scheduled tick of a cleanup policy. The

@@ -32,12 +32,24 @@ type SyncResult struct {
 	Created, Updated, Subscriptions int
 }
 
+// ErrCustomerBusy is ApplyDirectorySync's refusal while the customer has
+// unfinished operations.
+var ErrCustomerBusy = licensing.Errorf(licensing.CodeConflict, "the customer has operations in progress; the sync runs when they finish")
+
+// CustomerBusy reports whether the customer has unfinished operations, so
+// that a sync can wait for them before it reads the whole directory.
+func (s *Store) CustomerBusy(ctx context.Context, customerKey int64) (bool, error) {
+	var busy bool
+	err := s.db.GetContext(ctx, &busy, `SELECT EXISTS (SELECT 1 FROM operations WHERE customer_key = $1 AND finished_at IS NULL)`, customerKey)
+	return busy, err
+}
+
 // ApplyDirectorySync makes Postgres mirror an external directory for one
 // customer: users (with usage location, enabled flag, sign-in time and
 // licenses) and subscriptions (seat totals; consumed recomputed from the
-// mirrored assignments). It refuses while the customer has unfinished
-// operations, whose reserved seats and in-flight changes a snapshot cannot
-// account for; the caller retries later.
+// mirrored assignments). It refuses with ErrCustomerBusy while the customer
+// has unfinished operations, whose reserved seats and in-flight changes a
+// snapshot cannot account for; the caller tries again later.
 func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users []DirectoryUser, skus []DirectorySKU) (SyncResult, error) {
 	var res SyncResult
 	rows := make([]UserImport, len(users))
@@ -69,7 +81,7 @@ func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users
 			return err
 		}
 		if busy {
-			return licensing.Errorf(licensing.CodeConflict, "the customer has operations in progress; the sync runs when they finish")
+			return ErrCustomerBusy
 		}
 		var err error
 		res.Created, res.Updated, err = importUsers(ctx, tx, customerKey, rows)

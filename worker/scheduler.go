@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -99,7 +100,9 @@ func (p *PolicyConfigProvider) GetConfigs() ([]*asynq.PeriodicTaskConfig, error)
 			return nil, fmt.Errorf("read customers on external directories: %w", err)
 		}
 		for _, k := range keys {
-			// The sync task's ID makes a sync already queued or running absorb the next one.
+			// The sync task's ID makes a sync already queued, waiting or
+			// running absorb the next one (an archived one is run again
+			// before each tick, in NewScheduler's PreEnqueueFunc).
 			configs = append(configs, &asynq.PeriodicTaskConfig{Cronspec: "@every " + p.syncEvery.String(), Task: jobs.NewSyncTask(k)})
 		}
 	}
@@ -120,6 +123,7 @@ type Scheduler struct {
 func NewScheduler(cfg SchedulerConfig, store *storage.Store, rdb redis.UniversalClient) (*Scheduler, error) {
 	cfg = cfg.WithDefaults()
 	log := cfg.Logger
+	insp := asynq.NewInspectorFromRedisClient(rdb)
 	mgr, err := asynq.NewPeriodicTaskManager(asynq.PeriodicTaskManagerOpts{
 		PeriodicTaskConfigProvider: NewPolicyConfigProvider(store, cfg.QueryTimeout, log).SyncDirectoriesEvery(cfg.DirectorySyncEvery),
 		RedisUniversalClient:       rdb,
@@ -128,9 +132,18 @@ func NewScheduler(cfg SchedulerConfig, store *storage.Store, rdb redis.Universal
 			Logger:            schedulerLogger{asynqLogger{log}},
 			LogLevel:          asynq.WarnLevel,
 			HeartbeatInterval: cfg.HeartbeatInterval,
+			PreEnqueueFunc: func(task *asynq.Task, _ []asynq.Option) {
+				if task.Type() == jobs.TypeSyncDirectory {
+					runArchivedSync(insp, task, log)
+				}
+			},
 			PostEnqueueFunc: func(info *asynq.TaskInfo, err error) {
-				if err != nil {
-					log.Warn("scheduler could not enqueue a cleanup tick; another scheduler may have", "error", err)
+				switch {
+				case errors.Is(err, asynq.ErrTaskIDConflict):
+					// Only syncs have a TaskID: the customer's sync is
+					// already queued, waiting or running.
+				case err != nil:
+					log.Warn("scheduler could not enqueue a cleanup tick or sync; another scheduler may have", "error", err)
 				}
 			},
 		},
@@ -156,6 +169,24 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.Shutdown()
 	return nil
+}
+
+// runArchivedSync runs the customer's sync task again if it was archived
+// (it failed on every retry): its TaskID would otherwise absorb this and
+// every later periodic sync without anything running.
+func runArchivedSync(insp *asynq.Inspector, task *asynq.Task, log *slog.Logger) {
+	p, err := jobs.ParseSyncPayload(task.Payload())
+	if err != nil {
+		log.Warn("periodic sync task has a bad payload", "error", err)
+		return
+	}
+	ran, err := jobs.RunArchivedSync(insp, p.CustomerKey)
+	switch {
+	case err != nil:
+		log.Warn("could not check the customer's archived sync task; the periodic sync may be absorbed by it", "customer_key", p.CustomerKey, "error", err)
+	case ran:
+		log.Info("customer's sync had been archived; running it again", "customer_key", p.CustomerKey)
+	}
 }
 
 // schedulerLogger quiets the one error asynq's scheduler always logs when

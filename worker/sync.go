@@ -2,8 +2,9 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -16,10 +17,16 @@ import (
 // handleSync imports a customer's users and subscriptions from its external
 // directory, page by page, then mirrors them in Postgres in one transaction,
 // so that summaries and seat checks match the directory.
+//
+// A customer with operations running cannot be synced (storage refuses
+// the snapshot); the sync then waits for them, however long they run: it
+// queues itself again for later and finishes. Returning an error instead
+// would spend the task's retries, which are for failures of the directory
+// or the database, and archive the sync in the middle of a long rollout.
 func (w *Worker) handleSync(ctx context.Context, t *asynq.Task) error {
-	var p jobs.SyncPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("%w: decode sync payload: %v", asynq.SkipRetry, err)
+	p, err := jobs.ParseSyncPayload(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
 	c, err := w.store.CustomerByKey(ctx, p.CustomerKey)
 	if licensing.ErrorCode(err) == licensing.CodeNotFound {
@@ -31,6 +38,15 @@ func (w *Worker) handleSync(ctx context.Context, t *asynq.Task) error {
 	dir := w.cfg.Directories[c.Directory.Kind]
 	if dir == nil {
 		return fmt.Errorf("%w: customer %s uses directory %q, which has nothing to sync or is not configured", asynq.SkipRetry, c.ID, c.Directory.Kind)
+	}
+	// Checked first so that a waiting sync does not list a whole tenant
+	// from Graph every SyncWait, competing with the rollout it waits for.
+	busy, err := w.store.CustomerBusy(ctx, c.Key)
+	if err != nil {
+		return err
+	}
+	if busy {
+		return w.deferSync(ctx, c)
 	}
 	tenant := c.Directory.TenantID
 	skus, err := dir.SubscribedSKUs(ctx, tenant)
@@ -53,9 +69,42 @@ func (w *Worker) handleSync(ctx context.Context, t *asynq.Task) error {
 		dskus[i] = storage.DirectorySKU{SKU: s.SKU, Enabled: s.Enabled}
 	}
 	res, err := w.store.ApplyDirectorySync(ctx, c.Key, users, dskus)
+	if errors.Is(err, storage.ErrCustomerBusy) {
+		return w.deferSync(ctx, c) // an operation started while the directory was read
+	}
 	if err != nil {
 		return err
 	}
 	w.log.Info("directory synced", "customer_id", c.ID, "users_created", res.Created, "users_updated", res.Updated, "subscriptions", res.Subscriptions)
 	return nil
+}
+
+// deferSync queues the customer's sync again for the next multiple of
+// jobs.SyncWait, and lets the running task finish. Every sync of the
+// customer that waits in the same interval becomes one task (same TaskID),
+// so requests made while a rollout runs do not pile up.
+func (w *Worker) deferSync(ctx context.Context, c storage.Customer) error {
+	own, _ := asynq.GetTaskID(ctx)
+	at := nextSyncSlot(time.Now(), c.Key, own)
+	// The cleanup runner's client is the worker's one asynq client.
+	_, err := w.cleanup.enq.Client.EnqueueContext(ctx, jobs.NewDeferredSyncTask(c.Key, at))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		// Redis refused: this task stays and is retried, which spends a
+		// retry as any failure to reach Redis does.
+		return fmt.Errorf("customer %s is busy and its sync could not be queued for later: %w", c.ID, err)
+	}
+	w.log.Info("customer has operations running; directory sync waits", "customer_id", c.ID, "task_id", own, "runs_at", at)
+	return nil
+}
+
+// nextSyncSlot is the first multiple of jobs.SyncWait after now, or the one
+// after it when that is the running task itself: a task run early (by hand
+// in asynqmon, or by a worker whose clock is behind) must not try to queue
+// its own TaskID, which is taken until it finishes.
+func nextSyncSlot(now time.Time, customerKey int64, ownTaskID string) time.Time {
+	at := now.Truncate(jobs.SyncWait).Add(jobs.SyncWait)
+	if jobs.DeferredSyncTaskID(customerKey, at) == ownTaskID {
+		at = at.Add(jobs.SyncWait)
+	}
+	return at
 }
