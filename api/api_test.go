@@ -20,7 +20,9 @@ type tenant struct {
 	users    []string
 }
 
-// seedTenant creates a catalog, a customer with n users and subscriptions, through the API.
+// seedTenant creates a catalog (E3, E5, VISIO with rules, and a product
+// without rules for any other SKU of seats), a customer with n users and
+// subscriptions, through the API.
 func seedTenant(t *testing.T, c *testapp.Client, customer string, n int, seats map[string]int) tenant {
 	t.Helper()
 	c.Must(200, "PUT", "/v1/products/E3", map[string]any{"name": "Office 365 E3", "excludes": []string{"E5"}})
@@ -39,6 +41,9 @@ func seedTenant(t *testing.T, c *testapp.Client, customer string, n int, seats m
 		t.Fatalf("import: %+v, want %d created", imp, n)
 	}
 	for sku, total := range seats {
+		if sku != "E3" && sku != "E5" && sku != "VISIO" { // a subscription needs its product in the catalog
+			c.Must(200, "PUT", "/v1/products/"+sku, map[string]any{"name": sku})
+		}
 		c.Must(200, "PUT", "/v1/customers/"+customer+"/subscriptions/"+sku, map[string]int{"total": total})
 	}
 	return tenant{customer: customer, users: ids}
@@ -277,4 +282,49 @@ func TestMalformedBodies(t *testing.T) {
 		t.Fatalf("a malformed request created an operation")
 	}
 	_ = tn
+}
+
+// A seat total needs the SKU in the partner's catalog: a typo must not
+// create a subscription without product rules. And a total is refused
+// below the seats assigned plus those held by unfinished operations.
+func TestSubscriptionNeedsProductAndCoversHeldSeats(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{}) // no worker: the operation below stays unfinished
+	c := b.Client("p1", "global_admin")
+	tn := seedTenant(t, c, "contoso", 5, map[string]int{"E5": 10})
+
+	r := c.Do("PUT", "/v1/customers/contoso/subscriptions/E5X", map[string]int{"total": 5})
+	if r.Status != http.StatusNotFound || r.ErrorCode() != "NotFound" || !strings.Contains(string(r.Body), "PUT /v1/products/E5X") {
+		t.Fatalf("unknown SKU: %d %s, want 404 NotFound telling to create the product first", r.Status, r.Body)
+	}
+	// Another partner's product of that ID does not count.
+	b.Client("p2", "global_admin").Must(http.StatusOK, "PUT", "/v1/products/E5X", map[string]any{"name": "Not yours"})
+	if r := c.Do("PUT", "/v1/customers/contoso/subscriptions/E5X", map[string]int{"total": 5}); r.Status != http.StatusNotFound {
+		t.Fatalf("SKU only in another partner's catalog: %d %s, want 404", r.Status, r.Body)
+	}
+	if _, ok := subscriptions(t, c, "contoso")["E5X"]; ok {
+		t.Fatal("a refused PUT created a subscription")
+	}
+	c.Must(http.StatusOK, "PUT", "/v1/products/E5X", map[string]any{"name": "E5, typo fixed in the catalog"})
+	c.Must(http.StatusOK, "PUT", "/v1/customers/contoso/subscriptions/E5X", map[string]int{"total": 5})
+
+	// Three seats held by a queued operation: nothing consumed yet, and
+	// still the total cannot go below 3.
+	c.Must(http.StatusAccepted, "POST", "/v1/customers/contoso/license-operations",
+		map[string]any{"user_ids": tn.users[:3], "assign": []string{"E5"}})
+	r = c.Do("PUT", "/v1/customers/contoso/subscriptions/E5", map[string]int{"total": 2})
+	var body struct {
+		Error struct {
+			Code    string
+			Details struct {
+				Consumed, Reserved int
+				MinimumTotal       int `json:"minimum_total"`
+			}
+		}
+	}
+	r.JSON(t, &body)
+	if d := body.Error.Details; r.Status != http.StatusConflict || body.Error.Code != "SeatsInUse" || d.Consumed != 0 || d.Reserved != 3 || d.MinimumTotal != 3 {
+		t.Fatalf("total below the held seats: %d %s, want 409 SeatsInUse with consumed 0, reserved 3, minimum_total 3", r.Status, r.Body)
+	}
+	c.Must(http.StatusOK, "PUT", "/v1/customers/contoso/subscriptions/E5", map[string]int{"total": 3})
 }

@@ -259,15 +259,27 @@ func (s *Store) ListSubscriptions(ctx context.Context, partnerKey, customerKey i
 	return out, err
 }
 
-// SetSeatTotal creates a subscription or changes its total. A total below the
-// seats consumed or held by running operations is refused with SeatsInUse.
+// SetSeatTotal creates a subscription or changes its total.
+//
+// A new subscription needs the SKU in the partner's catalog (PutProduct):
+// a typo must not create seats of a product without rules. Otherwise it is
+// NotFound, as an unknown object is. (Subscriptions that a directory sync
+// created for SKUs outside the catalog can still be changed.)
+//
+// The total may not go below the seats assigned (consumed) plus those held
+// by unfinished operations (reserved, granted at intake and not settled
+// yet); that is refused with SeatsInUse, whose details give both and the
+// minimum total. Waiting for the operations to finish releases the seats
+// they will not use.
 func (s *Store) SetSeatTotal(ctx context.Context, partnerKey, customerKey int64, sku string, total int) (Subscription, error) {
 	var sub Subscription
 	err := s.db.GetContext(ctx, &sub, `
 		WITH prev AS (
 			SELECT total FROM subscriptions WHERE customer_key = $2 AND sku_id = $3
 		), up AS (
-			INSERT INTO subscriptions AS s (customer_key, sku_id, total) VALUES ($2, $3, $4)
+			INSERT INTO subscriptions AS s (customer_key, sku_id, total)
+			SELECT $2, $3, $4
+			WHERE EXISTS (SELECT 1 FROM products WHERE partner_key = $1 AND sku_id = $3) OR EXISTS (SELECT 1 FROM prev)
 			ON CONFLICT (customer_key, sku_id) DO UPDATE SET total = EXCLUDED.total, updated_at = now()
 			WHERE s.consumed + s.reserved <= EXCLUDED.total
 			RETURNING s.*
@@ -277,12 +289,17 @@ func (s *Store) SetSeatTotal(ctx context.Context, partnerKey, customerKey int64,
 		partnerKey, customerKey, sku, total)
 	if isNoRows(err) {
 		var consumed, reserved int
-		if err := s.db.QueryRowContext(ctx, `SELECT consumed, reserved FROM subscriptions WHERE customer_key = $1 AND sku_id = $2`,
-			customerKey, sku).Scan(&consumed, &reserved); err != nil {
+		err := s.db.QueryRowContext(ctx, `SELECT consumed, reserved FROM subscriptions WHERE customer_key = $1 AND sku_id = $2`,
+			customerKey, sku).Scan(&consumed, &reserved)
+		if isNoRows(err) {
+			return sub, licensing.Errorf(licensing.CodeNotFound,
+				"product %q is not in your catalog; create it first with PUT /v1/products/%s, then set its seats", sku, sku)
+		}
+		if err != nil {
 			return sub, err
 		}
 		e := licensing.Errorf(licensing.CodeSeatsInUse,
-			"cannot set %s to %d seats: %d are assigned and %d are held by running operations; revoke licenses first or choose at least %d",
+			"cannot set %s to %d seats: %d are assigned and %d are held by running operations; revoke licenses or wait for the operations to finish, or choose at least %d",
 			sku, total, consumed, reserved, consumed+reserved)
 		e.Details = map[string]int{"consumed": consumed, "reserved": reserved, "minimum_total": consumed + reserved}
 		return sub, e
