@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -343,5 +344,213 @@ func TestReportCSVDefusesFormulas(t *testing.T) {
 		if row.UserID == "-neg" && (row.DisplayName != "\tTabbed" || strings.Join(row.Licenses, ",") != "=E5") {
 			t.Errorf("JSON row = %+v", row)
 		}
+	}
+}
+
+// userRecord is what Postgres says a user is: usage location ("" for
+// none) and licenses.
+type userRecord struct {
+	Location string
+	Licenses string // sorted, comma-separated
+}
+
+func (u userRecord) String() string { return "location " + strconv.Quote(u.Location) + " licenses [" + u.Licenses + "]" }
+
+// userRecords reads every user of a customer straight from Postgres.
+func userRecords(t *testing.T, b *testapp.Bundle, customer string) map[string]userRecord {
+	t.Helper()
+	rows, err := b.Store.DB().Query(`
+		SELECT u.id, COALESCE(u.usage_location, ''), COALESCE(string_agg(a.sku_id, ',' ORDER BY a.sku_id), '')
+		FROM users u JOIN customers c ON c.customer_key = u.customer_key
+		LEFT JOIN assignments a ON a.customer_key = u.customer_key AND a.user_id = u.id
+		WHERE c.id = $1 GROUP BY u.id, u.usage_location`, customer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]userRecord{}
+	for rows.Next() {
+		var id string
+		var r userRecord
+		if err := rows.Scan(&id, &r.Location, &r.Licenses); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = r
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// outcomeCase is what one user of a mixed operation must end with.
+type outcomeCase struct {
+	code string   // "" for success
+	says []string // what the message must name
+	// On success: licenses and usage location after (nil: unchanged).
+	licenses string
+	location string
+}
+
+// runMixed runs one operation and checks every user's outcome: the failed
+// are exactly as they were in Postgres (licenses and usage location), the
+// succeeded hold what want says. contenders are users that pass every rule
+// but compete for seats: exactly seatsLeft of them succeed, the others fail
+// with CountViolation.
+func runMixed(t *testing.T, b *testapp.Bundle, c *testapp.Client, customer string, body map[string]any,
+	want map[string]outcomeCase, contenders []string, seatsLeft int, onSeat outcomeCase) {
+	t.Helper()
+	before := userRecords(t, b, customer)
+	var acc struct{ ID string }
+	c.Must(202, "POST", "/v1/customers/"+customer+"/license-operations", body).JSON(t, &acc)
+	op := c.WaitOperation(acc.ID, 30*time.Second)
+	var rep report
+	c.Must(200, "GET", "/v1/operations/"+op.ID+"/report", nil).JSON(t, &rep)
+	after := userRecords(t, b, customer)
+
+	rows := map[string]reportRow{}
+	for _, row := range rep.Results {
+		rows[row.UserID] = row
+	}
+	if len(rows) != len(want)+len(contenders) {
+		t.Fatalf("report has %d users, want %d: %+v", len(rows), len(want)+len(contenders), rep.Results)
+	}
+	got := 0
+	for _, u := range contenders {
+		if rows[u].Error == nil {
+			got++
+			want[u] = onSeat
+		} else {
+			want[u] = outcomeCase{code: "CountViolation", says: onSeat.says}
+		}
+	}
+	if got != seatsLeft {
+		t.Errorf("%d of the contenders %v got a seat, want %d (as many as were left)", got, contenders, seatsLeft)
+	}
+	failed := 0
+	for u, w := range want {
+		row := rows[u]
+		code, msg := "", ""
+		if row.Error != nil {
+			code, msg = row.Error.Code, row.Error.Message
+		}
+		if code != w.code {
+			t.Errorf("%s: %q (%s), want %q", u, code, msg, w.code)
+			continue
+		}
+		for _, s := range w.says {
+			if code != "" && !strings.Contains(msg, s) {
+				t.Errorf("%s: message %q does not name %s", u, msg, s)
+			}
+		}
+		if code != "" {
+			failed++
+			// All or nothing: a failed user is exactly as before.
+			if after[u] != before[u] || row.Status != "failed" || len(row.Assigned)+len(row.Revoked) != 0 {
+				t.Errorf("%s failed with %s but changed: %v -> %v (report %+v)", u, code, before[u], after[u], row)
+			}
+			continue
+		}
+		wantRec := userRecord{Location: before[u].Location, Licenses: w.licenses}
+		if w.location != "" {
+			wantRec.Location = w.location
+		}
+		if after[u] != wantRec || row.Status != "succeeded" || strings.Join(row.Licenses, ",") != w.licenses {
+			t.Errorf("%s succeeded as %v (report %+v), want %v", u, after[u], row, wantRec)
+		}
+	}
+	if op.Failed != failed || op.Succeeded != len(rows)-failed || op.Status != "completed_with_errors" {
+		t.Errorf("operation = %+v, want %d failed", op, failed)
+	}
+	checkSeatInvariant(t, b)
+}
+
+// One operation in which users fail with every per-user code the local
+// directory produces (all but ProviderThrottled and ProviderError, which
+// only an external directory raises), the others succeed, and the failed
+// are left exactly as they were; then the same with the operation setting
+// a usage location, which the failed must not get either.
+func TestMixedOutcomesEveryCode(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{Workers: 1})
+	c := b.Client("p", "global_admin")
+	for sku, rules := range map[string]map[string]any{
+		"E3":      {"excludes": []string{"E5"}},
+		"E5":      {"prohibited_locations": []string{"CN"}},
+		"VISIO":   {"requires": []string{"E5"}},
+		"KIOSK":   {"excludes": []string{"VISIO"}},
+		"BASE":    {},
+		"ADDON":   {"requires": []string{"BASE"}},
+		"LIMITED": {},
+	} {
+		rules["name"] = sku
+		c.Must(200, "PUT", "/v1/products/"+sku, rules)
+	}
+	c.Must(201, "POST", "/v1/customers", map[string]any{"id": "every", "name": "Every code"}) // no default location
+	no := false
+	user := func(id, loc string) map[string]any {
+		u := map[string]any{"id": id, "user_principal_name": id + "@x", "display_name": id}
+		if loc != "" {
+			u["usage_location"] = loc
+		}
+		return u
+	}
+	off := user("off", "PL")
+	off["account_enabled"] = no
+	c.Must(200, "POST", "/v1/customers/every/users/import", map[string]any{"users": []map[string]any{
+		user("ok1", "PL"), user("ok2", "PL"), user("swap", "PL"), user("ok3", "US"),
+		user("cn", "CN"), user("noloc", ""), off, user("kiosk", "PL"), user("dep", "PL"),
+	}})
+	for sku, n := range map[string]int{"E3": 10, "E5": 10, "VISIO": 10, "KIOSK": 10, "BASE": 10, "ADDON": 10, "LIMITED": 3} {
+		c.Must(200, "PUT", "/v1/customers/every/subscriptions/"+sku, map[string]int{"total": n})
+	}
+	assign(t, c, "every", []string{"swap"}, []string{"E3"})
+	assign(t, c, "every", []string{"kiosk"}, []string{"KIOSK"})
+	assign(t, c, "every", []string{"dep"}, []string{"BASE", "ADDON"})
+
+	// Assign E5, VISIO and LIMITED; revoke E3 and BASE. LIMITED has 3 seats
+	// for the 4 users that pass every rule. Those users come first: intake
+	// grants seats in list order before any rule is checked, and a batch
+	// does not pass on the seat granted to a user who then fails a rule.
+	runMixed(t, b, c, "every", map[string]any{
+		"user_ids":      []string{"ok1", "ok2", "swap", "ok3", "cn", "noloc", "off", "kiosk", "dep"},
+		"assign":        []string{"E5", "VISIO", "LIMITED"},
+		"revoke":        []string{"E3", "BASE"},
+		"allow_partial": true,
+	}, map[string]outcomeCase{
+		"cn":    {code: "ProhibitedInUsageLocationViolation", says: []string{`"E5"`, `"CN"`}},
+		"noloc": {code: "UsageLocationMissing", says: []string{`"E5"`, `"LIMITED"`, `"VISIO"`}},
+		"off":   {code: "UserDisabled", says: []string{`"E5"`, `"LIMITED"`, `"VISIO"`}},
+		"kiosk": {code: "MutuallyExclusiveViolation", says: []string{`"KIOSK"`, `"VISIO"`}},
+		"dep":   {code: "DependencyViolation", says: []string{`"ADDON"`, `"BASE"`}},
+	}, []string{"ok1", "ok2", "swap", "ok3"}, 3, outcomeCase{licenses: "E5,LIMITED,VISIO", says: []string{"LIMITED"}})
+	subs := subscriptions(t, c, "every")
+	e3 := 0 // swap keeps E3 if it is the one left without a seat
+	if strings.Contains(userRecords(t, b, "every")["swap"].Licenses, "E3") {
+		e3 = 1
+	}
+	for sku, n := range map[string]int{"E5": 3, "VISIO": 3, "LIMITED": 3, "E3": e3, "KIOSK": 1, "BASE": 1, "ADDON": 1} {
+		if subs[sku].Consumed != n || subs[sku].Available != subs[sku].Total-n {
+			t.Errorf("%s = %+v, want %d consumed", sku, subs[sku], n)
+		}
+	}
+
+	// Now with usage_location DE: those who succeed move to DE, the failed
+	// keep theirs. One E5 seat is left for the two users who pass every
+	// rule; the one who fails with CountViolation keeps no location too.
+	c.Must(200, "PUT", "/v1/customers/every/subscriptions/E5", map[string]int{"total": 4})
+	runMixed(t, b, c, "every", map[string]any{
+		"user_ids":       []string{"cn", "noloc", "off", "kiosk", "dep"},
+		"assign":         []string{"E5", "VISIO"},
+		"revoke":         []string{"BASE"},
+		"usage_location": "DE",
+		"allow_partial":  true,
+	}, map[string]outcomeCase{
+		"off":   {code: "UserDisabled", says: []string{`"E5"`, `"VISIO"`}},
+		"kiosk": {code: "MutuallyExclusiveViolation", says: []string{`"KIOSK"`, `"VISIO"`}},
+		"dep":   {code: "DependencyViolation", says: []string{`"ADDON"`, `"BASE"`}},
+	}, []string{"cn", "noloc"}, 1, outcomeCase{licenses: "E5,VISIO", location: "DE", says: []string{"E5"}})
+	if subs := subscriptions(t, c, "every"); subs["E5"].Consumed != 4 || subs["E5"].Available != 0 {
+		t.Errorf("E5 after the second operation: %+v", subs["E5"])
 	}
 }
