@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -133,6 +134,38 @@ func TestUserLimitCountsDistinctUsers(t *testing.T) {
 	}
 }
 
+// Field names are exact: encoding/json would take "USER_IDS" (or "aſſign",
+// with U+017F) for "user_ids" and let a repeated key win silently; the API
+// refuses both with the contract's 400, in every body and at every depth.
+func TestStrictFieldNames(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	seedTenant(t, c, "strict", 2, map[string]int{"E5": 5})
+	ops := "/v1/customers/strict/license-operations"
+	refuseAll(t, c, "strict", []hostileCase{
+		{"upper-case field", "POST", ops, `{"USER_IDS":["u00000"],"assign":["E5"]}`, 400, "InvalidRequest", `USER_IDS`},
+		{"capitalized field", "POST", ops, `{"user_ids":["u00000"],"Assign":["E5"]}`, 400, "InvalidRequest", `case-sensitive: use \"assign\"`},
+		{"field with a long s", "POST", ops, `{"user_ids":["u00000"],"aſſign":["E5"]}`, 400, "InvalidRequest", `aſſign`},
+		{"repeated field", "POST", ops, `{"user_ids":["u00000"],"assign":["E5"],"user_ids":["u00001"]}`, 400, "InvalidRequest", `\"user_ids\" appears more than once`},
+		{"repeated field, escaped", "POST", ops, `{"user_ids":["u00000"],"assign":["E5"],"user\u005fids":["u00001"]}`, 400, "InvalidRequest", "more than once"},
+		{"repeated false", "POST", ops, `{"user_ids":["u00000"],"assign":["E5"],"allow_partial":true,"allow_partial":false}`, 400, "InvalidRequest", "allow_partial"},
+		{"summary", "POST", "/v1/customers/strict/license-summary", `{"User_Ids":["u00000"]}`, 400, "InvalidRequest", "User_Ids"},
+		{"nested field", "POST", "/v1/customers", `{"id":"x","name":"n","directory":{"KIND":"local"}}`, 400, "InvalidRequest", `\"KIND\" in directory`},
+		{"field in a list", "POST", "/v1/customers/strict/users/import",
+			`{"users":[{"id":"a","user_principal_name":"a@x"},{"id":"b","user_principal_name":"b@x","Display_Name":"B"}]}`, 400, "InvalidRequest", `\"Display_Name\" in users[1]`},
+		{"repeated in a list", "POST", "/v1/customers/strict/users/import",
+			`{"users":[{"id":"a","user_principal_name":"a@x","id":"b"}]}`, 400, "InvalidRequest", `\"id\" in users[0] appears more than once`},
+		{"product", "PUT", "/v1/products/P2", `{"name":"n","Requires":["E5"]}`, 400, "InvalidRequest", "Requires"},
+		{"seats", "PUT", "/v1/customers/strict/subscriptions/E5", `{"total":10,"total":1}`, 400, "InvalidRequest", "total"},
+		{"usage location", "PATCH", "/v1/customers/strict/users/u00000", `{"Usage_Location":"DE"}`, 400, "InvalidRequest", "Usage_Location"},
+		{"cleanup rule", "POST", "/v1/customers/strict/cleanup-policies",
+			`{"name":"n","schedule":"0 2 * * *","time_zone":"UTC","rule":{"kind":"disabled_accounts","Kind":"inactive"}}`, 400, "InvalidRequest", `\"Kind\" in rule`},
+	})
+	// A key spelled with an escape is still exactly the field's name.
+	c.Must(http.StatusAccepted, "POST", ops, `{"user\u005fids":["u00000"],"assign":["E5"]}`)
+}
+
 func TestPagingLimits(t *testing.T) {
 	t.Parallel()
 	b := testapp.New(t, testapp.Options{})
@@ -163,7 +196,11 @@ func TestIDAndCountryLimits(t *testing.T) {
 		{"customer id too long", "POST", "/v1/customers", map[string]any{"id": long, "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
 		{"customer id empty", "POST", "/v1/customers", map[string]any{"id": "", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
 		{"customer id with slash", "POST", "/v1/customers", map[string]any{"id": "a/b", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
-		{"customer id with space", "POST", "/v1/customers", map[string]any{"id": "a b", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
+		{"customer id of 129 characters", "POST", "/v1/customers", map[string]any{"id": strings.Repeat("é", 129), "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
+		{"customer id with tab", "POST", "/v1/customers", map[string]any{"id": "a\tb", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
+		{"customer id with line break", "POST", "/v1/customers", map[string]any{"id": "a\nb", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
+		{"customer id with ideographic space", "POST", "/v1/customers", map[string]any{"id": "a\u3000b", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
+		{"customer id with zero-width space", "POST", "/v1/customers", map[string]any{"id": "a\u200bb", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
 		{"customer id with NBSP", "POST", "/v1/customers", map[string]any{"id": "a\u00a0b", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
 		{"customer id with control", "POST", "/v1/customers", map[string]any{"id": "a\u0007", "name": "n"}, 400, "InvalidRequest", "not a valid ID"},
 		{"customer id with NUL", "POST", "/v1/customers", `{"id":"a\u0000","name":"n"}`, 400, "InvalidRequest", "not a valid ID"},
@@ -178,10 +215,11 @@ func TestIDAndCountryLimits(t *testing.T) {
 		// IDs in paths.
 		{"path customer too long", "GET", "/v1/customers/" + long, nil, 400, "InvalidRequest", "not a valid ID"},
 		{"path customer with encoded slash", "GET", "/v1/customers/a%2Fb", nil, 400, "InvalidRequest", "not a valid ID"},
-		{"path customer with space", "GET", "/v1/customers/a%20b/users", nil, 400, "InvalidRequest", "not a valid ID"},
+		{"path customer with tab", "GET", "/v1/customers/a%09b/users", nil, 400, "InvalidRequest", "not a valid ID"},
+		{"path customer with space is an ID, of nobody", "GET", "/v1/customers/a%20b/users", nil, 404, "NotFound", "customer"},
 		{"path user too long", "PATCH", "/v1/customers/ids/users/" + long, map[string]any{"usage_location": "PL"}, 400, "InvalidRequest", "not a valid ID"},
 		{"path SKU too long", "PUT", "/v1/products/" + long, map[string]any{"name": "n"}, 400, "InvalidRequest", "not a valid ID"},
-		{"path subscription SKU bad", "PUT", "/v1/customers/ids/subscriptions/a%20b", map[string]int{"total": 1}, 400, "InvalidRequest", "not a valid ID"},
+		{"path subscription SKU bad", "PUT", "/v1/customers/ids/subscriptions/a%0Ab", map[string]int{"total": 1}, 400, "InvalidRequest", "not a valid ID"},
 		{"path operation not a UUID", "GET", "/v1/operations/" + long, nil, 404, "NotFound", "operation"},
 		// Country codes.
 		{"default location UK", "POST", "/v1/customers", map[string]any{"id": "c", "name": "n", "default_usage_location": "UK"}, 400, "InvalidRequest", "ISO 3166"},
@@ -201,8 +239,25 @@ func TestIDAndCountryLimits(t *testing.T) {
 		{"long search", "GET", "/v1/customers/ids/users?q=" + strings.Repeat("q", 257), nil, 400, "InvalidRequest", "q"},
 	}
 	refuseAll(t, c, "ids", cases)
-	// The boundaries themselves are accepted: 128 bytes, a lower-case code.
+	// The boundaries themselves are accepted: 128 characters (of one byte
+	// or of two), a lower-case code.
 	c.Must(http.StatusCreated, "POST", "/v1/customers", map[string]any{"id": long[:128], "name": "n", "default_usage_location": "de"})
+	c.Must(http.StatusCreated, "POST", "/v1/customers", map[string]any{"id": strings.Repeat("é", 128), "name": "n"})
+	// API.md: an ID is "1–128 printable characters without /", and the
+	// plain space is printable: an ID with spaces works in bodies and paths.
+	for _, id := range []string{"a b", " lead", "trail ", "=x+y@z"} {
+		c.Must(http.StatusCreated, "POST", "/v1/customers", map[string]any{"id": id, "name": "spaced"})
+		var got struct{ ID string }
+		c.Must(http.StatusOK, "GET", "/v1/customers/"+url.PathEscape(id), nil).JSON(t, &got)
+		if got.ID != id {
+			t.Errorf("customer %q read back as %q", id, got.ID)
+		}
+	}
+	c.Must(http.StatusOK, "PUT", "/v1/products/Office%20E5", map[string]any{"name": "spaced SKU"})
+	c.Must(http.StatusOK, "PUT", "/v1/customers/a%20b/subscriptions/Office%20E5", map[string]int{"total": 1})
+	c.Must(http.StatusOK, "POST", "/v1/customers/ids/users/import",
+		map[string]any{"users": []map[string]any{{"id": "Jan Kowalski", "user_principal_name": "jan@x"}}})
+	c.Must(http.StatusOK, "PATCH", "/v1/customers/ids/users/Jan%20Kowalski", map[string]any{"usage_location": "PL"})
 	var u struct {
 		UsageLocation string `json:"usage_location"`
 	}
