@@ -5,19 +5,22 @@ import (
 	"unicode/utf8"
 )
 
-// MaxIDLength is the longest client-chosen ID, in bytes. Bytes rather than
-// runes, because storage columns and keys are sized in bytes.
+// MaxIDLength is the longest client-chosen ID, in characters (Unicode code
+// points), as API.md states it: "1–128 printable characters without /".
 const MaxIDLength = 128
 
-// ValidID reports whether s is a valid client-chosen ID: 1 to MaxIDLength
-// bytes of valid UTF-8, every rune printable and not whitespace, and no '/'.
-// Whitespace is refused because IDs are compared byte for byte and a
-// trailing or non-breaking space is invisible to the person who typed it;
-// '/' is refused because IDs appear as URL path segments.
+// ValidID reports whether s is a valid client-chosen ID, exactly as API.md
+// defines one: 1 to MaxIDLength characters of valid UTF-8, every one
+// printable (unicode.IsPrint: letters, marks, numbers, punctuation, symbols
+// and the ASCII space), and no '/', because IDs appear as URL path segments.
+// The plain space is printable, so "Jan Kowalski" is a valid ID; tabs, line
+// breaks, other control characters, and the invisible spaces (no-break,
+// ideographic, zero-width) are not.
 func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > MaxIDLength {
+	if len(s) == 0 || len(s) > MaxIDLength*utf8.UTFMax {
 		return false
 	}
+	n := 0
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		// Invalid UTF-8 decodes to U+FFFD, which is printable, so it must
@@ -25,7 +28,10 @@ func ValidID(s string) bool {
 		if r == utf8.RuneError && size == 1 {
 			return false
 		}
-		if r == '/' || !unicode.IsPrint(r) || unicode.IsSpace(r) {
+		if r == '/' || !unicode.IsPrint(r) {
+			return false
+		}
+		if n++; n > MaxIDLength {
 			return false
 		}
 		i += size

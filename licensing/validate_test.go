@@ -3,6 +3,7 @@ package licensing
 import (
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -19,16 +20,23 @@ func TestValidID(t *testing.T) {
 		{"emoji-🚀", true},
 		{"a:b@c!#$%&*+=?^`{|}~", true},
 		{strings.Repeat("x", 128), true},
-		{strings.Repeat("é", 64), true}, // 128 bytes
+		{strings.Repeat("é", 128), true},  // 128 characters, 256 bytes
+		{strings.Repeat("🚀", 128), true}, // 128 characters, 512 bytes
+		// API.md: "1–128 printable characters without /"; the ASCII space
+		// is printable.
+		{"a b", true},
+		{" a", true},
+		{"a ", true},
+		{" ", true},
+		{"Jan Kowalski", true},
 
 		{"", false},
 		{strings.Repeat("x", 129), false},
-		{strings.Repeat("é", 65), false}, // 65 runes but 130 bytes
+		{strings.Repeat("é", 129), false},
+		{strings.Repeat("🚀", 129), false},
+		{strings.Repeat("x", 127) + "\xff", false},
 		{"a/b", false},
 		{"/", false},
-		{"a b", false},
-		{" a", false},
-		{"a ", false},
 		{"a\tb", false},
 		{"a\nb", false},
 		{"a\u00a0b", false}, // no-break space
@@ -114,25 +122,26 @@ func TestValidatorsDoNotAllocate(t *testing.T) {
 }
 
 func FuzzValidID(f *testing.F) {
-	for _, s := range []string{"a", "a/b", "a b", "zażółć", "\xff", strings.Repeat("x", 128), strings.Repeat("x", 129), "\u00a0", "\ufffd"} {
+	for _, s := range []string{"a", "a/b", "a b", " ", "zażółć", "\xff", strings.Repeat("x", 128), strings.Repeat("x", 129),
+		strings.Repeat("é", 128), strings.Repeat("é", 129), "\u00a0", "\ufffd", "a\tb"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if !ValidID(s) {
+		// The contract, restated independently: 1–128 printable characters
+		// of UTF-8 without '/'; the only whitespace that is printable is
+		// the ASCII space.
+		n := utf8.RuneCountInString(s)
+		want := utf8.ValidString(s) && n >= 1 && n <= 128 && !strings.ContainsRune(s, '/') &&
+			strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0
+		if got := ValidID(s); got != want {
+			t.Fatalf("ValidID(%q) = %v, want %v", s, got, want)
+		}
+		if !want {
 			return
 		}
-		if len(s) < 1 || len(s) > 128 {
-			t.Fatalf("accepted %q of length %d", s, len(s))
-		}
-		if strings.ContainsRune(s, '/') || !utf8.ValidString(s) {
-			t.Fatalf("accepted %q with '/' or invalid UTF-8", s)
-		}
-		if strings.TrimSpace(s) != s || len(strings.Fields(s)) != 1 {
-			t.Fatalf("accepted %q containing whitespace", s)
-		}
 		for _, r := range s {
-			if r < 0x20 || r == 0x7f {
-				t.Fatalf("accepted %q containing control character %U", s, r)
+			if r < 0x20 || r == 0x7f || (unicode.IsSpace(r) && r != ' ') {
+				t.Fatalf("accepted %q containing control or invisible space %U", s, r)
 			}
 		}
 	})
