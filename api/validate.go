@@ -11,7 +11,7 @@ import (
 
 func checkID(kind, id string) error {
 	if !licensing.ValidID(id) {
-		return invalid("%s %q is not a valid ID: use 1–%d printable characters without spaces or '/'", kind, truncate(id, 40), licensing.MaxIDLength)
+		return invalid("%s %q is not a valid ID: use 1–%d printable characters without '/'", kind, truncate(id, 40), licensing.MaxIDLength)
 	}
 	return nil
 }

@@ -215,7 +215,7 @@ func readUsersFile(r io.Reader, source string) (*userInput, error) {
 func (in *userInput) addID(id string, line int) {
 	if !licensing.ValidID(id) {
 		in.bad = append(in.bad, badRow{line: line, value: id,
-			reason: fmt.Sprintf("not a valid ID (1–%d printable characters without spaces or '/')", licensing.MaxIDLength)})
+			reason: fmt.Sprintf("not a valid ID (1–%d printable characters without '/')", licensing.MaxIDLength)})
 		return
 	}
 	if first, dup := in.lineOf[id]; dup {

@@ -66,7 +66,7 @@ func TestReadUserCSVDuplicatesAndBadRows(t *testing.T) {
 		"b,Bob",                            // 3
 		"a,Ann again",                      // 4 duplicate of 2
 		",No ID",                           // 5 empty id
-		"has space,Sp",                     // 6 invalid
+		"has/slash,Sp",                     // 6 invalid
 		"x/y,Slash",                        // 7 invalid
 		`"multi`,                           // 8 quoted field spanning lines 8-9
 		`line",M`,                          // 9
@@ -106,7 +106,7 @@ func TestReadUserCSVDuplicatesAndBadRows(t *testing.T) {
 	}
 	var out strings.Builder
 	in.printProblems(&out, 20)
-	for _, want := range []string{"line 4: \"a\" repeats line 2", "line 5: empty id", "line 6: \"has space\": not a valid ID", "line 10: malformed CSV"} {
+	for _, want := range []string{"line 4: \"a\" repeats line 2", "line 5: empty id", "line 6: \"has/slash\": not a valid ID", "line 10: malformed CSV"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("problems listing lacks %q:\n%s", want, out.String())
 		}
@@ -140,7 +140,7 @@ func TestReadUserCSVNeedsHeader(t *testing.T) {
 
 func TestReadUsersFile(t *testing.T) {
 	t.Parallel()
-	file := "\ufeff# rollout wave 1\n\na\n  b  \n# c\na\nbad id\n\nc\n"
+	file := "\ufeff# rollout wave 1\n\na\n  b  \n# c\na\nbad/id\n\nc\n"
 	in, err := readUsersFile(strings.NewReader(file), "ids.txt")
 	if err != nil {
 		t.Fatal(err)

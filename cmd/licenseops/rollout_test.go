@@ -263,13 +263,13 @@ func TestRolloutBadInputSendsNothing(t *testing.T) {
 	t.Parallel()
 	e := startAPI(t, "all")
 	e.seed(5, map[string]int{"E3": 10}, nil, nil)
-	csvPath := writeFile(t, "bad.csv", "id,upn\nu00000,\n,\nhas space,\n,nobody@contoso.example\nu00001,\nghost-0,\n")
+	csvPath := writeFile(t, "bad.csv", "id,upn\nu00000,\n,\nhas/slash,\n,nobody@contoso.example\nu00001,\nghost-0,\n")
 	// (the ",\n" row is blank and skipped; line 5 names no ID and a UPN
 	// nobody has; the user list read to look it up shows that ghost-0 on
 	// line 7 does not exist either)
 	code, stdout, stderr := e.run(rolloutCmd, "--customer", "c1", "--csv", csvPath, "--assign", "E3", "--wait")
 	wantCode(t, "bad CSV", code, exitError, stdout, stderr)
-	for _, want := range []string{`line 4: "has space": not a valid ID`, `line 5: "nobody@contoso.example": no user with this user principal name`,
+	for _, want := range []string{`line 4: "has/slash": not a valid ID`, `line 5: "nobody@contoso.example": no user with this user principal name`,
 		`line 7: "ghost-0": no such user in customer c1`, "Nothing was sent"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
@@ -317,7 +317,7 @@ func TestRolloutUsage(t *testing.T) {
 		{"--customer", "c1", "--csv", "x.csv", "--assign", "E5", "--usage-location", "UK"},
 		{"--customer", "c1", "--csv", "x.csv", "--assign", "E5", "--bogus"},
 		{"--customer", "c1", "--csv", "x.csv", "--assign", "E5", "extra"},
-		{"--customer", "c1", "--csv", "x.csv", "--assign", "a b"},
+		{"--customer", "c1", "--csv", "x.csv", "--assign", "a/b"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := rolloutCmd(context.Background(), args, env, &stdout, &stderr); code != exitUsage {
