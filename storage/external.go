@@ -62,6 +62,14 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 				}
 			}
 		}
+		ptrs := make([]*itemWrite, 0, len(decided)+len(applying))
+		for i := range decided {
+			ptrs = append(ptrs, &decided[i])
+		}
+		for i := range applying {
+			ptrs = append(ptrs, &applying[i])
+		}
+		passOnGrants(plan, ptrs)
 		if err := reserveMissingSeats(ctx, tx, plan, applying, settled); err != nil {
 			return err
 		}

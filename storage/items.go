@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -150,6 +151,11 @@ func (s *Store) ApplyLocal(ctx context.Context, plan *Plan, userIDs []string) ([
 		if len(writes) == 0 {
 			return nil
 		}
+		ptrs := make([]*itemWrite, len(writes))
+		for i := range writes {
+			ptrs[i] = &writes[i]
+		}
+		passOnGrants(plan, ptrs)
 		if err := reserveMissingSeats(ctx, tx, plan, writes, settled); err != nil {
 			return err
 		}
@@ -216,6 +222,38 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 		w.location = plan.Change.UsageLocation
 	}
 	return w
+}
+
+// passOnGrants moves seats granted at intake within a batch: from users who
+// will not use them (they fail a rule, or already hold the SKU) to users of
+// the same batch who need one and got none (the grants ran out at intake, in
+// list order). Without it such users fail with CountViolation although a
+// seat of their batch goes unused, since the unused grant comes back only at
+// settlement. Totals do not change: a seat moves from one item's mask to
+// another's.
+func passOnGrants(plan *Plan, items []*itemWrite) {
+	if plan.DryRun {
+		return
+	}
+	for _, sku := range plan.Change.Assign {
+		bit := skuBit(plan, sku)
+		var spare []*itemWrite
+		for _, w := range items {
+			if w.mask&bit != 0 && !(w.status == ItemSucceeded && slices.Contains(w.result.Assigned, sku)) {
+				spare = append(spare, w)
+			}
+		}
+		for _, w := range items {
+			if len(spare) == 0 {
+				break
+			}
+			if w.status == ItemSucceeded && w.mask&bit == 0 && slices.Contains(w.result.Assigned, sku) {
+				spare[0].mask &^= bit
+				w.mask |= bit
+				spare = spare[1:]
+			}
+		}
+	}
 }
 
 // reserveMissingSeats takes, from the subscription, a seat for every SKU a

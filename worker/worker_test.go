@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
 	"testing"
@@ -444,6 +445,50 @@ func TestShortBatchSettlesWithoutDeadlock(t *testing.T) {
 		t.Fatalf("finalize: %v %v", done, err)
 	}
 	if s := seats(t, b, "E5"); s.Assignments != 1 || s.Consumed != 1 || s.Reserved != 0 {
+		t.Fatalf("seats = %+v", s)
+	}
+	noProblems(t, b)
+}
+
+// Within one batch, a seat granted at intake to a user who fails a rule
+// goes to a user of the same batch who got no grant: 3 seats, a disabled
+// user listed first, 3 enabled users → all 3 enabled users get a seat.
+func TestGrantsPassWithinABatch(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	users := seed(t, c, "inbatch", 4, "E5", 3)
+	c.Must(200, "POST", "/v1/customers/inbatch/users/import", map[string]any{"users": []map[string]any{
+		{"id": users[0], "user_principal_name": users[0] + "@example.com", "display_name": users[0], "account_enabled": false}}})
+	cust := customerOf(t, b, "inbatch")
+	ctx := context.Background()
+	op, err := b.Store.CreateOperation(ctx, storage.NewOperation{
+		PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: users, Assign: []string{"E5"}, AllowPartial: true,
+		Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := b.Store.LoadPlan(ctx, op.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := b.Store.ApplyLocal(ctx, plan, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range out {
+		got[o.UserID] = o.Status + " " + string(o.Code)
+	}
+	want := map[string]string{users[0]: "failed UserDisabled", users[1]: "succeeded ", users[2]: "succeeded ", users[3]: "succeeded "}
+	if !maps.Equal(got, want) {
+		t.Fatalf("outcomes %v, want %v", got, want)
+	}
+	if done, err := b.Store.FinalizeIfDone(ctx, op.ID); err != nil || !done {
+		t.Fatalf("finalize: %v %v", done, err)
+	}
+	if s := seats(t, b, "E5"); s.Assignments != 3 || s.Consumed != 3 || s.Reserved != 0 {
 		t.Fatalf("seats = %+v", s)
 	}
 	noProblems(t, b)
