@@ -132,6 +132,12 @@ func TestUserLimitCountsDistinctUsers(t *testing.T) {
 	if acc.Total != 100_000 {
 		t.Fatalf("100,000 distinct users and 2 repeats: total %d, want 100000", acc.Total)
 	}
+	// The license summary counts the same way.
+	summary := "/v1/customers/full/license-summary"
+	c.Must(http.StatusOK, "POST", summary, map[string]any{"user_ids": withRepeat})
+	refuseAll(t, c, "full", []hostileCase{
+		{"summary of 100,001 distinct users, repeated", "POST", summary, map[string]any{"user_ids": append(slices.Clone(all), all[:1000]...)}, 413, "TooLarge", "100000"},
+	})
 }
 
 // Field names are exact: encoding/json would take "USER_IDS" (or "aſſign",

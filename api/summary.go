@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -32,13 +33,20 @@ func (s *Server) licenseSummary(w http.ResponseWriter, r *http.Request, p *stora
 	if len(req.UserIDs) == 0 {
 		return invalid("user_ids is required: select at least one user")
 	}
-	if len(req.UserIDs) > s.cfg.MaxUsersPerOperation {
+	// As for operations: duplicates count once, and a raw list far beyond
+	// the limit is refused before any ID is looked at.
+	if len(req.UserIDs) > maxRawUsersFactor*s.cfg.MaxUsersPerOperation {
 		return tooLarge("user_ids", len(req.UserIDs), s.cfg.MaxUsersPerOperation)
 	}
 	if err := checkIDs("user id", req.UserIDs); err != nil {
 		return err
 	}
-	sum, err := s.store.Summary(r.Context(), p.PartnerKey, c.Key, dedupe(req.UserIDs))
+	users := dedupe(req.UserIDs)
+	if len(users) > s.cfg.MaxUsersPerOperation {
+		return licensing.Errorf(licensing.CodeTooLarge,
+			"user_ids has %d distinct users; the limit is %d, select fewer", len(users), s.cfg.MaxUsersPerOperation)
+	}
+	sum, err := s.store.Summary(r.Context(), p.PartnerKey, c.Key, users)
 	if err != nil {
 		return err
 	}
