@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"slices"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/internal/testapp"
+	"github.com/licenseops/licenseops/licensing"
+	"github.com/licenseops/licenseops/storage"
 )
 
 // operationCount is the number of operations of a customer, as its partner sees it.
@@ -292,5 +295,32 @@ func TestIdempotencyKeyInFlight(t *testing.T) {
 	}
 	if n := operationCount(t, c, "flight"); n != 2 {
 		t.Fatalf("%d operations, want 2: the template's and the takeover's", n)
+	}
+
+	// The slow original request finally commits, after its retry took the
+	// claim over and answered: it must not create a second operation.
+	var partnerKey int64
+	if err := db.Get(&partnerKey, `SELECT partner_key FROM customers WHERE id = 'flight'`); err != nil {
+		t.Fatal(err)
+	}
+	cust, err := b.Store.GetCustomer(context.Background(), partnerKey, "flight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Store.CreateOperation(context.Background(), storage.NewOperation{
+		PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: []string{"u00000"}, Assign: []string{"E5"},
+		Source: "api", CreatedBy: "test", Queue: "critical",
+		Idempotency: &storage.IdempotencyKey{Key: "k", Respond: func(storage.Operation) storage.StoredResponse {
+			return storage.StoredResponse{Status: http.StatusAccepted, Body: []byte(`{}`)}
+		}},
+	})
+	if licensing.ErrorCode(err) != licensing.CodeIdempotencyKeyInUse {
+		t.Fatalf("the slow original's commit after the takeover: %v, want IdempotencyKeyInUse", err)
+	}
+	if n := operationCount(t, c, "flight"); n != 2 {
+		t.Fatalf("%d operations, want still 2: one per key", n)
+	}
+	if again := c.Must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", "k"); !bytes.Equal(again.Body, first.Body) {
+		t.Fatalf("after the late commit: %s, want the takeover's answer %s", again.Body, first.Body)
 	}
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 
 	"github.com/jmoiron/sqlx"
 
@@ -80,11 +81,24 @@ func (s *Store) ReleaseIdempotencyKey(ctx context.Context, partnerKey int64, key
 	return err
 }
 
+// completeIdempotencyKey stores the response in the transaction that
+// created the operation. Only a claim still in flight can be completed: a
+// request slow enough for a retry to take its claim over (a minute) must not
+// create a second operation when it finally gets here after the retry did,
+// so it fails and its transaction rolls back; a retry then gets the stored
+// answer.
 func completeIdempotencyKey(ctx context.Context, tx *sqlx.Tx, partnerKey int64, key string, resp StoredResponse) error {
-	_, err := tx.ExecContext(ctx, `
+	res, err := tx.ExecContext(ctx, `
 		UPDATE idempotency_keys SET state = 'done', response_status = $3, response_body = $4, location = $5
-		WHERE partner_key = $1 AND key = $2`, partnerKey, key, resp.Status, resp.Body, resp.Location)
-	return err
+		WHERE partner_key = $1 AND key = $2 AND state = 'in_flight'`, partnerKey, key, resp.Status, resp.Body, resp.Location)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return errors.Join(err, licensing.Errorf(licensing.CodeIdempotencyKeyInUse,
+			"another request with Idempotency-Key %q was completed first; retry to get its answer", key))
+	}
+	return nil
 }
 
 // PruneIdempotencyKeys deletes keys older than 24 hours and reports how many.
