@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/internal/localdb"
 	"github.com/licenseops/licenseops/internal/testenv"
 )
 
@@ -92,7 +92,7 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	p := &proc{name: name, cmd: cmd, out: &tailBuffer{max: 256 << 10}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := spawn(cmd); err != nil {
+	if err := localdb.Spawn(cmd); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() {
@@ -161,34 +161,6 @@ func cleanEnv() []string {
 		env = append(env, kv)
 	}
 	return env
-}
-
-type spawnRequest struct {
-	cmd *exec.Cmd
-	err chan error
-}
-
-var (
-	spawnOnce sync.Once
-	spawns    chan spawnRequest
-)
-
-// spawn starts cmd from one OS thread that lives as long as the test
-// binary: the parent-death signal fires when the thread that started the
-// child exits, and the Go runtime may end other threads before the process.
-func spawn(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		spawns = make(chan spawnRequest)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread never exits
-			for r := range spawns {
-				r.err <- r.cmd.Start()
-			}
-		}()
-	})
-	r := spawnRequest{cmd: cmd, err: make(chan error, 1)}
-	spawns <- r
-	return <-r.err
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -228,7 +228,7 @@ func (s *Server) launch() (*process, error) {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = sysProcAttr(s.cred, s.deathSig)
-	if err := spawn(cmd); err != nil {
+	if err := Spawn(cmd); err != nil {
 		return nil, fmt.Errorf("localdb: start %s: %w", s.kind, err)
 	}
 	p := &process{cmd: cmd, done: make(chan struct{})}
@@ -362,10 +362,12 @@ var (
 	spawns    chan spawnRequest
 )
 
-// spawn starts cmd from a thread that lives as long as the process. The
-// parent-death signal is sent when the thread that started the child exits,
-// not the process, and the Go runtime may end threads before the process.
-func spawn(cmd *exec.Cmd) error {
+// Spawn starts cmd from a thread that lives as long as the process. The
+// parent-death signal (SysProcAttr.Pdeathsig) is sent when the thread that
+// started the child exits, not the process, and the Go runtime may end
+// threads before the process: children that must die with their parent
+// are started here.
+func Spawn(cmd *exec.Cmd) error {
 	spawnOnce.Do(func() {
 		spawns = make(chan spawnRequest)
 		go func() {
@@ -380,12 +382,12 @@ func spawn(cmd *exec.Cmd) error {
 	return <-r.err
 }
 
-// run runs cmd (started by spawn) and returns its combined output.
+// run runs cmd (started by Spawn) and returns its combined output.
 func run(cmd *exec.Cmd) ([]byte, error) {
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	if err := spawn(cmd); err != nil {
+	if err := Spawn(cmd); err != nil {
 		return nil, err
 	}
 	err := cmd.Wait()
