@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -286,6 +287,8 @@ type benchRunner struct {
 	logDir    string
 	transport *http.Transport
 	childEnv  []string
+
+	progressMu sync.Mutex
 }
 
 // runBenchWith runs the scenarios of o, prints the table and writes the
@@ -350,7 +353,11 @@ func runBenchWith(ctx context.Context, o *benchOptions) (*benchReport, error) {
 	return r.rep, errors.Join(errs...)
 }
 
+// progress prints a progress line. The worker profiler reports from its own
+// goroutine, hence the lock.
 func (r *benchRunner) progress(format string, args ...any) {
+	r.progressMu.Lock()
+	defer r.progressMu.Unlock()
 	fmt.Fprintf(r.o.Stderr, "bench %s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
