@@ -354,7 +354,9 @@ type userRecord struct {
 	Licenses string // sorted, comma-separated
 }
 
-func (u userRecord) String() string { return "location " + strconv.Quote(u.Location) + " licenses [" + u.Licenses + "]" }
+func (u userRecord) String() string {
+	return "location " + strconv.Quote(u.Location) + " licenses [" + u.Licenses + "]"
+}
 
 // userRecords reads every user of a customer straight from Postgres.
 func userRecords(t *testing.T, b *testapp.Bundle, customer string) map[string]userRecord {

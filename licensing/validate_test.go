@@ -20,7 +20,7 @@ func TestValidID(t *testing.T) {
 		{"emoji-🚀", true},
 		{"a:b@c!#$%&*+=?^`{|}~", true},
 		{strings.Repeat("x", 128), true},
-		{strings.Repeat("é", 128), true},  // 128 characters, 256 bytes
+		{strings.Repeat("é", 128), true}, // 128 characters, 256 bytes
 		{strings.Repeat("🚀", 128), true}, // 128 characters, 512 bytes
 		// API.md: "1–128 printable characters without /"; the ASCII space
 		// is printable.

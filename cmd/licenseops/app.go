@@ -108,7 +108,7 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 		}
 	}
 	if mode == "scheduler" {
-		if a.scheduler, err = newScheduler(store, a.rdb, log); err != nil {
+		if a.scheduler, err = newScheduler(cfg, store, a.rdb, log); err != nil {
 			_ = a.close()
 			return nil, err
 		}
@@ -266,7 +266,7 @@ func (a *App) close() error {
 
 func runServe(ctx context.Context, mode string, args []string) error {
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
-	cfg := loadConfig(nil)
+	cfg := loadConfig()
 	cfg.bindFlags(fs, mode)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -290,7 +290,7 @@ func runServe(ctx context.Context, mode string, args []string) error {
 
 func runMigrate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	cfg := loadConfig(nil)
+	cfg := loadConfig()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -102,7 +102,7 @@ func parseBenchFlags(args []string) (*benchOptions, error) {
 	}
 	fs.IntVar(&o.Users, "users", 100_000, "users of the rollouts (b) and (c), and tasks of the baseline (a)")
 	fs.IntVar(&o.GraphUsers, "graph-users", 20_000, "users of the Graph simulator rollout (e)")
-	fs.IntVar(&o.Concurrency, "concurrency", loadConfig(nil).Concurrency, "worker concurrency, for the baseline and the worker process (default: the worker's, LICENSEOPS_WORKER_CONCURRENCY)")
+	fs.IntVar(&o.Concurrency, "concurrency", loadConfig().Concurrency, "worker concurrency, for the baseline and the worker process (default: the worker's, LICENSEOPS_WORKER_CONCURRENCY)")
 	only := fs.String("only", "a,b,c,d,e", "scenarios to run, comma-separated; d runs alongside b, so it runs b too")
 	fs.StringVar(&o.Out, "out", "", "JSON file for the figures (default bench-results/bench-<UTC time>.json)")
 	fs.DurationVar(&o.GraphLatency, "graph-latency", 20*time.Millisecond, "latency of every simulated Graph call in (e)")

@@ -30,7 +30,7 @@ func runCheck(ctx context.Context, args []string) error {
 	if (*customer == "") != (*partner == "") {
 		return fmt.Errorf("%w: --customer and --partner go together", errUsage)
 	}
-	cfg := loadConfig(nil)
+	cfg := loadConfig()
 	store, err := storage.Open(ctx, storage.Config{URL: cfg.DatabaseURL, MaxOpenConns: 4})
 	if err != nil {
 		return err

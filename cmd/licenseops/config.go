@@ -33,8 +33,11 @@ type Config struct {
 	EnqueueGrace    time.Duration
 	StallAfter      time.Duration
 	ShutdownTimeout time.Duration
-	LogFormat       string
-	LogLevel        string
+	// The scheduler's policy re-read and directory sync intervals.
+	SchedulerSyncInterval time.Duration
+	DirectorySyncEvery    time.Duration
+	LogFormat             string
+	LogLevel              string
 	// Microsoft Graph (customers with directory kind msgraph). Credentials
 	// are read by msgraph.LoadCredentials from the environment or a file.
 	GraphBaseURL     string
@@ -47,6 +50,8 @@ type Config struct {
 	// Getenv reads secrets that are never copied into Config (Graph
 	// credentials); nil means os.Getenv. The demo injects its own.
 	Getenv func(string) string
+	// envErr lists the settings that did not parse (see checkEnv).
+	envErr error
 }
 
 // Defaults of the environment variables.
@@ -55,132 +60,150 @@ const (
 	defaultRedisURL    = "redis://127.0.0.1:6379/0"
 )
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
+// envReader reads settings from the environment. Each numeric or boolean
+// reader checks its value as it reads it and records what is wrong, naming
+// the variable and what a good value looks like, so that a bad value stops
+// the process at startup instead of the default being used silently (a
+// rate of "6.5" read as an integer, "5" for a duration).
+type envReader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+// value returns the variable's value and whether it is set (non-empty).
+func (e *envReader) value(name string) (string, bool) {
+	v := e.getenv(name)
+	return v, v != ""
+}
+
+func (e *envReader) bad(name, v, want string) {
+	e.errs = append(e.errs, fmt.Errorf("%s=%q is not valid: set it to %s, or unset it for the default", name, v, want))
+}
+
+func (e *envReader) str(name, def string) string {
+	if v, ok := e.value(name); ok {
 		return v
 	}
 	return def
 }
 
-func envInt(name string, def int) int {
-	if v := os.Getenv(name); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
+// count reads a whole number above 0.
+func (e *envReader) count(name string, def int) int {
+	v, ok := e.value(name)
+	if !ok {
+		return def
 	}
-	return def
-}
-
-func envFloat(name string, def float64) float64 {
-	if v := os.Getenv(name); v != "" {
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			return f
-		}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		e.bad(name, v, "a whole number above 0, e.g. 8")
+		return def
 	}
-	return def
+	return n
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	if v := os.Getenv(name); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
+// integer reads a whole number; the settings read so turn off when negative.
+func (e *envReader) integer(name string, def int) int {
+	v, ok := e.value(name)
+	if !ok {
+		return def
 	}
-	return def
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.bad(name, v, "a whole number, e.g. 50 (negative turns it off)")
+		return def
+	}
+	return n
 }
 
-// numericEnv lists every numeric (and boolean) setting with its kind, so that checkEnv can
-// refuse a bad value at startup instead of the env* readers silently using
-// the default (a rate of "6.5" read as an integer, "5" for a duration).
-var numericEnv = []struct{ name, kind string }{
-	{"LICENSEOPS_WORKER_CONCURRENCY", "count"},
-	{"LICENSEOPS_DB_MAX_CONNS", "count"},
-	{"LICENSEOPS_INTERACTIVE_MAX", "count"},
-	{"LICENSEOPS_SWEEP_INTERVAL", "duration"},
-	{"LICENSEOPS_ENQUEUE_GRACE", "duration"},
-	{"LICENSEOPS_STALL_AFTER", "duration"},
-	{"LICENSEOPS_SHUTDOWN_TIMEOUT", "duration"},
-	{"LICENSEOPS_GRAPH_RATE", "rate"},
-	{"LICENSEOPS_GRAPH_MAX_IN_FLIGHT", "count"},
-	{"LICENSEOPS_RATE_LIMIT", "integer"},
-	{"LICENSEOPS_RATE_LIMIT_BURST", "count"},
-	{"LICENSEOPS_SCHEDULER_SYNC_INTERVAL", "duration"},
-	{"LICENSEOPS_DIRECTORY_SYNC_EVERY", "signed duration"},
-	{"LICENSEOPS_PPROF", "bool"},
+// rate reads a number above 0, fractions allowed.
+func (e *envReader) rate(name string, def float64) float64 {
+	v, ok := e.value(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 {
+		e.bad(name, v, "a number above 0, e.g. 20 or 6.5")
+		return def
+	}
+	return f
 }
 
-// checkEnv validates the numeric settings of the environment, naming each
-// bad one and what a good value looks like.
+// duration reads a duration above 0 with its unit.
+func (e *envReader) duration(name string, def time.Duration) time.Duration {
+	v, ok := e.value(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		e.bad(name, v, "a duration above 0 with its unit, e.g. 500ms, 30s or 5m")
+		return def
+	}
+	return d
+}
+
+// signedDuration reads a duration; the settings read so turn off when negative.
+func (e *envReader) signedDuration(name string, def time.Duration) time.Duration {
+	v, ok := e.value(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.bad(name, v, "a duration with its unit, e.g. 1h (negative turns it off)")
+		return def
+	}
+	return d
+}
+
+// boolean reads true or false.
+func (e *envReader) boolean(name string) bool {
+	v, ok := e.value(name)
+	if ok && v != "true" && v != "false" {
+		e.bad(name, v, "true or false")
+	}
+	return v == "true"
+}
+
+// checkEnv reports every setting of the environment that does not parse.
 func checkEnv(getenv func(string) string) error {
-	var errs []error
-	for _, e := range numericEnv {
-		v := getenv(e.name)
-		if v == "" {
-			continue
-		}
-		var bad string
-		switch e.kind {
-		case "count":
-			if n, err := strconv.Atoi(v); err != nil || n <= 0 {
-				bad = "a whole number above 0, e.g. 8"
-			}
-		case "integer":
-			if _, err := strconv.Atoi(v); err != nil {
-				bad = "a whole number, e.g. 50 (negative turns it off)"
-			}
-		case "rate":
-			if f, err := strconv.ParseFloat(v, 64); err != nil || f <= 0 {
-				bad = "a number above 0, e.g. 20 or 6.5"
-			}
-		case "duration":
-			if d, err := time.ParseDuration(v); err != nil || d <= 0 {
-				bad = "a duration above 0 with its unit, e.g. 500ms, 30s or 5m"
-			}
-		case "bool":
-			if v != "true" && v != "false" {
-				bad = "true or false"
-			}
-		case "signed duration":
-			if _, err := time.ParseDuration(v); err != nil {
-				bad = "a duration with its unit, e.g. 1h (negative turns it off)"
-			}
-		}
-		if bad != "" {
-			errs = append(errs, fmt.Errorf("%s=%q is not valid: set it to %s, or unset it for the default", e.name, v, bad))
-		}
-	}
-	return errors.Join(errs...)
+	return configFrom(getenv).envErr
 }
 
-// loadConfig reads the environment, then binds the flags of a command to it.
-func loadConfig(fs *flag.FlagSet) *Config {
+// loadConfig reads the environment. A value that does not parse is left at
+// its default here; commands that serve call checkEnv first (main.run).
+func loadConfig() *Config { return configFrom(os.Getenv) }
+
+func configFrom(getenv func(string) string) *Config {
+	e := &envReader{getenv: getenv}
 	c := &Config{
-		DatabaseURL:      env("DATABASE_URL", defaultDatabaseURL),
-		RedisURL:         env("REDIS_URL", defaultRedisURL),
-		Addr:             env("LICENSEOPS_ADDR", "127.0.0.1:8080"),
-		MetricsAddr:      env("LICENSEOPS_METRICS_ADDR", "127.0.0.1:9091"),
-		BuyMoreURL:       env("LICENSEOPS_BUY_MORE_URL", ""),
-		Concurrency:      envInt("LICENSEOPS_WORKER_CONCURRENCY", 256),
-		DBMaxConns:       envInt("LICENSEOPS_DB_MAX_CONNS", 20),
-		InteractiveMax:   envInt("LICENSEOPS_INTERACTIVE_MAX", 100),
-		SweepInterval:    envDuration("LICENSEOPS_SWEEP_INTERVAL", time.Second),
-		EnqueueGrace:     envDuration("LICENSEOPS_ENQUEUE_GRACE", 30*time.Second),
-		StallAfter:       envDuration("LICENSEOPS_STALL_AFTER", 5*time.Minute),
-		ShutdownTimeout:  envDuration("LICENSEOPS_SHUTDOWN_TIMEOUT", 20*time.Second),
-		LogFormat:        env("LICENSEOPS_LOG_FORMAT", ""),
-		LogLevel:         env("LICENSEOPS_LOG_LEVEL", "info"),
-		GraphBaseURL:     env("LICENSEOPS_GRAPH_BASE_URL", ""),
-		GraphTokenURL:    env("LICENSEOPS_GRAPH_TOKEN_URL", ""),
-		GraphRate:        envFloat("LICENSEOPS_GRAPH_RATE", 0),
-		GraphMaxInFlight: envInt("LICENSEOPS_GRAPH_MAX_IN_FLIGHT", 0),
-		RateLimit:        envInt("LICENSEOPS_RATE_LIMIT", 50),
-		RateLimitBurst:   envInt("LICENSEOPS_RATE_LIMIT_BURST", 0),
+		DatabaseURL:           e.str("DATABASE_URL", defaultDatabaseURL),
+		RedisURL:              e.str("REDIS_URL", defaultRedisURL),
+		Addr:                  e.str("LICENSEOPS_ADDR", "127.0.0.1:8080"),
+		MetricsAddr:           e.str("LICENSEOPS_METRICS_ADDR", "127.0.0.1:9091"),
+		BuyMoreURL:            e.str("LICENSEOPS_BUY_MORE_URL", ""),
+		Concurrency:           e.count("LICENSEOPS_WORKER_CONCURRENCY", 256),
+		DBMaxConns:            e.count("LICENSEOPS_DB_MAX_CONNS", 20),
+		InteractiveMax:        e.count("LICENSEOPS_INTERACTIVE_MAX", 100),
+		SweepInterval:         e.duration("LICENSEOPS_SWEEP_INTERVAL", time.Second),
+		EnqueueGrace:          e.duration("LICENSEOPS_ENQUEUE_GRACE", 30*time.Second),
+		StallAfter:            e.duration("LICENSEOPS_STALL_AFTER", 5*time.Minute),
+		ShutdownTimeout:       e.duration("LICENSEOPS_SHUTDOWN_TIMEOUT", 20*time.Second),
+		SchedulerSyncInterval: e.duration("LICENSEOPS_SCHEDULER_SYNC_INTERVAL", 10*time.Second),
+		DirectorySyncEvery:    e.signedDuration("LICENSEOPS_DIRECTORY_SYNC_EVERY", time.Hour),
+		LogFormat:             e.str("LICENSEOPS_LOG_FORMAT", ""),
+		LogLevel:              e.str("LICENSEOPS_LOG_LEVEL", "info"),
+		GraphBaseURL:          e.str("LICENSEOPS_GRAPH_BASE_URL", ""),
+		GraphTokenURL:         e.str("LICENSEOPS_GRAPH_TOKEN_URL", ""),
+		GraphRate:             e.rate("LICENSEOPS_GRAPH_RATE", 0),
+		GraphMaxInFlight:      e.count("LICENSEOPS_GRAPH_MAX_IN_FLIGHT", 0),
+		RateLimit:             e.integer("LICENSEOPS_RATE_LIMIT", 50),
+		RateLimitBurst:        e.count("LICENSEOPS_RATE_LIMIT_BURST", 0),
+		PProf:                 e.boolean("LICENSEOPS_PPROF"),
 	}
-	_, c.MetricsAddrSet = os.LookupEnv("LICENSEOPS_METRICS_ADDR")
-	c.PProf = os.Getenv("LICENSEOPS_PPROF") == "true"
-	if fs != nil {
-		c.bindFlags(fs, "all")
-	}
+	_, c.MetricsAddrSet = e.value("LICENSEOPS_METRICS_ADDR")
+	c.envErr = errors.Join(e.errs...)
 	return c
 }
 

@@ -54,11 +54,11 @@ func TestCheckEnv(t *testing.T) {
 			t.Errorf("%v: %d problems reported, want %d: %v", c.env, n, len(c.wantBad), err)
 		}
 	}
-	if got := envFloat("LICENSEOPS_TEST_UNSET_RATE", 20); got != 20 {
-		t.Errorf("envFloat default = %v", got)
+	if got := configFrom(func(string) string { return "" }).GraphRate; got != 0 {
+		t.Errorf("GraphRate unset = %v, want 0 (the directory's default)", got)
 	}
 	t.Setenv("LICENSEOPS_GRAPH_RATE", "6.5")
-	if got := loadConfig(nil).GraphRate; got != 6.5 {
+	if got := loadConfig().GraphRate; got != 6.5 {
 		t.Errorf("GraphRate = %v, want 6.5 (a fraction of Graph's quota per worker)", got)
 	}
 }
@@ -72,7 +72,7 @@ func TestWorkerMetricsPortFallback(t *testing.T) {
 	}
 	defer taken.Close()
 	newWorker := func(addrSet bool) (*App, error) {
-		cfg := loadConfig(nil)
+		cfg := loadConfig()
 		cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 		cfg.RedisURL = testenv.Redis(t)
 		cfg.MetricsAddr, cfg.MetricsAddrSet = taken.Addr().String(), addrSet
@@ -105,7 +105,7 @@ func TestServeFlagsPerMode(t *testing.T) {
 	}
 	for mode, flags := range want {
 		fs := flag.NewFlagSet(mode, flag.ContinueOnError)
-		loadConfig(nil).bindFlags(fs, mode)
+		loadConfig().bindFlags(fs, mode)
 		var got []string
 		fs.VisitAll(func(f *flag.Flag) { got = append(got, f.Name) })
 		slices.Sort(got)
@@ -119,7 +119,7 @@ func TestServeFlagsPerMode(t *testing.T) {
 // Workers pace Graph writes per tenant through Redis, shared by all of
 // them; the checker, which only reads, paces in process.
 func TestGraphWritesPacedPerTenantAcrossWorkers(t *testing.T) {
-	cfg := loadConfig(nil)
+	cfg := loadConfig()
 	cfg.Getenv = func(k string) string {
 		return map[string]string{"LICENSEOPS_GRAPH_CLIENT_ID": "app", "LICENSEOPS_GRAPH_CLIENT_SECRET": "s3cret"}[k]
 	}

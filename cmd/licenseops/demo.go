@@ -32,7 +32,7 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	started := time.Now()
-	cfg := loadConfig(nil)
+	cfg := loadConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.LogLevel = "warn"
 	if cfg.LogFormat == "" {

@@ -20,6 +20,6 @@ func runGraphsim(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c := loadConfig(nil)
+	c := loadConfig()
 	return graphsim.Run(ctx, *addr, *seed, cfg, c.newLogger(os.Stderr))
 }

@@ -113,7 +113,7 @@ func TestServeRefusesUnmigratedDatabase(t *testing.T) {
 // The whole process as `licenseops all` wires it, driven over HTTP.
 func TestAllInOneProcess(t *testing.T) {
 	t.Parallel()
-	cfg := loadConfig(nil)
+	cfg := loadConfig()
 	cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 	cfg.RedisURL = testenv.Redis(t)
 	cfg.Addr = "127.0.0.1:0"

@@ -21,7 +21,7 @@ import (
 // and carries its metrics, and the worker serves /healthz and /readyz.
 func TestServedMetricsPassPromtool(t *testing.T) {
 	t.Parallel()
-	cfg := loadConfig(nil)
+	cfg := loadConfig()
 	cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 	cfg.RedisURL = testenv.Redis(t)
 	cfg.Addr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"

@@ -34,7 +34,7 @@ type apiEnv struct {
 // and Redis and returns a global_admin token for it.
 func startAPI(t *testing.T, mode string) *apiEnv {
 	t.Helper()
-	cfg := loadConfig(nil)
+	cfg := loadConfig()
 	cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 	cfg.RedisURL = testenv.Redis(t)
 	cfg.Addr = "127.0.0.1:0"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"log/slog"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -15,10 +14,10 @@ import (
 // it reads the enabled policies again, so a new, edited or disabled policy
 // applies without a restart. Several schedulers may run; each tick still
 // runs once.
-func newScheduler(store *storage.Store, rdb redis.UniversalClient, log *slog.Logger) (*worker.Scheduler, error) {
+func newScheduler(cfg *Config, store *storage.Store, rdb redis.UniversalClient, log *slog.Logger) (*worker.Scheduler, error) {
 	return worker.NewScheduler(worker.SchedulerConfig{
-		SyncInterval:       envDuration("LICENSEOPS_SCHEDULER_SYNC_INTERVAL", 10*time.Second),
-		DirectorySyncEvery: envDuration("LICENSEOPS_DIRECTORY_SYNC_EVERY", time.Hour),
+		SyncInterval:       cfg.SchedulerSyncInterval,
+		DirectorySyncEvery: cfg.DirectorySyncEvery,
 		Logger:             log,
 	}, store, rdb)
 }

@@ -20,7 +20,7 @@ import (
 // cleanup policies as periodic tasks.
 func TestSchedulerProcess(t *testing.T) {
 	t.Parallel()
-	cfg := loadConfig(nil)
+	cfg := loadConfig()
 	cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 	cfg.RedisURL = testenv.Redis(t)
 	ctx := context.Background()

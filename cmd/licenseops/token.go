@@ -20,7 +20,7 @@ func runToken(ctx context.Context, args []string) error {
 		fmt.Fprintln(os.Stderr, "usage: licenseops token create|list|revoke")
 		return errUsage
 	}
-	cfg := loadConfig(nil)
+	cfg := loadConfig()
 	fs := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
 	partner := fs.String("partner", "", "partner ID the token belongs to")
 	role := fs.String("role", "", "role of the token: "+strings.Join(api.Roles(), ", "))
