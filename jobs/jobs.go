@@ -176,10 +176,15 @@ func SyncTaskID(customerKey int64) string { return fmt.Sprintf("sync:%d", custom
 // NewSyncTask builds the requested sync of a customer. Its TaskID makes a
 // second request while one is queued or running a no-op.
 func NewSyncTask(customerKey int64) *asynq.Task {
+	return newSyncTask(customerKey, SyncTaskID(customerKey))
+}
+
+// newSyncTask builds a sync task of a customer with its TaskID and options.
+func newSyncTask(customerKey int64, taskID string, opts ...asynq.Option) *asynq.Task {
 	payload, _ := json.Marshal(SyncPayload{CustomerKey: customerKey})
-	return asynq.NewTask(TypeSyncDirectory, payload,
-		asynq.TaskID(SyncTaskID(customerKey)), asynq.Queue(QueueLow), asynq.MaxRetry(SyncMaxRetry),
-		asynq.Timeout(30*time.Minute))
+	opts = append([]asynq.Option{asynq.TaskID(taskID), asynq.Queue(QueueLow), asynq.MaxRetry(SyncMaxRetry),
+		asynq.Timeout(30 * time.Minute)}, opts...)
+	return asynq.NewTask(TypeSyncDirectory, payload, opts...)
 }
 
 // DeferredSyncTaskID is the TaskID of the customer's sync deferred to at.
@@ -193,10 +198,7 @@ func DeferredSyncTaskID(customerKey int64, at time.Time) string {
 // Its TaskID names at, which callers round to a multiple of SyncWait: every
 // sync of the customer that waits until the same time is one task.
 func NewDeferredSyncTask(customerKey int64, at time.Time) *asynq.Task {
-	payload, _ := json.Marshal(SyncPayload{CustomerKey: customerKey})
-	return asynq.NewTask(TypeSyncDirectory, payload,
-		asynq.TaskID(DeferredSyncTaskID(customerKey, at)), asynq.ProcessAt(at),
-		asynq.Queue(QueueLow), asynq.MaxRetry(SyncMaxRetry), asynq.Timeout(30*time.Minute))
+	return newSyncTask(customerKey, DeferredSyncTaskID(customerKey, at), asynq.ProcessAt(at))
 }
 
 // ParseSyncPayload decodes a SyncPayload.

@@ -86,8 +86,7 @@ func (w *Worker) handleSync(ctx context.Context, t *asynq.Task) error {
 func (w *Worker) deferSync(ctx context.Context, c storage.Customer) error {
 	own, _ := asynq.GetTaskID(ctx)
 	at := nextSyncSlot(time.Now(), c.Key, own)
-	// The cleanup runner's client is the worker's one asynq client.
-	_, err := w.cleanup.enq.Client.EnqueueContext(ctx, jobs.NewDeferredSyncTask(c.Key, at))
+	_, err := w.client.EnqueueContext(ctx, jobs.NewDeferredSyncTask(c.Key, at))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		// Redis refused: this task stays and is retried, which spends a
 		// retry as any failure to reach Redis does.

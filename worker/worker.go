@@ -113,6 +113,7 @@ type Worker struct {
 	plans   *planCache
 	sweeper *Sweeper
 	cleanup *CleanupRunner
+	client  *asynq.Client // enqueues what handlers start: cleanup runs' items, deferred syncs
 	metrics *metrics
 	log     *slog.Logger
 }
@@ -159,7 +160,8 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 	if !cfg.DisableSweeper {
 		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
 	}
-	w.cleanup = NewCleanupRunner(CleanupConfig{Logger: cfg.Logger, OperationsCreated: m.operationsCreated}, store, asynq.NewClientFromRedisClient(rdb))
+	w.client = asynq.NewClientFromRedisClient(rdb)
+	w.cleanup = NewCleanupRunner(CleanupConfig{Logger: cfg.Logger, OperationsCreated: m.operationsCreated}, store, w.client)
 	return w, nil
 }
 
