@@ -141,13 +141,7 @@ func TestRedelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Shutdown()
-	op, err := b.Store.CreateOperation(context.Background(), storage.NewOperation{
-		PartnerKey: customerOf(t, b, "dup").PartnerKey, Customer: customerOf(t, b, "dup"), UserIDs: users,
-		Assign: []string{"E5"}, Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	op := createOperation(t, b, "dup", users, false)
 	h := w.Handler()
 	task := jobs.NewApplyTask(op.ID, users[0], jobs.QueueDefault)
 	var wg sync.WaitGroup
@@ -200,6 +194,41 @@ func customerOf(t *testing.T, b *testapp.Bundle, id string) storage.Customer {
 	return cust
 }
 
+// createOperation writes an operation assigning E5 to users of customer as
+// the api's intake does, without enqueueing its tasks: the test runs them.
+func createOperation(t *testing.T, b *testapp.Bundle, customer string, users []string, allowPartial bool) storage.Operation {
+	t.Helper()
+	cust := customerOf(t, b, customer)
+	op, err := b.Store.CreateOperation(context.Background(), storage.NewOperation{
+		PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: users, Assign: []string{"E5"}, AllowPartial: allowPartial,
+		Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return op
+}
+
+// disable marks users of customer as disabled accounts, through the import API.
+func disable(t *testing.T, c *testapp.Client, customer string, users ...string) {
+	t.Helper()
+	rows := make([]map[string]any, len(users))
+	for i, u := range users {
+		rows[i] = map[string]any{"id": u, "user_principal_name": u + "@example.com", "display_name": u, "account_enabled": false}
+	}
+	c.Must(200, "POST", "/v1/customers/"+customer+"/users/import", map[string]any{"users": rows})
+}
+
+// planOf loads an operation's plan.
+func planOf(t *testing.T, b *testapp.Bundle, op storage.Operation) *storage.Plan {
+	t.Helper()
+	plan, err := b.Store.LoadPlan(context.Background(), op.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
 // An operation whose tasks were never enqueued (the api died after commit),
 // and one whose queue was lost (Redis restarted empty), are completed by the
 // sweeper.
@@ -208,17 +237,7 @@ func TestSweeperReenqueues(t *testing.T) {
 	b := testapp.New(t, testapp.Options{})
 	c := b.Client("p", "global_admin")
 	users := seed(t, c, "sweep", 50, "E5", 100)
-	cust := customerOf(t, b, "sweep")
-	newOp := func(u []string) storage.Operation {
-		op, err := b.Store.CreateOperation(context.Background(), storage.NewOperation{
-			PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: u, Assign: []string{"E5"},
-			Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return op
-	}
+	newOp := func(u []string) storage.Operation { return createOperation(t, b, "sweep", u, false) }
 	inspector := asynq.NewInspectorFromRedisClient(b.Redis)
 	queued := func() int {
 		info, err := inspector.GetQueueInfo(jobs.QueueDefault)
@@ -281,15 +300,8 @@ func TestSweeperRunsArchivedTasks(t *testing.T) {
 	b := testapp.New(t, testapp.Options{})
 	c := b.Client("p", "global_admin")
 	users := seed(t, c, "archived", 20, "E5", 20)
-	cust := customerOf(t, b, "archived")
 	ctx := context.Background()
-	op, err := b.Store.CreateOperation(ctx, storage.NewOperation{
-		PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: users, Assign: []string{"E5"},
-		Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	op := createOperation(t, b, "archived", users, false)
 	enq := &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(b.Redis)}
 	if res, err := enq.EnqueueItems(ctx, op.ID, jobs.QueueDefault, users); err != nil || res.Enqueued != len(users) {
 		t.Fatalf("enqueue: %+v, %v", res, err)
@@ -330,20 +342,9 @@ func TestUnusedGrantsGoToOtherUsers(t *testing.T) {
 	b := testapp.New(t, testapp.Options{})
 	c := b.Client("p", "global_admin")
 	users := seed(t, c, "regrant", 10, "E5", 5)
-	disabled := make([]map[string]any, 5)
-	for i := range disabled {
-		disabled[i] = map[string]any{"id": users[i], "user_principal_name": users[i] + "@example.com", "display_name": users[i], "account_enabled": false}
-	}
-	c.Must(200, "POST", "/v1/customers/regrant/users/import", map[string]any{"users": disabled})
-	cust := customerOf(t, b, "regrant")
+	disable(t, c, "regrant", users[:5]...)
 	// The disabled users come first, so they receive the five grants.
-	op, err := b.Store.CreateOperation(context.Background(), storage.NewOperation{
-		PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: users, Assign: []string{"E5"}, AllowPartial: true,
-		Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	op := createOperation(t, b, "regrant", users, true)
 	w, err := worker.New(worker.Config{DisableSweeper: true, Logger: b.Log}, b.Store, b.Redis)
 	if err != nil {
 		t.Fatal(err)
@@ -377,21 +378,10 @@ func TestShortBatchSettlesWithoutDeadlock(t *testing.T) {
 	c := b.Client("p", "global_admin")
 	users := seed(t, c, "nodeadlock", 2, "E5", 1)
 	granted, waiting := users[0], users[1]
-	c.Must(200, "POST", "/v1/customers/nodeadlock/users/import", map[string]any{"users": []map[string]any{
-		{"id": granted, "user_principal_name": granted + "@example.com", "display_name": granted, "account_enabled": false}}})
-	cust := customerOf(t, b, "nodeadlock")
+	disable(t, c, "nodeadlock", granted)
 	ctx := context.Background()
-	op, err := b.Store.CreateOperation(ctx, storage.NewOperation{
-		PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: users, Assign: []string{"E5"}, AllowPartial: true,
-		Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := b.Store.LoadPlan(ctx, op.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	op := createOperation(t, b, "nodeadlock", users, true)
+	plan := planOf(t, b, op)
 	// The disabled user holds the only seat, granted at intake, and fails.
 	if out, err := b.Store.ApplyLocal(ctx, plan, []string{granted}); err != nil || len(out) != 1 || out[0].Status != storage.ItemFailed {
 		t.Fatalf("disabled user: %+v, %v", out, err)
@@ -458,21 +448,10 @@ func TestGrantsPassWithinABatch(t *testing.T) {
 	b := testapp.New(t, testapp.Options{})
 	c := b.Client("p", "global_admin")
 	users := seed(t, c, "inbatch", 4, "E5", 3)
-	c.Must(200, "POST", "/v1/customers/inbatch/users/import", map[string]any{"users": []map[string]any{
-		{"id": users[0], "user_principal_name": users[0] + "@example.com", "display_name": users[0], "account_enabled": false}}})
-	cust := customerOf(t, b, "inbatch")
+	disable(t, c, "inbatch", users[0])
 	ctx := context.Background()
-	op, err := b.Store.CreateOperation(ctx, storage.NewOperation{
-		PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: users, Assign: []string{"E5"}, AllowPartial: true,
-		Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := b.Store.LoadPlan(ctx, op.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	op := createOperation(t, b, "inbatch", users, true)
+	plan := planOf(t, b, op)
 	out, err := b.Store.ApplyLocal(ctx, plan, users)
 	if err != nil {
 		t.Fatal(err)
