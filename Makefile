@@ -31,7 +31,9 @@ test-faults: deps ## the fault suite (about 5 minutes): real api and worker proc
 test-ops: ## check alerts (and their unit tests), prometheus.yml, dashboards and docker-compose.yml; installs promtool, docker-compose
 	@./scripts/check-ops.sh
 
-lint: deps ## go vet, gosec and govulncheck
+lint: deps ## gofmt, go vet, gosec and govulncheck
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) install github.com/securego/gosec/v2/cmd/gosec@v2.30.0
 	$(GO) install golang.org/x/vuln/cmd/govulncheck@v1.9.0
