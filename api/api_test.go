@@ -10,7 +10,7 @@ import (
 
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/internal/testenv"
-	"github.com/licenseops/licenseops/storage"
+	"github.com/licenseops/licenseops/licensing"
 )
 
 func TestMain(m *testing.M) { testenv.Run(m) }
@@ -82,8 +82,8 @@ type reportRow struct {
 }
 
 type report struct {
-	Operation storage.Operation `json:"operation"`
-	Results   []reportRow       `json:"results"`
+	Operation licensing.Operation `json:"operation"`
+	Results   []reportRow         `json:"results"`
 }
 
 func TestRolloutEndToEnd(t *testing.T) {
@@ -232,7 +232,7 @@ func TestCountViolationAtIntake(t *testing.T) {
 		e.Details.Skus[0].Needed != 20 || e.Details.Skus[0].Available != 5 || !strings.Contains(e.Details.Skus[0].BuyMoreURL, "fabrikam") {
 		t.Fatalf("error = %+v", e)
 	}
-	var ops struct{ Operations []storage.Operation }
+	var ops struct{ Operations []licensing.Operation }
 	c.Must(200, "GET", "/v1/customers/fabrikam/operations", nil).JSON(t, &ops)
 	if len(ops.Operations) != 0 {
 		t.Fatalf("a refused operation was queued: %+v", ops.Operations)
@@ -276,7 +276,7 @@ func TestMalformedBodies(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %s mentioning %q", tc.name, r.Status, r.Body, tc.status, tc.code, tc.says)
 		}
 	}
-	var ops struct{ Operations []storage.Operation }
+	var ops struct{ Operations []licensing.Operation }
 	c.Must(200, "GET", "/v1/customers/acme/operations", nil).JSON(t, &ops)
 	if len(ops.Operations) != 0 {
 		t.Fatalf("a malformed request created an operation")

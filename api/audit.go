@@ -3,7 +3,7 @@ package api
 import (
 	"net/http"
 
-	"github.com/licenseops/licenseops/storage"
+	"github.com/licenseops/licenseops/licensing"
 )
 
 // Audit actions, one per kind of change the API makes.
@@ -27,7 +27,7 @@ const (
 // tell the client the change failed, and its retry would make it twice.
 // Operations are the exception, recorded in their own transaction
 // (storage.NewOperation.Audit).
-func (s *Server) audit(r *http.Request, p *storage.Principal, action, customerID, objectID string, details any) {
+func (s *Server) audit(r *http.Request, p *licensing.Principal, action, customerID, objectID string, details any) {
 	e, err := p.Audit(action, customerID, objectID, details)
 	if err == nil {
 		err = s.store.RecordAudit(r.Context(), e)
@@ -40,7 +40,7 @@ func (s *Server) audit(r *http.Request, p *storage.Principal, action, customerID
 }
 
 // listAudit pages the caller's partner's audit log, newest first.
-func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	pg, err := parsePaging(r, 50)
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/licenseops/licenseops/licensing"
-	"github.com/licenseops/licenseops/storage"
 )
 
 type productRequest struct {
@@ -16,7 +15,7 @@ type productRequest struct {
 	ProhibitedLocations []string `json:"prohibited_locations"`
 }
 
-func (s *Server) putProduct(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) putProduct(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	sku := r.PathValue("sku_id")
 	if err := checkID("sku_id", sku); err != nil {
 		return err
@@ -63,7 +62,7 @@ func (s *Server) putProduct(w http.ResponseWriter, r *http.Request, p *storage.P
 	return nil
 }
 
-func (s *Server) listProducts(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) listProducts(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	products, err := s.store.ListProducts(r.Context(), p.PartnerKey)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -37,7 +38,7 @@ type cleanupPolicyRequest struct {
 
 // apply validates the request and writes it onto p, returning the names of
 // the fields it set.
-func (req *cleanupPolicyRequest) apply(p *storage.CleanupPolicy) ([]string, error) {
+func (req *cleanupPolicyRequest) apply(p *licensing.CleanupPolicy) ([]string, error) {
 	var changed []string
 	if req.Name != nil {
 		if *req.Name == "" || len(*req.Name) > maxPolicyNameSize {
@@ -74,10 +75,10 @@ func (req *cleanupPolicyRequest) apply(p *storage.CleanupPolicy) ([]string, erro
 	return changed, nil
 }
 
-func (r *cleanupRuleRequest) validate() (storage.CleanupRule, error) {
-	rule := storage.CleanupRule{Kind: r.Kind}
+func (r *cleanupRuleRequest) validate() (licensing.CleanupRule, error) {
+	rule := licensing.CleanupRule{Kind: r.Kind}
 	switch r.Kind {
-	case storage.RuleInactive:
+	case licensing.RuleInactive:
 		if r.Days == nil {
 			return rule, invalid("rule.days is required for kind inactive: take licenses back from users who have not signed in for this many days")
 		}
@@ -86,7 +87,7 @@ func (r *cleanupRuleRequest) validate() (storage.CleanupRule, error) {
 		}
 		days := *r.Days
 		rule.Days = &days
-	case storage.RuleDisabledAccounts:
+	case licensing.RuleDisabledAccounts:
 		if r.Days != nil {
 			return rule, invalid("rule.days is only for kind inactive; kind disabled_accounts matches every disabled account, whenever it last signed in")
 		}
@@ -103,8 +104,8 @@ func (r *cleanupRuleRequest) validate() (storage.CleanupRule, error) {
 			return rule, err
 		}
 		rule.SKUs = dedupe(r.SKUs)
-		if len(rule.SKUs) > storage.MaxSKUsPerOperation {
-			return rule, tooLarge("rule.skus", len(rule.SKUs), storage.MaxSKUsPerOperation)
+		if len(rule.SKUs) > licensing.MaxSKUsPerOperation {
+			return rule, tooLarge("rule.skus", len(rule.SKUs), licensing.MaxSKUsPerOperation)
 		}
 	}
 	if len(r.ExcludeUserIDs) > maxExcludedUsers {
@@ -124,13 +125,13 @@ type cleanupPolicyLinks struct {
 }
 
 type cleanupPolicyView struct {
-	storage.CleanupPolicy
+	licensing.CleanupPolicy
 	// NextRunAt is the next tick of the schedule (null while disabled).
 	NextRunAt *time.Time         `json:"next_run_at"`
 	Links     cleanupPolicyLinks `json:"links"`
 }
 
-func policyView(p storage.CleanupPolicy) cleanupPolicyView {
+func policyView(p licensing.CleanupPolicy) cleanupPolicyView {
 	self := "/v1/customers/" + url.PathEscape(p.CustomerID) + "/cleanup-policies/" + p.ID
 	v := cleanupPolicyView{CleanupPolicy: p, Links: cleanupPolicyLinks{Self: self, Run: self + "/run", Runs: self + "/runs"}}
 	v.Rule.ExcludeUserIDs = nonNilStrings(v.Rule.ExcludeUserIDs)
@@ -146,7 +147,7 @@ func policyView(p storage.CleanupPolicy) cleanupPolicyView {
 	return v
 }
 
-func (s *Server) createCleanupPolicy(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) createCleanupPolicy(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
 		return err
@@ -165,7 +166,7 @@ func (s *Server) createCleanupPolicy(w http.ResponseWriter, r *http.Request, p *
 	}
 	// Absent fields: UTC, a dry run (a new policy shows what it would take
 	// back before it takes anything), enabled.
-	pol := storage.CleanupPolicy{PartnerKey: p.PartnerKey, CustomerKey: c.Key, CustomerID: c.ID, TimeZone: "UTC",
+	pol := licensing.CleanupPolicy{PartnerKey: p.PartnerKey, CustomerKey: c.Key, CustomerID: c.ID, TimeZone: "UTC",
 		DryRun: true, Enabled: true, CreatedBy: p.TokenName}
 	if _, err := req.apply(&pol); err != nil {
 		return err
@@ -181,7 +182,7 @@ func (s *Server) createCleanupPolicy(w http.ResponseWriter, r *http.Request, p *
 	return nil
 }
 
-func (s *Server) listCleanupPolicies(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) listCleanupPolicies(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
 		return err
@@ -200,16 +201,16 @@ func (s *Server) listCleanupPolicies(w http.ResponseWriter, r *http.Request, p *
 
 // cleanupPolicy resolves {cid} and {pid} within the caller's partner: a
 // policy of another customer or partner is NotFound.
-func (s *Server) cleanupPolicy(r *http.Request, p *storage.Principal) (storage.Customer, storage.CleanupPolicy, error) {
+func (s *Server) cleanupPolicy(r *http.Request, p *licensing.Principal) (licensing.Customer, licensing.CleanupPolicy, error) {
 	c, err := s.customer(r, p)
 	if err != nil {
-		return c, storage.CleanupPolicy{}, err
+		return c, licensing.CleanupPolicy{}, err
 	}
 	pol, err := s.store.GetCleanupPolicy(r.Context(), p.PartnerKey, c.Key, r.PathValue("pid"))
 	return c, pol, err
 }
 
-func (s *Server) getCleanupPolicy(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) getCleanupPolicy(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	_, pol, err := s.cleanupPolicy(r, p)
 	if err != nil {
 		return err
@@ -218,7 +219,7 @@ func (s *Server) getCleanupPolicy(w http.ResponseWriter, r *http.Request, p *sto
 	return nil
 }
 
-func (s *Server) patchCleanupPolicy(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) patchCleanupPolicy(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
 		return err
@@ -228,7 +229,7 @@ func (s *Server) patchCleanupPolicy(w http.ResponseWriter, r *http.Request, p *s
 		return err
 	}
 	var changed []string
-	out, err := s.store.UpdateCleanupPolicy(r.Context(), p.PartnerKey, c.Key, r.PathValue("pid"), func(pol *storage.CleanupPolicy) error {
+	out, err := s.store.UpdateCleanupPolicy(r.Context(), p.PartnerKey, c.Key, r.PathValue("pid"), func(pol *licensing.CleanupPolicy) error {
 		var err error
 		changed, err = req.apply(pol)
 		if err == nil && len(changed) == 0 {
@@ -245,7 +246,7 @@ func (s *Server) patchCleanupPolicy(w http.ResponseWriter, r *http.Request, p *s
 	return nil
 }
 
-func (s *Server) deleteCleanupPolicy(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) deleteCleanupPolicy(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, pol, err := s.cleanupPolicy(r, p)
 	if err != nil {
 		return err
@@ -260,7 +261,7 @@ func (s *Server) deleteCleanupPolicy(w http.ResponseWriter, r *http.Request, p *
 
 // runCleanupPolicy runs a policy now, whether or not it is enabled: 202
 // with the operation it started, or 200 when nobody matched.
-func (s *Server) runCleanupPolicy(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) runCleanupPolicy(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
 		return err
@@ -278,7 +279,7 @@ func (s *Server) runCleanupPolicy(w http.ResponseWriter, r *http.Request, p *sto
 	}
 	if res.Operation == nil {
 		writeJSON(w, http.StatusOK, map[string]any{
-			"status": storage.RunNothingMatched, "matched_users": 0, "run": res.Run,
+			"status": licensing.RunNothingMatched, "matched_users": 0, "run": res.Run,
 			"message": "no user matches the policy's rule now; no operation was started",
 		})
 		return nil
@@ -290,13 +291,13 @@ func (s *Server) runCleanupPolicy(w http.ResponseWriter, r *http.Request, p *sto
 	w.Header().Set("Location", linksOf(op.ID).Self)
 	writeJSON(w, http.StatusAccepted, struct {
 		acceptedOperation
-		DryRun bool               `json:"dry_run"`
-		Run    storage.CleanupRun `json:"run"`
+		DryRun bool                 `json:"dry_run"`
+		Run    licensing.CleanupRun `json:"run"`
 	}{acceptedOperation{ID: op.ID, CustomerID: op.CustomerID, Status: op.Status, Total: op.Total, Links: linksOf(op.ID)}, op.DryRun, res.Run})
 	return nil
 }
 
-func (s *Server) listCleanupRuns(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) listCleanupRuns(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	_, pol, err := s.cleanupPolicy(r, p)
 	if err != nil {
 		return err

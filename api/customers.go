@@ -21,7 +21,7 @@ type createCustomerRequest struct {
 	} `json:"directory"`
 }
 
-func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	var req createCustomerRequest
 	if err := decodeJSON(w, r, maxSmallBody, &req); err != nil {
 		return err
@@ -32,7 +32,7 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, p *stora
 	if req.Name == "" || len(req.Name) > 256 {
 		return invalid("name is required (1–256 characters)")
 	}
-	c := storage.Customer{ID: req.ID, Name: req.Name, Directory: storage.Directory{Kind: "local"}}
+	c := licensing.Customer{ID: req.ID, Name: req.Name, Directory: licensing.Directory{Kind: licensing.DirectoryLocal}}
 	if req.DefaultUsageLocation != nil {
 		loc, err := normalizeCountry("default_usage_location", *req.DefaultUsageLocation)
 		if err != nil {
@@ -42,11 +42,11 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, p *stora
 	}
 	if d := req.Directory; d != nil {
 		switch d.Kind {
-		case "local":
+		case licensing.DirectoryLocal:
 			if d.TenantID != "" {
 				return invalid("directory.tenant_id is only for kind msgraph")
 			}
-		case "msgraph":
+		case licensing.DirectoryMSGraph:
 			if d.TenantID == "" {
 				return invalid("directory.tenant_id is required for kind msgraph (the customer's Microsoft Entra tenant ID)")
 			}
@@ -56,7 +56,7 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, p *stora
 		default:
 			return invalid("directory.kind must be local or msgraph, not %q", truncate(d.Kind, 20))
 		}
-		c.Directory = storage.Directory{Kind: d.Kind, TenantID: d.TenantID}
+		c.Directory = licensing.Directory{Kind: d.Kind, TenantID: d.TenantID}
 	}
 	out, err := s.store.CreateCustomer(r.Context(), p.PartnerKey, c)
 	if err != nil {
@@ -68,7 +68,7 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, p *stora
 	return nil
 }
 
-func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	cs, err := s.store.ListCustomers(r.Context(), p.PartnerKey)
 	if err != nil {
 		return err
@@ -78,26 +78,26 @@ func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request, p *storag
 }
 
 // customer resolves the {cid} of the path within the caller's partner.
-func (s *Server) customer(r *http.Request, p *storage.Principal) (storage.Customer, error) {
+func (s *Server) customer(r *http.Request, p *licensing.Principal) (licensing.Customer, error) {
 	cid := r.PathValue("cid")
 	if err := checkID("customer id", cid); err != nil {
-		return storage.Customer{}, err
+		return licensing.Customer{}, err
 	}
 	return s.store.GetCustomer(r.Context(), p.PartnerKey, cid)
 }
 
 // customerChild resolves {cid} like customer and validates the ID of an
 // object under it, taken from the path parameter param.
-func (s *Server) customerChild(r *http.Request, p *storage.Principal, param, kind string) (storage.Customer, string, error) {
+func (s *Server) customerChild(r *http.Request, p *licensing.Principal, param, kind string) (licensing.Customer, string, error) {
 	id := r.PathValue(param)
 	if err := checkID(kind, id); err != nil {
-		return storage.Customer{}, "", err
+		return licensing.Customer{}, "", err
 	}
 	c, err := s.customer(r, p)
 	return c, id, err
 }
 
-func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
 		return err
@@ -118,7 +118,7 @@ type importUser struct {
 // maxImportUsers bounds one import call.
 const maxImportUsers = 200_000
 
-func (s *Server) importUsers(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) importUsers(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
 		return err
@@ -174,7 +174,7 @@ func (s *Server) importUsers(w http.ResponseWriter, r *http.Request, p *storage.
 	return nil
 }
 
-func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
 		return err
@@ -199,7 +199,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *storage.Pr
 	return nil
 }
 
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, uid, err := s.customerChild(r, p, "uid", "user id")
 	if err != nil {
 		return err
@@ -212,7 +212,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *storage.Prin
 	return nil
 }
 
-func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, uid, err := s.customerChild(r, p, "uid", "user id")
 	if err != nil {
 		return err
@@ -240,11 +240,11 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *storage.Pr
 }
 
 type subscriptionView struct {
-	storage.Subscription
+	licensing.Subscription
 	BuyMoreURL *string `json:"buy_more_url"`
 }
 
-func (s *Server) subscriptionView(c storage.Customer, sub storage.Subscription) subscriptionView {
+func (s *Server) subscriptionView(c licensing.Customer, sub licensing.Subscription) subscriptionView {
 	v := subscriptionView{Subscription: sub}
 	if sub.Available <= 0 {
 		u := s.buyMoreURL(c.ID, sub.SKU)
@@ -256,7 +256,7 @@ func (s *Server) subscriptionView(c storage.Customer, sub storage.Subscription) 
 // maxSeats bounds a subscription's total (an int column).
 const maxSeats = 10_000_000
 
-func (s *Server) putSubscription(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) putSubscription(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, sku, err := s.customerChild(r, p, "sku_id", "sku_id")
 	if err != nil {
 		return err
@@ -279,7 +279,7 @@ func (s *Server) putSubscription(w http.ResponseWriter, r *http.Request, p *stor
 	return nil
 }
 
-func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
 		return err
@@ -301,12 +301,12 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, p *st
 // waiting for running operations or running is not queued twice; one that
 // was archived (it failed on every retry) is run again, so that 202 always
 // means a sync will run.
-func (s *Server) syncCustomer(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) syncCustomer(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
 		return err
 	}
-	if c.Directory.Kind == "local" {
+	if c.Directory.Kind == licensing.DirectoryLocal {
 		return licensing.Errorf(licensing.CodeConflict,
 			"customer %s keeps its licenses in licenseops (directory local); there is no external directory to sync from", c.ID)
 	}

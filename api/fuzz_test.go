@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/licenseops/licenseops/licensing"
-	"github.com/licenseops/licenseops/storage"
 )
 
 // FuzzOperationRequest feeds arbitrary bodies to the operation decoder and
@@ -149,7 +148,7 @@ func checkNormalized(t *testing.T, body []byte, req *operationRequest, maxUsers 
 	if len(req.UserIDs) == 0 || len(req.UserIDs) > maxUsers {
 		t.Fatalf("%q accepted with %d users", body, len(req.UserIDs))
 	}
-	if len(req.Assign)+len(req.Revoke) == 0 || len(req.Assign)+len(req.Revoke) > storage.MaxSKUsPerOperation {
+	if len(req.Assign)+len(req.Revoke) == 0 || len(req.Assign)+len(req.Revoke) > licensing.MaxSKUsPerOperation {
 		t.Fatalf("%q accepted with %d SKUs", body, len(req.Assign)+len(req.Revoke))
 	}
 	seen := map[string]string{}
@@ -184,7 +183,7 @@ func FuzzCSVRecord(f *testing.F) {
 	f.Add("\tx", "\r\n", "", "", "", "=1+1")
 	f.Fuzz(func(t *testing.T, userID, name, upn, skuA, skuB, message string) {
 		loc := "PL"
-		row := &storage.ReportRow{
+		row := &licensing.ReportRow{
 			UserID: userID, DisplayName: name, UserPrincipalName: upn, Status: "failed",
 			Assigned: []string{skuA}, Revoked: []string{skuB}, Licenses: []string{skuA, skuB}, UsageLocation: &loc,
 			Error: &licensing.Error{Code: licensing.CodeCountViolation, Message: message},

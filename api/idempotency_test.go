@@ -310,7 +310,7 @@ func TestIdempotencyKeyInFlight(t *testing.T) {
 	_, err = b.Store.CreateOperation(context.Background(), storage.NewOperation{
 		PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: []string{"u00000"}, Assign: []string{"E5"},
 		Source: "api", CreatedBy: "test", Queue: "critical",
-		Idempotency: &storage.IdempotencyKey{Key: "k", Respond: func(storage.Operation) storage.StoredResponse {
+		Idempotency: &storage.IdempotencyKey{Key: "k", Respond: func(licensing.Operation) storage.StoredResponse {
 			return storage.StoredResponse{Status: http.StatusAccepted, Body: []byte(`{}`)}
 		}},
 	})

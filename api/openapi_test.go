@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/licensing"
 )
 
 // The tests of this file keep api/openapi.yaml in step with the code: the
@@ -488,12 +489,12 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 // one place: the roles and the CSV report's columns.
 func TestOpenAPISchemasMatchCode(t *testing.T) {
 	o := loadOpenAPI(t)
-	if got, want := oaSortedSet(oaStringList(t, o.schemaNode(t, "AuditEntry", "properties", "role", "enum"))), oaSortedSet(api.Roles()); !slices.Equal(got, want) {
-		t.Errorf("AuditEntry role enum %v, want api.Roles() %v", got, want)
+	if got, want := oaSortedSet(oaStringList(t, o.schemaNode(t, "AuditEntry", "properties", "role", "enum"))), oaSortedSet(licensing.Roles()); !slices.Equal(got, want) {
+		t.Errorf("AuditEntry role enum %v, want licensing.Roles() %v", got, want)
 	}
 	for key, r := range o.routes {
 		if rs := r.Roles; rs != nil {
-			if _, unknown := oaDiff(api.Roles(), rs); len(unknown) > 0 {
+			if _, unknown := oaDiff(licensing.Roles(), rs); len(unknown) > 0 {
 				t.Errorf("%s: x-roles names roles that do not exist: %v", key, unknown)
 			}
 		}

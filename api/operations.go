@@ -65,8 +65,8 @@ func (req *operationRequest) validate(maxUsers int) error {
 		return licensing.Errorf(licensing.CodeTooLarge,
 			"user_ids has %d distinct users; the limit is %d, split the request", len(req.UserIDs), maxUsers)
 	}
-	if n := len(req.Assign) + len(req.Revoke); n > storage.MaxSKUsPerOperation {
-		return tooLarge("assign and revoke", n, storage.MaxSKUsPerOperation)
+	if n := len(req.Assign) + len(req.Revoke); n > licensing.MaxSKUsPerOperation {
+		return tooLarge("assign and revoke", n, licensing.MaxSKUsPerOperation)
 	}
 	for _, a := range req.Assign {
 		for _, r := range req.Revoke {
@@ -114,11 +114,11 @@ type acceptedOperation struct {
 }
 
 type seatShortageView struct {
-	storage.SeatShortage
+	licensing.SeatShortage
 	BuyMoreURL string `json:"buy_more_url"`
 }
 
-func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
 		return err
@@ -136,8 +136,8 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *stor
 	}
 	newOp := storage.NewOperation{
 		PartnerKey: p.PartnerKey, Customer: c, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
-		AllowPartial: req.AllowPartial, Source: "api", CreatedBy: p.TokenName,
-		Queue: jobs.QueueFor(len(req.UserIDs), "api", s.cfg.InteractiveMax),
+		AllowPartial: req.AllowPartial, Source: licensing.SourceAPI, CreatedBy: p.TokenName,
+		Queue: jobs.QueueFor(len(req.UserIDs), licensing.SourceAPI, s.cfg.InteractiveMax),
 	}
 	if req.UsageLocation != nil {
 		newOp.UsageLocation = *req.UsageLocation
@@ -179,7 +179,7 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *stor
 	return nil
 }
 
-func acceptedResponse(op storage.Operation) storage.StoredResponse {
+func acceptedResponse(op licensing.Operation) storage.StoredResponse {
 	body, _ := json.Marshal(acceptedOperation{ID: op.ID, CustomerID: op.CustomerID, Status: op.Status, Total: op.Total, Links: linksOf(op.ID)})
 	return storage.StoredResponse{Status: http.StatusAccepted, Body: append(body, '\n'), Location: linksOf(op.ID).Self}
 }
@@ -193,7 +193,7 @@ func writeStored(w http.ResponseWriter, resp storage.StoredResponse) {
 	_, _ = w.Write(resp.Body)
 }
 
-func (s *Server) countViolation(c storage.Customer, short *storage.ShortageError) error {
+func (s *Server) countViolation(c licensing.Customer, short *storage.ShortageError) error {
 	views := make([]seatShortageView, len(short.Shortages))
 	names := make([]string, len(short.Shortages))
 	for i, sh := range short.Shortages {
@@ -210,7 +210,7 @@ func (s *Server) countViolation(c storage.Customer, short *storage.ShortageError
 // enqueueInBackground puts the operation's tasks on the queue after the 202:
 // the operation is already durable in Postgres, and if this process dies
 // half-way the sweeper enqueues the rest.
-func (s *Server) enqueueInBackground(op storage.Operation, users []string) {
+func (s *Server) enqueueInBackground(op licensing.Operation, users []string) {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
@@ -236,15 +236,15 @@ func (s *Server) enqueueInBackground(op storage.Operation, users []string) {
 }
 
 type operationView struct {
-	storage.Operation
+	licensing.Operation
 	Links operationLinks `json:"links"`
 }
 
-func (s *Server) operation(r *http.Request, p *storage.Principal) (storage.Operation, error) {
+func (s *Server) operation(r *http.Request, p *licensing.Principal) (licensing.Operation, error) {
 	return s.store.GetOperation(r.Context(), p.PartnerKey, r.PathValue("oid"))
 }
 
-func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	op, err := s.operation(r, p)
 	if err != nil {
 		return err
@@ -253,7 +253,7 @@ func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p *storage
 	return nil
 }
 
-func (s *Server) listOperations(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) listOperations(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
 		return err
@@ -283,12 +283,12 @@ type reportError struct {
 }
 
 type reportRowView struct {
-	*storage.ReportRow
+	*licensing.ReportRow
 	Error *reportError `json:"error"`
 }
 
 // getReport streams the confirmation report as JSON or CSV, row by row.
-func (s *Server) getReport(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) getReport(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	op, err := s.operation(r, p)
 	if err != nil {
 		return err
@@ -304,7 +304,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request, p *storage.Pr
 	}
 }
 
-func (s *Server) writeJSONReport(w http.ResponseWriter, r *http.Request, op storage.Operation) error {
+func (s *Server) writeJSONReport(w http.ResponseWriter, r *http.Request, op licensing.Operation) error {
 	w.Header().Set("Content-Type", "application/json")
 	bw := bufio.NewWriterSize(w, 64<<10)
 	head, _ := json.Marshal(operationView{Operation: op, Links: linksOf(op.ID)})
@@ -315,7 +315,7 @@ func (s *Server) writeJSONReport(w http.ResponseWriter, r *http.Request, op stor
 	_, _ = bw.WriteString(`,"results":[`)
 	first := true
 	enc := json.NewEncoder(bw)
-	err := s.store.Report(r.Context(), op.ID, func(row *storage.ReportRow) error {
+	err := s.store.Report(r.Context(), op.ID, func(row *licensing.ReportRow) error {
 		if !first {
 			if err := bw.WriteByte(','); err != nil {
 				return err
@@ -341,13 +341,13 @@ func (s *Server) writeJSONReport(w http.ResponseWriter, r *http.Request, op stor
 // CSVHeader is the header line of the CSV report.
 var CSVHeader = []string{"user_id", "display_name", "user_principal_name", "status", "assigned", "revoked", "licenses", "usage_location", "error_code", "error_message"}
 
-func (s *Server) writeCSVReport(w http.ResponseWriter, r *http.Request, op storage.Operation) error {
+func (s *Server) writeCSVReport(w http.ResponseWriter, r *http.Request, op licensing.Operation) error {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="report-`+op.ID+`.csv"`)
 	cw := csv.NewWriter(w)
 	_ = cw.Write(CSVHeader)
 	rec := make([]string, len(CSVHeader))
-	err := s.store.Report(r.Context(), op.ID, func(row *storage.ReportRow) error {
+	err := s.store.Report(r.Context(), op.ID, func(row *licensing.ReportRow) error {
 		csvRecord(rec, row)
 		return cw.Write(rec)
 	})
@@ -361,7 +361,7 @@ func (s *Server) writeCSVReport(w http.ResponseWriter, r *http.Request, op stora
 // csvRecord fills rec (len(CSVHeader) cells) with row. Every cell goes
 // through csvSafe, not only the names: user and SKU IDs are chosen by
 // clients and may start with '=', and error messages quote them.
-func csvRecord(rec []string, row *storage.ReportRow) {
+func csvRecord(rec []string, row *licensing.ReportRow) {
 	rec[0], rec[1], rec[2], rec[3] = row.UserID, row.DisplayName, row.UserPrincipalName, row.Status
 	rec[4], rec[5], rec[6] = strings.Join(row.Assigned, ";"), strings.Join(row.Revoked, ";"), strings.Join(row.Licenses, ";")
 	rec[7], rec[8], rec[9] = "", "", ""

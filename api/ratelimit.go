@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/licensing"
-	"github.com/licenseops/licenseops/storage"
 )
 
 // rateLimiter caps the requests of each token. The counters (a GCRA, one
@@ -50,7 +49,7 @@ func rateLimitKey(tokenID int64) string {
 // is let through: the limit protects the service from a runaway client,
 // and refusing every request while Redis is briefly away would be the
 // bigger outage. A nil limiter allows everything.
-func (l *rateLimiter) allow(ctx context.Context, w http.ResponseWriter, p *storage.Principal) error {
+func (l *rateLimiter) allow(ctx context.Context, w http.ResponseWriter, p *licensing.Principal) error {
 	if l == nil {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/internal/testapp"
+	"github.com/licenseops/licenseops/licensing"
 )
 
 // The permission table of API.md, written out again here rather than taken
@@ -71,15 +72,15 @@ func fillPath(t *testing.T, pattern string, ids map[string]string) (method, path
 
 func TestRouteTableMatchesAPIReference(t *testing.T) {
 	t.Parallel()
-	if !slices.Equal(api.Roles(), everyone) {
-		t.Errorf("api.Roles() = %v, API.md has %v", api.Roles(), everyone)
+	if !slices.Equal(licensing.Roles(), everyone) {
+		t.Errorf("licensing.Roles() = %v, API.md has %v", licensing.Roles(), everyone)
 	}
 	for _, role := range everyone {
-		if !api.ValidRole(role) {
+		if !licensing.ValidRole(role) {
 			t.Errorf("ValidRole(%q) is false", role)
 		}
 	}
-	if api.ValidRole("root") || api.ValidRole("") {
+	if licensing.ValidRole("root") || licensing.ValidRole("") {
 		t.Error("ValidRole accepts a role API.md does not have")
 	}
 	seen := map[string]bool{}

@@ -200,25 +200,17 @@ var permissionNames = map[permission]string{
 // rolePermissions is the permission table of API.md. The audit log shows
 // every partner user's changes, so only the two admin roles may read it.
 var rolePermissions = map[string][]permission{
-	"global_admin":          {permRead, permOperate, permUsers, permSales, permCatalog, permAudit},
-	"admin_agent":           {permRead, permOperate, permUsers, permSales, permCatalog, permAudit},
-	"user_management_admin": {permRead, permOperate, permUsers},
-	"helpdesk_agent":        {permRead, permOperate},
-	"sales_agent":           {permRead, permOperate, permSales},
-	"reader":                {permRead},
+	licensing.RoleGlobalAdmin:         {permRead, permOperate, permUsers, permSales, permCatalog, permAudit},
+	licensing.RoleAdminAgent:          {permRead, permOperate, permUsers, permSales, permCatalog, permAudit},
+	licensing.RoleUserManagementAdmin: {permRead, permOperate, permUsers},
+	licensing.RoleHelpdeskAgent:       {permRead, permOperate},
+	licensing.RoleSalesAgent:          {permRead, permOperate, permSales},
+	licensing.RoleReader:              {permRead},
 }
-
-// Roles lists the valid roles.
-func Roles() []string {
-	return []string{"global_admin", "admin_agent", "user_management_admin", "helpdesk_agent", "sales_agent", "reader"}
-}
-
-// ValidRole reports whether role is one of Roles.
-func ValidRole(role string) bool { _, ok := rolePermissions[role]; return ok }
 
 func rolesWith(p permission) []string {
 	var out []string
-	for _, role := range Roles() {
+	for _, role := range licensing.Roles() {
 		for _, q := range rolePermissions[role] {
 			if q == p {
 				out = append(out, role)
@@ -239,7 +231,7 @@ func allowed(role string, p permission) bool {
 
 // handlerFunc is an authenticated handler; a returned error becomes the
 // contract's error body.
-type handlerFunc func(w http.ResponseWriter, r *http.Request, p *storage.Principal) error
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error
 
 type route struct {
 	pattern string

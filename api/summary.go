@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/licenseops/licenseops/licensing"
-	"github.com/licenseops/licenseops/storage"
 )
 
 type summaryProduct struct {
@@ -19,7 +18,7 @@ type summaryProduct struct {
 
 // licenseSummary is the Manage-licenses view of a selection: for every
 // subscription, whether all, some or none of the selected users hold it.
-func (s *Server) licenseSummary(w http.ResponseWriter, r *http.Request, p *storage.Principal) error {
+func (s *Server) licenseSummary(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
 		return err

@@ -6,11 +6,11 @@ import (
 	"testing"
 
 	"github.com/licenseops/licenseops/internal/testapp"
-	"github.com/licenseops/licenseops/storage"
+	"github.com/licenseops/licenseops/licensing"
 )
 
 // tokenInfo finds the token of partner named name.
-func tokenInfo(t *testing.T, b *testapp.Bundle, partner, name string) storage.TokenInfo {
+func tokenInfo(t *testing.T, b *testapp.Bundle, partner, name string) licensing.TokenInfo {
 	t.Helper()
 	tokens, err := b.Store.ListTokens(context.Background(), partner)
 	if err != nil {
@@ -22,7 +22,7 @@ func tokenInfo(t *testing.T, b *testapp.Bundle, partner, name string) storage.To
 		}
 	}
 	t.Fatalf("no token %q of partner %s in %+v", name, partner, tokens)
-	return storage.TokenInfo{}
+	return licensing.TokenInfo{}
 }
 
 func TestTokenLastUsedAt(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/licenseops/licenseops/licensing"
 )
 
 // TypeApplyLicenses applies one operation's change to one user.
@@ -32,7 +33,7 @@ var QueueWeights = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1
 // QueueFor picks the queue of an operation from its size and source.
 func QueueFor(total int, source string, interactiveMax int) string {
 	switch {
-	case source == "cleanup":
+	case source == licensing.SourceCleanup:
 		return QueueLow
 	case total <= interactiveMax:
 		return QueueCritical

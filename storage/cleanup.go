@@ -8,66 +8,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/licenseops/licenseops/licensing"
 )
-
-// Cleanup rule kinds.
-const (
-	// RuleDisabledAccounts matches users whose account_enabled is false.
-	RuleDisabledAccounts = "disabled_accounts"
-	// RuleInactive matches users whose last sign-in (or, for users that never
-	// signed in, whose creation in licenseops) is older than Days.
-	RuleInactive = "inactive"
-)
-
-// Cleanup run triggers.
-const (
-	TriggerSchedule = "schedule"
-	TriggerManual   = "manual"
-)
-
-// RunNothingMatched is the status of a run that matched no user and so
-// started no operation.
-const RunNothingMatched = "nothing_matched"
-
-// CleanupRule picks the users a policy takes licenses back from, and which
-// licenses.
-type CleanupRule struct {
-	Kind string `json:"kind"`
-	// Days is the inactivity threshold of RuleInactive (nil otherwise).
-	Days *int `json:"days,omitempty"`
-	// SKUs limits what is taken back and whom the rule matches (users who
-	// hold at least one of them); nil means every SKU the user holds.
-	SKUs []string `json:"skus"`
-	// ExcludeUserIDs are never matched.
-	ExcludeUserIDs []string `json:"exclude_user_ids"`
-}
-
-// CleanupPolicy is a customer's scheduled cleanup.
-type CleanupPolicy struct {
-	ID          string      `json:"id"`
-	PartnerKey  int64       `json:"-"`
-	CustomerKey int64       `json:"-"`
-	CustomerID  string      `json:"customer_id"`
-	Name        string      `json:"name"`
-	Schedule    string      `json:"schedule"`
-	TimeZone    string      `json:"time_zone"`
-	Rule        CleanupRule `json:"rule"`
-	DryRun      bool        `json:"dry_run"`
-	Enabled     bool        `json:"enabled"`
-	// ScheduleSince is the earliest instant a scheduled tick may have: the
-	// creation, the last change of schedule or time zone, or the last
-	// enabling, whichever is latest.
-	ScheduleSince time.Time `json:"-"`
-	CreatedBy     string    `json:"created_by"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
-}
 
 const cleanupPolicyColumns = `p.id, p.partner_key, p.customer_key, c.id, p.name, p.schedule, p.time_zone, p.rule_kind,
 	p.inactive_days, p.skus, p.exclude_user_ids, p.dry_run, p.enabled, p.schedule_since, p.created_by, p.created_at, p.updated_at`
 
-func scanCleanupPolicy(row interface{ Scan(...any) error }) (CleanupPolicy, error) {
-	var p CleanupPolicy
+func scanCleanupPolicy(row interface{ Scan(...any) error }) (licensing.CleanupPolicy, error) {
+	var p licensing.CleanupPolicy
 	var days *int
 	var skus, exclude pq.StringArray
 	err := row.Scan(&p.ID, &p.PartnerKey, &p.CustomerKey, &p.CustomerID, &p.Name, &p.Schedule, &p.TimeZone, &p.Rule.Kind,
@@ -90,8 +39,8 @@ func skusParam(skus []string) any {
 // CreateCleanupPolicy stores a new policy of a customer; p is validated by
 // the caller except for its SKUs, which must be subscriptions of the
 // customer (UnknownSkus otherwise).
-func (s *Store) CreateCleanupPolicy(ctx context.Context, p CleanupPolicy) (CleanupPolicy, error) {
-	var out CleanupPolicy
+func (s *Store) CreateCleanupPolicy(ctx context.Context, p licensing.CleanupPolicy) (licensing.CleanupPolicy, error) {
+	var out licensing.CleanupPolicy
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		if err := checkKnownSKUs(ctx, tx, p.CustomerKey, p.Rule.SKUs); err != nil {
 			return err
@@ -114,16 +63,16 @@ func (s *Store) CreateCleanupPolicy(ctx context.Context, p CleanupPolicy) (Clean
 
 // GetCleanupPolicy finds a policy of the customer; a policy of another
 // customer or partner is NotFound.
-func (s *Store) GetCleanupPolicy(ctx context.Context, partnerKey, customerKey int64, id string) (CleanupPolicy, error) {
+func (s *Store) GetCleanupPolicy(ctx context.Context, partnerKey, customerKey int64, id string) (licensing.CleanupPolicy, error) {
 	return getCleanupPolicy(ctx, s.db, partnerKey, customerKey, id, "")
 }
 
 // getCleanupPolicy reads a policy, scoped to a partner and customer unless
 // both are 0 (the scheduler acts for every partner), with an optional
 // locking clause.
-func getCleanupPolicy(ctx context.Context, q sqlx.QueryerContext, partnerKey, customerKey int64, id, lock string) (CleanupPolicy, error) {
+func getCleanupPolicy(ctx context.Context, q sqlx.QueryerContext, partnerKey, customerKey int64, id, lock string) (licensing.CleanupPolicy, error) {
 	if _, err := uuid.Parse(id); err != nil {
-		return CleanupPolicy{}, notFound("cleanup policy", id)
+		return licensing.CleanupPolicy{}, notFound("cleanup policy", id)
 	}
 	p, err := scanCleanupPolicy(q.QueryRowxContext(ctx, `
 		SELECT `+cleanupPolicyColumns+` FROM cleanup_policies p JOIN customers c USING (customer_key)
@@ -136,7 +85,7 @@ func getCleanupPolicy(ctx context.Context, q sqlx.QueryerContext, partnerKey, cu
 }
 
 // ListCleanupPolicies lists a customer's policies, oldest first.
-func (s *Store) ListCleanupPolicies(ctx context.Context, customerKey int64) ([]CleanupPolicy, error) {
+func (s *Store) ListCleanupPolicies(ctx context.Context, customerKey int64) ([]licensing.CleanupPolicy, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT `+cleanupPolicyColumns+` FROM cleanup_policies p JOIN customers c USING (customer_key)
 		WHERE p.customer_key = $1 ORDER BY p.created_at, p.id`, customerKey)
@@ -144,7 +93,7 @@ func (s *Store) ListCleanupPolicies(ctx context.Context, customerKey int64) ([]C
 		return nil, err
 	}
 	defer rows.Close()
-	out := []CleanupPolicy{}
+	out := []licensing.CleanupPolicy{}
 	for rows.Next() {
 		p, err := scanCleanupPolicy(rows)
 		if err != nil {
@@ -160,8 +109,8 @@ func (s *Store) ListCleanupPolicies(ctx context.Context, customerKey int64) ([]C
 // checked, and it is written back. Changing the schedule or time zone, or
 // enabling the policy, moves ScheduleSince to now, so that no tick from
 // before the change runs.
-func (s *Store) UpdateCleanupPolicy(ctx context.Context, partnerKey, customerKey int64, id string, change func(p *CleanupPolicy) error) (CleanupPolicy, error) {
-	var out CleanupPolicy
+func (s *Store) UpdateCleanupPolicy(ctx context.Context, partnerKey, customerKey int64, id string, change func(p *licensing.CleanupPolicy) error) (licensing.CleanupPolicy, error) {
+	var out licensing.CleanupPolicy
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		old, err := getCleanupPolicy(ctx, tx, partnerKey, customerKey, id, "FOR UPDATE OF p")
 		if err != nil {
@@ -225,32 +174,6 @@ func (s *Store) EnabledCleanupPolicies(ctx context.Context) ([]ScheduledPolicy, 
 	return out, err
 }
 
-// CleanupRun is one run of a policy with the progress of its operation.
-type CleanupRun struct {
-	ID       string `json:"id"`
-	PolicyID string `json:"policy_id"`
-	// Trigger is "schedule" (Tick is the cron tick it ran for) or "manual".
-	Trigger      string     `json:"trigger"`
-	Tick         *time.Time `json:"tick"`
-	DryRun       bool       `json:"dry_run"`
-	MatchedUsers int        `json:"matched_users"`
-	OperationID  *string    `json:"operation_id"`
-	// Status is the operation's status, or "nothing_matched".
-	Status string `json:"status"`
-	// ReclaimedSeats counts the licenses taken back from users whose
-	// change succeeded (0 for a dry run).
-	ReclaimedSeats int `json:"reclaimed_seats"`
-	// WouldRevokeUsers and WouldReclaimSeats are a dry run's users marked
-	// would_revoke and the licenses they would lose (0 for a real run).
-	WouldRevokeUsers  int `json:"would_revoke_users"`
-	WouldReclaimSeats int `json:"would_reclaim_seats"`
-	// FailedUsers are users whose change failed (for example a license
-	// another one they keep requires).
-	FailedUsers int        `json:"failed_users"`
-	CreatedAt   time.Time  `json:"created_at"`
-	FinishedAt  *time.Time `json:"finished_at"`
-}
-
 // CleanupRunRequest asks RunCleanup to run a policy once.
 type CleanupRunRequest struct {
 	PolicyID string
@@ -260,7 +183,7 @@ type CleanupRunRequest struct {
 	// Due makes the run a scheduled one: judged on the policy as locked in
 	// the run's transaction, it returns the tick the run is for, or a reason
 	// to skip it. Nil means a manual run.
-	Due func(p CleanupPolicy) (tick time.Time, skip string)
+	Due func(p licensing.CleanupPolicy) (tick time.Time, skip string)
 	// At is when a manual run happens; "inactive" is measured from it.
 	// Scheduled runs measure from their tick.
 	At time.Time
@@ -270,19 +193,19 @@ type CleanupRunRequest struct {
 	Queue     string
 	// Audit, when set, is recorded in the run's transaction with the policy
 	// as its object and the run as its details.
-	Audit *AuditEntry
+	Audit *licensing.AuditEntry
 }
 
 // CleanupRunResult is what RunCleanup did.
 type CleanupRunResult struct {
-	Policy CleanupPolicy
+	Policy licensing.CleanupPolicy
 	// Skipped says why nothing ran ("" when a run was recorded); a
 	// scheduled tick that already ran is skipped with "already ran".
 	Skipped string
-	Run     CleanupRun
+	Run     licensing.CleanupRun
 	// Operation and UserIDs are the operation the run started and its
 	// users, for the caller to enqueue; nil when nobody matched.
-	Operation *Operation
+	Operation *licensing.Operation
 	UserIDs   []string
 }
 
@@ -305,7 +228,7 @@ func (s *Store) RunCleanup(ctx context.Context, req CleanupRunRequest) (CleanupR
 			return err
 		}
 		res.Policy = p
-		run := CleanupRun{ID: uuid.NewString(), PolicyID: p.ID, Trigger: TriggerManual, DryRun: p.DryRun, Status: RunNothingMatched}
+		run := licensing.CleanupRun{ID: uuid.NewString(), PolicyID: p.ID, Trigger: licensing.TriggerManual, DryRun: p.DryRun, Status: licensing.RunNothingMatched}
 		at := req.At
 		if at.IsZero() {
 			at = time.Now()
@@ -317,7 +240,7 @@ func (s *Store) RunCleanup(ctx context.Context, req CleanupRunRequest) (CleanupR
 				return nil
 			}
 			tick = tick.UTC().Truncate(time.Minute)
-			run.Trigger, run.Tick, at = TriggerSchedule, &tick, tick
+			run.Trigger, run.Tick, at = licensing.TriggerSchedule, &tick, tick
 		}
 		// The guard: a second insert of the same tick waits for the first
 		// transaction and then inserts nothing.
@@ -346,10 +269,10 @@ func (s *Store) RunCleanup(ctx context.Context, req CleanupRunRequest) (CleanupR
 			if createdBy == "" {
 				createdBy = "cleanup policy: " + p.Name
 			}
-			var op Operation
+			var op licensing.Operation
 			if err := s.createOperationTx(ctx, tx, NewOperation{
 				PartnerKey: p.PartnerKey, Customer: customer, UserIDs: users, Revoke: skus, DryRun: p.DryRun,
-				Source: "cleanup", CreatedBy: createdBy, Queue: req.Queue, PolicyID: p.ID,
+				Source: licensing.SourceCleanup, CreatedBy: createdBy, Queue: req.Queue, PolicyID: p.ID,
 			}, &op); err != nil {
 				return err
 			}
@@ -388,9 +311,9 @@ func (s *Store) RunCleanup(ctx context.Context, req CleanupRunRequest) (CleanupR
 // disabled_accounts matches account_enabled = false. inactive matches users
 // whose last_sign_in_at is older than the days, and users who never signed
 // in whose row in licenseops (created_at, the first import or sync) is.
-func matchCleanupUsers(ctx context.Context, tx *sqlx.Tx, p CleanupPolicy, at time.Time) (users, skus []string, err error) {
+func matchCleanupUsers(ctx context.Context, tx *sqlx.Tx, p licensing.CleanupPolicy, at time.Time) (users, skus []string, err error) {
 	cutoff := at
-	if p.Rule.Kind == RuleInactive && p.Rule.Days != nil {
+	if p.Rule.Kind == licensing.RuleInactive && p.Rule.Days != nil {
 		cutoff = at.Add(-time.Duration(*p.Rule.Days) * 24 * time.Hour)
 	}
 	var ids pq.StringArray
@@ -422,7 +345,7 @@ func matchCleanupUsers(ctx context.Context, tx *sqlx.Tx, p CleanupPolicy, at tim
 
 // ListCleanupRuns pages a policy's runs, newest first, with the progress of
 // their operations, and the number of runs in all.
-func (s *Store) ListCleanupRuns(ctx context.Context, policyID string, limit, offset int) ([]CleanupRun, int, error) {
+func (s *Store) ListCleanupRuns(ctx context.Context, policyID string, limit, offset int) ([]licensing.CleanupRun, int, error) {
 	var total int
 	if err := s.db.GetContext(ctx, &total, `SELECT count(*) FROM cleanup_runs WHERE policy_id = $1`, policyID); err != nil {
 		return nil, 0, err
@@ -441,14 +364,14 @@ func (s *Store) ListCleanupRuns(ctx context.Context, policyID string, limit, off
 			FROM operation_items i WHERE i.operation_id = r.operation_id
 		) x ON true
 		WHERE r.policy_id = $1
-		ORDER BY r.created_at DESC, r.id DESC LIMIT $2 OFFSET $3`, policyID, limit, offset, RunNothingMatched)
+		ORDER BY r.created_at DESC, r.id DESC LIMIT $2 OFFSET $3`, policyID, limit, offset, licensing.RunNothingMatched)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer rows.Close()
-	out := []CleanupRun{}
+	out := []licensing.CleanupRun{}
 	for rows.Next() {
-		var r CleanupRun
+		var r licensing.CleanupRun
 		if err := rows.Scan(&r.ID, &r.PolicyID, &r.Trigger, &r.Tick, &r.DryRun, &r.MatchedUsers, &r.OperationID, &r.CreatedAt,
 			&r.Status, &r.FinishedAt, &r.ReclaimedSeats, &r.WouldRevokeUsers, &r.WouldReclaimSeats, &r.FailedUsers); err != nil {
 			return nil, 0, err

@@ -13,33 +13,16 @@ import (
 	"github.com/licenseops/licenseops/licensing"
 )
 
-// Directory says where a customer's licenses really live.
-type Directory struct {
-	Kind     string `json:"kind"`
-	TenantID string `json:"tenant_id,omitempty"`
-}
-
-// Customer is a tenant managed by a partner.
-type Customer struct {
-	Key                  int64     `json:"-"`
-	PartnerKey           int64     `json:"-"`
-	ID                   string    `json:"id"`
-	Name                 string    `json:"name"`
-	DefaultUsageLocation *string   `json:"default_usage_location"`
-	Directory            Directory `json:"directory"`
-	CreatedAt            time.Time `json:"created_at"`
-}
-
 const customerColumns = `customer_key, partner_key, id, name, default_usage_location, directory_kind, COALESCE(directory_tenant_id, ''), created_at`
 
-func scanCustomer(row interface{ Scan(...any) error }) (Customer, error) {
-	var c Customer
+func scanCustomer(row interface{ Scan(...any) error }) (licensing.Customer, error) {
+	var c licensing.Customer
 	err := row.Scan(&c.Key, &c.PartnerKey, &c.ID, &c.Name, &c.DefaultUsageLocation, &c.Directory.Kind, &c.Directory.TenantID, &c.CreatedAt)
 	return c, err
 }
 
 // CreateCustomer creates a customer; an existing ID within the partner is a conflict.
-func (s *Store) CreateCustomer(ctx context.Context, partnerKey int64, c Customer) (Customer, error) {
+func (s *Store) CreateCustomer(ctx context.Context, partnerKey int64, c licensing.Customer) (licensing.Customer, error) {
 	row := s.db.QueryRowContext(ctx, `
 		INSERT INTO customers (partner_key, id, name, default_usage_location, directory_kind, directory_tenant_id)
 		VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))
@@ -48,29 +31,29 @@ func (s *Store) CreateCustomer(ctx context.Context, partnerKey int64, c Customer
 		partnerKey, c.ID, c.Name, c.DefaultUsageLocation, c.Directory.Kind, c.Directory.TenantID)
 	out, err := scanCustomer(row)
 	if isNoRows(err) {
-		return Customer{}, licensing.Errorf(licensing.CodeConflict, "customer %q already exists; choose another ID or update the existing customer", c.ID)
+		return licensing.Customer{}, licensing.Errorf(licensing.CodeConflict, "customer %q already exists; choose another ID or update the existing customer", c.ID)
 	}
 	return out, err
 }
 
 // GetCustomer finds a customer of the partner; a foreign or missing one is NotFound.
-func (s *Store) GetCustomer(ctx context.Context, partnerKey int64, id string) (Customer, error) {
+func (s *Store) GetCustomer(ctx context.Context, partnerKey int64, id string) (licensing.Customer, error) {
 	c, err := scanCustomer(s.db.QueryRowContext(ctx,
 		`SELECT `+customerColumns+` FROM customers WHERE partner_key = $1 AND id = $2`, partnerKey, id))
 	if isNoRows(err) {
-		return Customer{}, notFound("customer", id)
+		return licensing.Customer{}, notFound("customer", id)
 	}
 	return c, err
 }
 
 // ListCustomers lists the partner's customers by ID.
-func (s *Store) ListCustomers(ctx context.Context, partnerKey int64) ([]Customer, error) {
+func (s *Store) ListCustomers(ctx context.Context, partnerKey int64) ([]licensing.Customer, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+customerColumns+` FROM customers WHERE partner_key = $1 ORDER BY id`, partnerKey)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []Customer{}
+	out := []licensing.Customer{}
 	for rows.Next() {
 		c, err := scanCustomer(rows)
 		if err != nil {
@@ -79,17 +62,6 @@ func (s *Store) ListCustomers(ctx context.Context, partnerKey int64) ([]Customer
 		out = append(out, c)
 	}
 	return out, rows.Err()
-}
-
-// User is a user of a customer tenant with the licenses it holds.
-type User struct {
-	ID                string     `json:"id" db:"id"`
-	UserPrincipalName string     `json:"user_principal_name" db:"user_principal_name"`
-	DisplayName       string     `json:"display_name" db:"display_name"`
-	UsageLocation     *string    `json:"usage_location" db:"usage_location"`
-	AccountEnabled    bool       `json:"account_enabled" db:"account_enabled"`
-	LastSignInAt      *time.Time `json:"last_sign_in_at,omitempty" db:"last_sign_in_at"`
-	Licenses          []string   `json:"licenses" db:"-"`
 }
 
 // UserImport is one row of a user import; nil fields keep the stored value
@@ -161,7 +133,7 @@ func boolText(b bool) string {
 
 // UserPage is one page of the user list.
 type UserPage struct {
-	Users []User
+	Users []licensing.User
 	Total int
 }
 
@@ -189,9 +161,9 @@ func (s *Store) ListUsers(ctx context.Context, customerKey int64, q string, limi
 		return page, err
 	}
 	defer rows.Close()
-	page.Users = []User{}
+	page.Users = []licensing.User{}
 	for rows.Next() {
-		var u User
+		var u licensing.User
 		var lic pq.StringArray
 		if err := rows.Scan(&u.ID, &u.UserPrincipalName, &u.DisplayName, &u.UsageLocation, &u.AccountEnabled, &u.LastSignInAt, &lic); err != nil {
 			return page, err
@@ -205,8 +177,8 @@ func (s *Store) ListUsers(ctx context.Context, customerKey int64, q string, limi
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // GetUser returns one user with its licenses.
-func (s *Store) GetUser(ctx context.Context, customerKey int64, id string) (User, error) {
-	var u User
+func (s *Store) GetUser(ctx context.Context, customerKey int64, id string) (licensing.User, error) {
+	var u licensing.User
 	var lic pq.StringArray
 	err := s.db.QueryRowContext(ctx, `
 		SELECT u.id, u.user_principal_name, u.display_name, u.usage_location, u.account_enabled, u.last_sign_in_at,
@@ -221,37 +193,23 @@ func (s *Store) GetUser(ctx context.Context, customerKey int64, id string) (User
 }
 
 // SetUsageLocation updates a user's usage location.
-func (s *Store) SetUsageLocation(ctx context.Context, customerKey int64, id, location string) (User, error) {
+func (s *Store) SetUsageLocation(ctx context.Context, customerKey int64, id, location string) (licensing.User, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE users SET usage_location = $3, updated_at = now() WHERE customer_key = $1 AND id = $2`, customerKey, id, location)
 	if err != nil {
-		return User{}, err
+		return licensing.User{}, err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return User{}, notFound("user", id)
+		return licensing.User{}, notFound("user", id)
 	}
 	return s.GetUser(ctx, customerKey, id)
-}
-
-// Subscription is a customer's seats of one SKU.
-type Subscription struct {
-	SKU      string `json:"sku_id" db:"sku_id"`
-	Name     string `json:"name" db:"name"`
-	Total    int    `json:"total" db:"total"`
-	Consumed int    `json:"consumed" db:"consumed"`
-	// Reserved are seats held by unfinished operations.
-	Reserved  int `json:"-" db:"reserved"`
-	Available int `json:"available" db:"available"`
-	// PreviousTotal is the total before SetSeatTotal changed it (nil when
-	// it created the subscription), for the audit log.
-	PreviousTotal *int `json:"-" db:"previous_total"`
 }
 
 const subscriptionColumns = `s.sku_id, COALESCE(p.name, s.sku_id) AS name, s.total, s.consumed, s.reserved,
 	s.total - s.consumed - s.reserved AS available`
 
 // ListSubscriptions lists a customer's subscriptions by SKU.
-func (s *Store) ListSubscriptions(ctx context.Context, partnerKey, customerKey int64) ([]Subscription, error) {
-	out := []Subscription{}
+func (s *Store) ListSubscriptions(ctx context.Context, partnerKey, customerKey int64) ([]licensing.Subscription, error) {
+	out := []licensing.Subscription{}
 	err := s.db.SelectContext(ctx, &out, `
 		SELECT `+subscriptionColumns+`
 		FROM subscriptions s LEFT JOIN products p ON p.partner_key = $1 AND p.sku_id = s.sku_id
@@ -271,8 +229,8 @@ func (s *Store) ListSubscriptions(ctx context.Context, partnerKey, customerKey i
 // yet); that is refused with SeatsInUse, whose details give both and the
 // minimum total. Waiting for the operations to finish releases the seats
 // they will not use.
-func (s *Store) SetSeatTotal(ctx context.Context, partnerKey, customerKey int64, sku string, total int) (Subscription, error) {
-	var sub Subscription
+func (s *Store) SetSeatTotal(ctx context.Context, partnerKey, customerKey int64, sku string, total int) (licensing.Subscription, error) {
+	var sub licensing.Subscription
 	err := s.db.GetContext(ctx, &sub, `
 		WITH prev AS (
 			SELECT total FROM subscriptions WHERE customer_key = $2 AND sku_id = $3
@@ -308,7 +266,7 @@ func (s *Store) SetSeatTotal(ctx context.Context, partnerKey, customerKey int64,
 }
 
 // CustomerByKey finds a customer by its internal key (for tasks).
-func (s *Store) CustomerByKey(ctx context.Context, key int64) (Customer, error) {
+func (s *Store) CustomerByKey(ctx context.Context, key int64) (licensing.Customer, error) {
 	c, err := scanCustomer(s.db.QueryRowContext(ctx, `SELECT `+customerColumns+` FROM customers WHERE customer_key = $1`, key))
 	if isNoRows(err) {
 		return c, notFound("customer", strconv.FormatInt(key, 10))

@@ -44,18 +44,18 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 		var decided, applying []itemWrite
 		for _, it := range items {
 			switch {
-			case it.Status == ItemApplying:
+			case it.Status == licensing.ItemApplying:
 				out = append(out, ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: plan.Change.UsageLocation, Resumed: true})
-			case it.Status != ItemPending:
+			case it.Status != licensing.ItemPending:
 				o := recordedOutcome(it)
 				out = append(out, ExternalItem{UserID: it.UserID, Outcome: &o})
 			case it.Claim != nil && *it.Claim != plan.ID:
 				out = append(out, ExternalItem{UserID: it.UserID, Busy: true})
 			default:
 				w := decide(plan, it)
-				if w.status == ItemSucceeded && len(w.result.Assigned) == 0 && len(w.result.Revoked) == 0 && w.location == "" {
+				if w.status == licensing.ItemSucceeded && len(w.result.Assigned) == 0 && len(w.result.Revoked) == 0 && w.location == "" {
 					decided = append(decided, w) // nothing to change in the directory
-				} else if w.status == ItemSucceeded {
+				} else if w.status == licensing.ItemSucceeded {
 					applying = append(applying, w)
 				} else {
 					decided = append(decided, w)
@@ -75,7 +75,7 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 		}
 		var ready []itemWrite
 		for _, w := range applying {
-			if w.status == ItemSucceeded {
+			if w.status == licensing.ItemSucceeded {
 				ready = append(ready, w)
 			} else {
 				decided = append(decided, w) // no seat
@@ -153,11 +153,11 @@ func (s *Store) RecordExternal(ctx context.Context, plan *Plan, results []Extern
 		}
 		var ws []itemWrite
 		for _, it := range items {
-			if it.Status != ItemApplying {
+			if it.Status != licensing.ItemApplying {
 				out = append(out, recordedOutcome(it))
 				continue
 			}
-			w := itemWrite{userID: it.UserID, mask: it.Mask, held: it.Held, status: ItemSucceeded,
+			w := itemWrite{userID: it.UserID, mask: it.Mask, held: it.Held, status: licensing.ItemSucceeded,
 				result: licensing.Result{Assigned: it.Assigned, Revoked: it.Revoked, Licenses: it.Licenses}}
 			if it.ItemLocation != nil {
 				w.result.UsageLocation = *it.ItemLocation
@@ -166,7 +166,7 @@ func (s *Store) RecordExternal(ctx context.Context, plan *Plan, results []Extern
 				}
 			}
 			if e := byUser[it.UserID]; e != nil {
-				w.status, w.code, w.message, w.result, w.location = ItemFailed, e.Code, e.Message, licensing.Result{}, ""
+				w.status, w.code, w.message, w.result, w.location = licensing.ItemFailed, e.Code, e.Message, licensing.Result{}, ""
 			}
 			ws = append(ws, w)
 		}

@@ -24,7 +24,7 @@ type StoredResponse struct {
 type IdempotencyKey struct {
 	Key string
 	// Respond renders the response of the created operation.
-	Respond func(Operation) StoredResponse
+	Respond func(licensing.Operation) StoredResponse
 }
 
 // ClaimIdempotencyKey claims key for a request whose fingerprint is hash.

@@ -29,7 +29,7 @@ type Plan struct {
 	Source          string
 	// Directory is where the customer's licenses live: "local" (Postgres)
 	// or "msgraph" with its tenant.
-	Directory Directory
+	Directory licensing.Directory
 }
 
 // LoadPlan reads an operation's plan. A missing operation is NotFound (it
@@ -142,7 +142,7 @@ func (s *Store) ApplyLocal(ctx context.Context, plan *Plan, userIDs []string) ([
 		out = make([]ItemOutcome, 0, len(items))
 		writes := make([]itemWrite, 0, len(items))
 		for _, it := range items {
-			if it.Status != ItemPending {
+			if it.Status != licensing.ItemPending {
 				out = append(out, recordedOutcome(it))
 				continue
 			}
@@ -211,12 +211,12 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 	res, lerr := licensing.Evaluate(licensing.UserState{Held: it.Held, UsageLocation: loc, AccountEnabled: it.AccountEnabled},
 		plan.Change, plan.DefaultLocation, plan.Catalog)
 	if lerr != nil {
-		w.status, w.code, w.message = ItemFailed, lerr.Code, lerr.Message
+		w.status, w.code, w.message = licensing.ItemFailed, lerr.Code, lerr.Message
 		return w
 	}
-	w.result, w.status = res, ItemSucceeded
+	w.result, w.status = res, licensing.ItemSucceeded
 	if plan.DryRun {
-		w.status = ItemWouldRevoke
+		w.status = licensing.ItemWouldRevoke
 	}
 	if plan.Change.UsageLocation != "" && plan.Change.UsageLocation != loc {
 		w.location = plan.Change.UsageLocation
@@ -239,7 +239,7 @@ func passOnGrants(plan *Plan, items []*itemWrite) {
 		bit := skuBit(plan, sku)
 		var spare []*itemWrite
 		for _, w := range items {
-			if w.mask&bit != 0 && !(w.status == ItemSucceeded && slices.Contains(w.result.Assigned, sku)) {
+			if w.mask&bit != 0 && !(w.status == licensing.ItemSucceeded && slices.Contains(w.result.Assigned, sku)) {
 				spare = append(spare, w)
 			}
 		}
@@ -247,7 +247,7 @@ func passOnGrants(plan *Plan, items []*itemWrite) {
 			if len(spare) == 0 {
 				break
 			}
-			if w.status == ItemSucceeded && w.mask&bit == 0 && slices.Contains(w.result.Assigned, sku) {
+			if w.status == licensing.ItemSucceeded && w.mask&bit == 0 && slices.Contains(w.result.Assigned, sku) {
 				spare[0].mask &^= bit
 				w.mask |= bit
 				spare = spare[1:]
@@ -270,7 +270,7 @@ func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []
 	need := map[string]int{}
 	for i := range writes {
 		w := &writes[i]
-		if w.status != ItemSucceeded {
+		if w.status != licensing.ItemSucceeded {
 			continue
 		}
 		for _, sku := range w.result.Assigned {
@@ -312,7 +312,7 @@ func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []
 	}
 	for i := range writes {
 		w := &writes[i]
-		if w.status != ItemSucceeded {
+		if w.status != licensing.ItemSucceeded {
 			continue
 		}
 		var short []string
@@ -330,7 +330,7 @@ func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []
 		}
 		if len(short) > 0 {
 			// Seats this user did get stay in its mask and are released at settlement.
-			w.status, w.code = ItemFailed, licensing.CodeCountViolation
+			w.status, w.code = licensing.ItemFailed, licensing.CodeCountViolation
 			w.message = fmt.Sprintf("no seat is left for %s; buy more seats or revoke the license from another user, then run the change again for this user",
 				strings.Join(short, ", "))
 			w.result, w.location = licensing.Result{}, ""
@@ -383,11 +383,11 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 		// A failed user keeps what it held: that is what it holds "after".
 		// So does every user of a dry run; revoked says what it would lose.
 		licenses[i] = arrayLiteral(w.held)
-		if w.status == ItemSucceeded {
+		if w.status == licensing.ItemSucceeded {
 			licenses[i] = arrayLiteral(w.result.Licenses)
 			itemLocs[i] = w.result.UsageLocation
 		}
-		if w.status != ItemSucceeded {
+		if w.status != licensing.ItemSucceeded {
 			continue
 		}
 		for _, sku := range w.result.Assigned {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -13,51 +12,10 @@ import (
 	"github.com/licenseops/licenseops/licensing"
 )
 
-// Operation statuses.
-const (
-	StatusQueued              = "queued"
-	StatusRunning             = "running"
-	StatusCompleted           = "completed"
-	StatusCompletedWithErrors = "completed_with_errors"
-)
-
-// Item statuses.
-const (
-	ItemPending     = "pending"
-	ItemApplying    = "applying"
-	ItemSucceeded   = "succeeded"
-	ItemFailed      = "failed"
-	ItemWouldRevoke = "would_revoke"
-)
-
-// MaxSKUsPerOperation bounds assign+revoke lists; granted_mask is a 32-bit integer.
-const MaxSKUsPerOperation = 30
-
-// Operation is a bulk license change as clients see it.
-type Operation struct {
-	ID            string     `json:"id"`
-	CustomerID    string     `json:"customer_id"`
-	Status        string     `json:"status"`
-	Total         int        `json:"total"`
-	Succeeded     int        `json:"succeeded"`
-	Failed        int        `json:"failed"`
-	Pending       int        `json:"pending"`
-	CreatedAt     time.Time  `json:"created_at"`
-	FinishedAt    *time.Time `json:"finished_at"`
-	CreatedBy     string     `json:"created_by"`
-	Source        string     `json:"source"`
-	Assign        []string   `json:"assign"`
-	Revoke        []string   `json:"revoke"`
-	UsageLocation *string    `json:"usage_location"`
-	AllowPartial  bool       `json:"allow_partial"`
-	DryRun        bool       `json:"dry_run"`
-	Queue         string     `json:"-"`
-}
-
 // NewOperation is what intake needs to create an operation.
 type NewOperation struct {
 	PartnerKey    int64
-	Customer      Customer
+	Customer      licensing.Customer
 	UserIDs       []string // distinct
 	Assign        []string
 	Revoke        []string
@@ -75,19 +33,12 @@ type NewOperation struct {
 	// Audit, when set, is recorded in the operation's own transaction with
 	// the new operation's ID as its object, so the log never misses an
 	// operation nor shows one that was rolled back.
-	Audit *AuditEntry
-}
-
-// SeatShortage is one SKU that lacks seats at intake.
-type SeatShortage struct {
-	SKU       string `json:"sku_id"`
-	Needed    int    `json:"needed"`
-	Available int    `json:"available"`
+	Audit *licensing.AuditEntry
 }
 
 // ShortageError is returned by CreateOperation when seats are missing and
 // partial operations were not allowed. The API turns it into CountViolation.
-type ShortageError struct{ Shortages []SeatShortage }
+type ShortageError struct{ Shortages []licensing.SeatShortage }
 
 func (e *ShortageError) Error() string { return "not enough seats" }
 
@@ -95,18 +46,18 @@ func (e *ShortageError) Error() string { return "not enough seats" }
 // grants a seat to every item that needs one (so workers never touch the hot
 // subscription row), and writes the operation with one item per user. It
 // returns the operation; enqueueing is the caller's job after commit.
-func (s *Store) CreateOperation(ctx context.Context, req NewOperation) (Operation, error) {
-	var op Operation
+func (s *Store) CreateOperation(ctx context.Context, req NewOperation) (licensing.Operation, error) {
+	var op licensing.Operation
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error { return s.createOperationTx(ctx, tx, req, &op) })
 	if err != nil {
-		return Operation{}, err
+		return licensing.Operation{}, err
 	}
 	return op, nil
 }
 
 // createOperationTx is CreateOperation within tx, so that a cleanup run can
 // record itself and its operation in one transaction.
-func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOperation, op *Operation) error {
+func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOperation, op *licensing.Operation) error {
 	id := uuid.New()
 	skus := append(append([]string{}, req.Assign...), req.Revoke...)
 	if err := checkKnownSKUs(ctx, tx, req.Customer.Key, skus); err != nil {
@@ -170,9 +121,9 @@ func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOpera
 	return nil
 }
 
-func fillOperation(op *Operation, id string, req NewOperation) {
+func fillOperation(op *licensing.Operation, id string, req NewOperation) {
 	loc := req.UsageLocation
-	op.ID, op.CustomerID, op.Status, op.Total, op.Pending = id, req.Customer.ID, StatusQueued, len(req.UserIDs), len(req.UserIDs)
+	op.ID, op.CustomerID, op.Status, op.Total, op.Pending = id, req.Customer.ID, licensing.StatusQueued, len(req.UserIDs), len(req.UserIDs)
 	op.CreatedBy, op.Source, op.Assign, op.Revoke, op.AllowPartial, op.DryRun, op.Queue =
 		req.CreatedBy, req.Source, nonNil(req.Assign), nonNil(req.Revoke), req.AllowPartial, req.DryRun, req.Queue
 	if loc != "" {
@@ -287,7 +238,7 @@ func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation) (masks []int
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
-	var shortages []SeatShortage
+	var shortages []licensing.SeatShortage
 	grants = make(map[string]int, len(req.Assign))
 	for i, sku := range req.Assign {
 		bit := int32(1) << i
@@ -299,7 +250,7 @@ func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation) (masks []int
 		}
 		avail := max(available[sku], 0)
 		if needed > avail && !req.AllowPartial {
-			shortages = append(shortages, SeatShortage{SKU: sku, Needed: needed, Available: avail})
+			shortages = append(shortages, licensing.SeatShortage{SKU: sku, Needed: needed, Available: avail})
 			continue
 		}
 		n := min(needed, avail)
@@ -328,8 +279,8 @@ func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation) (masks []int
 const operationColumns = `o.id, c.id AS customer_id, o.status, o.total, o.succeeded, o.failed, o.created_at, o.finished_at,
 	o.created_by, o.source, o.assign, o.revoke, o.usage_location, o.allow_partial, o.dry_run, o.queue`
 
-func scanOperation(row interface{ Scan(...any) error }) (Operation, error) {
-	var op Operation
+func scanOperation(row interface{ Scan(...any) error }) (licensing.Operation, error) {
+	var op licensing.Operation
 	var assign, revoke pq.StringArray
 	err := row.Scan(&op.ID, &op.CustomerID, &op.Status, &op.Total, &op.Succeeded, &op.Failed, &op.CreatedAt, &op.FinishedAt,
 		&op.CreatedBy, &op.Source, &assign, &revoke, &op.UsageLocation, &op.AllowPartial, &op.DryRun, &op.Queue)
@@ -338,9 +289,9 @@ func scanOperation(row interface{ Scan(...any) error }) (Operation, error) {
 }
 
 // GetOperation returns an operation of the partner with live progress counts.
-func (s *Store) GetOperation(ctx context.Context, partnerKey int64, id string) (Operation, error) {
+func (s *Store) GetOperation(ctx context.Context, partnerKey int64, id string) (licensing.Operation, error) {
 	if _, err := uuid.Parse(id); err != nil {
-		return Operation{}, notFound("operation", id)
+		return licensing.Operation{}, notFound("operation", id)
 	}
 	op, err := scanOperation(s.db.QueryRowContext(ctx, `
 		SELECT `+operationColumns+` FROM operations o JOIN customers c USING (customer_key)
@@ -355,7 +306,7 @@ func (s *Store) GetOperation(ctx context.Context, partnerKey int64, id string) (
 }
 
 // fillProgress counts items of a running operation; a finished one carries its final counts.
-func (s *Store) fillProgress(ctx context.Context, op *Operation) error {
+func (s *Store) fillProgress(ctx context.Context, op *licensing.Operation) error {
 	if op.FinishedAt != nil {
 		op.Pending = 0
 		return nil
@@ -368,7 +319,7 @@ func (s *Store) fillProgress(ctx context.Context, op *Operation) error {
 }
 
 // ListOperations returns a page of a customer's operations, newest first.
-func (s *Store) ListOperations(ctx context.Context, customerKey int64, limit, offset int) ([]Operation, int, error) {
+func (s *Store) ListOperations(ctx context.Context, customerKey int64, limit, offset int) ([]licensing.Operation, int, error) {
 	var total int
 	if err := s.db.GetContext(ctx, &total, `SELECT count(*) FROM operations WHERE customer_key = $1`, customerKey); err != nil {
 		return nil, 0, err
@@ -380,7 +331,7 @@ func (s *Store) ListOperations(ctx context.Context, customerKey int64, limit, of
 		return nil, 0, err
 	}
 	defer rows.Close()
-	out := []Operation{}
+	out := []licensing.Operation{}
 	for rows.Next() {
 		op, err := scanOperation(rows)
 		if err != nil {
@@ -399,22 +350,9 @@ func (s *Store) ListOperations(ctx context.Context, customerKey int64, limit, of
 	return out, total, nil
 }
 
-// ReportRow is one user's line in the confirmation report.
-type ReportRow struct {
-	UserID            string           `json:"user_id"`
-	DisplayName       string           `json:"display_name"`
-	UserPrincipalName string           `json:"user_principal_name"`
-	Status            string           `json:"status"`
-	Assigned          []string         `json:"assigned"`
-	Revoked           []string         `json:"revoked"`
-	Licenses          []string         `json:"licenses"`
-	UsageLocation     *string          `json:"usage_location"`
-	Error             *licensing.Error `json:"-"`
-}
-
 // Report streams the report rows of an operation sorted like the user list,
 // calling fn for each, so that a 100,000-row report never sits in memory.
-func (s *Store) Report(ctx context.Context, opID string, fn func(*ReportRow) error) error {
+func (s *Store) Report(ctx context.Context, opID string, fn func(*licensing.ReportRow) error) error {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT i.user_id, COALESCE(u.display_name, ''), COALESCE(u.user_principal_name, ''),
 			CASE i.status WHEN 'applying' THEN 'pending' ELSE i.status END, i.assigned, i.revoked,
@@ -431,7 +369,7 @@ func (s *Store) Report(ctx context.Context, opID string, fn func(*ReportRow) err
 		return err
 	}
 	defer rows.Close()
-	var r ReportRow
+	var r licensing.ReportRow
 	for rows.Next() {
 		var assigned, revoked, licenses pq.StringArray
 		var code, msg string

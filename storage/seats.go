@@ -5,6 +5,8 @@ import (
 	"sort"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/licenseops/licenseops/licensing"
 )
 
 func sortStrings(s []string) { sort.Strings(s) }
@@ -126,7 +128,7 @@ func (s *Store) Finalize(ctx context.Context, opID string) (Finalized, error) {
 			}
 			return err
 		}
-		if status == StatusCompleted || status == StatusCompletedWithErrors {
+		if status == licensing.StatusCompleted || status == licensing.StatusCompletedWithErrors {
 			f.Done = true
 			return nil
 		}
@@ -144,9 +146,9 @@ func (s *Store) Finalize(ctx context.Context, opID string) (Finalized, error) {
 		if err := settle(ctx, tx, opID, false); err != nil {
 			return err
 		}
-		final := StatusCompleted
+		final := licensing.StatusCompleted
 		if failed > 0 {
-			final = StatusCompletedWithErrors
+			final = licensing.StatusCompletedWithErrors
 		}
 		if _, err := tx.ExecContext(ctx, `
 			UPDATE operations SET status = $2, succeeded = $3, failed = $4, finished_at = now(),

@@ -4,20 +4,14 @@ import (
 	"context"
 
 	"github.com/lib/pq"
-)
 
-// SummaryUser is a selected user in the Manage-licenses view.
-type SummaryUser struct {
-	ID                string  `json:"id" db:"id"`
-	DisplayName       string  `json:"display_name" db:"display_name"`
-	UserPrincipalName string  `json:"user_principal_name" db:"user_principal_name"`
-	UsageLocation     *string `json:"usage_location" db:"usage_location"`
-}
+	"github.com/licenseops/licenseops/licensing"
+)
 
 // Summary is what the Manage-licenses view needs for a selection.
 type Summary struct {
-	Users         []SummaryUser
-	Subscriptions []Subscription
+	Users         []licensing.SummaryUser
+	Subscriptions []licensing.Subscription
 	// Holders maps a SKU to the selected users that hold it, sorted by ID.
 	Holders map[string][]string
 }
@@ -29,7 +23,7 @@ func (s *Store) Summary(ctx context.Context, partnerKey, customerKey int64, user
 	if err := checkKnownUsers(ctx, s.db, customerKey, userIDs); err != nil {
 		return sum, err
 	}
-	sum.Users = []SummaryUser{}
+	sum.Users = []licensing.SummaryUser{}
 	if err := s.db.SelectContext(ctx, &sum.Users, `
 		SELECT u.id, u.display_name, u.user_principal_name, u.usage_location
 		FROM users u JOIN unnest($2::text[]) AS x(id) ON u.id = x.id

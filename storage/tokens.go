@@ -6,30 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"strconv"
-	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/licenseops/licenseops/licensing"
 )
-
-// Principal is who is calling: the partner a token belongs to and its role.
-type Principal struct {
-	PartnerKey int64  `db:"partner_key"`
-	PartnerID  string `db:"partner_id"`
-	TokenID    int64  `db:"token_id"`
-	TokenName  string `db:"token_name"`
-	Role       string `db:"role"`
-}
-
-// TokenInfo describes a token without its secret.
-type TokenInfo struct {
-	ID         int64      `db:"id" json:"id"`
-	PartnerID  string     `db:"partner_id" json:"partner_id"`
-	Name       string     `db:"name" json:"name"`
-	Role       string     `db:"role" json:"role"`
-	CreatedAt  time.Time  `db:"created_at" json:"created_at"`
-	LastUsedAt *time.Time `db:"last_used_at" json:"last_used_at"`
-	RevokedAt  *time.Time `db:"revoked_at" json:"revoked_at"`
-}
 
 // tokenPrefix makes leaked licenseops tokens recognisable to secret scanners.
 const tokenPrefix = "lops_"
@@ -77,8 +58,8 @@ func (s *Store) CreateToken(ctx context.Context, partnerID, name, role string) (
 // Authenticate resolves a bearer secret to its principal. It returns
 // (nil, nil) for an unknown or revoked token. last_used_at is refreshed at
 // most once a minute so that authentication stays a read on the hot path.
-func (s *Store) Authenticate(ctx context.Context, secret string) (*Principal, error) {
-	var p Principal
+func (s *Store) Authenticate(ctx context.Context, secret string) (*licensing.Principal, error) {
+	var p licensing.Principal
 	err := s.db.GetContext(ctx, &p, `
 		SELECT t.id AS token_id, t.name AS token_name, t.role, p.partner_key, p.id AS partner_id
 		FROM tokens t JOIN partners p USING (partner_key)
@@ -96,8 +77,8 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (*Principal, er
 }
 
 // ListTokens lists the tokens of a partner (all partners when partnerID is "").
-func (s *Store) ListTokens(ctx context.Context, partnerID string) ([]TokenInfo, error) {
-	var out []TokenInfo
+func (s *Store) ListTokens(ctx context.Context, partnerID string) ([]licensing.TokenInfo, error) {
+	var out []licensing.TokenInfo
 	err := s.db.SelectContext(ctx, &out, `
 		SELECT t.id, p.id AS partner_id, t.name, t.role, t.created_at, t.last_used_at, t.revoked_at
 		FROM tokens t JOIN partners p USING (partner_key)

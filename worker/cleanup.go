@@ -88,7 +88,7 @@ func (r *CleanupRunner) RunScheduled(ctx context.Context, task jobs.CleanupPaylo
 	now := r.cfg.Now()
 	res, err := r.store.RunCleanup(ctx, storage.CleanupRunRequest{
 		PolicyID: task.PolicyID,
-		Due:      func(p storage.CleanupPolicy) (time.Time, string) { return r.due(p, task, now) },
+		Due:      func(p licensing.CleanupPolicy) (time.Time, string) { return r.due(p, task, now) },
 		Queue:    jobs.QueueLow,
 	})
 	if licensing.ErrorCode(err) == licensing.CodeNotFound {
@@ -114,7 +114,7 @@ func (r *CleanupRunner) RunScheduled(ctx context.Context, task jobs.CleanupPaylo
 }
 
 // due is the tick a task stands for, judged on the policy as it is now.
-func (r *CleanupRunner) due(p storage.CleanupPolicy, task jobs.CleanupPayload, now time.Time) (time.Time, string) {
+func (r *CleanupRunner) due(p licensing.CleanupPolicy, task jobs.CleanupPayload, now time.Time) (time.Time, string) {
 	if !p.Enabled {
 		return time.Time{}, "the policy is disabled"
 	}
@@ -135,7 +135,7 @@ func (r *CleanupRunner) due(p storage.CleanupPolicy, task jobs.CleanupPayload, n
 // enqueue puts the run's operation on the queue. The run is committed, so
 // a failure is not the task's: the sweeper enqueues what is missing after
 // its grace period, and a retry of this task would find the tick done.
-func (r *CleanupRunner) enqueue(ctx context.Context, op storage.Operation, users []string) {
+func (r *CleanupRunner) enqueue(ctx context.Context, op licensing.Operation, users []string) {
 	if err := r.store.AnalyzeItems(ctx, op.Total); err != nil {
 		r.log.WarnContext(ctx, "could not refresh statistics after a large cleanup run", "operation_id", op.ID, "error", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/licenseops/licenseops/internal/opmetrics"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 	"github.com/licenseops/licenseops/worker"
 )
@@ -216,7 +217,7 @@ func TestCleanupRunsAtItsTickNotBefore(t *testing.T) {
 	s.c.WaitOperation(res.Operation.ID, 30*time.Second)
 	// A tick with nobody left records a run with no operation.
 	res = s.fire(t, sched.Next(next), task)
-	if res.Skipped != "" || res.Operation != nil || res.Run.MatchedUsers != 0 || res.Run.Status != storage.RunNothingMatched {
+	if res.Skipped != "" || res.Operation != nil || res.Run.MatchedUsers != 0 || res.Run.Status != licensing.RunNothingMatched {
 		t.Fatalf("at the third tick: %+v", res)
 	}
 	if runs := s.runs(t, id); len(runs) != 3 || s.cleanupOperations(t) != 2 {

@@ -7,8 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/licenseops/licenseops/internal/opmetrics"
-
 	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -37,7 +37,7 @@ var (
 	directoryCallNames = []string{"user_licenses", "set_usage_location", "assign_license"}
 	directoryResults   = []string{"ok", "throttled", "transient", "permanent", "error"}
 	reenqueueReasons   = []string{"never_enqueued", "queue_lost", "stalled", "archived"}
-	finishedStatuses   = []string{storage.StatusCompleted, storage.StatusCompletedWithErrors}
+	finishedStatuses   = []string{licensing.StatusCompleted, licensing.StatusCompletedWithErrors}
 	taskTypes          = []string{jobs.TypeApplyLicenses, jobs.TypeSyncDirectory, jobs.TypeCleanupRun}
 )
 

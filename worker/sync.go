@@ -83,7 +83,7 @@ func (w *Worker) handleSync(ctx context.Context, t *asynq.Task) error {
 // jobs.SyncWait, and lets the running task finish. Every sync of the
 // customer that waits in the same interval becomes one task (same TaskID),
 // so requests made while a rollout runs do not pile up.
-func (w *Worker) deferSync(ctx context.Context, c storage.Customer) error {
+func (w *Worker) deferSync(ctx context.Context, c licensing.Customer) error {
 	own, _ := asynq.GetTaskID(ctx)
 	at := nextSyncSlot(time.Now(), c.Key, own)
 	_, err := w.client.EnqueueContext(ctx, jobs.NewDeferredSyncTask(c.Key, at))

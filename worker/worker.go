@@ -138,7 +138,7 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 	}
 	w.batcher.afterBatch = w.finalizeSmall
 	w.batcher.apply = func(ctx context.Context, plan *storage.Plan, reqs []*itemRequest) map[string]itemResult {
-		if plan.Directory.Kind == "local" {
+		if plan.Directory.Kind == licensing.DirectoryLocal {
 			return w.batcher.applyLocal(ctx, plan, reqs)
 		}
 		return w.applyExternal(ctx, plan, reqs)
@@ -231,7 +231,7 @@ func (w *Worker) handleApply(ctx context.Context, t *asynq.Task) error {
 	if outcome.Changed {
 		w.metrics.itemsFinished.WithLabelValues(outcome.Status, string(outcome.Code)).Inc()
 	}
-	if outcome.Status == storage.ItemFailed && outcome.Changed {
+	if outcome.Status == licensing.ItemFailed && outcome.Changed {
 		w.log.InfoContext(ctx, "user change failed", "operation_id", plan.ID, "customer_id", plan.CustomerID,
 			"user_id", p.UserID, "task_id", taskID, "code", outcome.Code)
 	}

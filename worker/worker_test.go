@@ -14,6 +14,7 @@ import (
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 	"github.com/licenseops/licenseops/worker"
 )
@@ -181,7 +182,7 @@ func TestRedelivery(t *testing.T) {
 	}
 }
 
-func customerOf(t *testing.T, b *testapp.Bundle, id string) storage.Customer {
+func customerOf(t *testing.T, b *testapp.Bundle, id string) licensing.Customer {
 	t.Helper()
 	var pk int64
 	if err := b.Store.DB().Get(&pk, `SELECT partner_key FROM customers WHERE id = $1`, id); err != nil {
@@ -196,7 +197,7 @@ func customerOf(t *testing.T, b *testapp.Bundle, id string) storage.Customer {
 
 // createOperation writes an operation assigning E5 to users of customer as
 // the api's intake does, without enqueueing its tasks: the test runs them.
-func createOperation(t *testing.T, b *testapp.Bundle, customer string, users []string, allowPartial bool) storage.Operation {
+func createOperation(t *testing.T, b *testapp.Bundle, customer string, users []string, allowPartial bool) licensing.Operation {
 	t.Helper()
 	cust := customerOf(t, b, customer)
 	op, err := b.Store.CreateOperation(context.Background(), storage.NewOperation{
@@ -220,7 +221,7 @@ func disable(t *testing.T, c *testapp.Client, customer string, users ...string) 
 }
 
 // planOf loads an operation's plan.
-func planOf(t *testing.T, b *testapp.Bundle, op storage.Operation) *storage.Plan {
+func planOf(t *testing.T, b *testapp.Bundle, op licensing.Operation) *storage.Plan {
 	t.Helper()
 	plan, err := b.Store.LoadPlan(context.Background(), op.ID)
 	if err != nil {
@@ -237,7 +238,7 @@ func TestSweeperReenqueues(t *testing.T) {
 	b := testapp.New(t, testapp.Options{})
 	c := b.Client("p", "global_admin")
 	users := seed(t, c, "sweep", 50, "E5", 100)
-	newOp := func(u []string) storage.Operation { return createOperation(t, b, "sweep", u, false) }
+	newOp := func(u []string) licensing.Operation { return createOperation(t, b, "sweep", u, false) }
 	inspector := asynq.NewInspectorFromRedisClient(b.Redis)
 	queued := func() int {
 		info, err := inspector.GetQueueInfo(jobs.QueueDefault)
@@ -383,7 +384,7 @@ func TestShortBatchSettlesWithoutDeadlock(t *testing.T) {
 	op := createOperation(t, b, "nodeadlock", users, true)
 	plan := planOf(t, b, op)
 	// The disabled user holds the only seat, granted at intake, and fails.
-	if out, err := b.Store.ApplyLocal(ctx, plan, []string{granted}); err != nil || len(out) != 1 || out[0].Status != storage.ItemFailed {
+	if out, err := b.Store.ApplyLocal(ctx, plan, []string{granted}); err != nil || len(out) != 1 || out[0].Status != licensing.ItemFailed {
 		t.Fatalf("disabled user: %+v, %v", out, err)
 	}
 	// A redelivery of the failed user's task holds its item...
@@ -428,7 +429,7 @@ func TestShortBatchSettlesWithoutDeadlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := <-done
-	if r.err != nil || len(r.out) != 1 || r.out[0].Status != storage.ItemSucceeded {
+	if r.err != nil || len(r.out) != 1 || r.out[0].Status != licensing.ItemSucceeded {
 		t.Fatalf("short batch: %+v, %v; want the user to get the freed seat", r.out, r.err)
 	}
 	if done, err := b.Store.FinalizeIfDone(ctx, op.ID); err != nil || !done {

@@ -27,8 +27,8 @@ import (
 
 	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider/graphsim"
-	"github.com/licenseops/licenseops/storage"
 	"github.com/licenseops/licenseops/worker"
 )
 
@@ -335,14 +335,14 @@ func (r *benchRunner) seedTenant(ctx context.Context, c *apiClient, customer map
 }
 
 // benchGetOperation reads an operation (waiting out 429s).
-func benchGetOperation(ctx context.Context, c *apiClient, id string) (storage.Operation, error) {
-	var op storage.Operation
+func benchGetOperation(ctx context.Context, c *apiClient, id string) (licensing.Operation, error) {
+	var op licensing.Operation
 	err := c.call(ctx, "GET", "/v1/operations/"+id, nil, &op, callOptions{})
 	return op, err
 }
 
 // benchWaitOperation polls an operation every interval until done says so.
-func benchWaitOperation(ctx context.Context, s *benchStack, c *apiClient, id string, every, timeout time.Duration, done func(storage.Operation) bool) (storage.Operation, error) {
+func benchWaitOperation(ctx context.Context, s *benchStack, c *apiClient, id string, every, timeout time.Duration, done func(licensing.Operation) bool) (licensing.Operation, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		op, err := benchGetOperation(ctx, c, id)
@@ -375,7 +375,7 @@ func (r *benchRunner) submitAndFinish(ctx context.Context, s *benchStack, c *api
 		return err
 	}
 	users := len(body["user_ids"].([]string))
-	op, err := benchWaitOperation(ctx, s, c, acc.ID, 500*time.Millisecond, benchOpTimeout(users), func(op storage.Operation) bool { return op.FinishedAt != nil })
+	op, err := benchWaitOperation(ctx, s, c, acc.ID, 500*time.Millisecond, benchOpTimeout(users), func(op licensing.Operation) bool { return op.FinishedAt != nil })
 	if err == nil && op.Failed > 0 {
 		err = fmt.Errorf("seeding operation %s: %d of %d users failed", op.ID, op.Failed, op.Total)
 	}
@@ -408,7 +408,7 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 	if accepted != nil {
 		accepted()
 	}
-	_, err = benchWaitOperation(ctx, s, c, acc.ID, benchOpPoll, benchOpTimeout(len(users)), func(op storage.Operation) bool { return op.Pending == 0 })
+	_, err = benchWaitOperation(ctx, s, c, acc.ID, benchOpPoll, benchOpTimeout(len(users)), func(op licensing.Operation) bool { return op.Pending == 0 })
 	pendingZero := time.Since(post)
 	cpu1 := benchSampleCPU(s.api, s.worker)
 	if itemsDone != nil {
@@ -429,7 +429,7 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 			lastItem = d
 		}
 	}
-	op, err := benchWaitOperation(ctx, s, c, acc.ID, 100*time.Millisecond, 5*time.Minute, func(op storage.Operation) bool { return op.FinishedAt != nil })
+	op, err := benchWaitOperation(ctx, s, c, acc.ID, 100*time.Millisecond, 5*time.Minute, func(op licensing.Operation) bool { return op.FinishedAt != nil })
 	if err != nil {
 		return nil, fmt.Errorf("wait for the operation to be completed: %w", err)
 	}
@@ -683,7 +683,7 @@ func (d *benchInteractiveRun) one(ctx context.Context, k int) {
 	}
 	err := d.request(ctx, "POST", "/v1/customers/"+d.customer+"/license-operations", body, &acc)
 	for err == nil {
-		var op storage.Operation
+		var op licensing.Operation
 		if err = d.request(ctx, "GET", "/v1/operations/"+acc.ID, nil, &op); err != nil {
 			break
 		}

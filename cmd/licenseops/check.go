@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider"
 	"github.com/licenseops/licenseops/storage"
 )
@@ -50,7 +51,7 @@ func runCheck(ctx context.Context, args []string) error {
 // directory this process can reach, compares Postgres with the directory.
 func check(ctx context.Context, store *storage.Store, cfg *Config, partnerID, customerID, operationID string) ([]storage.Problem, error) {
 	scope := storage.CheckScope{OperationID: operationID}
-	var customers []storage.Customer
+	var customers []licensing.Customer
 	if customerID != "" {
 		var pk int64
 		if err := store.DB().GetContext(ctx, &pk, `SELECT partner_key FROM partners WHERE id = $1`, partnerID); err != nil {
@@ -60,7 +61,7 @@ func check(ctx context.Context, store *storage.Store, cfg *Config, partnerID, cu
 		if err != nil {
 			return nil, err
 		}
-		scope.CustomerKey, customers = c.Key, []storage.Customer{c}
+		scope.CustomerKey, customers = c.Key, []licensing.Customer{c}
 	}
 	problems, err := store.Check(ctx, scope)
 	if err != nil {
@@ -100,7 +101,7 @@ func check(ctx context.Context, store *storage.Store, cfg *Config, partnerID, cu
 // compareDirectory reports users whose licenses differ between the
 // directory and the mirror in Postgres (users with a change in flight are
 // skipped: they differ by design until it is recorded).
-func compareDirectory(ctx context.Context, store *storage.Store, dir provider.Directory, c storage.Customer) ([]storage.Problem, error) {
+func compareDirectory(ctx context.Context, store *storage.Store, dir provider.Directory, c licensing.Customer) ([]storage.Problem, error) {
 	mirror := map[string][]string{}
 	rows, err := store.DB().QueryContext(ctx, `
 		SELECT a.user_id, a.sku_id FROM assignments a JOIN users u ON u.customer_key = a.customer_key AND u.id = a.user_id

@@ -18,7 +18,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/licenseops/licenseops/licensing"
-	"github.com/licenseops/licenseops/storage"
 )
 
 // Exit statuses of the client commands (rollout, operation, users, summary).
@@ -249,17 +248,17 @@ func isTerminal(w io.Writer) bool {
 // Types of the API's answers that the commands read.
 type (
 	userPage struct {
-		Users      []storage.User `json:"users"`
-		Page       int            `json:"page"`
-		PageSize   int            `json:"page_size"`
-		Total      int            `json:"total"`
-		TotalPages int            `json:"total_pages"`
+		Users      []licensing.User `json:"users"`
+		Page       int              `json:"page"`
+		PageSize   int              `json:"page_size"`
+		Total      int              `json:"total"`
+		TotalPages int              `json:"total_pages"`
 	}
 	operationPage struct {
-		Operations []storage.Operation `json:"operations"`
-		Page       int                 `json:"page"`
-		Total      int                 `json:"total"`
-		TotalPages int                 `json:"total_pages"`
+		Operations []licensing.Operation `json:"operations"`
+		Page       int                   `json:"page"`
+		Total      int                   `json:"total"`
+		TotalPages int                   `json:"total_pages"`
 	}
 	subscriptionInfo struct {
 		SKU        string  `json:"sku_id"`
@@ -303,16 +302,16 @@ func fetchUsersPage(ctx context.Context, c *apiClient, cid, q string, page, size
 
 // directory is the user list of a customer, read once page by page.
 type directory struct {
-	byID  map[string]*storage.User
-	byUPN map[string]*storage.User // lower-cased UPN; nil value: ambiguous
-	order []*storage.User          // as the API sorts them
+	byID  map[string]*licensing.User
+	byUPN map[string]*licensing.User // lower-cased UPN; nil value: ambiguous
+	order []*licensing.User          // as the API sorts them
 }
 
 func newDirectory(n int) *directory {
-	return &directory{byID: make(map[string]*storage.User, n), byUPN: make(map[string]*storage.User, n)}
+	return &directory{byID: make(map[string]*licensing.User, n), byUPN: make(map[string]*licensing.User, n)}
 }
 
-func (d *directory) add(users []storage.User) {
+func (d *directory) add(users []licensing.User) {
 	for i := range users {
 		u := &users[i]
 		if _, ok := d.byID[u.ID]; ok {
@@ -345,7 +344,7 @@ func fetchDirectory(ctx context.Context, c *apiClient, cid string, first *userPa
 		}
 		first = &p
 	}
-	pages := make([][]storage.User, max(first.TotalPages, 1))
+	pages := make([][]licensing.User, max(first.TotalPages, 1))
 	pages[0] = first.Users
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

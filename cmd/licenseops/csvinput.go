@@ -13,7 +13,6 @@ import (
 	"unicode"
 
 	"github.com/licenseops/licenseops/licensing"
-	"github.com/licenseops/licenseops/storage"
 )
 
 // Header names accepted for the user column, compared after lower-casing
@@ -350,8 +349,8 @@ func (in *userInput) resolve(ctx context.Context, c *apiClient, cid string, dir 
 
 // queryUPN returns the users whose UPN equals upn (case-insensitively),
 // searching with q= and paging while the matches go on.
-func queryUPN(ctx context.Context, c *apiClient, cid, upn string) ([]storage.User, error) {
-	var out []storage.User
+func queryUPN(ctx context.Context, c *apiClient, cid, upn string) ([]licensing.User, error) {
+	var out []licensing.User
 	for page := 1; ; page++ {
 		p, err := fetchUsersPage(ctx, c, cid, upn, page, usersPageSize)
 		if err != nil {
@@ -374,7 +373,7 @@ func lookupUsers(ctx context.Context, c *apiClient, cid string, ids []string) (*
 	d := newDirectory(len(ids))
 	var unknown []string
 	for _, id := range ids {
-		var u storage.User
+		var u licensing.User
 		err := c.call(ctx, "GET", customerPath(cid)+"/users/"+url.PathEscape(id), nil, &u, callOptions{})
 		if apiCode(err) == string(licensing.CodeNotFound) {
 			unknown = append(unknown, id)
@@ -383,7 +382,7 @@ func lookupUsers(ctx context.Context, c *apiClient, cid string, ids []string) (*
 		if err != nil {
 			return nil, nil, err
 		}
-		d.add([]storage.User{u})
+		d.add([]licensing.User{u})
 	}
 	return d, unknown, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/licenseops/licenseops/internal/localdb"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider/graphsim"
 	"github.com/licenseops/licenseops/provider/msgraph"
 	"github.com/licenseops/licenseops/storage"
@@ -312,7 +313,7 @@ func seedDemoDirectory(ctx context.Context, c *apiClient, users []demoUser, sim 
 func waitQuiet(ctx context.Context, c *apiClient) error {
 	for {
 		var list struct {
-			Operations []storage.Operation `json:"operations"`
+			Operations []licensing.Operation `json:"operations"`
 		}
 		if err := c.do(ctx, "GET", "/v1/customers/"+demoCustomer+"/operations?page_size=10", nil, &list); err != nil {
 			return err
@@ -333,7 +334,7 @@ func waitQuiet(ctx context.Context, c *apiClient) error {
 }
 
 // watchOperation polls an operation and draws a progress bar until it finishes.
-func watchOperation(ctx context.Context, c *apiClient, id string, total int, w io.Writer) (storage.Operation, error) {
+func watchOperation(ctx context.Context, c *apiClient, id string, total int, w io.Writer) (licensing.Operation, error) {
 	bar := progressbar.NewOptions(total,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription("rollout"),
@@ -345,7 +346,7 @@ func watchOperation(ctx context.Context, c *apiClient, id string, total int, w i
 		progressbar.OptionThrottle(100*time.Millisecond),
 	)
 	for {
-		var op storage.Operation
+		var op licensing.Operation
 		if err := c.do(ctx, "GET", "/v1/operations/"+id, nil, &op); err != nil {
 			return op, err
 		}
@@ -365,7 +366,7 @@ func watchOperation(ctx context.Context, c *apiClient, id string, total int, w i
 }
 
 type demoReport struct {
-	Operation storage.Operation `json:"operation"`
+	Operation licensing.Operation `json:"operation"`
 	Results   []struct {
 		UserID      string   `json:"user_id"`
 		DisplayName string   `json:"display_name"`

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/licenseops/licenseops/storage"
+	"github.com/licenseops/licenseops/licensing"
 )
 
 const operationUsage = `Usage:
@@ -120,7 +120,7 @@ func listOperations(ctx context.Context, cl *cli, c *apiClient, cid string, page
 	return exitOK
 }
 
-func opChange(op storage.Operation) string {
+func opChange(op licensing.Operation) string {
 	var loc string
 	if op.UsageLocation != nil {
 		loc = *op.UsageLocation
@@ -143,7 +143,7 @@ func describeChangeShort(assign, revoke []string, loc string) string {
 }
 
 func showOperation(ctx context.Context, cl *cli, c *apiClient, opID string) int {
-	var op storage.Operation
+	var op licensing.Operation
 	if err := c.call(ctx, "GET", "/v1/operations/"+url.PathEscape(opID), nil, &op, callOptions{}); err != nil {
 		return cl.fail(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/licenseops/licenseops/storage"
+	"github.com/licenseops/licenseops/licensing"
 )
 
 // progressOptions say how an operation is watched.
@@ -32,8 +32,8 @@ const (
 
 // progressReporter shows an operation's progress.
 type progressReporter interface {
-	update(op storage.Operation)
-	finish(op storage.Operation)
+	update(op licensing.Operation)
+	finish(op licensing.Operation)
 	// abandon ends the display when watching stops early.
 	abandon()
 }
@@ -61,12 +61,12 @@ func newBarProgress(w io.Writer, total int, label string) *barProgress {
 	)}
 }
 
-func (b *barProgress) update(op storage.Operation) {
+func (b *barProgress) update(op licensing.Operation) {
 	b.bar.Describe(fmt.Sprintf("%s (%d failed)", b.label, op.Failed))
 	_ = b.bar.Set(op.Succeeded + op.Failed)
 }
 
-func (b *barProgress) finish(op storage.Operation) {
+func (b *barProgress) finish(op licensing.Operation) {
 	b.update(op)
 	_ = b.bar.Finish()
 	fmt.Fprintln(b.w)
@@ -84,7 +84,7 @@ type lineProgress struct {
 	started     bool
 }
 
-func (l *lineProgress) update(op storage.Operation) {
+func (l *lineProgress) update(op licensing.Operation) {
 	now := time.Now()
 	if !l.started {
 		l.start, l.last, l.startDone, l.started = now, now, op.Succeeded+op.Failed, true
@@ -97,7 +97,7 @@ func (l *lineProgress) update(op storage.Operation) {
 	l.print(op, now)
 }
 
-func (l *lineProgress) print(op storage.Operation, now time.Time) {
+func (l *lineProgress) print(op licensing.Operation, now time.Time) {
 	done := op.Succeeded + op.Failed
 	rate := 0.0
 	if d := now.Sub(l.start).Seconds(); d > 0 {
@@ -108,7 +108,7 @@ func (l *lineProgress) print(op storage.Operation, now time.Time) {
 
 // finish prints the last line, with the operation's own average rate
 // (the server's clock on both ends).
-func (l *lineProgress) finish(op storage.Operation) {
+func (l *lineProgress) finish(op licensing.Operation) {
 	rate := 0.0
 	if op.FinishedAt != nil {
 		if d := op.FinishedAt.Sub(op.CreatedAt).Seconds(); d > 0 {
@@ -122,7 +122,7 @@ func (l *lineProgress) abandon() {}
 
 // watch polls an operation until it finishes, showing progress on w. When
 // ctx ends first (Ctrl-C) it returns ctx's error and the operation goes on.
-func watch(ctx context.Context, c *apiClient, opID string, w io.Writer, opts progressOptions) (storage.Operation, error) {
+func watch(ctx context.Context, c *apiClient, opID string, w io.Writer, opts progressOptions) (licensing.Operation, error) {
 	if opts.poll <= 0 {
 		opts.poll = defaultPoll
 	}
@@ -134,7 +134,7 @@ func watch(ctx context.Context, c *apiClient, opID string, w io.Writer, opts pro
 	}
 	var show progressReporter
 	for {
-		var op storage.Operation
+		var op licensing.Operation
 		err := c.call(ctx, "GET", "/v1/operations/"+url.PathEscape(opID), nil, &op, callOptions{})
 		if err != nil {
 			if show != nil {
@@ -174,7 +174,7 @@ func printDetached(w io.Writer, opID string) {
 // finishOperation prints the outcome summary of a finished operation,
 // writes the report when reportPath is set, and returns the exit status:
 // exitOK when every user succeeded, exitPartial when some failed.
-func finishOperation(ctx context.Context, c *apiClient, op storage.Operation, reportPath string, stdout, stderr io.Writer, name string) int {
+func finishOperation(ctx context.Context, c *apiClient, op licensing.Operation, reportPath string, stdout, stderr io.Writer, name string) int {
 	fmt.Fprintf(stdout, "Operation %s %s: %d succeeded, %d failed of %d.\n", op.ID, op.Status, op.Succeeded, op.Failed, op.Total)
 	o, err := collectOutcomes(ctx, c, op.ID, reportPath)
 	if errors.Is(err, context.Canceled) {

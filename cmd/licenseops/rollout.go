@@ -16,7 +16,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/licenseops/licenseops/licensing"
-	"github.com/licenseops/licenseops/storage"
 )
 
 const rolloutUsage = `Usage:
@@ -429,7 +428,7 @@ func nonNil(s []string) []string {
 func dryRunReport(ctx context.Context, cl *cli, c *apiClient, cid string, in *userInput, dir *directory, ch licensing.Change, allowPartial bool) int {
 	w := cl.stdout
 	ids := in.ids()
-	var cust storage.Customer
+	var cust licensing.Customer
 	if err := c.call(ctx, "GET", customerPath(cid), nil, &cust, callOptions{}); err != nil {
 		return cl.fail(err)
 	}

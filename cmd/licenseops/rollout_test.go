@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/licenseops/licenseops/internal/testenv"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -473,7 +474,7 @@ func TestRolloutDetach(t *testing.T) {
 	if m == nil || !strings.Contains(stderr.String(), "licenseops operation watch "+m[1]) {
 		t.Fatalf("no reattach hint:\nstdout %s\nstderr %s", stdout.String(), stderr.String())
 	}
-	var op storage.Operation
+	var op licensing.Operation
 	e.must(e.c.call(context.Background(), "GET", "/v1/operations/"+m[1], nil, &op, callOptions{}))
 	if op.FinishedAt != nil || op.Status == "cancelled" {
 		t.Fatalf("operation after detaching: %+v, want it still running", op)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -37,12 +38,12 @@ func TestSchedulerProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := store.CreateCustomer(ctx, p.PartnerKey, storage.Customer{ID: "c1", Name: "C1", Directory: storage.Directory{Kind: "local"}})
+	c, err := store.CreateCustomer(ctx, p.PartnerKey, licensing.Customer{ID: "c1", Name: "C1", Directory: licensing.Directory{Kind: "local"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := store.CreateCleanupPolicy(ctx, storage.CleanupPolicy{PartnerKey: p.PartnerKey, CustomerKey: c.Key, Name: "nightly",
-		Schedule: "0 2 * * *", TimeZone: "Europe/Warsaw", Rule: storage.CleanupRule{Kind: storage.RuleDisabledAccounts},
+	pol, err := store.CreateCleanupPolicy(ctx, licensing.CleanupPolicy{PartnerKey: p.PartnerKey, CustomerKey: c.Key, Name: "nightly",
+		Schedule: "0 2 * * *", TimeZone: "Europe/Warsaw", Rule: licensing.CleanupRule{Kind: licensing.RuleDisabledAccounts},
 		DryRun: true, Enabled: true, CreatedBy: "test"})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
@@ -23,7 +22,7 @@ func runToken(ctx context.Context, args []string) error {
 	cfg := loadConfig()
 	fs := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
 	partner := fs.String("partner", "", "partner ID the token belongs to")
-	role := fs.String("role", "", "role of the token: "+strings.Join(api.Roles(), ", "))
+	role := fs.String("role", "", "role of the token: "+strings.Join(licensing.Roles(), ", "))
 	name := fs.String("name", "", "a name for the token, shown in audit and operations (default: ROLE-TIMESTAMP)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -41,8 +40,8 @@ func runToken(ctx context.Context, args []string) error {
 		if !licensing.ValidID(*partner) {
 			return fmt.Errorf("%w: --partner is required (1–128 printable characters without '/')", errUsage)
 		}
-		if !api.ValidRole(*role) {
-			return fmt.Errorf("%w: --role must be one of %s", errUsage, strings.Join(api.Roles(), ", "))
+		if !licensing.ValidRole(*role) {
+			return fmt.Errorf("%w: --role must be one of %s", errUsage, strings.Join(licensing.Roles(), ", "))
 		}
 		n := *name
 		if n == "" {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/internal/testenv"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 	"github.com/licenseops/licenseops/worker"
 )
@@ -222,11 +223,11 @@ func truncate(b []byte) string {
 }
 
 // WaitOperation polls an operation until it is finished or the timeout passes.
-func (c *Client) WaitOperation(id string, timeout time.Duration) storage.Operation {
+func (c *Client) WaitOperation(id string, timeout time.Duration) licensing.Operation {
 	c.b.T.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		var op storage.Operation
+		var op licensing.Operation
 		c.Must(http.StatusOK, "GET", "/v1/operations/"+id, nil).JSON(c.b.T, &op)
 		if op.FinishedAt != nil {
 			return op

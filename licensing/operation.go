@@ -1,0 +1,70 @@
+package licensing
+
+import "time"
+
+// Operation statuses.
+const (
+	StatusQueued              = "queued"
+	StatusRunning             = "running"
+	StatusCompleted           = "completed"
+	StatusCompletedWithErrors = "completed_with_errors"
+)
+
+// Item statuses.
+const (
+	ItemPending     = "pending"
+	ItemApplying    = "applying"
+	ItemSucceeded   = "succeeded"
+	ItemFailed      = "failed"
+	ItemWouldRevoke = "would_revoke"
+)
+
+// MaxSKUsPerOperation bounds assign+revoke lists; granted_mask is a 32-bit integer.
+const MaxSKUsPerOperation = 30
+
+// Operation is a bulk license change as clients see it.
+type Operation struct {
+	ID            string     `json:"id"`
+	CustomerID    string     `json:"customer_id"`
+	Status        string     `json:"status"`
+	Total         int        `json:"total"`
+	Succeeded     int        `json:"succeeded"`
+	Failed        int        `json:"failed"`
+	Pending       int        `json:"pending"`
+	CreatedAt     time.Time  `json:"created_at"`
+	FinishedAt    *time.Time `json:"finished_at"`
+	CreatedBy     string     `json:"created_by"`
+	Source        string     `json:"source"`
+	Assign        []string   `json:"assign"`
+	Revoke        []string   `json:"revoke"`
+	UsageLocation *string    `json:"usage_location"`
+	AllowPartial  bool       `json:"allow_partial"`
+	DryRun        bool       `json:"dry_run"`
+	Queue         string     `json:"-"`
+}
+
+// SeatShortage is one SKU that lacks seats at intake.
+type SeatShortage struct {
+	SKU       string `json:"sku_id"`
+	Needed    int    `json:"needed"`
+	Available int    `json:"available"`
+}
+
+// ReportRow is one user's line in the confirmation report.
+type ReportRow struct {
+	UserID            string   `json:"user_id"`
+	DisplayName       string   `json:"display_name"`
+	UserPrincipalName string   `json:"user_principal_name"`
+	Status            string   `json:"status"`
+	Assigned          []string `json:"assigned"`
+	Revoked           []string `json:"revoked"`
+	Licenses          []string `json:"licenses"`
+	UsageLocation     *string  `json:"usage_location"`
+	Error             *Error   `json:"-"`
+}
+
+// Operation sources: who started an operation.
+const (
+	SourceAPI     = "api"
+	SourceCleanup = "cleanup"
+)

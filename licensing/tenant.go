@@ -1,0 +1,61 @@
+package licensing
+
+import "time"
+
+// Directory kinds: where a customer's licenses really live.
+const (
+	// DirectoryLocal means Postgres is the license directory.
+	DirectoryLocal = "local"
+	// DirectoryMSGraph means Microsoft Graph (Entra ID) of the customer's tenant.
+	DirectoryMSGraph = "msgraph"
+)
+
+// Directory says where a customer's licenses really live.
+type Directory struct {
+	Kind     string `json:"kind"`
+	TenantID string `json:"tenant_id,omitempty"`
+}
+
+// Customer is a tenant managed by a partner.
+type Customer struct {
+	Key                  int64     `json:"-"`
+	PartnerKey           int64     `json:"-"`
+	ID                   string    `json:"id"`
+	Name                 string    `json:"name"`
+	DefaultUsageLocation *string   `json:"default_usage_location"`
+	Directory            Directory `json:"directory"`
+	CreatedAt            time.Time `json:"created_at"`
+}
+
+// User is a user of a customer tenant with the licenses it holds.
+type User struct {
+	ID                string     `json:"id" db:"id"`
+	UserPrincipalName string     `json:"user_principal_name" db:"user_principal_name"`
+	DisplayName       string     `json:"display_name" db:"display_name"`
+	UsageLocation     *string    `json:"usage_location" db:"usage_location"`
+	AccountEnabled    bool       `json:"account_enabled" db:"account_enabled"`
+	LastSignInAt      *time.Time `json:"last_sign_in_at,omitempty" db:"last_sign_in_at"`
+	Licenses          []string   `json:"licenses" db:"-"`
+}
+
+// Subscription is a customer's seats of one SKU.
+type Subscription struct {
+	SKU      string `json:"sku_id" db:"sku_id"`
+	Name     string `json:"name" db:"name"`
+	Total    int    `json:"total" db:"total"`
+	Consumed int    `json:"consumed" db:"consumed"`
+	// Reserved are seats held by unfinished operations.
+	Reserved  int `json:"-" db:"reserved"`
+	Available int `json:"available" db:"available"`
+	// PreviousTotal is the total before SetSeatTotal changed it (nil when
+	// it created the subscription), for the audit log.
+	PreviousTotal *int `json:"-" db:"previous_total"`
+}
+
+// SummaryUser is a selected user in the Manage-licenses view.
+type SummaryUser struct {
+	ID                string  `json:"id" db:"id"`
+	DisplayName       string  `json:"display_name" db:"display_name"`
+	UserPrincipalName string  `json:"user_principal_name" db:"user_principal_name"`
+	UsageLocation     *string `json:"usage_location" db:"usage_location"`
+}
