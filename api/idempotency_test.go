@@ -196,7 +196,7 @@ func TestIdempotencyKeysPruned(t *testing.T) {
 	path := "/v1/customers/prune/license-operations"
 	c.Must(http.StatusAccepted, "POST", path, `{"user_ids":["u00000"],"assign":["E5"]}`, "Idempotency-Key", "old")
 	c.Must(http.StatusAccepted, "POST", path, `{"user_ids":["u00000"],"assign":["E5"]}`, "Idempotency-Key", "fresh")
-	db := b.Store.DB()
+	db := b.DB
 	if _, err := db.Exec(`UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 minute' WHERE key = 'old'`); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestIdempotencyKeyInFlight(t *testing.T) {
 	path := "/v1/customers/flight/license-operations"
 	body := `{"user_ids":["u00000"],"assign":["E5"]}`
 	other := `{"user_ids":["u00001"],"assign":["E5"]}`
-	db := b.Store.DB()
+	db := b.DB
 
 	// The request's fingerprint comes from a finished use of the same body
 	// under another key; the claim of "k" copies it, still in flight.

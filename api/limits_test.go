@@ -112,7 +112,7 @@ func TestUserLimitCountsDistinctUsers(t *testing.T) {
 	seedTenant(t, c, "full", 0, map[string]int{"E5": 200_000})
 	// 100,001 users straight into Postgres: the import API would be slower
 	// and is not what this test is about.
-	if _, err := b.Store.DB().Exec(`
+	if _, err := b.DB.Exec(`
 		INSERT INTO users (customer_key, id, user_principal_name, display_name, usage_location)
 		SELECT c.customer_key, 'u' || lpad(n::text, 6, '0'), 'u' || n || '@x', 'User ' || n, 'PL'
 		FROM customers c, generate_series(0, 100000) AS n WHERE c.id = 'full'`); err != nil {

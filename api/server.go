@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/licenseops/licenseops/internal/health"
 	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
@@ -276,8 +277,8 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range s.routes() {
 		mux.Handle(rt.pattern, s.instrument(rt.pattern, s.authorize(rt)))
 	}
-	mux.Handle("GET /healthz", s.instrument("GET /healthz", http.HandlerFunc(s.healthz)))
-	mux.Handle("GET /readyz", s.instrument("GET /readyz", http.HandlerFunc(s.readyz)))
+	mux.Handle("GET /healthz", s.instrument("GET /healthz", http.HandlerFunc(health.Live)))
+	mux.Handle("GET /readyz", s.instrument("GET /readyz", health.Ready(s.store, s.rdb)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, licensing.Errorf(licensing.CodeNotFound, "no endpoint %s %s; see the API reference", r.Method, r.URL.Path))
@@ -320,22 +321,4 @@ func (s *Server) authorize(rt route) http.Handler {
 			s.writeError(w, r, err)
 		}
 	})
-}
-
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	checks := map[string]string{"postgres": "ok", "redis": "ok"}
-	status := http.StatusOK
-	if err := s.store.Ping(ctx); err != nil {
-		checks["postgres"], status = err.Error(), http.StatusServiceUnavailable
-	}
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		checks["redis"], status = err.Error(), http.StatusServiceUnavailable
-	}
-	writeJSON(w, status, checks)
 }

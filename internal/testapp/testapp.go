@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/api"
@@ -40,10 +41,13 @@ type Bundle struct {
 	DatabaseURL string
 	RedisURL    string
 	Store       *storage.Store
-	Redis       *redis.Client
-	API         *api.Server
-	Workers     []*worker.Worker
-	Log         *slog.Logger
+	// DB is a connection of the test's own to the bundle's database, for
+	// asserting what the API does not show (rows, locks, constraints).
+	DB      *sqlx.DB
+	Redis   *redis.Client
+	API     *api.Server
+	Workers []*worker.Worker
+	Log     *slog.Logger
 }
 
 // New starts a stack for t and stops it when t ends.
@@ -62,6 +66,10 @@ func New(t testing.TB, opts Options) *Bundle {
 	}
 	b.Store = store
 	t.Cleanup(func() { _ = store.Close() })
+	if b.DB, err = sqlx.Open("postgres", b.DatabaseURL); err != nil {
+		t.Fatalf("open database: %v", err)
+	}
+	t.Cleanup(func() { _ = b.DB.Close() })
 	ropts, err := redis.ParseURL(b.RedisURL)
 	if err != nil {
 		t.Fatalf("parse redis url: %v", err)
