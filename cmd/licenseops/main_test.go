@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
+	"errors"
+	"flag"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/lib/pq"
-
-	"github.com/licenseops/licenseops/internal/app"
+	"github.com/licenseops/licenseops/internal/cli"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/storage"
 )
@@ -66,101 +62,96 @@ func runBinary(t *testing.T, env []string, args ...string) (stdout, stderr strin
 	return out.String(), errOut.String(), err
 }
 
-// emptyDatabase creates a database with no schema on the test server.
-func emptyDatabase(t *testing.T) string {
-	t.Helper()
-	migrated := testenv.Postgres(t, storage.MigrateURL)
-	db, err := sql.Open("postgres", migrated)
+func exitCodeOf(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
 	if err != nil {
-		t.Fatal(err)
+		return -1
 	}
-	defer db.Close()
-	name := fmt.Sprintf("empty_%d", time.Now().UnixNano())
-	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(migrated)
-	u.Path = "/" + name
-	t.Cleanup(func() { _, _ = db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
-	return u.String()
+	return 0
 }
 
-func TestServeRefusesUnmigratedDatabase(t *testing.T) {
+// main as a process: the exit status of the command, and its error printed
+// with the command's usage, also for the usage errors main used to swallow.
+// (The commands themselves are tested in-process, in internal/cli.)
+func TestMainExitStatusAndMessage(t *testing.T) {
 	t.Parallel()
-	dbURL := emptyDatabase(t)
-	for mode, addr := range map[string]string{"api": "--addr", "worker": "--metrics-addr"} {
-		_, stderr, err := runBinary(t, []string{"DATABASE_URL=" + dbURL, "REDIS_URL=" + testenv.Redis(t)}, mode, addr, "127.0.0.1:0")
-		if err == nil || !strings.Contains(stderr, "licenseops migrate") {
-			t.Fatalf("%s against an unmigrated database: err %v, stderr %q; want a failure that says to run licenseops migrate", mode, err, stderr)
+	noAPI := []string{"LICENSEOPS_TOKEN=", "LICENSEOPS_URL="}
+	for _, c := range []struct {
+		args  []string
+		env   []string
+		code  int
+		wants []string
+	}{
+		{[]string{"rollout", "--customer", "c1", "--all-users", "--assign", "E5"}, noAPI, 2,
+			[]string{"licenseops rollout: no API token", "LICENSEOPS_TOKEN", "Usage:\n  licenseops rollout --customer C"}},
+		{[]string{"token", "revoke", "abc"}, nil, 2,
+			[]string{`licenseops token revoke: token ID "abc" is not a number`, "licenseops token revoke ID"}},
+		{[]string{"frobnicate"}, nil, 2, []string{`licenseops: unknown command "frobnicate"`, "Commands:"}},
+		{[]string{"help"}, nil, 0, nil},
+	} {
+		stdout, stderr, err := runBinary(t, c.env, c.args...)
+		if got := exitCodeOf(err); got != c.code {
+			t.Errorf("licenseops %q: exit status %d (%v), want %d\nstderr: %s", c.args, got, err, c.code, stderr)
 		}
-	}
-	// After migrate, token create works and prints the token alone.
-	if _, stderr, err := runBinary(t, []string{"DATABASE_URL=" + dbURL}, "migrate"); err != nil {
-		t.Fatalf("migrate: %v %s", err, stderr)
-	}
-	stdout, stderr, err := runBinary(t, []string{"DATABASE_URL=" + dbURL}, "token", "create", "--partner", "acme", "--role", "reader")
-	if err != nil {
-		t.Fatalf("token create: %v %s", err, stderr)
-	}
-	token := strings.TrimSuffix(stdout, "\n")
-	if !strings.HasPrefix(token, "lops_") || strings.ContainsAny(token, " \n") || len(token) < 40 {
-		t.Fatalf("token create printed %q, want the token alone on one line", stdout)
-	}
-	if _, _, err := runBinary(t, []string{"DATABASE_URL=" + dbURL}, "token", "create", "--partner", "acme", "--role", "emperor"); err == nil {
-		t.Fatalf("token create accepted an unknown role")
+		for _, w := range c.wants {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("licenseops %q: stderr lacks %q:\n%s", c.args, w, stderr)
+			}
+		}
+		if c.code == 0 && (!strings.Contains(stdout, "Commands:") || stderr != "") {
+			t.Errorf("licenseops %q: stdout %q, stderr %q", c.args, stdout, stderr)
+		}
 	}
 }
 
-// The whole process as `licenseops all` wires it, driven over HTTP.
-func TestAllInOneProcess(t *testing.T) {
+// A developer command's usage error (here the demo's, found after it
+// started) is printed and exits 2; main used to exit 2 in silence.
+func TestDevCommandUsageErrorPrinted(t *testing.T) {
 	t.Parallel()
-	cfg := app.DefaultConfig()
-	cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
-	cfg.RedisURL = testenv.Redis(t)
-	cfg.API.Addr = "127.0.0.1:0"
-	cfg.Worker.Sweep.Interval = 100 * time.Millisecond
-	ctx := context.Background()
-	store, err := storage.Open(ctx, storage.Config{URL: cfg.DatabaseURL})
-	if err != nil {
-		t.Fatal(err)
+	if testing.Short() {
+		t.Skip("runs the demo binary")
 	}
-	token, err := store.CreateToken(ctx, "p", "admin", "global_admin")
-	store.Close()
-	if err != nil {
-		t.Fatal(err)
+	env := []string{"DATABASE_URL=" + testenv.Postgres(t, storage.MigrateURL), "REDIS_URL=" + testenv.Redis(t)}
+	_, stderr, err := runBinary(t, env, "demo", "--directory", "foo")
+	if got := exitCodeOf(err); got != cli.ExitUsage || !strings.Contains(stderr, "licenseops demo: --directory must be local or graphsim") ||
+		!strings.Contains(stderr, "Run 'licenseops demo -h' for help.") {
+		t.Fatalf("demo --directory foo: exit status %d, stderr %q; want 2 and the message with the usage hint", got, stderr)
 	}
-	proc, err := app.Open(ctx, cfg, app.ModeAll, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer proc.Close(context.Background())
-	c := newAPIClient(proc.APIURL(), token)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
+}
+
+// The adapter of the developer commands, in-process: usage errors marked
+// with errUsage exit 2 with their message, -h exits 0.
+func TestDevCommandAdapter(t *testing.T) {
+	t.Parallel()
+	fake := devCommand("fake", "a test command", func(ctx context.Context, args []string) error {
+		if len(args) > 0 && args[0] == "-h" {
+			return parseFlags(flag.NewFlagSet("fake", flag.ContinueOnError), args)
+		}
+		return fmt.Errorf("%w: --x must be y", errUsage)
+	})
+	for _, c := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"fake", "--x", "z"}, cli.ExitUsage, "licenseops fake: --x must be y\n"},
+		{[]string{"fake", "-h"}, cli.ExitOK, ""},
+	} {
+		var stdout, stderr bytes.Buffer
+		env := &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
+		code := cli.Main(context.Background(), c.args, env, fake)
+		if code != c.code || !strings.HasPrefix(stderr.String(), c.stderr) || (c.stderr == "") != (stderr.Len() == 0) {
+			t.Errorf("%q: exit status %d, stderr %q; want %d and %q", c.args, code, stderr.String(), c.code, c.stderr)
 		}
 	}
-	must(c.do(ctx, "PUT", "/v1/products/E5", map[string]any{"name": "E5"}, nil))
-	must(c.do(ctx, "POST", "/v1/customers", map[string]any{"id": "c1", "name": "C1", "default_usage_location": "US"}, nil))
-	must(c.do(ctx, "POST", "/v1/customers/c1/users/import", map[string]any{"users": []map[string]any{
-		{"id": "a", "user_principal_name": "a@x"}, {"id": "b", "user_principal_name": "b@x"}}}, nil))
-	must(c.do(ctx, "PUT", "/v1/customers/c1/subscriptions/E5", map[string]int{"total": 1}, nil))
-	var acc struct{ ID string }
-	must(c.do(ctx, "POST", "/v1/customers/c1/license-operations", map[string]any{"user_ids": []string{"a", "b"}, "assign": []string{"E5"}, "allow_partial": true}, &acc))
-	var buf bytes.Buffer
-	op, err := watchOperation(ctx, c, acc.ID, 2, &buf)
-	must(err)
-	if op.Status != "completed_with_errors" || op.Succeeded != 1 || op.Failed != 1 {
-		t.Fatalf("operation = %+v", op)
-	}
-	resp, err := c.http.Get(proc.APIURL() + "/readyz")
-	must(err)
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("readyz = %d", resp.StatusCode)
+	var stdout, stderr bytes.Buffer
+	cli.Main(context.Background(), []string{"help"}, &cli.Env{Stdout: &stdout, Stderr: &stderr}, devCommands...)
+	for _, name := range []string{"demo", "graphsim", "bench"} {
+		if !strings.Contains(stdout.String(), "\n  "+name+" ") {
+			t.Errorf("the usage does not list %s:\n%s", name, stdout.String())
+		}
 	}
 }

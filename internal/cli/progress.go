@@ -1,11 +1,9 @@
-package main
+package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -17,12 +15,8 @@ import (
 type progressOptions struct {
 	// label names the bar ("rollout", "operation").
 	label string
-	// terminal draws a redrawn bar (done/total, rate, ETA, failures);
-	// otherwise progress is plain lines, one every lineEvery.
-	terminal  bool
+	// lineEvery is how often a plain progress line is printed (not on a terminal).
 	lineEvery time.Duration
-	// poll is how often the operation is read.
-	poll time.Duration
 }
 
 const (
@@ -120,11 +114,14 @@ func (l *lineProgress) finish(op licensing.Operation) {
 
 func (l *lineProgress) abandon() {}
 
-// watch polls an operation until it finishes, showing progress on w. When
-// ctx ends first (Ctrl-C) it returns ctx's error and the operation goes on.
-func watch(ctx context.Context, c *apiClient, opID string, w io.Writer, opts progressOptions) (licensing.Operation, error) {
-	if opts.poll <= 0 {
-		opts.poll = defaultPoll
+// watch polls an operation until it finishes, showing progress on
+// env.Stdout: a bar on a terminal (done/total, rate, time left, failures so
+// far), elsewhere a plain line every opts.lineEvery. When ctx ends first
+// (Ctrl-C) it returns a DetachedError: the operation goes on.
+func watch(ctx context.Context, env *Env, c *apiClient, opID string, opts progressOptions) (licensing.Operation, error) {
+	poll := env.PollInterval
+	if poll <= 0 {
+		poll = defaultPoll
 	}
 	if opts.lineEvery <= 0 {
 		opts.lineEvery = defaultLineEvery
@@ -132,67 +129,33 @@ func watch(ctx context.Context, c *apiClient, opID string, w io.Writer, opts pro
 	if opts.label == "" {
 		opts.label = "rollout"
 	}
+	terminal := env.terminal(env.Stdout)
 	var show progressReporter
-	for {
-		var op licensing.Operation
-		err := c.call(ctx, "GET", "/v1/operations/"+url.PathEscape(opID), nil, &op, callOptions{})
-		if err != nil {
-			if show != nil {
-				show.abandon()
+	op, err := c.waitOperation(ctx, opID, waitOptions{
+		Interval: poll,
+		Progress: func(op licensing.Operation) {
+			if show == nil {
+				if terminal {
+					show = newBarProgress(env.Stdout, op.Total, opts.label)
+				} else {
+					show = &lineProgress{w: env.Stdout, every: opts.lineEvery}
+				}
 			}
-			if ctx.Err() != nil {
-				return op, ctx.Err()
+			if op.FinishedAt != nil {
+				show.finish(op)
+				return
 			}
-			return op, err
-		}
-		if show == nil {
-			if opts.terminal {
-				show = newBarProgress(w, op.Total, opts.label)
-			} else {
-				show = &lineProgress{w: w, every: opts.lineEvery}
-			}
-		}
-		if op.FinishedAt != nil {
-			show.finish(op)
-			return op, nil
-		}
-		show.update(op)
-		select {
-		case <-ctx.Done():
-			show.abandon()
-			return op, ctx.Err()
-		case <-time.After(opts.poll):
-		}
-	}
-}
-
-// printDetached tells how to come back to an operation left running.
-func printDetached(w io.Writer, opID string) {
-	fmt.Fprintf(w, "Detached: operation %s goes on running on the server; nothing was cancelled.\nReattach with:\n  licenseops operation watch %s\n", opID, opID)
-}
-
-// finishOperation prints the outcome summary of a finished operation,
-// writes the report when reportPath is set, and returns the exit status:
-// exitOK when every user succeeded, exitPartial when some failed.
-func finishOperation(ctx context.Context, c *apiClient, op licensing.Operation, reportPath string, stdout, stderr io.Writer, name string) int {
-	fmt.Fprintf(stdout, "Operation %s %s: %d succeeded, %d failed of %d.\n", op.ID, op.Status, op.Succeeded, op.Failed, op.Total)
-	o, err := collectOutcomes(ctx, c, op.ID, reportPath)
-	if errors.Is(err, context.Canceled) {
-		fmt.Fprintf(stderr, "licenseops %s: interrupted while reading the report; get it with: licenseops operation report %s --csv FILE\n", name, op.ID)
-		return exitDetached
-	}
+			show.update(op)
+		},
+	})
 	if err != nil {
-		printError(stderr, "licenseops "+name, fmt.Errorf("report: %w", err))
-		return exitError
+		if show != nil {
+			show.abandon()
+		}
+		if ctx.Err() != nil {
+			return op, &DetachedError{OperationID: opID}
+		}
+		return op, withHint(err, "The operation may still be running; watch it with: licenseops operation watch "+opID)
 	}
-	o.print(stdout, "Outcomes")
-	if reportPath != "" {
-		fmt.Fprintf(stdout, "Report written to %s (%d rows).\n", reportPath, o.rows)
-	} else {
-		fmt.Fprintf(stdout, "Full report: licenseops operation report %s --csv report.csv\n", op.ID)
-	}
-	if op.Failed > 0 || op.Status == "completed_with_errors" {
-		return exitPartial
-	}
-	return exitOK
+	return op, nil
 }

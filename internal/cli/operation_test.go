@@ -1,8 +1,11 @@
-package main
+package cli
 
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,15 +22,15 @@ func TestReadCommands(t *testing.T) {
 	t.Parallel()
 	e := startAPI(t, app.ModeAll)
 	e.seed(12, map[string]int{"E3": 12, "E5": 12}, []int{5}, nil)
-	code, stdout, stderr := e.run(rolloutCmd, "--customer", "c1", "--all-users", "--assign", "E3", "--wait")
-	wantCode(t, "rollout", code, exitPartial, stdout, stderr)
+	code, stdout, stderr := e.run("rollout", "--customer", "c1", "--all-users", "--assign", "E3", "--wait")
+	wantCode(t, "rollout", code, ExitPartial, stdout, stderr)
 	m := regexp.MustCompile(`Queued operation (\S+)`).FindStringSubmatch(stdout)
 	if m == nil {
 		t.Fatalf("no operation ID in:\n%s", stdout)
 	}
 	op := m[1]
 
-	check := func(what string, cmd clientCommand, wantExit int, wants []string, args ...string) string {
+	check := func(what string, cmd string, wantExit int, wants []string, args ...string) string {
 		t.Helper()
 		code, stdout, stderr := e.run(cmd, args...)
 		wantCode(t, what, code, wantExit, stdout, stderr)
@@ -38,15 +41,15 @@ func TestReadCommands(t *testing.T) {
 		}
 		return stdout
 	}
-	check("operation list", operationCmd, exitOK, []string{
+	check("operation list", "operation", ExitOK, []string{
 		`(?m)^ID +STATUS +TOTAL +SUCCEEDED +FAILED +PENDING +CHANGE +SOURCE +CREATED BY +CREATED$`,
 		`(?m)^` + op + ` +completed_with_errors +12 +11 +1 +0 +\+E3 +api +rollout-test `,
 		`page 1 of 1 \(1 operation\)`,
 	}, "list", "--customer", "c1")
-	check("operation show", operationCmd, exitOK, []string{
+	check("operation show", "operation", ExitOK, []string{
 		`(?m)^id: +` + op + `$`, `(?m)^status: +completed_with_errors$`, `(?m)^total: +12$`, `(?m)^assign: +E3$`, `(?m)^allow partial: +false$`,
 	}, "show", op)
-	check("operation report", operationCmd, exitOK, []string{
+	check("operation report", "operation", ExitOK, []string{
 		`(?m)^USER ID +USER PRINCIPAL NAME +STATUS +ASSIGNED +REVOKED +LICENSES NOW +ERROR$`,
 		`(?m)^u00000 +user00000@contoso.example +succeeded +E3 +- +E3 +-$`,
 		`(?m)^u00005 +user00005@contoso.example +failed +- +- +- +UserDisabled$`,
@@ -54,51 +57,51 @@ func TestReadCommands(t *testing.T) {
 		`(?m)^  UserDisabled +1 +user00005@contoso.example \(u00005\)$`,
 	}, "report", op)
 	csvPath := filepath.Join(t.TempDir(), "r.csv")
-	check("operation report --csv", operationCmd, exitOK, []string{`Report written to .*r.csv \(12 rows\)`}, "report", op, "--csv", csvPath)
+	check("operation report --csv", "operation", ExitOK, []string{`Report written to .*r.csv \(12 rows\)`}, "report", op, "--csv", csvPath)
 	if rows := readCSVFile(t, csvPath); len(rows) != 12 || rows[0]["user_id"] != "u00000" {
 		t.Errorf("report CSV rows: %v", rows)
 	}
-	out := check("operation report --csv -", operationCmd, exitOK, nil, "report", op, "--csv", "-")
+	out := check("operation report --csv -", "operation", ExitOK, nil, "report", op, "--csv", "-")
 	if !strings.HasPrefix(out, "user_id,display_name,user_principal_name,status,") || strings.Count(out, "\n") != 13 {
 		t.Errorf("CSV on stdout:\n%s", out)
 	}
 	// watch of a finished operation exits like rollout --wait: 3, some failed.
-	check("operation watch", operationCmd, exitPartial, []string{`progress: 12/12 done, 1 failed`, `Outcomes \(12 users\)`}, "watch", op)
+	check("operation watch", "operation", ExitPartial, []string{`progress: 12/12 done, 1 failed`, `Outcomes \(12 users\)`}, "watch", op)
 
-	check("users list", usersCmd, exitOK, []string{
+	check("users list", "users", ExitOK, []string{
 		`(?m)^ID +USER PRINCIPAL NAME +DISPLAY NAME +LOCATION +ENABLED +LICENSES$`,
 		`(?m)^u00006 +user00006@contoso.example +User 00006 +- +yes +E3$`,
 		`(?m)^u00005 +user00005@contoso.example +User 00005 +- +no +-$`,
 		`page 2 of 3 \(12 users\); next: --page 3`,
 	}, "list", "--customer", "c1", "--page-size", "5", "--page", "2")
-	out = check("users list --q", usersCmd, exitOK, []string{`page 1 of 1 \(2 users\)`}, "list", "--customer", "c1", "--q", "USER0001")
+	out = check("users list --q", "users", ExitOK, []string{`page 1 of 1 \(2 users\)`}, "list", "--customer", "c1", "--q", "USER0001")
 	if strings.Contains(out, "u00009") || !strings.Contains(out, "u00011") {
 		t.Errorf("q=USER0001 listed:\n%s", out)
 	}
 
-	check("summary of IDs", summaryCmd, exitOK, []string{
+	check("summary of IDs", "summary", ExitOK, []string{
 		`3 users selected in customer c1`,
 		`(?m)^SKU +NAME +STATE +HOLDERS +TOTAL +AVAILABLE +BUY MORE$`,
 		`(?m)^E3 +Office 365 E3 +some +2/3 +12 +\d+ +`,
 		`(?m)^E5 +Office 365 E5 +none +0/3 +12 +12 +-$`,
 	}, "--customer", "c1", "u00000", "u00001", "u00005")
-	check("summary of a CSV", summaryCmd, exitOK, []string{`(?m)^E3 +Office 365 E3 +all +2/2 `},
+	check("summary of a CSV", "summary", ExitOK, []string{`(?m)^E3 +Office 365 E3 +all +2/2 `},
 		"--customer", "c1", "--csv", writeFile(t, "s.csv", "UserPrincipalName\nuser00000@contoso.example\nUSER00001@contoso.example\n"))
 
 	// Errors: the API's code and message, exit status 1.
-	code, stdout, stderr = e.run(operationCmd, "show", "00000000-0000-4000-8000-000000000000")
-	wantCode(t, "show of an unknown operation", code, exitError, stdout, stderr)
+	code, stdout, stderr = e.run("operation", "show", "00000000-0000-4000-8000-000000000000")
+	wantCode(t, "show of an unknown operation", code, ExitError, stdout, stderr)
 	if !strings.Contains(stderr, "NotFound (HTTP 404)") {
 		t.Errorf("stderr: %s", stderr)
 	}
-	code, stdout, stderr = e.run(usersCmd, "list", "--customer", "c1", "--page-size", "501")
-	wantCode(t, "users list with a bad page size", code, exitError, stdout, stderr)
+	code, stdout, stderr = e.run("users", "list", "--customer", "c1", "--page-size", "501")
+	wantCode(t, "users list with a bad page size", code, ExitError, stdout, stderr)
 	if !strings.Contains(stderr, "InvalidRequest (HTTP 400): page_size") {
 		t.Errorf("stderr: %s", stderr)
 	}
 	for _, args := range [][]string{{}, {"frobnicate"}, {"show"}, {"list"}, {"show", "a", "b"}} {
-		if code, _, _ := e.run(operationCmd, args...); code != exitUsage {
-			t.Errorf("operation %q: exit %d, want %d", args, code, exitUsage)
+		if code, _, _ := e.run("operation", args...); code != ExitUsage {
+			t.Errorf("operation %q: exit %d, want %d", args, code, ExitUsage)
 		}
 	}
 }
@@ -108,17 +111,17 @@ func TestWatchDrawsBarOnTerminal(t *testing.T) {
 	t.Parallel()
 	e := startAPI(t, app.ModeAll)
 	e.seed(200, map[string]int{"E3": 200}, nil, nil)
-	code, stdout, stderr := e.run(rolloutCmd, "--customer", "c1", "--all-users", "--assign", "E3", "--wait=false")
-	wantCode(t, "rollout", code, exitOK, stdout, stderr)
+	code, stdout, stderr := e.run("rollout", "--customer", "c1", "--all-users", "--assign", "E3", "--wait=false")
+	wantCode(t, "rollout", code, ExitOK, stdout, stderr)
 	op := regexp.MustCompile(`Queued operation (\S+)`).FindStringSubmatch(stdout)[1]
-	var buf bytes.Buffer
-	got, err := watch(context.Background(), e.c, op, &buf, progressOptions{terminal: true, poll: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Succeeded != 200 || !strings.Contains(buf.String(), "200/200") || !strings.Contains(buf.String(), "rollout (0 failed)") ||
-		!strings.HasSuffix(buf.String(), "\n") {
-		t.Fatalf("operation %+v, bar output %q", got, buf.String())
+	var buf, errBuf bytes.Buffer
+	env := e.cliEnv(&buf, &errBuf)
+	env.IsTerminal, env.PollInterval = func(io.Writer) bool { return true }, 20*time.Millisecond
+	code = Main(context.Background(), []string{"operation", "watch", op}, env)
+	out, _, _ := strings.Cut(buf.String(), "Operation "+op)
+	if code != ExitOK || !strings.Contains(out, "200/200") || !strings.Contains(out, "operation (0 failed)") ||
+		!strings.HasSuffix(out, "\n") || !strings.Contains(out, "\r") {
+		t.Fatalf("exit status %d, bar output %q, stderr %q", code, buf.String(), errBuf.String())
 	}
 }
 
@@ -131,7 +134,7 @@ func TestCallWaitsOutRateLimit(t *testing.T) {
 	errs := make(chan error, 160)
 	for range 160 { // the default limit: bursts of 100, then 50/s
 		wg.Go(func() {
-			_, err := fetchUsersPage(context.Background(), e.c, "c1", "", 1, 1)
+			_, err := e.c.listUsers(context.Background(), "c1", "", 1, 1)
 			errs <- err
 		})
 	}
@@ -144,14 +147,20 @@ func TestCallWaitsOutRateLimit(t *testing.T) {
 	}
 }
 
-func TestClientCommandExitStatus(t *testing.T) {
+func TestExitCodes(t *testing.T) {
 	t.Parallel()
-	// run hands a client command's status to main through exitStatus.
-	if got := exitCode(exitStatus(exitPartial)); got != exitPartial {
-		t.Errorf("exitCode(exitStatus(3)) = %d", got)
-	}
-	stdout, stderr, err := runBinary(t, []string{"LICENSEOPS_TOKEN=", "LICENSEOPS_URL="}, "rollout", "--customer", "c1", "--all-users", "--assign", "E5")
-	if ee, ok := err.(interface{ ExitCode() int }); !ok || ee.ExitCode() != exitUsage || !strings.Contains(stderr, "LICENSEOPS_TOKEN") {
-		t.Errorf("rollout without a token: err %v, stdout %q, stderr %q; want exit status 2", err, stdout, stderr)
+	for _, c := range []struct {
+		err  error
+		want int
+	}{
+		{nil, ExitOK},
+		{errors.New("x"), ExitError},
+		{usagef("x"), ExitUsage},
+		{fmt.Errorf("wrapped: %w", &PartialError{Msg: "x"}), ExitPartial},
+		{withHint(&DetachedError{OperationID: "op"}, "hint"), ExitDetached},
+	} {
+		if got := ExitCode(c.err); got != c.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", c.err, got, c.want)
+		}
 	}
 }

@@ -1,14 +1,12 @@
-package main
+package cli
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"unicode"
 
@@ -273,124 +271,10 @@ func (in *userInput) drop(ids []string, reason string) {
 	in.entries = kept
 }
 
-// upnQueryLimit: with at most this many UPNs to resolve, and fewer than the
-// pages of the user list, each UPN is looked up with q= instead.
-const upnQueryLimit = 100
-
-// resolve turns the UPNs of in into user IDs: one q= lookup per UPN when
-// there are few of them (fewer than the user list has pages), else the
-// whole user list once, read into a case-insensitive map. dir, when not
-// nil, is the user list already read. It returns the whole user list when
-// it has one (dir, or the list it read). Unknown and ambiguous UPNs become
-// bad rows; two rows that turn out to name the same user count once.
-func (in *userInput) resolve(ctx context.Context, c *apiClient, cid string, dir *directory) (*directory, error) {
-	n := in.upns()
-	if n == 0 {
-		return dir, nil
-	}
-	known := dir
-	if known == nil {
-		first, err := fetchUsersPage(ctx, c, cid, "", 1, usersPageSize)
-		if err != nil {
-			return nil, err
-		}
-		if n <= upnQueryLimit && n < first.TotalPages-1 {
-			known = newDirectory(n)
-			known.add(first.Users)
-			for _, e := range in.entries {
-				if _, found := known.byUPN[strings.ToLower(e.upn)]; e.id != "" || found {
-					continue
-				}
-				users, err := queryUPN(ctx, c, cid, e.upn)
-				if err != nil {
-					return nil, err
-				}
-				known.add(users)
-			}
-		} else {
-			if known, err = fetchDirectory(ctx, c, cid, &first); err != nil {
-				return nil, err
-			}
-			dir = known
-		}
-	}
-	kept := in.entries[:0]
-	later := map[int]bool{} // lines of ID rows that a UPN row before them names too
-	for _, e := range in.entries {
-		if later[e.line] {
-			continue
-		}
-		if e.id == "" {
-			u, found := known.byUPN[strings.ToLower(e.upn)]
-			switch {
-			case !found:
-				in.bad = append(in.bad, badRow{line: e.line, value: e.upn, reason: "no user with this user principal name in customer " + cid})
-				continue
-			case u == nil:
-				in.bad = append(in.bad, badRow{line: e.line, value: e.upn, reason: "several users have this user principal name; use an id column"})
-				continue
-			}
-			e.id = u.ID
-			if first, dup := in.lineOf[e.id]; dup && first < e.line {
-				in.duplicates = append(in.duplicates, duplicateRow{line: e.line, firstLine: first, value: e.upn})
-				continue
-			} else if dup {
-				// An ID row further down names the same user: this row is the first.
-				in.duplicates = append(in.duplicates, duplicateRow{line: first, firstLine: e.line, value: e.id})
-				later[first] = true
-			}
-			in.lineOf[e.id] = e.line
-		}
-		kept = append(kept, e)
-	}
-	in.entries = kept
-	return dir, nil
-}
-
-// queryUPN returns the users whose UPN equals upn (case-insensitively),
-// searching with q= and paging while the matches go on.
-func queryUPN(ctx context.Context, c *apiClient, cid, upn string) ([]licensing.User, error) {
-	var out []licensing.User
-	for page := 1; ; page++ {
-		p, err := fetchUsersPage(ctx, c, cid, upn, page, usersPageSize)
-		if err != nil {
-			return nil, err
-		}
-		for _, u := range p.Users {
-			if strings.EqualFold(u.UserPrincipalName, upn) {
-				out = append(out, u)
-			}
-		}
-		if page >= p.TotalPages {
-			return out, nil
-		}
-	}
-}
-
-// lookupUsers returns the users of ids, one GET each, for a small selection
-// on a large tenant; unknown IDs are returned apart.
-func lookupUsers(ctx context.Context, c *apiClient, cid string, ids []string) (*directory, []string, error) {
-	d := newDirectory(len(ids))
-	var unknown []string
-	for _, id := range ids {
-		var u licensing.User
-		err := c.call(ctx, "GET", customerPath(cid)+"/users/"+url.PathEscape(id), nil, &u, callOptions{})
-		if apiCode(err) == string(licensing.CodeNotFound) {
-			unknown = append(unknown, id)
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		d.add([]licensing.User{u})
-	}
-	return d, unknown, nil
-}
-
 // printProblems lists bad rows and duplicates, at most max of each.
 func (in *userInput) printProblems(w io.Writer, max int) {
 	if len(in.duplicates) > 0 {
-		fmt.Fprintf(w, "%d duplicate rows (each user counts once):\n", len(in.duplicates))
+		fmt.Fprintf(w, "%s (each user counts once):\n", plural(len(in.duplicates), "duplicate row"))
 		for i, d := range in.duplicates {
 			if i == max {
 				fmt.Fprintf(w, "  … and %d more\n", len(in.duplicates)-max)
@@ -400,7 +284,7 @@ func (in *userInput) printProblems(w io.Writer, max int) {
 		}
 	}
 	if len(in.bad) > 0 {
-		fmt.Fprintf(w, "%d bad rows:\n", len(in.bad))
+		fmt.Fprintf(w, "%s:\n", plural(len(in.bad), "bad row"))
 		for i, b := range in.bad {
 			if i == max {
 				fmt.Fprintf(w, "  … and %d more\n", len(in.bad)-max)

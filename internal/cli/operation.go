@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/licenseops/licenseops/licensing"
+)
+
+const operationHelp = `list shows a customer's operations, newest first. show prints one operation.
+watch follows a running operation (a bar on a terminal, plain progress lines
+elsewhere), then prints its outcomes by code; it exits like rollout --wait:
+0 every user succeeded, 3 some failed, 1 error, 2 usage, 130 Ctrl-C (the
+operation goes on). report prints the confirmation report as a table, or with
+--csv writes it as CSV to FILE (- for standard output).
+`
+
+var operationCommands = []*Command{
+	{
+		Name: "operation list", Args: "--customer C [--page N] [--page-size N]", Group: GroupClient,
+		Summary: "list a customer's license operations, newest first",
+		Help:    operationHelp,
+		New:     func() Runner { return &operationListCmd{} },
+	},
+	{
+		Name: "operation show", Args: "OP", Group: GroupClient,
+		Summary: "show one license operation",
+		Help:    operationHelp,
+		New:     func() Runner { return &operationCmd{sub: "show"} },
+	},
+	{
+		Name: "operation watch", Args: "OP [--report FILE.csv]", Group: GroupClient,
+		Summary: "follow an operation to its end, then print its outcomes",
+		Help:    operationHelp,
+		New:     func() Runner { return &operationCmd{sub: "watch"} },
+	},
+	{
+		Name: "operation report", Args: "OP [--csv FILE]", Group: GroupClient,
+		Summary: "print an operation's report, or write it as CSV",
+		Help:    operationHelp,
+		New:     func() Runner { return &operationCmd{sub: "report"} },
+	},
+}
+
+// operationListCmd is `licenseops operation list`.
+type operationListCmd struct {
+	conn       connFlags
+	customer   string
+	page, size int
+}
+
+func (o *operationListCmd) Flags(fs *flag.FlagSet, env *Env) {
+	o.conn.bind(fs, env)
+	fs.StringVar(&o.customer, "customer", "", "customer (tenant) ID (required)")
+	fs.IntVar(&o.page, "page", 1, "page number")
+	fs.IntVar(&o.size, "page-size", 50, "operations per page (1–500)")
+}
+
+func (o *operationListCmd) Validate(args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q", args[0])
+	}
+	if o.customer == "" {
+		return errors.New("--customer is required")
+	}
+	return o.conn.validate()
+}
+
+func (o *operationListCmd) Run(ctx context.Context, env *Env) error {
+	p, err := o.conn.client().listOperations(ctx, o.customer, o.page, o.size)
+	if err != nil {
+		return interrupted(err)
+	}
+	tw := newTable(env.Stdout)
+	fmt.Fprintln(tw, "ID\tSTATUS\tTOTAL\tSUCCEEDED\tFAILED\tPENDING\tCHANGE\tSOURCE\tCREATED BY\tCREATED")
+	for _, op := range p.Operations {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", op.ID, op.Status, op.Total, op.Succeeded, op.Failed, op.Pending,
+			dash(opChange(op)), op.Source, dash(op.CreatedBy), op.CreatedAt.UTC().Format(time.RFC3339))
+	}
+	_ = tw.Flush()
+	printPageFooter(env.Stdout, p.Page, p.TotalPages, plural(p.Total, "operation"))
+	return nil
+}
+
+// operationCmd is `licenseops operation show|watch|report OP`.
+type operationCmd struct {
+	sub        string
+	conn       connFlags
+	opID       string
+	reportPath string
+	lineEvery  time.Duration
+}
+
+func (o *operationCmd) Flags(fs *flag.FlagSet, env *Env) {
+	o.conn.bind(fs, env)
+	fs.DurationVar(&o.lineEvery, "progress-interval", defaultLineEvery, "how often a progress line is printed when stdout is not a terminal (watch)")
+	switch o.sub {
+	case "watch":
+		fs.StringVar(&o.reportPath, "report", "", "write the confirmation report to this CSV `file` when it finishes")
+	case "report":
+		fs.StringVar(&o.reportPath, "csv", "", "write the report as CSV to this `file` (- for standard output)")
+	}
+}
+
+func (o *operationCmd) Validate(args []string) error {
+	if len(args) != 1 {
+		return errors.New("give one operation ID")
+	}
+	o.opID = args[0]
+	if o.lineEvery <= 0 {
+		return errors.New("--progress-interval must be positive")
+	}
+	return o.conn.validate()
+}
+
+func (o *operationCmd) Run(ctx context.Context, env *Env) error {
+	c := o.conn.client()
+	switch o.sub {
+	case "show":
+		return showOperation(ctx, env.Stdout, c, o.opID)
+	case "watch":
+		op, err := watch(ctx, env, c, o.opID, progressOptions{label: "operation", lineEvery: o.lineEvery})
+		if err != nil {
+			return err
+		}
+		return finishOperation(ctx, c, op, o.reportPath, env.Stdout)
+	default:
+		return showReport(ctx, env.Stdout, c, o.opID, o.reportPath)
+	}
+}
+
+func opChange(op licensing.Operation) string {
+	var loc string
+	if op.UsageLocation != nil {
+		loc = *op.UsageLocation
+	}
+	return describeChangeShort(op.Assign, op.Revoke, loc)
+}
+
+func describeChangeShort(assign, revoke []string, loc string) string {
+	var parts []string
+	for _, s := range assign {
+		parts = append(parts, "+"+s)
+	}
+	for _, s := range revoke {
+		parts = append(parts, "-"+s)
+	}
+	if loc != "" {
+		parts = append(parts, "@"+loc)
+	}
+	return strings.Join(parts, " ")
+}
+
+func showOperation(ctx context.Context, w io.Writer, c *apiClient, opID string) error {
+	op, err := c.getOperation(ctx, opID)
+	if err != nil {
+		return interrupted(err)
+	}
+	tw := newTable(w)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("id", op.ID)
+	row("customer", op.CustomerID)
+	row("status", op.Status)
+	row("total", strconv.Itoa(op.Total))
+	row("succeeded", strconv.Itoa(op.Succeeded))
+	row("failed", strconv.Itoa(op.Failed))
+	row("pending", strconv.Itoa(op.Pending))
+	row("assign", dash(strings.Join(op.Assign, ", ")))
+	row("revoke", dash(strings.Join(op.Revoke, ", ")))
+	row("usage location", dash(deref(op.UsageLocation)))
+	row("allow partial", strconv.FormatBool(op.AllowPartial))
+	row("source", op.Source)
+	row("created by", dash(op.CreatedBy))
+	row("created at", op.CreatedAt.UTC().Format(time.RFC3339))
+	finished := "-"
+	if op.FinishedAt != nil {
+		finished = op.FinishedAt.UTC().Format(time.RFC3339)
+	}
+	row("finished at", finished)
+	return tw.Flush()
+}
+
+// showReport prints an operation's report as a table, or writes it as CSV.
+func showReport(ctx context.Context, w io.Writer, c *apiClient, opID, csvPath string) error {
+	switch csvPath {
+	case "-":
+		body, err := c.reportCSV(ctx, opID)
+		if err != nil {
+			return interrupted(err)
+		}
+		defer body.Close()
+		_, err = io.Copy(w, body)
+		return interrupted(err)
+	case "":
+		o := newOutcomes()
+		tw := newTable(w)
+		fmt.Fprintln(tw, "USER ID\tUSER PRINCIPAL NAME\tSTATUS\tASSIGNED\tREVOKED\tLICENSES NOW\tERROR")
+		err := readCSVReport(ctx, c, opID, nil, func(col map[string]int, rec []string) {
+			id, upn, status := field(col, rec, "user_id"), field(col, rec, "user_principal_name"), field(col, rec, "status")
+			code, msg := field(col, rec, "error_code"), field(col, rec, "error_message")
+			o.add(id, upn, status, code, msg)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, dash(upn), status, dash(field(col, rec, "assigned")),
+				dash(field(col, rec, "revoked")), dash(field(col, rec, "licenses")), dash(code))
+		})
+		_ = tw.Flush()
+		if err != nil {
+			return interrupted(err)
+		}
+		fmt.Fprintln(w)
+		o.print(w, "Outcomes")
+		return nil
+	default:
+		o, err := collectOutcomes(ctx, c, opID, csvPath)
+		if err != nil {
+			_ = os.Remove(csvPath)
+			return interrupted(err)
+		}
+		o.print(w, "Outcomes")
+		fmt.Fprintf(w, "Report written to %s (%s).\n", csvPath, plural(o.rows, "row"))
+		return nil
+	}
+}

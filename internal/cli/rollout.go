@@ -1,0 +1,464 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/licenseops/licenseops/licensing"
+)
+
+var rolloutCommand = &Command{
+	Name: "rollout",
+	Args: `--customer C (--csv FILE | --users-file FILE | --all-users)
+                     [--assign SKU]... [--revoke SKU]... [--usage-location CC] [--allow-partial]
+                     [--dry-run] [--wait] [--report FILE.csv] [--skip-bad-rows]`,
+	Summary: "assign/revoke licenses for the users of a CSV, a file of IDs or the whole customer",
+	Group:   GroupClient,
+	Help: `Assigns and revokes licenses for many users in one license operation, through
+the HTTP API (LICENSEOPS_URL, default ` + defaultAPIURL + `, and LICENSEOPS_TOKEN).
+
+Input:
+  --csv FILE         a CSV file with a header row. The user column is the first of
+                     id, UserId, ObjectId (user IDs) or UserPrincipalName,
+                     user_principal_name, email (looked up through the API, ignoring
+                     case); header names ignore case, spaces, '_' and '-'. A byte order
+                     mark, quoted fields and ';' or tab separators are fine.
+  --users-file FILE  one user ID per line; blank lines and lines starting with # are skipped.
+  --all-users        every user of the customer.
+  FILE may be - for standard input. A user named twice counts once (the repeats are
+  listed). Bad rows (empty ID, invalid ID, unknown user principal name, unknown user)
+  are listed with their line numbers and nothing is sent, unless --skip-bad-rows.
+
+Progress:
+  --wait waits for the operation to finish; it is the default when standard output is
+  a terminal, where progress is a bar (done/total, rate, time left, failures so far).
+  Elsewhere progress is a plain line every --progress-interval:
+    progress: 1200/5000 done, 3 failed, 950 users/s
+  Without --wait on a non-terminal, the command prints the operation ID and returns once
+  the operation is queued. --report implies --wait. Ctrl-C while waiting detaches and
+  cancels nothing; reattach with: licenseops operation watch OP
+
+Dry run:
+  --dry-run queues nothing. It shows per SKU how many selected users would newly get it
+  or lose it, seats needed against available (with the buy-more link when short), and
+  which users would fail which product rule (counted by code, first users of each).
+
+Exit status:
+  0    every user succeeded (dry run: every user would succeed); or queued, when not waiting
+  1    error: bad input, bad rows, an API error (shown with its code and message); nothing
+       was queued unless the error came after "Queued operation"
+  2    usage: wrong flags or arguments
+  3    the operation finished but some users failed (dry run: some would fail, or seats are
+       short); see the outcomes and the report
+  130  interrupted: Ctrl-C while waiting; the operation goes on
+`,
+	New: func() Runner { return &rolloutCmd{} },
+}
+
+// rolloutCmd is the options of `licenseops rollout`.
+type rolloutCmd struct {
+	conn                         connFlags
+	customer, csvPath, usersFile string
+	allUsers                     bool
+	assign, revoke               skuList
+	location                     string
+	allowPartial, dryRun         bool
+	wait                         optionalBool
+	report                       string
+	skipBad                      bool
+	lineEvery                    time.Duration
+}
+
+func (r *rolloutCmd) Flags(fs *flag.FlagSet, env *Env) {
+	r.conn.bind(fs, env)
+	fs.StringVar(&r.customer, "customer", "", "customer (tenant) ID (required)")
+	fs.StringVar(&r.csvPath, "csv", "", "CSV `file` of users")
+	fs.StringVar(&r.usersFile, "users-file", "", "`file` of user IDs, one per line")
+	fs.BoolVar(&r.allUsers, "all-users", false, "select every user of the customer")
+	fs.Var(&r.assign, "assign", "`SKU` to assign (repeatable)")
+	fs.Var(&r.revoke, "revoke", "`SKU` to revoke (repeatable)")
+	fs.StringVar(&r.location, "usage-location", "", "set this usage location (ISO 3166-1 alpha-2, e.g. PL) on every user")
+	fs.BoolVar(&r.allowPartial, "allow-partial", false, "when seats are short, assign those there are; the users without a seat fail with CountViolation")
+	fs.BoolVar(&r.dryRun, "dry-run", false, "show what would change and what would fail; queue nothing")
+	fs.Var(&r.wait, "wait", "wait for the operation to finish (default: when stdout is a terminal)")
+	fs.StringVar(&r.report, "report", "", "write the confirmation report to this CSV `file` (implies --wait)")
+	fs.BoolVar(&r.skipBad, "skip-bad-rows", false, "send the good rows even when some rows are bad")
+	fs.DurationVar(&r.lineEvery, "progress-interval", defaultLineEvery, "how often a progress line is printed when stdout is not a terminal")
+}
+
+func (r *rolloutCmd) Validate(args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q", args[0])
+	}
+	if r.customer == "" {
+		return errors.New("--customer is required")
+	}
+	if !licensing.ValidID(r.customer) {
+		return fmt.Errorf("--customer %q is not a valid ID", r.customer)
+	}
+	if countTrue(r.csvPath != "", r.usersFile != "", r.allUsers) != 1 {
+		return errors.New("give exactly one of --csv, --users-file and --all-users")
+	}
+	if len(r.assign) == 0 && len(r.revoke) == 0 {
+		return errors.New("nothing to do: give at least one --assign or --revoke SKU")
+	}
+	var both []string
+	for _, a := range r.assign {
+		for _, v := range r.revoke {
+			if a == v {
+				both = append(both, a)
+			}
+		}
+	}
+	switch len(both) {
+	case 0:
+	case 1:
+		return fmt.Errorf("SKU %s is both assigned and revoked; choose one", both[0])
+	default:
+		return fmt.Errorf("SKUs %s are both assigned and revoked; choose one for each", strings.Join(both, ", "))
+	}
+	if r.location != "" {
+		r.location = strings.ToUpper(strings.TrimSpace(r.location))
+		if !licensing.ValidCountry(r.location) {
+			return fmt.Errorf("--usage-location %q is not an ISO 3166-1 alpha-2 country code (for example PL, US, DE)", r.location)
+		}
+	}
+	if r.lineEvery <= 0 {
+		return errors.New("--progress-interval must be positive")
+	}
+	if r.report != "" {
+		// Found out now, not after the operation ran.
+		if st, err := os.Stat(filepath.Dir(r.report)); err != nil || !st.IsDir() {
+			return fmt.Errorf("--report %s: the folder %s does not exist", r.report, filepath.Dir(r.report))
+		}
+	}
+	return r.conn.validate()
+}
+
+func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
+	c := r.conn.client()
+	wait := r.wait.value(env.terminal(env.Stdout)) || r.report != ""
+	change := licensing.Change{Assign: nonNil(r.assign), Revoke: nonNil(r.revoke), UsageLocation: r.location}
+
+	// Read, resolve and validate the selection.
+	readStart := time.Now()
+	in, dir, err := readSelection(ctx, c, env.Stdin, r.customer, r.csvPath, r.usersFile, r.allUsers, nil)
+	if err != nil {
+		return interrupted(err)
+	}
+	if r.dryRun || dir != nil {
+		// The dry run needs each user's licenses, location and account
+		// state; and with the user list at hand anyway, users that do not
+		// exist are found here, with their line numbers, before sending.
+		if dir, err = selectionDirectory(ctx, c, r.customer, in, dir); err != nil {
+			return interrupted(err)
+		}
+	}
+	readTime := time.Since(readStart)
+	printInputSummary(env.Stdout, in, readTime)
+	if err := checkProblems(env.Stdout, env.Stderr, in, r.skipBad); err != nil {
+		return withHint(err, "Nothing was sent.")
+	}
+	ids := in.ids()
+	if len(ids) == 0 {
+		return errors.New("no users selected; nothing was sent")
+	}
+	if r.dryRun {
+		return dryRunReport(ctx, env, c, r.customer, in, dir, change, r.allowPartial)
+	}
+
+	// Send it: one operation, whatever the size. Ctrl-C must not cut the
+	// request short, or nobody would know whether the operation exists.
+	// The idempotency key makes a retried request (after a 429) safe.
+	sendCtx := context.WithoutCancel(ctx)
+	sendStart := time.Now()
+	post := func(ids []string) (acceptedOperation, error) {
+		req := operationRequest{UserIDs: ids, Assign: change.Assign, Revoke: change.Revoke, UsageLocation: change.UsageLocation, AllowPartial: r.allowPartial}
+		return c.createOperation(sendCtx, r.customer, req, "rollout-"+uuid.NewString())
+	}
+	acc, err := post(ids)
+	if apiCode(err) == string(licensing.CodeUnknownUsers) {
+		unknown, uerr := unknownUsers(sendCtx, c, r.customer, in, err)
+		if uerr != nil {
+			return uerr
+		}
+		in.drop(unknown, "no such user in customer "+r.customer)
+		if err := checkProblems(env.Stdout, env.Stderr, in, r.skipBad); err != nil {
+			return withHint(err, "Nothing was sent.")
+		}
+		if ids = in.ids(); len(ids) == 0 {
+			return errors.New("no users left; nothing was sent")
+		}
+		fmt.Fprintf(env.Stdout, "Sending the other %s.\n", plural(len(ids), "user"))
+		acc, err = post(ids)
+	}
+	if err != nil {
+		if apiCode(err) != "" {
+			return withHint(flagWording(err), "Nothing was queued.")
+		}
+		return withHint(err, "The API did not answer; see whether the operation was created with: licenseops operation list --customer "+r.customer)
+	}
+	sendTime := time.Since(sendStart)
+	fmt.Fprintf(env.Stdout, "Queued operation %s for %s (%s) in %s: read and validated in %s, sent in %s.\n",
+		acc.ID, plural(acc.Total, "user"), describeChange(change), round(readTime+sendTime), round(readTime), round(sendTime))
+	if !wait {
+		fmt.Fprintf(env.Stdout, "Not waiting for it. Watch it with:\n  licenseops operation watch %s\n", acc.ID)
+		return nil
+	}
+	op, err := watch(ctx, env, c, acc.ID, progressOptions{label: "rollout", lineEvery: r.lineEvery})
+	if err != nil {
+		return err
+	}
+	return finishOperation(ctx, c, op, r.report, env.Stdout)
+}
+
+// interrupted turns a context cancelled by Ctrl-C into exit status 130.
+func interrupted(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return &DetachedError{}
+	}
+	return err
+}
+
+// apiFieldsAsFlags rewrites the API's field names in its messages as the
+// rollout flags that set them.
+var apiFieldsAsFlags = strings.NewReplacer(
+	"send allow_partial: true", "pass --allow-partial",
+	"allow_partial", "--allow-partial",
+	"usage_location", "--usage-location",
+)
+
+// flagWording returns err with the API field names of an API error's
+// message written as the command's flags: the person at the terminal sets
+// --allow-partial, not allow_partial.
+func flagWording(err error) error {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	cp := *ae
+	cp.Message = apiFieldsAsFlags.Replace(ae.Message)
+	return &cp
+}
+
+// skuList is a repeatable flag of SKU IDs.
+type skuList []string
+
+func (l *skuList) String() string { return strings.Join(*l, ",") }
+
+func (l *skuList) Set(v string) error {
+	if !licensing.ValidID(v) {
+		return fmt.Errorf("%q is not a valid SKU ID", v)
+	}
+	*l = append(*l, v)
+	return nil
+}
+
+// optionalBool is a boolean flag that knows whether it was given.
+type optionalBool struct{ val, set bool }
+
+func (b *optionalBool) String() string   { return fmt.Sprint(b.val) }
+func (b *optionalBool) IsBoolFlag() bool { return true }
+
+func (b *optionalBool) Set(v string) error {
+	x, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	b.val, b.set = x, true
+	return nil
+}
+
+// value is the flag's value, or def when it was not given.
+func (b *optionalBool) value(def bool) bool {
+	if b.set {
+		return b.val
+	}
+	return def
+}
+
+func printInputSummary(w io.Writer, in *userInput, took time.Duration) {
+	fmt.Fprintf(w, "Read %s (%s): %s, %s", in.source, in.column, plural(in.rows, "row"), plural(len(in.entries), "user"))
+	if n := len(in.duplicates); n > 0 {
+		fmt.Fprintf(w, ", %s", plural(n, "duplicate"))
+	}
+	if n := len(in.bad); n > 0 {
+		fmt.Fprintf(w, ", %s", plural(n, "bad row"))
+	}
+	fmt.Fprintf(w, " in %s.\n", round(took))
+}
+
+// maxListed bounds the bad rows and duplicates listed.
+const maxListed = 20
+
+// checkProblems lists duplicates (stdout) and bad rows (stderr); with bad
+// rows it returns an error unless skipBad, which drops them.
+func checkProblems(stdout, stderr io.Writer, in *userInput, skipBad bool) error {
+	sort.SliceStable(in.bad, func(i, j int) bool { return in.bad[i].line < in.bad[j].line })
+	sort.SliceStable(in.duplicates, func(i, j int) bool { return in.duplicates[i].line < in.duplicates[j].line })
+	if !in.duplicatesShown {
+		dups := *in
+		dups.bad = nil
+		dups.printProblems(stdout, maxListed)
+		in.duplicatesShown = true
+	}
+	if len(in.bad) == 0 {
+		return nil
+	}
+	bad := *in
+	bad.duplicates = nil
+	bad.printProblems(stderr, maxListed)
+	if skipBad {
+		fmt.Fprintf(stderr, "Skipping the %s (--skip-bad-rows).\n", plural(len(in.bad), "bad row"))
+		in.bad = nil
+		return nil
+	}
+	return fmt.Errorf("%s: correct them, or pass --skip-bad-rows to go on without them", plural(len(in.bad), "bad row"))
+}
+
+func describeChange(ch licensing.Change) string {
+	var parts []string
+	if len(ch.Assign) > 0 {
+		parts = append(parts, "assign "+strings.Join(ch.Assign, ", "))
+	}
+	if len(ch.Revoke) > 0 {
+		parts = append(parts, "revoke "+strings.Join(ch.Revoke, ", "))
+	}
+	if ch.UsageLocation != "" {
+		parts = append(parts, "usage location "+ch.UsageLocation)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// dryRunReport shows what the change would do to the selection; it
+// returns a PartialError when some users would fail or seats are short.
+func dryRunReport(ctx context.Context, env *Env, c *apiClient, cid string, in *userInput, dir *directory,
+	ch licensing.Change, allowPartial bool) error {
+	w := env.Stdout
+	ids := in.ids()
+	cust, err := c.getCustomer(ctx, cid)
+	if err != nil {
+		return interrupted(err)
+	}
+	products, err := c.listProducts(ctx)
+	if err != nil {
+		return interrupted(err)
+	}
+	catalog := make(licensing.Catalog, len(products))
+	for _, p := range products {
+		catalog[p.SKU] = p
+	}
+	subs, err := c.listSubscriptions(ctx, cid)
+	if err != nil {
+		return interrupted(err)
+	}
+	sum, err := c.licenseSummary(ctx, cid, ids)
+	if err != nil {
+		return interrupted(err)
+	}
+	subOf := make(map[string]subscriptionInfo, len(subs))
+	for _, s := range subs {
+		subOf[s.SKU] = s
+	}
+	var missing []string
+	for _, sku := range append(append([]string{}, ch.Assign...), ch.Revoke...) {
+		if _, ok := subOf[sku]; !ok {
+			missing = append(missing, sku)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("customer %s has no subscription for %s; the rollout would be refused (UnknownSkus)", cid, strings.Join(missing, ", "))
+	}
+	holders := make(map[string]int, len(sum.Products))
+	for _, p := range sum.Products {
+		holders[p.SKU] = len(p.AssignedUserIDs)
+	}
+	selected := len(sum.Users)
+
+	fmt.Fprintf(w, "\nDry run for customer %s: %s; %s. Nothing is queued.\n\n", cid, plural(selected, "selected user"), describeChange(ch))
+	tw := newTable(w)
+	fmt.Fprintln(tw, "SKU\tCHANGE\tUSERS AFFECTED\tUNCHANGED\tSEATS NEEDED\tAVAILABLE\tSHORT")
+	type shortage struct {
+		sku         string
+		short       int
+		buyMoreLink string
+	}
+	var shortages []shortage
+	for _, sku := range ch.Assign {
+		s, held := subOf[sku], holders[sku]
+		gain := selected - held
+		short := max(0, gain-s.Available)
+		fmt.Fprintf(tw, "%s\tassign\t%d would get it\t%s\t%d\t%d\t%d\n", sku, gain, plural(held, "holds it", "hold it"), gain, s.Available, short)
+		if short > 0 {
+			shortages = append(shortages, shortage{sku, short, deref(s.BuyMoreURL)})
+		}
+	}
+	for _, sku := range ch.Revoke {
+		held := holders[sku]
+		fmt.Fprintf(tw, "%s\trevoke\t%d would lose it\t%s\t-\t-\t-\n", sku, held, plural(selected-held, "does not hold it", "do not hold it"))
+	}
+	_ = tw.Flush()
+	for _, s := range shortages {
+		fmt.Fprintf(w, "%s is %s short", s.sku, plural(s.short, "seat"))
+		if s.buyMoreLink != "" {
+			fmt.Fprintf(w, "; buy more: %s", s.buyMoreLink)
+		}
+		if allowPartial {
+			fmt.Fprintf(w, ". With --allow-partial, up to %s would fail with CountViolation.\n", plural(s.short, "user"))
+		} else {
+			fmt.Fprintln(w, ". Without --allow-partial the rollout would be refused with CountViolation.")
+		}
+	}
+
+	// The product rules, evaluated here exactly as the worker evaluates
+	// them, against each user's current state.
+	failures := newOutcomes()
+	for _, id := range ids {
+		u := dir.byID[id]
+		if u == nil {
+			continue
+		}
+		_, e := licensing.Evaluate(licensing.UserState{Held: u.Licenses, UsageLocation: deref(u.UsageLocation), AccountEnabled: u.AccountEnabled},
+			ch, deref(cust.DefaultUsageLocation), catalog)
+		if e != nil {
+			failures.add(u.ID, u.UserPrincipalName, "failed", string(e.Code), e.Message)
+		} else {
+			failures.add(u.ID, u.UserPrincipalName, "would succeed", "", "")
+		}
+	}
+	fmt.Fprintln(w)
+	ruleFailures := failures.rows - failures.counts["would succeed"]
+	switch {
+	case ruleFailures > 0:
+		fmt.Fprintf(w, "Product rules: %d of %s would fail (checked here with the catalog, as the worker checks them).\n", ruleFailures, plural(failures.rows, "user"))
+		failures.print(w, "Outcomes by rule")
+	case failures.rows == 1:
+		fmt.Fprintln(w, "Product rules: the 1 user passes.")
+	default:
+		fmt.Fprintf(w, "Product rules: all %d users pass.\n", failures.rows)
+	}
+	if ruleFailures == 0 && len(shortages) == 0 {
+		fmt.Fprintln(w, "\nEvery selected user would succeed.")
+		return nil
+	}
+	fmt.Fprintln(w, "\nSome users would fail (see above).")
+	return &PartialError{Msg: "dry run: some users would fail; nothing was queued"}
+}
