@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/licenseops/licenseops/internal/health"
 	"github.com/licenseops/licenseops/licensing"
 )
 
@@ -325,6 +326,21 @@ func (c *apiClient) reportCSV(ctx context.Context, id string) (io.ReadCloser, er
 	return c.stream(ctx, operationPath(id)+"/report", "text/csv")
 }
 
+// workers reads what /readyz says about the workers; nil when it does not
+// say (an older api, or Redis away).
+func (c *apiClient) workers(ctx context.Context) *health.Workers {
+	resp, err := c.send(ctx, http.MethodGet, "/readyz", nil, nil)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var rep health.Report
+	if json.NewDecoder(resp.Body).Decode(&rep) != nil {
+		return nil
+	}
+	return rep.Workers
+}
+
 // waitOptions say how waitOperation polls (the shape of the SDK's
 // WaitOptions).
 type waitOptions struct {
@@ -332,6 +348,10 @@ type waitOptions struct {
 	Interval time.Duration
 	// Progress is called with every read of the operation, the finished one last.
 	Progress func(licensing.Operation)
+	// Stalled is called when no user of the operation has finished for
+	// StallAfter, again only after the operation has moved.
+	Stalled    func(op licensing.Operation, idle time.Duration)
+	StallAfter time.Duration
 }
 
 // waitOperation polls an operation until it has finished and returns it.
@@ -339,6 +359,7 @@ type waitOptions struct {
 // read with the error: the operation goes on on the server either way.
 func (c *apiClient) waitOperation(ctx context.Context, id string, opts waitOptions) (licensing.Operation, error) {
 	var last licensing.Operation
+	done, movedAt, stallReported := -1, time.Now(), false
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -360,6 +381,13 @@ func (c *apiClient) waitOperation(ctx context.Context, id string, opts waitOptio
 		}
 		if op.FinishedAt != nil {
 			return op, nil
+		}
+		now := time.Now()
+		if n := op.Succeeded + op.Failed; n != done {
+			done, movedAt, stallReported = n, now, false
+		} else if idle := now.Sub(movedAt); opts.Stalled != nil && !stallReported && idle >= opts.StallAfter {
+			stallReported = true
+			opts.Stalled(op, idle)
 		}
 		timer.Reset(opts.Interval)
 	}

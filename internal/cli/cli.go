@@ -36,6 +36,9 @@ type Env struct {
 	IsTerminal func(w io.Writer) bool
 	// PollInterval is how often a watched operation is read (0: 300 ms).
 	PollInterval time.Duration
+	// StallAfter is how long a watched operation may make no progress
+	// before the command warns that no worker may be running (0: 15 s).
+	StallAfter time.Duration
 
 	// commands is the table Main dispatched from (for help).
 	commands []*Command

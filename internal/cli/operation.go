@@ -126,7 +126,7 @@ func (o *operationCmd) Run(ctx context.Context, env *Env) error {
 	case "show":
 		return showOperation(ctx, env.Stdout, c, o.opID)
 	case "watch":
-		op, err := watch(ctx, env, c, o.opID, progressOptions{label: "operation", lineEvery: o.lineEvery})
+		op, err := watch(ctx, env, c, o.opID, progressOptions{label: "operation", name: "operation watch", lineEvery: o.lineEvery})
 		if err != nil {
 			return err
 		}

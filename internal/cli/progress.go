@@ -8,6 +8,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/licenseops/licenseops/internal/health"
 	"github.com/licenseops/licenseops/licensing"
 )
 
@@ -15,13 +16,16 @@ import (
 type progressOptions struct {
 	// label names the bar ("rollout", "operation").
 	label string
+	// name is the command, for the warnings ("rollout", "operation watch").
+	name string
 	// lineEvery is how often a plain progress line is printed (not on a terminal).
 	lineEvery time.Duration
 }
 
 const (
-	defaultLineEvery = 5 * time.Second
-	defaultPoll      = 300 * time.Millisecond
+	defaultLineEvery  = 5 * time.Second
+	defaultPoll       = 300 * time.Millisecond
+	defaultStallAfter = 15 * time.Second
 )
 
 // progressReporter shows an operation's progress.
@@ -116,12 +120,17 @@ func (l *lineProgress) abandon() {}
 
 // watch polls an operation until it finishes, showing progress on
 // env.Stdout: a bar on a terminal (done/total, rate, time left, failures so
-// far), elsewhere a plain line every opts.lineEvery. When ctx ends first
-// (Ctrl-C) it returns a DetachedError: the operation goes on.
+// far), elsewhere a plain line every opts.lineEvery. When the operation
+// makes no progress for env.StallAfter it warns once on env.Stderr that no
+// worker may be running. When ctx ends first (Ctrl-C) it returns a
+// DetachedError: the operation goes on.
 func watch(ctx context.Context, env *Env, c *apiClient, opID string, opts progressOptions) (licensing.Operation, error) {
-	poll := env.PollInterval
+	poll, stallAfter := env.PollInterval, env.StallAfter
 	if poll <= 0 {
 		poll = defaultPoll
+	}
+	if stallAfter <= 0 {
+		stallAfter = defaultStallAfter
 	}
 	if opts.lineEvery <= 0 {
 		opts.lineEvery = defaultLineEvery
@@ -131,8 +140,10 @@ func watch(ctx context.Context, env *Env, c *apiClient, opID string, opts progre
 	}
 	terminal := env.terminal(env.Stdout)
 	var show progressReporter
+	warned := false
 	op, err := c.waitOperation(ctx, opID, waitOptions{
-		Interval: poll,
+		Interval:   poll,
+		StallAfter: stallAfter,
 		Progress: func(op licensing.Operation) {
 			if show == nil {
 				if terminal {
@@ -147,6 +158,16 @@ func watch(ctx context.Context, env *Env, c *apiClient, opID string, opts progre
 			}
 			show.update(op)
 		},
+		Stalled: func(op licensing.Operation, idle time.Duration) {
+			if warned {
+				return
+			}
+			warned = true
+			if terminal {
+				fmt.Fprintln(env.Stderr) // below the bar
+			}
+			fmt.Fprintf(env.Stderr, "licenseops %s: %s\n", opts.name, stallWarning(op, idle, c.workers(ctx)))
+		},
 	})
 	if err != nil {
 		if show != nil {
@@ -158,4 +179,24 @@ func watch(ctx context.Context, env *Env, c *apiClient, opID string, opts progre
 		return op, withHint(err, "The operation may still be running; watch it with: licenseops operation watch "+opID)
 	}
 	return op, nil
+}
+
+// stallWarning says why an operation may not be moving: with none of its
+// users done, most likely no worker runs; /readyz says how many are alive.
+func stallWarning(op licensing.Operation, idle time.Duration, workers *health.Workers) string {
+	done := op.Succeeded + op.Failed
+	var msg string
+	if done == 0 {
+		msg = fmt.Sprintf("no progress for %s: no worker has taken a task — is `licenseops worker` running?", idle.Round(100*time.Millisecond))
+	} else {
+		msg = fmt.Sprintf("no progress for %s at %d/%d: is `licenseops worker` still running?", idle.Round(100*time.Millisecond), done, op.Total)
+	}
+	switch {
+	case workers == nil:
+	case workers.Alive == 0:
+		msg += " The API reports no live worker (/readyz)."
+	default:
+		msg += fmt.Sprintf(" The API reports %s alive (/readyz); they may be busy with other operations.", plural(workers.Alive, "worker"))
+	}
+	return msg + " Still waiting; Ctrl-C detaches."
 }

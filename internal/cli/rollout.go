@@ -45,6 +45,7 @@ Progress:
   a terminal, where progress is a bar (done/total, rate, time left, failures so far).
   Elsewhere progress is a plain line every --progress-interval:
     progress: 1200/5000 done, 3 failed, 950 users/s
+  When no user is done for 15 seconds, a warning says that no worker may be running.
   Without --wait on a non-terminal, the command prints the operation ID and returns once
   the operation is queued. --report implies --wait. Ctrl-C while waiting detaches and
   cancels nothing; reattach with: licenseops operation watch OP
@@ -216,7 +217,7 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 		fmt.Fprintf(env.Stdout, "Not waiting for it. Watch it with:\n  licenseops operation watch %s\n", acc.ID)
 		return nil
 	}
-	op, err := watch(ctx, env, c, acc.ID, progressOptions{label: "rollout", lineEvery: r.lineEvery})
+	op, err := watch(ctx, env, c, acc.ID, progressOptions{label: "rollout", name: "rollout", lineEvery: r.lineEvery})
 	if err != nil {
 		return err
 	}

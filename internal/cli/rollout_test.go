@@ -429,6 +429,39 @@ func TestRollout100kRows(t *testing.T) {
 	}
 }
 
+// rollout --wait against an api without a worker: after StallAfter without
+// progress, one warning that no worker has taken a task, with what /readyz
+// says; the wait goes on until Ctrl-C.
+func TestRolloutWarnsWhenNoWorker(t *testing.T) {
+	t.Parallel()
+	e := startAPI(t, app.ModeAPI)
+	e.seed(5, map[string]int{"E3": 5}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	env := e.cliEnv(&stdout, &stderr)
+	env.PollInterval, env.StallAfter = 20*time.Millisecond, 300*time.Millisecond
+	done := make(chan int)
+	go func() {
+		done <- Main(ctx, []string{"rollout", "--customer", "c1", "--all-users", "--assign", "E3", "--wait", "--progress-interval", "50ms"}, env)
+	}()
+	const warning = "no worker has taken a task — is `licenseops worker` running?"
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), warning) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(600 * time.Millisecond) // two more StallAfter: still one warning
+	cancel()
+	code := <-done
+	wantCode(t, "rollout without a worker", code, ExitDetached, stdout.String(), stderr.String())
+	if n := strings.Count(stderr.String(), warning); n != 1 || !strings.Contains(stderr.String(), "The API reports no live worker (/readyz).") {
+		t.Fatalf("%d warnings, want 1 with what /readyz says:\n%s", n, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "progress: 0/5 done") {
+		t.Errorf("stdout:\n%s", stdout.String())
+	}
+}
+
 // One bad row is "1 bad row", not "1 bad rows".
 func TestRolloutOneBadRow(t *testing.T) {
 	t.Parallel()
