@@ -154,6 +154,26 @@ func TestOutcomesTableAligned(t *testing.T) {
 	}
 }
 
+func TestSKUList(t *testing.T) {
+	t.Parallel()
+	var l skuList
+	if err := l.Set("E3, E5"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Set("E5"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(l, "|") != "E3|E5" {
+		t.Errorf("--assign 'E3, E5' --assign E5 = %q, want E3 and E5", l)
+	}
+	if err := l.Set("E3,a/b"); err == nil || err.Error() != `"a/b" is not a valid SKU ID` {
+		t.Errorf("Set(E3,a/b) = %v, want an error naming a/b only", err)
+	}
+	if err := l.Set("E3,"); err == nil {
+		t.Errorf("Set(E3,) accepted an empty SKU")
+	}
+}
+
 // API errors print their message and the useful details; the rollout
 // names its flags where the API names its fields.
 func TestPrintAPIErrors(t *testing.T) {

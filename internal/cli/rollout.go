@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,6 +40,12 @@ Input:
   FILE may be - for standard input. A user named twice counts once (the repeats are
   listed). Bad rows (empty ID, invalid ID, unknown user principal name, unknown user)
   are listed with their line numbers and nothing is sent, unless --skip-bad-rows.
+
+Change:
+  --assign and --revoke take one SKU each and can be repeated; a comma-separated list
+  (--assign E3,E5) is split into its SKUs. The customer and its subscriptions are
+  checked before the input is read: a SKU the customer has no subscription for is
+  named, with the customer's SKU it matches ignoring case, and its SKUs.
 
 Progress:
   --wait waits for the operation to finish; it is the default when standard output is
@@ -87,8 +94,8 @@ func (r *rolloutCmd) Flags(fs *flag.FlagSet, env *Env) {
 	fs.StringVar(&r.csvPath, "csv", "", "CSV `file` of users")
 	fs.StringVar(&r.usersFile, "users-file", "", "`file` of user IDs, one per line")
 	fs.BoolVar(&r.allUsers, "all-users", false, "select every user of the customer")
-	fs.Var(&r.assign, "assign", "`SKU` to assign (repeatable)")
-	fs.Var(&r.revoke, "revoke", "`SKU` to revoke (repeatable)")
+	fs.Var(&r.assign, "assign", "`SKU` to assign (repeatable; A,B is split into A and B)")
+	fs.Var(&r.revoke, "revoke", "`SKU` to revoke (repeatable; A,B is split into A and B)")
 	fs.StringVar(&r.location, "usage-location", "", "set this usage location (ISO 3166-1 alpha-2, e.g. PL) on every user")
 	fs.BoolVar(&r.allowPartial, "allow-partial", false, "when seats are short, assign those there are; the users without a seat fail with CountViolation")
 	fs.BoolVar(&r.dryRun, "dry-run", false, "show what would change and what would fail; queue nothing")
@@ -152,8 +159,15 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	wait := r.wait.value(env.terminal(env.Stdout)) || r.report != ""
 	change := licensing.Change{Assign: nonNil(r.assign), Revoke: nonNil(r.revoke), UsageLocation: r.location}
 
-	// Read, resolve and validate the selection.
+	// The customer and its SKUs first: a typo there is one message, not
+	// every row of the input reported as an unknown user.
 	readStart := time.Now()
+	subs, err := checkCustomer(ctx, c, r.customer, append(append([]string{}, change.Assign...), change.Revoke...))
+	if err != nil {
+		return interrupted(err)
+	}
+
+	// Read, resolve and validate the selection.
 	in, dir, err := readSelection(ctx, c, env.Stdin, r.customer, r.csvPath, r.usersFile, r.allUsers, nil)
 	if err != nil {
 		return interrupted(err)
@@ -176,7 +190,7 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 		return errors.New("no users selected; nothing was sent")
 	}
 	if r.dryRun {
-		return dryRunReport(ctx, env, c, r.customer, in, dir, change, r.allowPartial)
+		return dryRunReport(ctx, env, c, r.customer, subs, in, dir, change, r.allowPartial)
 	}
 
 	// Send it: one operation, whatever the size. Ctrl-C must not cut the
@@ -253,16 +267,24 @@ func flagWording(err error) error {
 	return &cp
 }
 
-// skuList is a repeatable flag of SKU IDs.
+// skuList is a repeatable flag of SKU IDs; a comma-separated list is split.
 type skuList []string
 
 func (l *skuList) String() string { return strings.Join(*l, ",") }
 
 func (l *skuList) Set(v string) error {
-	if !licensing.ValidID(v) {
-		return fmt.Errorf("%q is not a valid SKU ID", v)
+	for sku := range strings.SplitSeq(v, ",") {
+		sku = strings.TrimSpace(sku)
+		if !licensing.ValidID(sku) {
+			if sku == "" {
+				return fmt.Errorf("%q has an empty SKU ID", v)
+			}
+			return fmt.Errorf("%q is not a valid SKU ID", sku)
+		}
+		if !slices.Contains(*l, sku) {
+			*l = append(*l, sku)
+		}
 	}
-	*l = append(*l, v)
 	return nil
 }
 
@@ -351,7 +373,8 @@ func nonNil(s []string) []string {
 
 // dryRunReport shows what the change would do to the selection; it
 // returns a PartialError when some users would fail or seats are short.
-func dryRunReport(ctx context.Context, env *Env, c *apiClient, cid string, in *userInput, dir *directory,
+// subs are the customer's subscriptions, each SKU of the change among them.
+func dryRunReport(ctx context.Context, env *Env, c *apiClient, cid string, subs []subscriptionInfo, in *userInput, dir *directory,
 	ch licensing.Change, allowPartial bool) error {
 	w := env.Stdout
 	ids := in.ids()
@@ -367,10 +390,6 @@ func dryRunReport(ctx context.Context, env *Env, c *apiClient, cid string, in *u
 	for _, p := range products {
 		catalog[p.SKU] = p
 	}
-	subs, err := c.listSubscriptions(ctx, cid)
-	if err != nil {
-		return interrupted(err)
-	}
 	sum, err := c.licenseSummary(ctx, cid, ids)
 	if err != nil {
 		return interrupted(err)
@@ -378,15 +397,6 @@ func dryRunReport(ctx context.Context, env *Env, c *apiClient, cid string, in *u
 	subOf := make(map[string]subscriptionInfo, len(subs))
 	for _, s := range subs {
 		subOf[s.SKU] = s
-	}
-	var missing []string
-	for _, sku := range append(append([]string{}, ch.Assign...), ch.Revoke...) {
-		if _, ok := subOf[sku]; !ok {
-			missing = append(missing, sku)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("customer %s has no subscription for %s; the rollout would be refused (UnknownSkus)", cid, strings.Join(missing, ", "))
 	}
 	holders := make(map[string]int, len(sum.Products))
 	for _, p := range sum.Products {

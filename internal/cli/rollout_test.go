@@ -462,6 +462,43 @@ func TestRolloutWarnsWhenNoWorker(t *testing.T) {
 	}
 }
 
+// The customer and the SKUs are checked before the input is read: a typo
+// in --customer is one clear error, not every row reported as a bad user;
+// a wrong SKU is named alone, with the customer's SKU it matches ignoring
+// case and the customer's SKUs. --assign A,B is two SKUs.
+func TestRolloutChecksCustomerAndSKUs(t *testing.T) {
+	t.Parallel()
+	e := startAPI(t, app.ModeAPI)
+	e.seed(3, map[string]int{"E3": 3, "E5": 3, "ADDON": 3}, nil, nil)
+	csvPath := writeFile(t, "users.csv", "UserPrincipalName\n"+userUPN(0)+"\n"+userUPN(1)+"\n")
+
+	for _, cmd := range [][]string{
+		{"rollout", "--customer", "contoso-typo", "--csv", csvPath, "--assign", "E3"},
+		{"summary", "--customer", "contoso-typo", "--csv", csvPath},
+	} {
+		code, stdout, stderr := e.run(cmd[0], cmd[1:]...)
+		wantCode(t, cmd[0]+" with a customer typo", code, ExitError, stdout, stderr)
+		if !strings.HasPrefix(stderr, "licenseops "+cmd[0]+`: customer "contoso-typo" not found`) || strings.Contains(stdout+stderr, "bad row") {
+			t.Errorf("%s with a customer typo:\nstdout %s\nstderr %s", cmd[0], stdout, stderr)
+		}
+	}
+
+	code, stdout, stderr := e.run("rollout", "--customer", "c1", "--csv", csvPath, "--assign", "E3", "--assign", "e5", "--revoke", "E7")
+	wantCode(t, "rollout with wrong SKUs", code, ExitError, stdout, stderr)
+	if want := "licenseops rollout: customer c1 has no subscription for e5 (did you mean E5?), E7; its SKUs are ADDON, E3, E5\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+	if stdout != "" || e.operationCount() != 0 {
+		t.Errorf("the input was read or an operation queued: %s", stdout)
+	}
+
+	code, stdout, stderr = e.run("rollout", "--customer", "c1", "--csv", csvPath, "--assign", "E5,ADDON", "--wait=false")
+	wantCode(t, "rollout --assign E5,ADDON", code, ExitOK, stdout, stderr)
+	if !strings.Contains(stdout, "for 2 users (assign E5, ADDON)") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+}
+
 // One bad row is "1 bad row", not "1 bad rows".
 func TestRolloutOneBadRow(t *testing.T) {
 	t.Parallel()

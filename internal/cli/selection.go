@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -310,4 +312,55 @@ func lookupUsers(ctx context.Context, c *apiClient, cid string, ids []string) (*
 		d.add([]licensing.User{u})
 	}
 	return d, unknown, nil
+}
+
+// checkCustomer makes sure, before any input is read, that the customer
+// exists, so that a typo in --customer is one clear error instead of every
+// row of the input reported as an unknown user; and that the customer has a
+// subscription for each of skus, naming the ones it has not. It returns the
+// customer's subscriptions.
+func checkCustomer(ctx context.Context, c *apiClient, cid string, skus []string) ([]subscriptionInfo, error) {
+	subs, err := c.listSubscriptions(ctx, cid)
+	if apiCode(err) == string(licensing.CodeNotFound) {
+		return nil, withHint(fmt.Errorf("customer %q not found", cid),
+			"  check --customer: it takes the customer's ID, of a customer of your token's partner")
+	}
+	if err != nil {
+		return nil, err
+	}
+	held := make([]string, len(subs))
+	for i, s := range subs {
+		held[i] = s.SKU
+	}
+	var unknown []string
+	for _, sku := range skus {
+		if !slices.Contains(held, sku) && !slices.Contains(unknown, sku) {
+			unknown = append(unknown, sku)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, errors.New(unknownSKUsMessage(cid, unknown, held))
+	}
+	return subs, nil
+}
+
+// unknownSKUsMessage names the SKUs the customer has no subscription for,
+// with the customer's SKU that a wrong one matches ignoring case, and the
+// customer's SKUs.
+func unknownSKUsMessage(cid string, unknown, held []string) string {
+	names := make([]string, len(unknown))
+	for i, sku := range unknown {
+		names[i] = sku
+		for _, h := range held {
+			if strings.EqualFold(sku, h) {
+				names[i] += " (did you mean " + h + "?)"
+				break
+			}
+		}
+	}
+	msg := fmt.Sprintf("customer %s has no subscription for %s", cid, strings.Join(names, ", "))
+	if len(held) == 0 {
+		return msg + "; it has no subscriptions yet"
+	}
+	return msg + "; its SKUs are " + strings.Join(held, ", ")
 }

@@ -48,6 +48,9 @@ func (s *summaryCmd) Validate(args []string) error {
 
 func (s *summaryCmd) Run(ctx context.Context, env *Env) error {
 	c := s.conn.client()
+	if _, err := checkCustomer(ctx, c, s.customer, nil); err != nil {
+		return interrupted(err)
+	}
 	in, _, err := readSelection(ctx, c, env.Stdin, s.customer, s.csvPath, s.usersFile, false, s.ids)
 	if err != nil {
 		return interrupted(err)
