@@ -21,32 +21,42 @@ import (
 
 func TestMain(m *testing.M) { testenv.Run(m) }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// bin is the licenseops binary the tests that need a real process share.
+var bin struct {
+	sync.Mutex
+	dir, path string
+	users     int // tests using it now
+}
 
-// binary builds the licenseops binary once per test run, for tests that
-// run it as a real process.
+// binary builds the licenseops binary for t, once for the tests that use it
+// at the same time, into a temporary folder that is removed when the last
+// of them ends: each run of the tests leaves nothing behind.
 func binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	bin.Lock()
+	defer bin.Unlock()
+	if bin.path == "" {
 		dir, err := os.MkdirTemp("", "licenseops-bin-")
 		if err != nil {
-			buildErr = err
-			return
+			t.Fatal(err)
 		}
-		binPath = filepath.Join(dir, "licenseops")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		path := filepath.Join(dir, "licenseops")
+		if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
+			_ = os.RemoveAll(dir)
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		bin.dir, bin.path = dir, path
+	}
+	bin.users++
+	t.Cleanup(func() {
+		bin.Lock()
+		defer bin.Unlock()
+		if bin.users--; bin.users == 0 {
+			_ = os.RemoveAll(bin.dir)
+			bin.dir, bin.path = "", ""
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return bin.path
 }
 
 func runBinary(t *testing.T, env []string, args ...string) (stdout, stderr string, err error) {
@@ -153,5 +163,24 @@ func TestDevCommandAdapter(t *testing.T) {
 		if !strings.Contains(stdout.String(), "\n  "+name+" ") {
 			t.Errorf("the usage does not list %s:\n%s", name, stdout.String())
 		}
+	}
+}
+
+// The binary the tests build is removed when the tests that use it end:
+// a test run leaves no 20 MB binary in the temporary folder. (Not parallel,
+// so that no other test holds the binary meanwhile.)
+func TestBuiltBinaryRemoved(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	var dir string
+	t.Run("use", func(t *testing.T) {
+		dir = filepath.Dir(binary(t))
+		if _, err := os.Stat(filepath.Join(dir, "licenseops")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s after the tests that used it: %v; want it removed", dir, err)
 	}
 }
