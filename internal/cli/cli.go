@@ -156,9 +156,9 @@ func Main(ctx context.Context, args []string, env *Env, extra ...*Command) int {
 	return report(env, cmd, cmd.Name, runCommand(ctx, cmd, rest, env))
 }
 
-// lookup finds the command args name; rest are its arguments. When args
-// name a group without a subcommand, cmd is nil, or the group's help was
-// asked for (flag.ErrHelp).
+// lookup finds the command args name; rest are its arguments. An unknown
+// name, or a group ("token") without a known subcommand, is a UsageError;
+// "GROUP -h" is helpShown.
 func lookup(table []*Command, args []string) (cmd *Command, rest []string, err error) {
 	name := args[0]
 	switch name {
