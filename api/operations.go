@@ -42,7 +42,7 @@ func (req *operationRequest) validate(maxUsers int) error {
 	if len(req.UserIDs) == 0 {
 		return invalid("user_ids is required: select at least one user")
 	}
-	// Duplicates count once (API.md), so the limit applies to distinct
+	// Duplicates count once (the contract), so the limit applies to distinct
 	// users; a raw list far beyond it is refused before any ID is hashed.
 	if len(req.UserIDs) > maxRawUsersFactor*maxUsers {
 		return licensing.Errorf(licensing.CodeTooLarge,

@@ -11,8 +11,9 @@ import (
 	"github.com/licenseops/licenseops/internal/testapp"
 )
 
-// The permission table of API.md, written out again here rather than taken
-// from the server, so that a wrong entry in the server's table fails.
+// The permission table of the API reference (docs/api.md), written out
+// again here rather than taken from the server, so that a wrong entry in the
+// server's table fails.
 var (
 	everyone   = []string{"global_admin", "admin_agent", "user_management_admin", "helpdesk_agent", "sales_agent", "reader"}
 	operators  = []string{"global_admin", "admin_agent", "user_management_admin", "helpdesk_agent", "sales_agent"}
@@ -21,7 +22,7 @@ var (
 	admins     = []string{"global_admin", "admin_agent"}
 )
 
-// wantRoles maps every route to the roles API.md lets call it.
+// wantRoles maps every route to the roles the API reference lets call it.
 var wantRoles = map[string][]string{
 	"PUT /v1/products/{sku_id}":                      admins,
 	"GET /v1/products":                               everyone,
@@ -72,7 +73,7 @@ func fillPath(t *testing.T, pattern string, ids map[string]string) (method, path
 func TestRouteTableMatchesAPIReference(t *testing.T) {
 	t.Parallel()
 	if !slices.Equal(api.Roles(), everyone) {
-		t.Errorf("api.Roles() = %v, API.md has %v", api.Roles(), everyone)
+		t.Errorf("api.Roles() = %v, the API reference has %v", api.Roles(), everyone)
 	}
 	for _, role := range everyone {
 		if !api.ValidRole(role) {
@@ -80,18 +81,18 @@ func TestRouteTableMatchesAPIReference(t *testing.T) {
 		}
 	}
 	if api.ValidRole("root") || api.ValidRole("") {
-		t.Error("ValidRole accepts a role API.md does not have")
+		t.Error("ValidRole accepts a role the API reference does not have")
 	}
 	seen := map[string]bool{}
 	for _, rt := range api.RouteTable() {
 		seen[rt.Pattern] = true
 		want, ok := wantRoles[rt.Pattern]
 		if !ok {
-			t.Errorf("route %s is not in the test's permission table; add it with the roles API.md gives it", rt.Pattern)
+			t.Errorf("route %s is not in the test's permission table; add it with the roles the API reference (docs/api.md) gives it", rt.Pattern)
 			continue
 		}
 		if !slices.Equal(rt.Roles, want) {
-			t.Errorf("%s is allowed to %v, API.md says %v", rt.Pattern, rt.Roles, want)
+			t.Errorf("%s is allowed to %v, the API reference says %v", rt.Pattern, rt.Roles, want)
 		}
 	}
 	for pattern := range wantRoles {

@@ -178,7 +178,8 @@ func (s *Server) Close(ctx context.Context) error {
 	return err
 }
 
-// permission is what a route needs; roles grant permissions (API.md).
+// permission is what a route needs; roles grant permissions (the roles
+// table of the API reference, docs/api.md).
 type permission int
 
 const (
@@ -197,7 +198,7 @@ var permissionNames = map[permission]string{
 	permAudit: "read the audit log",
 }
 
-// rolePermissions is the permission table of API.md. The audit log shows
+// rolePermissions is the permission table of the contract. The audit log shows
 // every partner user's changes, so only the two admin roles may read it.
 var rolePermissions = map[string][]permission{
 	"global_admin":          {permRead, permOperate, permUsers, permSales, permCatalog, permAudit},
@@ -288,7 +289,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /readyz", s.instrument("GET /readyz", http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, licensing.Errorf(licensing.CodeNotFound, "no endpoint %s %s; see the API reference", r.Method, r.URL.Path))
+		s.writeError(w, r, licensing.Errorf(licensing.CodeNotFound, "no endpoint %s %s; see the API reference, docs/api.md", r.Method, r.URL.Path))
 	})))
 	return mux
 }

@@ -31,7 +31,8 @@ const (
 	CodeInternal             Code = "Internal"
 )
 
-// Per-user outcome codes of a license operation (API.md, "Per-user outcome codes").
+// Per-user outcome codes of a license operation (the API reference,
+// docs/api.md, "Per-user outcome codes").
 const (
 	CodeCountViolation                     Code = "CountViolation"
 	CodeDependencyViolation                Code = "DependencyViolation"
