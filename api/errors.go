@@ -22,6 +22,8 @@ func statusOf(code licensing.Code) int {
 		return http.StatusForbidden
 	case licensing.CodeNotFound:
 		return http.StatusNotFound
+	case licensing.CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case licensing.CodeConflict, licensing.CodeCountViolation, licensing.CodeIdempotencyKeyInUse, licensing.CodeSeatsInUse:
 		return http.StatusConflict
 	case licensing.CodeTooLarge:

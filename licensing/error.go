@@ -18,6 +18,7 @@ const (
 	CodeUnauthenticated      Code = "Unauthenticated"
 	CodeForbidden            Code = "Forbidden"
 	CodeNotFound             Code = "NotFound"
+	CodeMethodNotAllowed     Code = "MethodNotAllowed"
 	CodeConflict             Code = "Conflict"
 	CodeIdempotencyKeyInUse  Code = "IdempotencyKeyInUse"
 	CodeIdempotencyKeyReused Code = "IdempotencyKeyReused"
