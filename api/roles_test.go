@@ -29,6 +29,7 @@ var wantRoles = map[string][]string{
 	"POST /v1/customers":                             sellers,
 	"GET /v1/customers":                              everyone,
 	"GET /v1/customers/{cid}":                        everyone,
+	"PATCH /v1/customers/{cid}":                      sellers,
 	"POST /v1/customers/{cid}/users/import":          userAdmins,
 	"POST /v1/customers/{cid}/sync":                  userAdmins,
 	"GET /v1/customers/{cid}/users":                  everyone,

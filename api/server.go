@@ -256,6 +256,7 @@ func (s *Server) routes() []route {
 		{"POST /v1/customers", permSales, s.createCustomer},
 		{"GET /v1/customers", permRead, s.listCustomers},
 		{"GET /v1/customers/{cid}", permRead, s.getCustomer},
+		{"PATCH /v1/customers/{cid}", permSales, s.patchCustomer},
 		{"POST /v1/customers/{cid}/users/import", permUsers, s.importUsers},
 		{"POST /v1/customers/{cid}/sync", permUsers, s.syncCustomer},
 		{"GET /v1/customers/{cid}/users", permRead, s.listUsers},
