@@ -522,4 +522,9 @@ func TestDoRaw(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d mentioning %q", tc.name, resp.StatusCode, buf.String(), tc.status, tc.says)
 		}
 	}
+	resp, err := c.Do(ctx, "GET", "/v1/customers/nobody", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiError(t, "CheckResponse of a raw answer", client.CheckResponse(resp), http.StatusNotFound, client.CodeNotFound)
 }

@@ -12,7 +12,7 @@
 //	}, "rollout-2026-11-24")
 //	if err != nil {
 //		var e *client.Error
-//		if errors.As(err, &e) && e.Code == "CountViolation" {
+//		if errors.As(err, &e) && e.Code == client.CodeCountViolation {
 //			var d client.CountViolationDetails
 //			_ = e.DecodeDetails(&d) // the SKUs that lack seats, with their buy-more links
 //		}
@@ -30,16 +30,17 @@
 // retries of 429 RateLimited answers, each after the wait that Retry-After
 // asks for (the API refuses a request over the limit before doing
 // anything, so the retry cannot do it twice). A context ends the wait.
-// Do is the same path without the typed decoding, for wire-level tests and
-// endpoints this package does not know yet.
+// Do is the same path without the retries and the typed decoding, for
+// wire-level tests and endpoints this package does not know yet;
+// CheckResponse reads its non-2xx answers as the typed methods do.
 //
 // # Errors
 //
 // An answer outside 2xx is an *Error with the HTTP status and the code,
 // message and details of the API's error body. Branch on the code, which is
-// stable (see package licensing's Code constants), not on the message:
+// stable (the Code… constants), not on the message:
 //
-//	if client.ErrorCode(err) == "NotFound" { … }
+//	if client.ErrorCode(err) == client.CodeNotFound { … }
 //
 // DecodeDetails decodes the details of the codes that carry them into
 // CountViolationDetails, UnknownUsersDetails, UnknownSkusDetails,

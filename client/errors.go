@@ -7,6 +7,41 @@ import (
 	"net/http"
 )
 
+// The API's error codes (licensing.Code's values), for Error.Code,
+// ErrorCode and ReportRow.Error.Code. They are untyped, so they compare
+// with both. A code once published never changes its meaning.
+const (
+	// Codes of refused requests.
+	CodeInvalidRequest       = "InvalidRequest"       // 400: the request is malformed; the message says how
+	CodeUnauthenticated      = "Unauthenticated"      // 401: no token, or an unknown or revoked one
+	CodeForbidden            = "Forbidden"            // 403: the token's role may not do this
+	CodeNotFound             = "NotFound"             // 404: no such object for this partner, or no such endpoint
+	CodeMethodNotAllowed     = "MethodNotAllowed"     // 405: the endpoint exists with other methods (Allow header)
+	CodeConflict             = "Conflict"             // 409: the object's state does not allow it
+	CodeIdempotencyKeyInUse  = "IdempotencyKeyInUse"  // 409: a request with this key is still being handled
+	CodeSeatsInUse           = "SeatsInUse"           // 409: SeatsInUseDetails
+	CodeTooLarge             = "TooLarge"             // 413: split the request
+	CodeIdempotencyKeyReused = "IdempotencyKeyReused" // 422: the key was used for another request
+	CodeUnknownUsers         = "UnknownUsers"         // 422: UnknownUsersDetails
+	CodeUnknownSkus          = "UnknownSkus"          // 422: UnknownSkusDetails
+	CodeRateLimited          = "RateLimited"          // 429: RateLimitedDetails; calls wait these out
+	CodeNotMigrated          = "NotMigrated"          // 503: the database schema is behind the server
+	CodeUnavailable          = "Unavailable"          // 503: a dependency is down; retry later
+	CodeInternal             = "Internal"             // 500: logged on the server
+
+	// Codes of users' outcomes in a report (ReportRow.Error.Code), and
+	// CountViolation also of a refused operation (409,
+	// CountViolationDetails).
+	CodeCountViolation                     = "CountViolation"
+	CodeDependencyViolation                = "DependencyViolation"
+	CodeMutuallyExclusiveViolation         = "MutuallyExclusiveViolation"
+	CodeProhibitedInUsageLocationViolation = "ProhibitedInUsageLocationViolation"
+	CodeUsageLocationMissing               = "UsageLocationMissing"
+	CodeUserDisabled                       = "UserDisabled"
+	CodeProviderThrottled                  = "ProviderThrottled"
+	CodeProviderError                      = "ProviderError"
+)
+
 // Error is an answer of the API outside 2xx: its HTTP status and the code,
 // message and details of its error body,
 // {"error": {"code": …, "message": …, "details": …}}. Get one with
@@ -14,8 +49,8 @@ import (
 type Error struct {
 	// StatusCode is the HTTP status, for example 409.
 	StatusCode int
-	// Code is the stable, machine-readable error code, for example
-	// "CountViolation" (licensing.Code's constants). It is "" when the
+	// Code is the stable, machine-readable error code, one of the Code…
+	// constants, for example CodeCountViolation. It is "" when the
 	// answer had no licenseops error body (a proxy's error page, or a
 	// server that is not licenseops); Message then says so.
 	Code string
@@ -71,8 +106,10 @@ func ErrorCode(err error) string {
 // DecodeError is a 2xx answer whose body could not be decoded: a truncated
 // stream, or a server that is not licenseops.
 type DecodeError struct {
+	// Method and Path are those of the request.
 	Method, Path string
-	Err          error
+	// Err is the decoder's error; io.ErrUnexpectedEOF for a report cut short.
+	Err error
 }
 
 // Error says which answer could not be decoded and why.

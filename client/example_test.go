@@ -24,7 +24,7 @@ func Example() {
 	}, "contoso-e5-rollout") // repeating the call with this key cannot start a second operation
 	var apiErr *client.Error
 	switch {
-	case errors.As(err, &apiErr) && apiErr.Code == "CountViolation":
+	case errors.As(err, &apiErr) && apiErr.Code == client.CodeCountViolation:
 		var d client.CountViolationDetails
 		if apiErr.DecodeDetails(&d) == nil {
 			for _, s := range d.SKUs {
@@ -68,9 +68,9 @@ func ExampleErrorCode() {
 	switch client.ErrorCode(err) {
 	case "":
 		// nil, or no answer of the API (a network failure, a cancelled context)
-	case "NotFound":
+	case client.CodeNotFound:
 		fmt.Println("no customer contoso")
-	case "Forbidden":
+	case client.CodeForbidden:
 		fmt.Println("this token's role may not read customers")
 	}
 }

@@ -90,14 +90,15 @@ func New(baseURL, token string, opts ...Option) *Client {
 // trailing slash.
 func (c *Client) BaseURL() string { return c.baseURL }
 
-// Do sends one request to path (for example "/v1/customers?page=2", joined
-// to the base URL as it is, so its segments must already be escaped) with
-// the client's token and User-Agent, then header, which may add headers or
-// replace those. A non-nil body is sent with Content-Type application/json
-// unless header sets another. Do neither retries nor interprets the
-// status: the caller reads and closes the answer's body, whatever it is.
-// It is the request path of every typed method, for tests of the wire and
-// for endpoints this package does not know.
+// Do sends one request to path (starting with "/", for example
+// "/v1/customers?page=2", joined to the base URL as it is, so its segments
+// must already be escaped) with the client's token and User-Agent, then
+// header, which may add headers or replace those. A non-nil body is sent
+// with Content-Type application/json unless header sets another. Do
+// neither retries nor interprets the status: the caller reads and closes
+// the answer's body, whatever it is (CheckResponse reads an error). It is
+// the request path of every typed method, for tests of the wire and for
+// endpoints this package does not know.
 func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, header http.Header) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, body) // #nosec G704 -- the caller names the API's URL (New)
 	if err != nil {
@@ -189,7 +190,22 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return time.Second
 }
 
-// readError turns a non-2xx answer into an *Error and closes its body.
+// CheckResponse returns nil for a 2xx answer, leaving its body to the
+// caller, and otherwise the answer as an *Error, having read and closed
+// its body: the typed methods' reading of errors, for answers of Do.
+func CheckResponse(resp *http.Response) error {
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	base := ""
+	if resp.Request != nil && resp.Request.URL != nil {
+		base = resp.Request.URL.Scheme + "://" + resp.Request.URL.Host
+	}
+	return readError(resp, base)
+}
+
+// readError turns a non-2xx answer of the API at baseURL into an *Error
+// and closes its body.
 func readError(resp *http.Response, baseURL string) *Error {
 	defer closeBody(resp)
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
@@ -212,7 +228,9 @@ func readError(resp *http.Response, baseURL string) *Error {
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		e.Message += " (Content-Type " + ct + ")"
 	}
-	e.Message += "; is " + baseURL + " the licenseops API?"
+	if baseURL != "" {
+		e.Message += "; is " + baseURL + " the licenseops API?"
+	}
 	return e
 }
 

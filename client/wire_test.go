@@ -13,7 +13,30 @@ import (
 	"time"
 
 	"github.com/licenseops/licenseops/client"
+	"github.com/licenseops/licenseops/licensing"
 )
+
+// The client's code constants are the API's codes.
+func TestCodes(t *testing.T) {
+	for got, want := range map[licensing.Code]licensing.Code{
+		client.CodeInvalidRequest: licensing.CodeInvalidRequest, client.CodeUnauthenticated: licensing.CodeUnauthenticated,
+		client.CodeForbidden: licensing.CodeForbidden, client.CodeNotFound: licensing.CodeNotFound,
+		client.CodeConflict: licensing.CodeConflict, client.CodeIdempotencyKeyInUse: licensing.CodeIdempotencyKeyInUse,
+		client.CodeSeatsInUse: licensing.CodeSeatsInUse, client.CodeTooLarge: licensing.CodeTooLarge,
+		client.CodeIdempotencyKeyReused: licensing.CodeIdempotencyKeyReused, client.CodeUnknownUsers: licensing.CodeUnknownUsers,
+		client.CodeUnknownSkus: licensing.CodeUnknownSkus, client.CodeRateLimited: licensing.CodeRateLimited,
+		client.CodeNotMigrated: licensing.CodeNotMigrated, client.CodeUnavailable: licensing.CodeUnavailable,
+		client.CodeInternal: licensing.CodeInternal, client.CodeCountViolation: licensing.CodeCountViolation,
+		client.CodeDependencyViolation: licensing.CodeDependencyViolation, client.CodeMutuallyExclusiveViolation: licensing.CodeMutuallyExclusiveViolation,
+		client.CodeProhibitedInUsageLocationViolation: licensing.CodeProhibitedInUsageLocationViolation,
+		client.CodeUsageLocationMissing:               licensing.CodeUsageLocationMissing, client.CodeUserDisabled: licensing.CodeUserDisabled,
+		client.CodeProviderThrottled: licensing.CodeProviderThrottled, client.CodeProviderError: licensing.CodeProviderError,
+	} {
+		if got != want {
+			t.Errorf("client code %q, licensing code %q", got, want)
+		}
+	}
+}
 
 // Tests of the client's side of the wire against stand-in servers: what an
 // api cannot be made to do on demand.
@@ -65,6 +88,15 @@ func TestNotLicenseopsAnswer(t *testing.T) {
 	if !strings.Contains(msg, "HTTP 502 Bad Gateway") || !strings.Contains(msg, "no licenseops error body") ||
 		!strings.Contains(msg, "text/html") || !strings.Contains(msg, c.BaseURL()) {
 		t.Fatalf("Error() = %q", msg)
+	}
+	// CheckResponse reads the answers of Do the same way.
+	resp, err := c.Do(ctxFor(t), "GET", "/v1/customers", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.CheckResponse(resp); client.ErrorCode(err) != "" || !strings.Contains(err.Error(), "HTTP 502 Bad Gateway") ||
+		!strings.Contains(err.Error(), strings.TrimSuffix(c.BaseURL(), "/")) {
+		t.Fatalf("CheckResponse = %v", err)
 	}
 	// A 2xx answer that is not the API's JSON is a DecodeError.
 	c = serve(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<html>") })
