@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/licensing"
 )
 
@@ -183,13 +184,13 @@ func TestPrintAPIErrors(t *testing.T) {
 		err   error
 		wants []string
 	}{
-		{&apiError{StatusCode: 422, Code: "UnknownSkus", Message: `the customer has no subscription for "e5" (did you mean E5?); its SKUs are E3, E5`,
+		{&client.Error{StatusCode: 422, Code: "UnknownSkus", Message: `the customer has no subscription for "e5" (did you mean E5?); its SKUs are E3, E5`,
 			Details: details(map[string]any{"sku_ids": []string{"e5"}})},
 			[]string{`licenseops rollout: UnknownSkus (HTTP 422): the customer has no subscription for "e5" (did you mean E5?); its SKUs are E3, E5`, "  unknown SKUs: e5"}},
-		{&apiError{StatusCode: 422, Code: "UnknownUsers", Message: "2 users do not exist",
+		{&client.Error{StatusCode: 422, Code: "UnknownUsers", Message: "2 users do not exist",
 			Details: details(map[string]any{"user_ids": []string{"a", "b"}, "count": 3})},
 			[]string{"  unknown users: a, b", "  … and 1 more"}},
-		{flagWording(&apiError{StatusCode: 409, Code: "CountViolation",
+		{flagWording(&client.Error{StatusCode: 409, Code: "CountViolation",
 			Message: "not enough seats for E5 (needs 3, 1 available); buy more seats, select fewer users, or send allow_partial: true to assign the seats that are left",
 			Details: details(map[string]any{"skus": []map[string]any{{"sku_id": "E5", "needed": 3, "available": 1, "buy_more_url": "https://buy"}}})}),
 			[]string{"or pass --allow-partial to assign", "E5   3       1          2      https://buy"}},
@@ -208,8 +209,7 @@ func TestPrintAPIErrors(t *testing.T) {
 			t.Errorf("printError names the API field allow_partial:\n%s", b.String())
 		}
 	}
-	var ae *apiError
-	if err := flagWording(errors.New("x")); errors.As(err, &ae) {
+	if _, ok := apiError(flagWording(errors.New("x"))); ok {
 		t.Errorf("flagWording made an API error")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/storage"
@@ -26,7 +27,7 @@ type apiEnv struct {
 	t     *testing.T
 	url   string
 	token string
-	c     *apiClient
+	c     *client.Client
 }
 
 // startAPI starts licenseops in mode ("all" or "api") on private Postgres
@@ -62,7 +63,7 @@ func startAPI(t *testing.T, mode app.Mode) *apiEnv {
 		defer cancel()
 		_ = proc.Close(ctx)
 	})
-	return &apiEnv{t: t, url: proc.APIURL(), token: token, c: newAPIClient(proc.APIURL(), token)}
+	return &apiEnv{t: t, url: proc.APIURL(), token: token, c: client.New(proc.APIURL(), token)}
 }
 
 func (e *apiEnv) env(name string) string {
@@ -98,53 +99,53 @@ func (e *apiEnv) must(err error) {
 	}
 }
 
-type testUser struct {
-	ID             string  `json:"id"`
-	UPN            string  `json:"user_principal_name"`
-	DisplayName    string  `json:"display_name"`
-	UsageLocation  *string `json:"usage_location,omitempty"`
-	AccountEnabled *bool   `json:"account_enabled,omitempty"`
-}
-
 func userID(i int) string  { return fmt.Sprintf("u%05d", i) }
 func userUPN(i int) string { return fmt.Sprintf("user%05d@contoso.example", i) }
 
 // seed creates the catalog (E3 and E5 exclude each other, E5 is not sold in
 // KP, ADDON needs E5), customer c1 (default location PL) with n users and
 // the given seats. Users listed in disabled are disabled; in kp live in KP.
-func (e *apiEnv) seed(n int, seats map[string]int, disabled, kp []int) []testUser {
+func (e *apiEnv) seed(n int, seats map[string]int, disabled, kp []int) {
 	e.t.Helper()
 	ctx := context.Background()
-	for sku, p := range map[string]map[string]any{
-		"E3":    {"name": "Office 365 E3", "excludes": []string{"E5"}},
-		"E5":    {"name": "Office 365 E5", "prohibited_locations": []string{"KP"}},
-		"ADDON": {"name": "Add-on", "requires": []string{"E5"}},
+	for sku, p := range map[string]client.ProductRequest{
+		"E3":    {Name: "Office 365 E3", Excludes: []string{"E5"}},
+		"E5":    {Name: "Office 365 E5", ProhibitedLocations: []string{"KP"}},
+		"ADDON": {Name: "Add-on", Requires: []string{"E5"}},
 	} {
-		e.must(e.c.call(ctx, "PUT", "/v1/products/"+sku, p, nil, ""))
+		_, err := e.c.PutProduct(ctx, sku, p)
+		e.must(err)
 	}
-	e.must(e.c.call(ctx, "POST", "/v1/customers", map[string]any{"id": "c1", "name": "Contoso", "default_usage_location": "PL"}, nil, ""))
-	users := make([]testUser, n)
+	_, err := e.c.CreateCustomer(ctx, client.CustomerRequest{ID: "c1", Name: "Contoso", DefaultUsageLocation: new("PL")})
+	e.must(err)
+	users := make([]client.UserImport, n)
 	for i := range users {
-		users[i] = testUser{ID: userID(i), UPN: userUPN(i), DisplayName: fmt.Sprintf("User %05d", i)}
+		users[i] = client.UserImport{ID: userID(i), UserPrincipalName: userUPN(i), DisplayName: fmt.Sprintf("User %05d", i)}
 	}
-	no, kpLoc := false, "KP"
 	for _, i := range disabled {
-		users[i].AccountEnabled = &no
+		users[i].AccountEnabled = new(false)
 	}
 	for _, i := range kp {
-		users[i].UsageLocation = &kpLoc
+		users[i].UsageLocation = new("KP")
 	}
-	e.must(e.c.call(ctx, "POST", "/v1/customers/c1/users/import", map[string]any{"users": users}, nil, ""))
+	_, err = e.c.ImportUsers(ctx, "c1", users)
+	e.must(err)
 	for sku, total := range seats {
-		e.must(e.c.call(ctx, "PUT", "/v1/customers/c1/subscriptions/"+sku, map[string]int{"total": total}, nil, ""))
+		e.setSeats(sku, total)
 	}
-	return users
+}
+
+// setSeats sets customer c1's seats of sku.
+func (e *apiEnv) setSeats(sku string, total int) {
+	e.t.Helper()
+	_, err := e.c.PutSubscription(context.Background(), "c1", sku, total)
+	e.must(err)
 }
 
 func (e *apiEnv) operationCount() int {
 	e.t.Helper()
-	var p operationPage
-	e.must(e.c.call(context.Background(), "GET", "/v1/customers/c1/operations", nil, &p, ""))
+	p, err := e.c.ListOperations(context.Background(), "c1", client.ListOptions{})
+	e.must(err)
 	return p.Total
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/licensing"
 )
 
@@ -74,7 +75,7 @@ func (o *operationListCmd) Validate(args []string) error {
 }
 
 func (o *operationListCmd) Run(ctx context.Context, env *Env) error {
-	p, err := o.conn.client().listOperations(ctx, o.customer, o.page, o.size)
+	p, err := o.conn.client().ListOperations(ctx, o.customer, client.ListOptions{Page: o.page, PageSize: o.size})
 	if err != nil {
 		return interrupted(err)
 	}
@@ -158,8 +159,8 @@ func describeChangeShort(assign, revoke []string, loc string) string {
 	return strings.Join(parts, " ")
 }
 
-func showOperation(ctx context.Context, w io.Writer, c *apiClient, opID string) error {
-	op, err := c.getOperation(ctx, opID)
+func showOperation(ctx context.Context, w io.Writer, c *client.Client, opID string) error {
+	op, err := c.GetOperation(ctx, opID)
 	if err != nil {
 		return interrupted(err)
 	}
@@ -188,16 +189,10 @@ func showOperation(ctx context.Context, w io.Writer, c *apiClient, opID string) 
 }
 
 // showReport prints an operation's report as a table, or writes it as CSV.
-func showReport(ctx context.Context, w io.Writer, c *apiClient, opID, csvPath string) error {
+func showReport(ctx context.Context, w io.Writer, c *client.Client, opID, csvPath string) error {
 	switch csvPath {
 	case "-":
-		body, err := c.reportCSV(ctx, opID)
-		if err != nil {
-			return interrupted(err)
-		}
-		defer body.Close()
-		_, err = io.Copy(w, body)
-		return interrupted(err)
+		return interrupted(c.ReportCSV(ctx, opID, w))
 	case "":
 		o := newOutcomes()
 		tw := newTable(w)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/app"
 )
 
@@ -134,7 +135,7 @@ func TestCallWaitsOutRateLimit(t *testing.T) {
 	errs := make(chan error, 160)
 	for range 160 { // the default limit: bursts of 100, then 50/s
 		wg.Go(func() {
-			_, err := e.c.listUsers(context.Background(), "c1", "", 1, 1)
+			_, err := e.c.ListUsers(context.Background(), "c1", client.UserListOptions{Page: 1, PageSize: 1})
 			errs <- err
 		})
 	}

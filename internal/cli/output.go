@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/licensing"
 )
 
@@ -155,14 +156,14 @@ func printError(w io.Writer, prefix string, err error) {
 			hints = append(hints, h.hint)
 		}
 	}
-	var ae *apiError
+	var ae *client.Error
 	var le *licensing.Error
 	var ue *url.Error // what http.Client returns when no answer came
 	switch {
 	case errors.As(err, &ae):
-		fmt.Fprintf(w, "%s: %v\n", prefix, err)
-		printDetails(w, ae.Code, ae.Details)
-		if ae.Code == string(licensing.CodeUnauthenticated) {
+		fmt.Fprintf(w, "%s: %s\n", prefix, apiErrorText(err, ae))
+		printDetails(w, ae)
+		if ae.Code == client.CodeUnauthenticated {
 			hints = append(hints, "  set LICENSEOPS_TOKEN or --token to a token from `licenseops token create`")
 		}
 	case errors.As(err, &le):
@@ -171,7 +172,7 @@ func printError(w io.Writer, prefix string, err error) {
 		fmt.Fprintf(w, "%s: %s\n", prefix, le.Message)
 		if le.Details != nil {
 			if b, jerr := json.Marshal(le.Details); jerr == nil {
-				printDetails(w, string(le.Code), b)
+				printDetails(w, &client.Error{Code: string(le.Code), Details: b})
 			}
 		}
 	case errors.As(err, &ue):
@@ -186,23 +187,30 @@ func printError(w io.Writer, prefix string, err error) {
 	}
 }
 
+// apiErrorText is err, which is or wraps the API error ae, as one line:
+// what wraps it, then "Code (HTTP status): message".
+func apiErrorText(err error, ae *client.Error) string {
+	own := ae.Error()
+	if ae.Code != "" {
+		own = fmt.Sprintf("%s (HTTP %d): %s", ae.Code, ae.StatusCode, ae.Message)
+	}
+	outer, inner := err.Error(), ae.Error()
+	if strings.HasSuffix(outer, inner) {
+		return strings.TrimSuffix(outer, inner) + own
+	}
+	return own
+}
+
 // printDetails shows the details of the codes that have useful ones: the
 // seats of a CountViolation, the IDs of UnknownUsers and UnknownSkus.
-func printDetails(w io.Writer, code string, details json.RawMessage) {
-	if len(details) == 0 {
+func printDetails(w io.Writer, e *client.Error) {
+	if len(e.Details) == 0 {
 		return
 	}
-	switch code {
-	case string(licensing.CodeCountViolation):
-		var d struct {
-			SKUs []struct {
-				SKU        string `json:"sku_id"`
-				Needed     int    `json:"needed"`
-				Available  int    `json:"available"`
-				BuyMoreURL string `json:"buy_more_url"`
-			} `json:"skus"`
-		}
-		if json.Unmarshal(details, &d) == nil && len(d.SKUs) > 0 {
+	switch e.Code {
+	case client.CodeCountViolation:
+		var d client.CountViolationDetails
+		if e.DecodeDetails(&d) == nil && len(d.SKUs) > 0 {
 			tw := newTable(w)
 			fmt.Fprintln(tw, "  SKU\tNEEDED\tAVAILABLE\tSHORT\tBUY MORE")
 			for _, s := range d.SKUs {
@@ -210,25 +218,26 @@ func printDetails(w io.Writer, code string, details json.RawMessage) {
 			}
 			_ = tw.Flush()
 		}
-	case string(licensing.CodeUnknownUsers), string(licensing.CodeUnknownSkus):
-		var d struct {
-			UserIDs []string `json:"user_ids"`
-			SKUIDs  []string `json:"sku_ids"`
-			Count   int      `json:"count"`
+	case client.CodeUnknownUsers:
+		var d client.UnknownUsersDetails
+		if e.DecodeDetails(&d) == nil {
+			printIDs(w, "unknown users", d.UserIDs, d.Count)
 		}
-		if json.Unmarshal(details, &d) != nil {
-			return
+	case client.CodeUnknownSkus:
+		var d client.UnknownSkusDetails
+		if e.DecodeDetails(&d) == nil {
+			printIDs(w, "unknown SKUs", d.SKUIDs, len(d.SKUIDs))
 		}
-		what, ids := "unknown users", d.UserIDs
-		if code == string(licensing.CodeUnknownSkus) {
-			what, ids = "unknown SKUs", d.SKUIDs
-		}
-		if len(ids) > 0 {
-			fmt.Fprintf(w, "  %s: %s\n", what, strings.Join(ids, ", "))
-		}
-		if d.Count > len(ids) {
-			fmt.Fprintf(w, "  … and %d more\n", d.Count-len(ids))
-		}
+	}
+}
+
+// printIDs lists the IDs an error's details name, of count in all.
+func printIDs(w io.Writer, what string, ids []string, count int) {
+	if len(ids) > 0 {
+		fmt.Fprintf(w, "  %s: %s\n", what, strings.Join(ids, ", "))
+	}
+	if count > len(ids) {
+		fmt.Fprintf(w, "  … and %d more\n", count-len(ids))
 	}
 }
 

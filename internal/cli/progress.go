@@ -8,6 +8,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/health"
 	"github.com/licenseops/licenseops/licensing"
 )
@@ -124,7 +125,7 @@ func (l *lineProgress) abandon() {}
 // makes no progress for env.StallAfter it warns once on env.Stderr that no
 // worker may be running. When ctx ends first (Ctrl-C) it returns a
 // DetachedError: the operation goes on.
-func watch(ctx context.Context, env *Env, c *apiClient, opID string, opts progressOptions) (licensing.Operation, error) {
+func watch(ctx context.Context, env *Env, c *client.Client, opID string, opts progressOptions) (licensing.Operation, error) {
 	poll, stallAfter := env.PollInterval, env.StallAfter
 	if poll <= 0 {
 		poll = defaultPoll
@@ -141,7 +142,7 @@ func watch(ctx context.Context, env *Env, c *apiClient, opID string, opts progre
 	terminal := env.terminal(env.Stdout)
 	var show progressReporter
 	warned := false
-	op, err := c.waitOperation(ctx, opID, waitOptions{
+	op, err := c.WaitOperation(ctx, opID, client.WaitOptions{
 		Interval:   poll,
 		StallAfter: stallAfter,
 		Progress: func(op licensing.Operation) {
@@ -166,7 +167,7 @@ func watch(ctx context.Context, env *Env, c *apiClient, opID string, opts progre
 			if terminal {
 				fmt.Fprintln(env.Stderr) // below the bar
 			}
-			fmt.Fprintf(env.Stderr, "licenseops %s: %s\n", opts.name, stallWarning(op, idle, c.workers(ctx)))
+			fmt.Fprintf(env.Stderr, "licenseops %s: %s\n", opts.name, stallWarning(op, idle, liveWorkers(ctx, c)))
 		},
 	})
 	if err != nil {

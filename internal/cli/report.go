@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/licensing"
 )
 
@@ -89,17 +90,19 @@ func (o *outcomes) print(w io.Writer, title string) {
 
 // readCSVReport streams an operation's CSV report through fn, row by row,
 // copying the raw CSV to copyTo when it is not nil.
-func readCSVReport(ctx context.Context, c *apiClient, opID string, copyTo io.Writer, fn func(col map[string]int, rec []string)) error {
-	body, err := c.reportCSV(ctx, opID)
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	var r io.Reader = body
-	if copyTo != nil {
-		r = io.TeeReader(body, copyTo)
-	}
-	cr := newCSVReader(r, ',')
+func readCSVReport(ctx context.Context, c *client.Client, opID string, copyTo io.Writer, fn func(col map[string]int, rec []string)) error {
+	// One request: the CSV goes to copyTo as the API writes it, and
+	// through a pipe to the reader here.
+	pr, pw := io.Pipe()
+	defer pr.Close() // stops the copy when reading stops early
+	go func() {
+		var w io.Writer = pw
+		if copyTo != nil {
+			w = io.MultiWriter(copyTo, pw)
+		}
+		pw.CloseWithError(c.ReportCSV(ctx, opID, w))
+	}()
+	cr := newCSVReader(pr, ',')
 	header, err := cr.Read()
 	if err != nil {
 		return fmt.Errorf("read the report: %w", err)
@@ -135,7 +138,7 @@ func field(col map[string]int, rec []string, name string) string {
 
 // collectOutcomes reads the report of a finished operation into outcomes,
 // and writes the CSV to reportPath when it is set.
-func collectOutcomes(ctx context.Context, c *apiClient, opID, reportPath string) (*outcomes, error) {
+func collectOutcomes(ctx context.Context, c *client.Client, opID, reportPath string) (*outcomes, error) {
 	var file *os.File
 	var copyTo io.Writer
 	if reportPath != "" {
@@ -161,7 +164,7 @@ func collectOutcomes(ctx context.Context, c *apiClient, opID, reportPath string)
 // finishOperation prints the outcome summary of a finished operation and
 // writes the report when reportPath is set. It returns a PartialError when
 // some users failed.
-func finishOperation(ctx context.Context, c *apiClient, op licensing.Operation, reportPath string, stdout io.Writer) error {
+func finishOperation(ctx context.Context, c *client.Client, op licensing.Operation, reportPath string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "Operation %s %s: %d succeeded, %d failed of %d.\n", op.ID, op.Status, op.Succeeded, op.Failed, op.Total)
 	o, err := collectOutcomes(ctx, c, op.ID, reportPath)
 	if errors.Is(err, context.Canceled) {

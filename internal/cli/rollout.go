@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/licensing"
 )
 
@@ -198,12 +199,15 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	// The idempotency key makes a retried request (after a 429) safe.
 	sendCtx := context.WithoutCancel(ctx)
 	sendStart := time.Now()
-	post := func(ids []string) (acceptedOperation, error) {
-		req := operationRequest{UserIDs: ids, Assign: change.Assign, Revoke: change.Revoke, UsageLocation: change.UsageLocation, AllowPartial: r.allowPartial}
-		return c.createOperation(sendCtx, r.customer, req, "rollout-"+uuid.NewString())
+	post := func(ids []string) (client.AcceptedOperation, error) {
+		req := client.OperationRequest{UserIDs: ids, Assign: change.Assign, Revoke: change.Revoke, AllowPartial: r.allowPartial}
+		if change.UsageLocation != "" {
+			req.UsageLocation = &change.UsageLocation
+		}
+		return c.CreateOperation(sendCtx, r.customer, req, "rollout-"+uuid.NewString())
 	}
 	acc, err := post(ids)
-	if apiCode(err) == string(licensing.CodeUnknownUsers) {
+	if client.ErrorCode(err) == client.CodeUnknownUsers {
 		unknown, uerr := unknownUsers(sendCtx, c, r.customer, in, err)
 		if uerr != nil {
 			return uerr
@@ -219,7 +223,7 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 		acc, err = post(ids)
 	}
 	if err != nil {
-		if apiCode(err) != "" {
+		if _, ok := apiError(err); ok {
 			return withHint(flagWording(err), "Nothing was queued.")
 		}
 		return withHint(err, "The API did not answer; see whether the operation was created with: licenseops operation list --customer "+r.customer)
@@ -258,8 +262,8 @@ var apiFieldsAsFlags = strings.NewReplacer(
 // message written as the command's flags: the person at the terminal sets
 // --allow-partial, not allow_partial.
 func flagWording(err error) error {
-	var ae *apiError
-	if !errors.As(err, &ae) {
+	ae, ok := apiError(err)
+	if !ok {
 		return err
 	}
 	cp := *ae
@@ -374,15 +378,15 @@ func nonNil(s []string) []string {
 // dryRunReport shows what the change would do to the selection; it
 // returns a PartialError when some users would fail or seats are short.
 // subs are the customer's subscriptions, each SKU of the change among them.
-func dryRunReport(ctx context.Context, env *Env, c *apiClient, cid string, subs []subscriptionInfo, in *userInput, dir *directory,
+func dryRunReport(ctx context.Context, env *Env, c *client.Client, cid string, subs []client.Subscription, in *userInput, dir *directory,
 	ch licensing.Change, allowPartial bool) error {
 	w := env.Stdout
 	ids := in.ids()
-	cust, err := c.getCustomer(ctx, cid)
+	cust, err := c.GetCustomer(ctx, cid)
 	if err != nil {
 		return interrupted(err)
 	}
-	products, err := c.listProducts(ctx)
+	products, err := c.ListProducts(ctx)
 	if err != nil {
 		return interrupted(err)
 	}
@@ -390,11 +394,11 @@ func dryRunReport(ctx context.Context, env *Env, c *apiClient, cid string, subs 
 	for _, p := range products {
 		catalog[p.SKU] = p
 	}
-	sum, err := c.licenseSummary(ctx, cid, ids)
+	sum, err := c.LicenseSummary(ctx, cid, ids)
 	if err != nil {
 		return interrupted(err)
 	}
-	subOf := make(map[string]subscriptionInfo, len(subs))
+	subOf := make(map[string]client.Subscription, len(subs))
 	for _, s := range subs {
 		subOf[s.SKU] = s
 	}

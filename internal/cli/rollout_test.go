@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/app"
-	"github.com/licenseops/licenseops/licensing"
 )
 
 func TestRolloutEndToEnd(t *testing.T) {
@@ -81,7 +81,7 @@ func TestRolloutEndToEnd(t *testing.T) {
 
 	// Without --allow-partial the intake refuses: the API's error with
 	// its code, message and per-SKU seats, and exit status 1.
-	e.must(e.c.call(context.Background(), "PUT", "/v1/customers/c1/subscriptions/ADDON", map[string]int{"total": 2}, nil, ""))
+	e.setSeats("ADDON", 2)
 	before := e.operationCount()
 	code, stdout, stderr = e.run("rollout", "--customer", "c1", "--users-file", ids, "--assign", "ADDON")
 	wantCode(t, "rollout refused for seats", code, ExitError, stdout, stderr)
@@ -225,7 +225,7 @@ func TestRolloutDryRun(t *testing.T) {
 	}
 
 	// A change that everyone passes (a small selection, read user by user).
-	e.must(e.c.call(context.Background(), "PUT", "/v1/customers/c1/subscriptions/E5", map[string]int{"total": 100}, nil, ""))
+	e.setSeats("E5", 100)
 	code, stdout, stderr = e.run("rollout", "--customer", "c1", "--users-file", writeFile(t, "two.txt", "u00001\nu00002\n"),
 		"--assign", "E5", "--revoke", "E3", "--dry-run")
 	wantCode(t, "clean dry run", code, ExitOK, stdout, stderr)
@@ -312,8 +312,8 @@ func TestRolloutDetach(t *testing.T) {
 	if m == nil || !strings.Contains(stderr.String(), "licenseops operation watch "+m[1]) {
 		t.Fatalf("no reattach hint:\nstdout %s\nstderr %s", stdout.String(), stderr.String())
 	}
-	var op licensing.Operation
-	e.must(e.c.call(context.Background(), "GET", "/v1/operations/"+m[1], nil, &op, ""))
+	op, err := e.c.GetOperation(context.Background(), m[1])
+	e.must(err)
 	if op.FinishedAt != nil || op.Status == "cancelled" {
 		t.Fatalf("operation after detaching: %+v, want it still running", op)
 	}
@@ -363,8 +363,7 @@ func TestResolveUPNs(t *testing.T) {
 				t.Fatal(err)
 			}
 			tr := &countingTransport{}
-			c := newAPIClient(e.url, e.token)
-			c.http.Transport = tr
+			c := client.New(e.url, e.token, client.WithHTTPClient(&http.Client{Transport: tr}))
 			dir, err := in.resolve(ctx, c, "c1", nil)
 			if err != nil {
 				t.Fatal(err)
@@ -402,18 +401,21 @@ func TestRollout100kRows(t *testing.T) {
 	const n = 100_000
 	e := startAPI(t, app.ModeAPI) // intake only: this measures reading and sending
 	ctx := context.Background()
-	e.must(e.c.call(ctx, "PUT", "/v1/products/E5", map[string]any{"name": "E5"}, nil, ""))
-	e.must(e.c.call(ctx, "POST", "/v1/customers", map[string]any{"id": "c1", "name": "C1", "default_usage_location": "PL"}, nil, ""))
-	users := make([]testUser, n)
+	_, err := e.c.PutProduct(ctx, "E5", client.ProductRequest{Name: "E5"})
+	e.must(err)
+	_, err = e.c.CreateCustomer(ctx, client.CustomerRequest{ID: "c1", Name: "C1", DefaultUsageLocation: new("PL")})
+	e.must(err)
+	users := make([]client.UserImport, n)
 	var sb strings.Builder
 	sb.WriteString("ObjectId,UserPrincipalName,DisplayName\n")
 	for i := range users {
 		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
-		users[i] = testUser{ID: id, UPN: userUPN(i)}
+		users[i] = client.UserImport{ID: id, UserPrincipalName: userUPN(i)}
 		fmt.Fprintf(&sb, "%s,%s,\"User, %d\"\n", id, userUPN(i), i)
 	}
-	e.must(e.c.call(ctx, "POST", "/v1/customers/c1/users/import", map[string]any{"users": users}, nil, ""))
-	e.must(e.c.call(ctx, "PUT", "/v1/customers/c1/subscriptions/E5", map[string]int{"total": n}, nil, ""))
+	_, err = e.c.ImportUsers(ctx, "c1", users)
+	e.must(err)
+	e.setSeats("E5", n)
 	csvPath := writeFile(t, "100k.csv", sb.String())
 
 	start := time.Now()

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/licensing"
 )
 
@@ -56,9 +56,9 @@ const directoryParallelism = 4
 
 // fetchDirectory reads every page of the customer's users, starting after
 // first when the caller already has page 1.
-func fetchDirectory(ctx context.Context, c *apiClient, cid string, first *userPage) (*directory, error) {
+func fetchDirectory(ctx context.Context, c *client.Client, cid string, first *client.UserPage) (*directory, error) {
 	if first == nil {
-		p, err := c.listUsers(ctx, cid, "", 1, usersPageSize)
+		p, err := c.ListUsers(ctx, cid, client.UserListOptions{Page: 1, PageSize: usersPageSize})
 		if err != nil {
 			return nil, err
 		}
@@ -73,7 +73,7 @@ func fetchDirectory(ctx context.Context, c *apiClient, cid string, first *userPa
 	for range min(directoryParallelism, len(pages)-1) {
 		wg.Go(func() {
 			for page := range next {
-				p, err := c.listUsers(ctx, cid, "", page, usersPageSize)
+				p, err := c.ListUsers(ctx, cid, client.UserListOptions{Page: page, PageSize: usersPageSize})
 				if err != nil {
 					cancel(err)
 					continue
@@ -105,7 +105,7 @@ feed:
 // readSelection reads the users of one source: a CSV, a users file, every
 // user, or IDs given as arguments. UPNs are resolved; the user list is
 // returned when it was read in full.
-func readSelection(ctx context.Context, c *apiClient, stdin io.Reader, cid, csvPath, usersFile string, allUsers bool, args []string) (*userInput, *directory, error) {
+func readSelection(ctx context.Context, c *client.Client, stdin io.Reader, cid, csvPath, usersFile string, allUsers bool, args []string) (*userInput, *directory, error) {
 	switch {
 	case allUsers:
 		dir, err := fetchDirectory(ctx, c, cid, nil)
@@ -149,7 +149,7 @@ const lookupMax = 50
 
 // selectionDirectory returns the selected users' details (from dir when
 // the user list was read already); users that do not exist become bad rows.
-func selectionDirectory(ctx context.Context, c *apiClient, cid string, in *userInput, dir *directory) (*directory, error) {
+func selectionDirectory(ctx context.Context, c *client.Client, cid string, in *userInput, dir *directory) (*directory, error) {
 	ids := in.ids()
 	var unknown []string
 	switch {
@@ -178,14 +178,9 @@ func selectionDirectory(ctx context.Context, c *apiClient, cid string, in *userI
 // unknownUsers lists the selected users that do not exist, after the API
 // refused the operation with UnknownUsers: from the error's details when
 // they name all of them, else by reading the user list.
-func unknownUsers(ctx context.Context, c *apiClient, cid string, in *userInput, apiErr error) ([]string, error) {
-	var ae *apiError
-	errors.As(apiErr, &ae)
-	var d struct {
-		UserIDs []string `json:"user_ids"`
-		Count   int      `json:"count"`
-	}
-	if json.Unmarshal(ae.Details, &d) == nil && len(d.UserIDs) > 0 && len(d.UserIDs) >= d.Count {
+func unknownUsers(ctx context.Context, c *client.Client, cid string, in *userInput, apiErr error) ([]string, error) {
+	var d client.UnknownUsersDetails
+	if ae, ok := apiError(apiErr); ok && ae.DecodeDetails(&d) == nil && len(d.UserIDs) > 0 && len(d.UserIDs) >= d.Count {
 		return d.UserIDs, nil
 	}
 	dir, err := fetchDirectory(ctx, c, cid, nil)
@@ -211,14 +206,14 @@ const upnQueryLimit = 100
 // nil, is the user list already read. It returns the whole user list when
 // it has one (dir, or the list it read). Unknown and ambiguous UPNs become
 // bad rows; two rows that turn out to name the same user count once.
-func (in *userInput) resolve(ctx context.Context, c *apiClient, cid string, dir *directory) (*directory, error) {
+func (in *userInput) resolve(ctx context.Context, c *client.Client, cid string, dir *directory) (*directory, error) {
 	n := in.upns()
 	if n == 0 {
 		return dir, nil
 	}
 	known := dir
 	if known == nil {
-		first, err := c.listUsers(ctx, cid, "", 1, usersPageSize)
+		first, err := c.ListUsers(ctx, cid, client.UserListOptions{Page: 1, PageSize: usersPageSize})
 		if err != nil {
 			return nil, err
 		}
@@ -277,10 +272,10 @@ func (in *userInput) resolve(ctx context.Context, c *apiClient, cid string, dir 
 
 // queryUPN returns the users whose UPN equals upn (case-insensitively),
 // searching with q= and paging while the matches go on.
-func queryUPN(ctx context.Context, c *apiClient, cid, upn string) ([]licensing.User, error) {
+func queryUPN(ctx context.Context, c *client.Client, cid, upn string) ([]licensing.User, error) {
 	var out []licensing.User
 	for page := 1; ; page++ {
-		p, err := c.listUsers(ctx, cid, upn, page, usersPageSize)
+		p, err := c.ListUsers(ctx, cid, client.UserListOptions{Page: page, PageSize: usersPageSize, Query: upn})
 		if err != nil {
 			return nil, err
 		}
@@ -297,12 +292,12 @@ func queryUPN(ctx context.Context, c *apiClient, cid, upn string) ([]licensing.U
 
 // lookupUsers returns the users of ids, one GET each, for a small selection
 // on a large tenant; unknown IDs are returned apart.
-func lookupUsers(ctx context.Context, c *apiClient, cid string, ids []string) (*directory, []string, error) {
+func lookupUsers(ctx context.Context, c *client.Client, cid string, ids []string) (*directory, []string, error) {
 	d := newDirectory(len(ids))
 	var unknown []string
 	for _, id := range ids {
-		u, err := c.getUser(ctx, cid, id)
-		if apiCode(err) == string(licensing.CodeNotFound) {
+		u, err := c.GetUser(ctx, cid, id)
+		if client.ErrorCode(err) == client.CodeNotFound {
 			unknown = append(unknown, id)
 			continue
 		}
@@ -319,9 +314,9 @@ func lookupUsers(ctx context.Context, c *apiClient, cid string, ids []string) (*
 // row of the input reported as an unknown user; and that the customer has a
 // subscription for each of skus, naming the ones it has not. It returns the
 // customer's subscriptions.
-func checkCustomer(ctx context.Context, c *apiClient, cid string, skus []string) ([]subscriptionInfo, error) {
-	subs, err := c.listSubscriptions(ctx, cid)
-	if apiCode(err) == string(licensing.CodeNotFound) {
+func checkCustomer(ctx context.Context, c *client.Client, cid string, skus []string) ([]client.Subscription, error) {
+	subs, err := c.ListSubscriptions(ctx, cid)
+	if client.ErrorCode(err) == client.CodeNotFound {
 		return nil, withHint(fmt.Errorf("customer %q not found", cid),
 			"  check --customer: it takes the customer's ID, of a customer of your token's partner")
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/storage"
@@ -53,21 +54,12 @@ func TestServedMetricsPassPromtool(t *testing.T) {
 		t.Cleanup(func() { _ = a.Close(context.Background()) })
 		apps[mode] = a
 	}
-	c := newAPIClient(apps[app.ModeAPI].APIURL(), token)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(c.call(ctx, "PUT", "/v1/products/E5", map[string]any{"name": "E5"}, nil, ""))
-	must(c.call(ctx, "POST", "/v1/customers", map[string]any{"id": "c1", "name": "C1", "default_usage_location": "US"}, nil, ""))
-	must(c.call(ctx, "POST", "/v1/customers/c1/users/import", map[string]any{"users": []map[string]any{
-		{"id": "a", "user_principal_name": "a@x"}, {"id": "b", "user_principal_name": "b@x"}}}, nil, ""))
-	must(c.call(ctx, "PUT", "/v1/customers/c1/subscriptions/E5", map[string]int{"total": 1}, nil, ""))
-	var acc struct{ ID string }
-	must(c.call(ctx, "POST", "/v1/customers/c1/license-operations", map[string]any{"user_ids": []string{"a", "b"}, "assign": []string{"E5"}, "allow_partial": true}, &acc, ""))
-	_, err = c.waitOperation(ctx, acc.ID, waitOptions{Interval: 50 * time.Millisecond})
+	e := &apiEnv{t: t, url: apps[app.ModeAPI].APIURL(), token: token, c: client.New(apps[app.ModeAPI].APIURL(), token)}
+	must := e.must
+	e.seed(2, map[string]int{"E5": 1}, nil, nil)
+	acc, err := e.c.CreateOperation(ctx, "c1", client.OperationRequest{UserIDs: []string{userID(0), userID(1)}, Assign: []string{"E5"}, AllowPartial: true}, "")
+	must(err)
+	_, err = e.c.WaitOperation(ctx, acc.ID, client.WaitOptions{Interval: 50 * time.Millisecond})
 	must(err)
 
 	get := func(url string) string {
@@ -129,9 +121,9 @@ func TestAllInOneProcess(t *testing.T) {
 	e := startAPI(t, app.ModeAll)
 	ctx := context.Background()
 	e.seed(2, map[string]int{"E5": 1}, nil, nil)
-	acc, err := e.c.createOperation(ctx, "c1", operationRequest{UserIDs: []string{userID(0), userID(1)}, Assign: []string{"E5"}, AllowPartial: true}, "")
+	acc, err := e.c.CreateOperation(ctx, "c1", client.OperationRequest{UserIDs: []string{userID(0), userID(1)}, Assign: []string{"E5"}, AllowPartial: true}, "")
 	e.must(err)
-	op, err := e.c.waitOperation(ctx, acc.ID, waitOptions{Interval: 50 * time.Millisecond})
+	op, err := e.c.WaitOperation(ctx, acc.ID, client.WaitOptions{Interval: 50 * time.Millisecond})
 	e.must(err)
 	if op.Status != "completed_with_errors" || op.Succeeded != 1 || op.Failed != 1 {
 		t.Fatalf("operation = %+v", op)

@@ -64,7 +64,7 @@ func (s *summaryCmd) Run(ctx context.Context, env *Env) error {
 	if len(in.entries) == 0 {
 		return errors.New("no users selected")
 	}
-	sum, err := c.licenseSummary(ctx, s.customer, in.ids())
+	sum, err := c.LicenseSummary(ctx, s.customer, in.ids())
 	if err != nil {
 		return interrupted(err)
 	}

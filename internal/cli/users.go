@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/licenseops/licenseops/client"
 )
 
 var usersListCommand = &Command{
@@ -45,7 +47,7 @@ func (u *usersListCmd) Validate(args []string) error {
 }
 
 func (u *usersListCmd) Run(ctx context.Context, env *Env) error {
-	p, err := u.conn.client().listUsers(ctx, u.customer, u.q, u.page, u.size)
+	p, err := u.conn.client().ListUsers(ctx, u.customer, client.UserListOptions{Page: u.page, PageSize: u.size, Query: u.q})
 	if err != nil {
 		return interrupted(err)
 	}
