@@ -409,33 +409,34 @@ func (c *Client) Healthz(ctx context.Context) error {
 	return c.call(ctx, http.MethodGet, "/healthz", nil, nil, nil)
 }
 
-// Readyz reports whether the API can reach Postgres and Redis
-// (GET /readyz). It returns each dependency's state, "ok" or what failed,
-// and, when one failed, an *Error with status 503 and code "Unavailable".
-func (c *Client) Readyz(ctx context.Context) (map[string]string, error) {
+// Readyz reports whether the API can reach Postgres and Redis, and how
+// many workers are alive (GET /readyz). It returns each dependency's
+// state, "ok" or what failed, and, when one failed, an *Error with status
+// 503 and code "Unavailable".
+func (c *Client) Readyz(ctx context.Context) (Readiness, error) {
+	var rd Readiness
 	resp, err := c.Do(ctx, http.MethodGet, "/readyz", nil, http.Header{"Accept": {"application/json"}})
 	if err != nil {
-		return nil, err
+		return rd, err
 	}
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
-		return nil, readError(resp, c.baseURL)
+		return rd, readError(resp, c.baseURL)
 	}
 	defer closeBody(resp)
-	var checks map[string]string
-	if err := json.NewDecoder(resp.Body).Decode(&checks); err != nil {
-		return nil, &DecodeError{Method: http.MethodGet, Path: "/readyz", Err: err}
+	if err := json.NewDecoder(resp.Body).Decode(&rd); err != nil {
+		return rd, &DecodeError{Method: http.MethodGet, Path: "/readyz", Err: err}
 	}
 	if resp.StatusCode == http.StatusServiceUnavailable {
 		var failed []string
-		for name, state := range checks {
+		for name, state := range map[string]string{"postgres": rd.Postgres, "redis": rd.Redis} {
 			if state != "ok" {
 				failed = append(failed, name+": "+state)
 			}
 		}
 		sort.Strings(failed)
-		return checks, &Error{StatusCode: resp.StatusCode, Code: "Unavailable", Message: "not ready: " + strings.Join(failed, "; ")}
+		return rd, &Error{StatusCode: resp.StatusCode, Code: "Unavailable", Message: "not ready: " + strings.Join(failed, "; ")}
 	}
-	return checks, nil
+	return rd, nil
 }
 
 // Metrics returns the API process's Prometheus metrics in the text

@@ -30,6 +30,11 @@ type (
 	CleanupRun = licensing.CleanupRun
 	// AuditEntry is one change made through the API.
 	AuditEntry = licensing.AuditEntry
+	// Readiness is the answer of /readyz: Postgres and Redis "ok" or what
+	// failed, and how many workers are alive.
+	Readiness = licensing.Readiness
+	// WorkersAlive counts the worker processes with a heartbeat in Redis.
+	WorkersAlive = licensing.WorkersAlive
 )
 
 // Directory kinds, for CustomerRequest.Directory.

@@ -2,15 +2,12 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"net/url"
 
 	"github.com/licenseops/licenseops/client"
-	"github.com/licenseops/licenseops/internal/health"
 )
 
 // The client commands talk to the HTTP API through the SDK (package
@@ -69,15 +66,10 @@ func apiError(err error) (*client.Error, bool) {
 
 // liveWorkers reads what the api's /readyz says about the workers; nil
 // when it does not say (an older api, or Redis away).
-func liveWorkers(ctx context.Context, c *client.Client) *health.Workers {
-	resp, err := c.Do(ctx, http.MethodGet, "/readyz", nil, http.Header{"Accept": {"application/json"}})
+func liveWorkers(ctx context.Context, c *client.Client) *client.WorkersAlive {
+	rd, err := c.Readyz(ctx)
 	if err != nil {
 		return nil
 	}
-	defer resp.Body.Close()
-	var rep health.Report
-	if json.NewDecoder(resp.Body).Decode(&rep) != nil {
-		return nil
-	}
-	return rep.Workers
+	return rd.Workers
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/licenseops/licenseops/client"
-	"github.com/licenseops/licenseops/internal/health"
 	"github.com/licenseops/licenseops/licensing"
 )
 
@@ -184,7 +183,7 @@ func watch(ctx context.Context, env *Env, c *client.Client, opID string, opts pr
 
 // stallWarning says why an operation may not be moving: with none of its
 // users done, most likely no worker runs; /readyz says how many are alive.
-func stallWarning(op licensing.Operation, idle time.Duration, workers *health.Workers) string {
+func stallWarning(op licensing.Operation, idle time.Duration, workers *client.WorkersAlive) string {
 	done := op.Succeeded + op.Failed
 	var msg string
 	if done == 0 {
