@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/internal/tenantrate"
 	"github.com/licenseops/licenseops/provider"
 	"github.com/licenseops/licenseops/provider/msgraph"
@@ -37,6 +38,7 @@ type App struct {
 	log     *slog.Logger
 	store   *storage.Store
 	rdb     *redis.Client
+	intake  *intake.Service // creates the api's operations
 	api     *api.Server
 	worker  *worker.Worker
 	metrics *http.Server
@@ -74,14 +76,20 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if mode == "api" || mode == "all" {
+		if a.intake, err = intake.New(intake.Config{InteractiveMax: cfg.InteractiveMax, Logger: log, Registerer: reg}, store, a.rdb); err != nil {
+			_ = a.close()
+			return nil, err
+		}
+	}
+	if mode == "api" || mode == "all" {
 		// Queue depth, latency and processed/failed counts, read from Redis at
 		// each scrape and served by the api so queue state has one scrape
 		// target (asynq's x/metrics collector, with Prometheus-clean names).
 		reg.MustRegister(api.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(a.rdb)))
 		a.api, err = api.New(api.Config{
-			Addr: cfg.Addr, BuyMoreURL: cfg.BuyMoreURL, InteractiveMax: cfg.InteractiveMax, Logger: log, Registry: reg,
+			Addr: cfg.Addr, BuyMoreURL: cfg.BuyMoreURL, Logger: log, Registry: reg,
 			RateLimitPerSecond: cfg.RateLimit, RateLimitBurst: cfg.RateLimitBurst,
-		}, store, a.rdb)
+		}, a.intake, store, a.rdb)
 		if err != nil {
 			_ = a.close()
 			return nil, err
@@ -248,6 +256,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.scheduler != nil {
 		a.scheduler.Shutdown()
+	}
+	if a.intake != nil {
+		errs = append(errs, a.intake.Close(ctx))
 	}
 	errs = append(errs, a.close())
 	return errors.Join(errs...)

@@ -42,7 +42,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/internal/localdb"
 	"github.com/licenseops/licenseops/storage"
 )
@@ -368,7 +368,7 @@ func (r *benchRunner) setup(ctx context.Context) error {
 	r.rep.Machine = benchMachineInfo()
 	r.rep.Settings = benchSettings{
 		Users: o.Users, GraphUsers: o.GraphUsers, Concurrency: o.Concurrency,
-		EnqueueParallelism: api.Config{}.WithDefaults().EnqueueParallelism,
+		EnqueueParallelism: intake.Config{}.WithDefaults().EnqueueParallelism,
 		OperationPollMs:    int(benchOpPoll / time.Millisecond), InteractivePollMs: int(benchInteractivePoll / time.Millisecond),
 		GraphLatencyMs: float64(o.GraphLatency) / float64(time.Millisecond), GraphMaxInFlight: o.GraphMaxInFlight, GraphRate: o.GraphRate,
 		Scenarios: o.Only,

@@ -25,7 +25,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider/graphsim"
@@ -92,7 +92,7 @@ func (r *benchRunner) runBaseline(ctx context.Context) error {
 		return err
 	}
 	defer srvRDB.Close()
-	par := api.Config{}.WithDefaults().EnqueueParallelism
+	par := intake.Config{}.WithDefaults().EnqueueParallelism
 	enq := &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(enqRDB), Parallelism: par}
 	ids := benchUserIDs(0, n)
 	start := time.Now()

@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
@@ -30,7 +32,8 @@ type Options struct {
 	WorkerConfig worker.Config
 	// NoAPI skips the HTTP API.
 	NoAPI bool
-	// APIConfig is the base config of the API.
+	// APIConfig is the base config of the API. Its Registry, when set, also
+	// gets the intake's metrics, as `licenseops api` serves them.
 	APIConfig api.Config
 }
 
@@ -42,6 +45,7 @@ type Bundle struct {
 	Store       *storage.Store
 	Redis       *redis.Client
 	API         *api.Server
+	Intake      *intake.Service // creates the operations of the API
 	Workers     []*worker.Worker
 	Log         *slog.Logger
 }
@@ -69,10 +73,23 @@ func New(t testing.TB, opts Options) *Bundle {
 	ropts.PoolSize = 100
 	b.Redis = redis.NewClient(ropts)
 	t.Cleanup(func() { _ = b.Redis.Close() })
+	if opts.APIConfig.Registry == nil {
+		opts.APIConfig.Registry = prometheus.NewRegistry()
+	}
+	svc, err := intake.New(intake.Config{Logger: b.Log, Registerer: opts.APIConfig.Registry}, store, b.Redis)
+	if err != nil {
+		t.Fatalf("intake: %v", err)
+	}
+	b.Intake = svc
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = svc.Close(ctx)
+	})
 	if !opts.NoAPI {
 		cfg := opts.APIConfig
 		cfg.Addr, cfg.Logger = "127.0.0.1:0", b.Log
-		srv, err := api.New(cfg, store, b.Redis)
+		srv, err := api.New(cfg, svc, store, b.Redis)
 		if err != nil {
 			t.Fatalf("api: %v", err)
 		}
