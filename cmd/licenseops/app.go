@@ -38,7 +38,7 @@ type App struct {
 	log     *slog.Logger
 	store   *storage.Store
 	rdb     *redis.Client
-	intake  *intake.Service // creates the api's operations
+	intake  *intake.Service // one per process, shared by api and worker
 	api     *api.Server
 	worker  *worker.Worker
 	metrics *http.Server
@@ -75,7 +75,7 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if mode == "api" || mode == "all" {
+	if mode == "api" || mode == "worker" || mode == "all" {
 		if a.intake, err = intake.New(intake.Config{InteractiveMax: cfg.InteractiveMax, Logger: log, Registerer: reg}, store, a.rdb); err != nil {
 			_ = a.close()
 			return nil, err
@@ -102,7 +102,7 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 			return nil, err
 		}
 		a.worker, err = worker.New(worker.Config{
-			Directories: dirs,
+			Directories: dirs, Intake: a.intake,
 			Concurrency: cfg.Concurrency, InteractiveMax: cfg.InteractiveMax, ShutdownTimeout: cfg.ShutdownTimeout,
 			Sweep: worker.SweepConfig{Interval: cfg.SweepInterval, EnqueueGrace: cfg.EnqueueGrace, StallAfter: cfg.StallAfter}, Logger: log, Registerer: reg,
 		}, store, a.rdb)

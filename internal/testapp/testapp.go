@@ -45,7 +45,7 @@ type Bundle struct {
 	Store       *storage.Store
 	Redis       *redis.Client
 	API         *api.Server
-	Intake      *intake.Service // creates the operations of the API
+	Intake      *intake.Service // creates the operations of the API and of the workers' cleanup runs
 	Workers     []*worker.Worker
 	Log         *slog.Logger
 }
@@ -114,6 +114,9 @@ func (b *Bundle) StartWorker(cfg worker.Config) *worker.Worker {
 	b.T.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = b.Log
+	}
+	if cfg.Intake == nil {
+		cfg.Intake = b.Intake
 	}
 	if cfg.Sweep.Interval == 0 {
 		cfg.Sweep.Interval = 100 * time.Millisecond
