@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -199,6 +200,13 @@ func TestSubmitRefusals(t *testing.T) {
 		if licensing.ErrorCode(err) != tt.code || !strings.Contains(licensing.ErrorMessage(err), tt.says) {
 			t.Errorf("%s: %v, want %s saying %q", tt.name, err, tt.code, tt.says)
 		}
+		if req.IdempotencyKey != "" {
+			continue // a preview takes no key
+		}
+		if _, perr := e.svc.Preview(context.Background(), req); licensing.ErrorCode(perr) != tt.code ||
+			licensing.ErrorMessage(perr) != licensing.ErrorMessage(err) {
+			t.Errorf("%s: preview %v, want the submit's %v", tt.name, perr, err)
+		}
 	}
 	if after := e.state(t); after != before {
 		t.Fatalf("refused requests changed the database: %s → %s", before, after)
@@ -219,11 +227,16 @@ func TestSubmitSeatShortage(t *testing.T) {
 	req.Respond = func(op licensing.Operation) storage.StoredResponse {
 		return storage.StoredResponse{Status: http.StatusAccepted, Body: []byte(op.ID)}
 	}
-	_, err := e.svc.Submit(context.Background(), req)
-	var short *storage.ShortageError
-	if !errors.As(err, &short) || len(short.Shortages) != 1 ||
-		short.Shortages[0] != (licensing.SeatShortage{SKU: "E5", Needed: 5, Available: 2}) {
-		t.Fatalf("submit: %v, want E5 short: 5 needed, 2 available", err)
+	for _, do := range []func() error{
+		func() error { _, err := e.svc.Preview(context.Background(), req); return err },
+		func() error { _, err := e.svc.Submit(context.Background(), req); return err },
+	} {
+		err := do()
+		var short *storage.ShortageError
+		if !errors.As(err, &short) || len(short.Shortages) != 1 ||
+			short.Shortages[0] != (licensing.SeatShortage{SKU: "E5", Needed: 5, Available: 2}) {
+			t.Fatalf("preview, then submit: %v, want E5 short: 5 needed, 2 available", err)
+		}
 	}
 	if after := e.state(t); after != before {
 		t.Fatalf("a refused submit changed the database: %s → %s", before, after)
@@ -415,5 +428,85 @@ func TestOneServicePerRegistry(t *testing.T) {
 	var are prometheus.AlreadyRegisteredError
 	if _, err := intake.New(intake.Config{Registerer: reg}, nil, rdb); !errors.As(err, &are) {
 		t.Fatalf("second service on the registry: %v, want AlreadyRegisteredError", err)
+	}
+}
+
+// A preview predicts with the seats intake would grant and the workers
+// would pass on: in the order of the selection, a seat granted to a user
+// that fails a rule goes to the next user that needs one, and users left
+// without a seat fail with CountViolation. It writes, queues and counts
+// nothing.
+func TestPreviewSeats(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 5, map[string]int{"E5": 3, "E3": 10}, intake.Config{})
+	// u00 is disabled and holds E3 (which excludes E5); u04 holds E5.
+	e.c.Must(http.StatusOK, "POST", "/v1/customers/acme/users/import", map[string]any{"users": []map[string]any{
+		{"id": "u00", "user_principal_name": "u00@example.com", "display_name": "zz last", "account_enabled": false},
+		{"id": "u03", "user_principal_name": "u03@example.com", "display_name": "aa first"},
+	}})
+	for _, q := range []string{
+		`INSERT INTO assignments (customer_key, user_id, sku_id) VALUES ($1, 'u04', 'E5'), ($1, 'u01', 'E3')`,
+		`UPDATE subscriptions SET consumed = 1 WHERE customer_key = $1`,
+	} {
+		if _, err := e.b.Store.DB().Exec(q, e.cust.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.state(t)
+	// E5: u00, u01, u02, u03 need a seat and 2 are free. Intake grants
+	// them to u00 (disabled) and u01 (holds E3); both fail a rule, so
+	// their seats go on to u02 and u03.
+	req := e.request(e.users, []string{"E5"}, nil)
+	req.AllowPartial = true
+	pv, err := e.svc.Preview(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.CustomerID != "acme" || pv.Total != 5 || pv.WouldSucceed != 3 || pv.WouldFail != 2 ||
+		!slices.Equal(pv.SKUs, []licensing.SeatShortage{{SKU: "E5", Needed: 4, Available: 2}}) {
+		t.Fatalf("preview %+v", pv)
+	}
+	got := map[string]string{}
+	var order []string
+	for _, r := range pv.Results {
+		code := ""
+		if r.Error != nil {
+			code = string(r.Error.Code)
+		}
+		got[r.UserID] = r.Status + " " + code
+		order = append(order, r.UserID)
+	}
+	want := map[string]string{"u00": "would_fail UserDisabled", "u01": "would_fail MutuallyExclusiveViolation",
+		"u02": "would_succeed ", "u03": "would_succeed ", "u04": "would_succeed "}
+	if !maps.Equal(got, want) || !slices.Equal(order, []string{"u03", "u01", "u02", "u04", "u00"}) {
+		t.Fatalf("preview %v in order %v, want %v in report order", got, order, want)
+	}
+	// One seat free for u02 and u03: the second of the list gets none,
+	// though its name comes first in the report.
+	e.c.Must(http.StatusOK, "PUT", "/v1/customers/acme/subscriptions/E5", map[string]int{"total": 2})
+	before = e.state(t)
+	short := e.request([]string{"u02", "u03", "u04"}, []string{"E5"}, nil)
+	short.AllowPartial = true
+	pv, err = e.svc.Preview(context.Background(), short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range pv.Results {
+		fail := r.Status == intake.StatusWouldFail
+		if fail != (r.UserID == "u03") || (fail && (r.Error.Code != licensing.CodeCountViolation || len(r.Assigned) != 0)) {
+			t.Fatalf("%s: %+v %+v, want only u03 short of a seat", r.UserID, r, r.Error)
+		}
+	}
+	if after := e.state(t); after != before {
+		t.Fatalf("previews changed the database: %s → %s", before, after)
+	}
+	e.drain(t)
+	for _, q := range []string{jobs.QueueCritical, jobs.QueueDefault} {
+		if tasks := e.tasks(t, q); len(tasks) != 0 {
+			t.Fatalf("queue %s has %v", q, tasks)
+		}
+	}
+	if v := e.metric(t, "licenseops_operations_created_total", nil); v != 0 {
+		t.Fatalf("%v operations counted", v)
 	}
 }
