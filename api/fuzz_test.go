@@ -76,7 +76,7 @@ func FuzzOperationRequest(f *testing.F) {
 // that is not exactly a field of operationRequest. "" means none (or a
 // body that is not JSON at all).
 func keyProblem(body []byte) string {
-	known := map[string]bool{"user_ids": true, "assign": true, "revoke": true, "usage_location": true, "allow_partial": true}
+	known := map[string]bool{"user_ids": true, "assign": true, "revoke": true, "usage_location": true, "allow_partial": true, "dry_run": true}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	type frame struct {
 		object, wantKey bool

@@ -22,6 +22,8 @@ type operationRequest struct {
 	Revoke        []string `json:"revoke"`
 	UsageLocation *string  `json:"usage_location"`
 	AllowPartial  bool     `json:"allow_partial"`
+	// DryRun asks for a preview: checked as a real submit, nothing written.
+	DryRun bool `json:"dry_run"`
 }
 
 func tooLarge(field string, n, limit int) error {
@@ -61,11 +63,19 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *lice
 	if err := decodeJSON(w, r, maxOperationBody, &req); err != nil {
 		return err
 	}
-	sub, err := s.intake.Submit(r.Context(), intake.Request{
+	in := intake.Request{
 		Principal: p, Customer: c, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
 		UsageLocation: req.UsageLocation, AllowPartial: req.AllowPartial, Source: licensing.SourceAPI,
-		IdempotencyKey: r.Header.Get("Idempotency-Key"), Respond: acceptedResponse,
-	})
+	}
+	if req.DryRun {
+		pv, err := s.intake.Preview(r.Context(), in)
+		if err != nil {
+			return s.intakeError(c, err)
+		}
+		return s.writePreview(w, c, pv)
+	}
+	in.IdempotencyKey, in.Respond = r.Header.Get("Idempotency-Key"), acceptedResponse
+	sub, err := s.intake.Submit(r.Context(), in)
 	if err != nil {
 		return s.intakeError(c, err)
 	}
@@ -89,6 +99,51 @@ func writeStored(w http.ResponseWriter, resp storage.StoredResponse) {
 	}
 	w.WriteHeader(resp.Status)
 	_, _ = w.Write(resp.Body)
+}
+
+// operationPreview is the answer to a dry run: the operation's users with
+// the outcome each would get, sorted like the report (results), and the
+// seats of every SKU to assign.
+type operationPreview struct {
+	DryRun       bool               `json:"dry_run"`
+	CustomerID   string             `json:"customer_id"`
+	Total        int                `json:"total"`
+	WouldSucceed int                `json:"would_succeed"`
+	WouldFail    int                `json:"would_fail"`
+	SKUs         []seatShortageView `json:"skus"`
+}
+
+// writePreview streams the preview as the report is streamed, row by row:
+// a 100,000-user answer is never one buffer.
+func (s *Server) writePreview(w http.ResponseWriter, c licensing.Customer, pv intake.Preview) error {
+	head := operationPreview{DryRun: true, CustomerID: pv.CustomerID, Total: pv.Total, WouldSucceed: pv.WouldSucceed,
+		WouldFail: pv.WouldFail, SKUs: make([]seatShortageView, len(pv.SKUs))}
+	for i, sh := range pv.SKUs {
+		head.SKUs[i] = seatShortageView{SeatShortage: sh, BuyMoreURL: s.buyMoreURL(c.ID, sh.SKU)}
+	}
+	b, err := json.Marshal(head)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	// A bufio.Writer's errors are sticky: the final Flush reports them.
+	_, _ = bw.Write(b[:len(b)-1]) // without its closing brace
+	_, _ = bw.WriteString(`,"results":[`)
+	enc := json.NewEncoder(bw)
+	for i := range pv.Results {
+		row := &pv.Results[i]
+		if i > 0 {
+			_ = bw.WriteByte(',')
+		}
+		v := reportRowView{ReportRow: row}
+		if row.Error != nil {
+			v.Error = &reportError{Code: row.Error.Code, Message: row.Error.Message}
+		}
+		_ = enc.Encode(v)
+	}
+	_, _ = bw.WriteString("]}\n")
+	return bw.Flush()
 }
 
 // intakeError is err of the intake as the API answers it: seats short is
