@@ -24,7 +24,7 @@ test: deps test-ops ## go vet and all tests with the race detector, against priv
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 .PHONY: test-faults
-test-faults: deps ## the fault suite (about 5 minutes): real api and worker processes, workers killed, Postgres and Redis restarted
+test-faults: deps ## the fault suite (about 3 minutes): real api and worker processes, workers killed, Postgres and Redis restarted
 	$(GO) vet -tags faultinject ./faults/... ./api/... ./intake/...
 	$(GO) test -tags faultinject -race -count=1 -timeout 15m ./faults/...
 

@@ -192,7 +192,7 @@ func TestRolloutEndToEnd(t *testing.T) {
 func checkSeatInvariant(t *testing.T, b *testapp.Bundle) {
 	t.Helper()
 	var bad []string
-	err := b.Store.DB().Select(&bad, `
+	err := b.DB.Select(&bad, `
 		SELECT s.sku_id || ': consumed ' || s.consumed || ', reserved ' || s.reserved || ', assignments ' ||
 			(SELECT count(*) FROM assignments a WHERE a.customer_key = s.customer_key AND a.sku_id = s.sku_id)
 		FROM subscriptions s

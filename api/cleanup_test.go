@@ -301,7 +301,7 @@ func cleanupState(t *testing.T, b *testapp.Bundle) map[string][]string {
 		"users":         `SELECT row(u.*)::text FROM users u ORDER BY id`,
 	} {
 		var rows []string
-		if err := b.Store.DB().Select(&rows, q); err != nil {
+		if err := b.DB.Select(&rows, q); err != nil {
 			t.Fatal(err)
 		}
 		out[name] = rows

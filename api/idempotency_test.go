@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
@@ -81,15 +82,9 @@ type rawResponse struct {
 	err    error
 }
 
-func rawPost(url, token, key, body string) rawResponse {
-	req, err := http.NewRequest("POST", url, strings.NewReader(body))
-	if err != nil {
-		return rawResponse{err: err}
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", key)
-	resp, err := http.DefaultClient.Do(req)
+func rawPost(base, path, token, key, body string) rawResponse {
+	resp, err := client.New(base, token).Do(context.Background(), http.MethodPost, path, strings.NewReader(body),
+		http.Header{"Idempotency-Key": {key}})
 	if err != nil {
 		return rawResponse{err: err}
 	}
@@ -107,7 +102,7 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 	// Enough users that intake takes a while, so the copies overlap.
 	tn := seedTenant(t, c, "race", 3000, map[string]int{"E5": 3000})
 	body := `{"user_ids":["` + strings.Join(tn.users, `","`) + `"],"assign":["E5"]}`
-	url := b.API.URL() + "/v1/customers/race/license-operations"
+	base, path := b.API.URL(), "/v1/customers/race/license-operations"
 
 	const copies = 8
 	results := make([]rawResponse, copies)
@@ -118,7 +113,7 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			results[i] = rawPost(url, c.Token, "race-key", body)
+			results[i] = rawPost(base, path, c.Token, "race-key", body)
 		}()
 	}
 	close(start)
@@ -153,7 +148,7 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 		t.Fatalf("%d operations for one key, want 1", n)
 	}
 	// Once taken, every copy gets the replay.
-	if r := rawPost(url, c.Token, "race-key", body); r.status != http.StatusAccepted || !bytes.Equal(r.body, accepted) {
+	if r := rawPost(base, path, c.Token, "race-key", body); r.status != http.StatusAccepted || !bytes.Equal(r.body, accepted) {
 		t.Fatalf("after the race: %d %s, want the replay %s", r.status, r.body, accepted)
 	}
 }
@@ -165,9 +160,9 @@ func TestIdempotencyKeyScopedPerPartner(t *testing.T) {
 	b := testapp.New(t, testapp.Options{})
 	a := b.Client("partner-a", "global_admin")
 	other := b.Client("partner-b", "global_admin")
-	seedTenant(t, a, "shared", 2, map[string]int{"E5": 5})
-	seedTenant(t, other, "shared", 2, map[string]int{"E5": 5})
-	path := "/v1/customers/shared/license-operations"
+	seedTenant(t, a, "same-id", 2, map[string]int{"E5": 5})
+	seedTenant(t, other, "same-id", 2, map[string]int{"E5": 5})
+	path := "/v1/customers/same-id/license-operations"
 	body := `{"user_ids":["u00000"],"assign":["E5"]}`
 	ra := a.Must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", "same-key")
 	rb := other.Must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", "same-key")
@@ -181,7 +176,7 @@ func TestIdempotencyKeyScopedPerPartner(t *testing.T) {
 	if r := other.Do("POST", path, `{"user_ids":["u00001"],"assign":["E5"]}`, "Idempotency-Key", "same-key"); r.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("partner-b reusing its key: %d %s", r.Status, r.Body)
 	}
-	if na, nb := operationCount(t, a, "shared"), operationCount(t, other, "shared"); na != 1 || nb != 1 {
+	if na, nb := operationCount(t, a, "same-id"), operationCount(t, other, "same-id"); na != 1 || nb != 1 {
 		t.Fatalf("operations: partner-a %d, partner-b %d; want 1 each", na, nb)
 	}
 }
@@ -196,7 +191,7 @@ func TestIdempotencyKeysPruned(t *testing.T) {
 	path := "/v1/customers/prune/license-operations"
 	c.Must(http.StatusAccepted, "POST", path, `{"user_ids":["u00000"],"assign":["E5"]}`, "Idempotency-Key", "old")
 	c.Must(http.StatusAccepted, "POST", path, `{"user_ids":["u00000"],"assign":["E5"]}`, "Idempotency-Key", "fresh")
-	db := b.Store.DB()
+	db := b.DB
 	if _, err := db.Exec(`UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 minute' WHERE key = 'old'`); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +231,7 @@ func TestIdempotencyKeyInFlight(t *testing.T) {
 	path := "/v1/customers/flight/license-operations"
 	body := `{"user_ids":["u00000"],"assign":["E5"]}`
 	other := `{"user_ids":["u00001"],"assign":["E5"]}`
-	db := b.Store.DB()
+	db := b.DB
 
 	// The request's fingerprint comes from a finished use of the same body
 	// under another key; the claim of "k" copies it, still in flight.

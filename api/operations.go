@@ -3,7 +3,6 @@ package api
 import (
 	"bufio"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -88,8 +87,8 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *lice
 }
 
 func acceptedResponse(op licensing.Operation) storage.StoredResponse {
-	body, _ := json.Marshal(acceptedOperation{ID: op.ID, CustomerID: op.CustomerID, Status: op.Status, Total: op.Total, Links: linksOf(op.ID)})
-	return storage.StoredResponse{Status: http.StatusAccepted, Body: append(body, '\n'), Location: linksOf(op.ID).Self}
+	body, _ := marshalJSON(acceptedOperation{ID: op.ID, CustomerID: op.CustomerID, Status: op.Status, Total: op.Total, Links: linksOf(op.ID)})
+	return storage.StoredResponse{Status: http.StatusAccepted, Body: body, Location: linksOf(op.ID).Self}
 }
 
 func writeStored(w http.ResponseWriter, resp storage.StoredResponse) {
@@ -121,16 +120,16 @@ func (s *Server) writePreview(w http.ResponseWriter, c licensing.Customer, pv in
 	for i, sh := range pv.SKUs {
 		head.SKUs[i] = seatShortageView{SeatShortage: sh, BuyMoreURL: s.buyMoreURL(c.ID, sh.SKU)}
 	}
-	b, err := json.Marshal(head)
+	b, err := marshalJSON(head)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	bw := bufio.NewWriterSize(w, 64<<10)
 	// A bufio.Writer's errors are sticky: the final Flush reports them.
-	_, _ = bw.Write(b[:len(b)-1]) // without its closing brace
+	_, _ = bw.Write(b[:len(b)-2]) // without its closing brace and newline
 	_, _ = bw.WriteString(`,"results":[`)
-	enc := json.NewEncoder(bw)
+	enc := newEncoder(bw)
 	for i := range pv.Results {
 		row := &pv.Results[i]
 		if i > 0 {
@@ -242,14 +241,13 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request, p *licensing.
 func (s *Server) writeJSONReport(w http.ResponseWriter, r *http.Request, op licensing.Operation) error {
 	w.Header().Set("Content-Type", "application/json")
 	bw := bufio.NewWriterSize(w, 64<<10)
-	head, _ := json.Marshal(operationView{Operation: op, Links: linksOf(op.ID)})
+	enc := newEncoder(bw)
 	// A bufio.Writer's errors are sticky: the encoder's next write or the
 	// final Flush reports them, so the plain writes need no checks.
 	_, _ = bw.WriteString(`{"operation":`)
-	_, _ = bw.Write(head)
+	_ = enc.Encode(operationView{Operation: op, Links: linksOf(op.ID)})
 	_, _ = bw.WriteString(`,"results":[`)
 	first := true
-	enc := json.NewEncoder(bw)
 	err := s.store.Report(r.Context(), op.ID, func(row *licensing.ReportRow) error {
 		if !first {
 			if err := bw.WriteByte(','); err != nil {

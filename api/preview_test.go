@@ -48,7 +48,7 @@ type preview struct {
 func dbState(t *testing.T, b *testapp.Bundle) string {
 	t.Helper()
 	var s string
-	if err := b.Store.DB().Get(&s, `
+	if err := b.DB.Get(&s, `
 		SELECT concat_ws(' | ',
 			(SELECT count(*) FROM operations), (SELECT count(*) FROM operation_items),
 			(SELECT string_agg(sku_id || ':' || total || '/' || consumed || '/' || reserved, ',' ORDER BY sku_id) FROM subscriptions),

@@ -40,7 +40,7 @@ func TestTokenLastUsedAt(t *testing.T) {
 	// Used within the minute: not written again, which keeps
 	// authentication a read. A time in the future stands for "just now"
 	// without depending on how fast the test runs.
-	db := b.Store.DB()
+	db := b.DB
 	if _, err := db.Exec(`UPDATE tokens SET last_used_at = now() + interval '1 hour' WHERE name = 'reader-token'`); err != nil {
 		t.Fatal(err)
 	}

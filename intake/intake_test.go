@@ -90,7 +90,7 @@ func (e *env) drain(t *testing.T) {
 func (e *env) count(t *testing.T, query string, args ...any) int {
 	t.Helper()
 	var n int
-	if err := e.b.Store.DB().Get(&n, query, args...); err != nil {
+	if err := e.b.DB.Get(&n, query, args...); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -100,7 +100,7 @@ func (e *env) count(t *testing.T, query string, args ...any) int {
 func (e *env) state(t *testing.T) string {
 	t.Helper()
 	var s string
-	if err := e.b.Store.DB().Get(&s, `
+	if err := e.b.DB.Get(&s, `
 		SELECT (SELECT count(*) FROM operations) || '/' || (SELECT count(*) FROM operation_items) || '/' ||
 			(SELECT count(*) FROM audit_log WHERE action = 'operation.create') || '/' ||
 			(SELECT string_agg(sku_id || ':' || reserved || ':' || consumed, ',' ORDER BY sku_id) FROM subscriptions)`); err != nil {
@@ -367,7 +367,7 @@ func TestRunCleanupEnqueues(t *testing.T) {
 		`INSERT INTO assignments (customer_key, user_id, sku_id) SELECT $1, u, 'E5' FROM unnest('{u00,u01}'::text[]) AS u`,
 		`UPDATE subscriptions SET consumed = 2 WHERE customer_key = $1 AND sku_id = 'E5'`,
 	} {
-		if _, err := e.b.Store.DB().Exec(q, e.cust.Key); err != nil {
+		if _, err := e.b.DB.Exec(q, e.cust.Key); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -448,7 +448,7 @@ func TestPreviewSeats(t *testing.T) {
 		`INSERT INTO assignments (customer_key, user_id, sku_id) VALUES ($1, 'u04', 'E5'), ($1, 'u01', 'E3')`,
 		`UPDATE subscriptions SET consumed = 1 WHERE customer_key = $1`,
 	} {
-		if _, err := e.b.Store.DB().Exec(q, e.cust.Key); err != nil {
+		if _, err := e.b.DB.Exec(q, e.cust.Key); err != nil {
 			t.Fatal(err)
 		}
 	}

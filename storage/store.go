@@ -54,6 +54,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		_ = db.Close() // nothing is open yet; the ping's error is the one to report
+		if pqCode(err) == "3D000" {
+			return nil, fmt.Errorf("connect to postgres: %w (%v)", ErrNoDatabase, err)
+		}
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
 	return &Store{db: db}, nil
@@ -61,9 +64,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 // Close closes the pool.
 func (s *Store) Close() error { return s.db.Close() }
-
-// DB exposes the pool for tests and the invariant checker.
-func (s *Store) DB() *sqlx.DB { return s.db }
 
 // Ping reports whether Postgres answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

@@ -171,7 +171,7 @@ func (s *cleanupSetup) runs(t *testing.T, policyID string) []runView {
 func (s *cleanupSetup) cleanupOperations(t *testing.T) int {
 	t.Helper()
 	var n int
-	if err := s.b.Store.DB().Get(&n, `SELECT count(*) FROM operations WHERE source = 'cleanup'`); err != nil {
+	if err := s.b.DB.Get(&n, `SELECT count(*) FROM operations WHERE source = 'cleanup'`); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -323,7 +323,7 @@ func TestCleanupOneRunPerTickAcrossSchedulers(t *testing.T) {
 		seen[*r.Tick] = true
 	}
 	var perTick []int
-	if err := s.b.Store.DB().Select(&perTick, `SELECT count(*) FROM cleanup_runs WHERE policy_id = $1 GROUP BY tick`, id); err != nil {
+	if err := s.b.DB.Select(&perTick, `SELECT count(*) FROM cleanup_runs WHERE policy_id = $1 GROUP BY tick`, id); err != nil {
 		t.Fatal(err)
 	}
 	if len(perTick) != ticks || slices.Max(perTick) != 1 {

@@ -136,7 +136,7 @@ func directoryMatchesPostgres(t *testing.T, b *testapp.Bundle, sim *graphsim.Ser
 	t.Helper()
 	state, _ := sim.Tenant(graphTenantID)
 	mirror := map[string][]string{}
-	rows, err := b.Store.DB().Query(`SELECT user_id, sku_id FROM assignments ORDER BY user_id, sku_id`)
+	rows, err := b.DB.Query(`SELECT user_id, sku_id FROM assignments ORDER BY user_id, sku_id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +281,7 @@ func TestGraphCrashBetweenSteps(t *testing.T) {
 		t.Fatalf("seats = %+v, want 4 consumed", s)
 	}
 	var claims int
-	if err := b.Store.DB().Get(&claims, `SELECT count(*) FROM users WHERE applying_operation IS NOT NULL`); err != nil || claims != 0 {
+	if err := b.DB.Get(&claims, `SELECT count(*) FROM users WHERE applying_operation IS NOT NULL`); err != nil || claims != 0 {
 		t.Fatalf("%d users still claimed (%v)", claims, err)
 	}
 }
@@ -432,7 +432,7 @@ func TestGraphSyncImportsEveryPage(t *testing.T) {
 // Graph refuses some changes for good although licenseops' catalog allowed
 // them (the directory's rules are stricter than the catalog, or the user's
 // usage location was cleared in the directory): each such user fails with
-// the code API.md gives, holds what it held, and its seats go back.
+// the code the contract gives, holds what it held, and its seats go back.
 func TestGraphRefusalsFailUsersAndReleaseSeats(t *testing.T) {
 	t.Parallel()
 	user := func(id, loc string, licenses ...string) graphsim.UserSeed {

@@ -44,7 +44,7 @@ type seatState struct {
 func seats(t *testing.T, b *testapp.Bundle, sku string) seatState {
 	t.Helper()
 	var s seatState
-	err := b.Store.DB().QueryRow(`
+	err := b.DB.QueryRow(`
 		SELECT s.total, s.consumed, s.reserved,
 			(SELECT count(*) FROM assignments a WHERE a.customer_key = s.customer_key AND a.sku_id = s.sku_id)
 		FROM subscriptions s WHERE s.sku_id = $1`, sku).Scan(&s.Total, &s.Consumed, &s.Reserved, &s.Assignments)
@@ -161,11 +161,11 @@ func TestRedelivery(t *testing.T) {
 		}
 	}
 	var n int
-	if err := b.Store.DB().Get(&n, `SELECT count(*) FROM assignments WHERE user_id = $1`, users[0]); err != nil || n != 1 {
+	if err := b.DB.Get(&n, `SELECT count(*) FROM assignments WHERE user_id = $1`, users[0]); err != nil || n != 1 {
 		t.Fatalf("assignments of %s = %d (%v), want 1", users[0], n, err)
 	}
 	var status string
-	if err := b.Store.DB().Get(&status, `SELECT status FROM operation_items WHERE operation_id = $1 AND user_id = $2`, op.ID, users[0]); err != nil || status != "succeeded" {
+	if err := b.DB.Get(&status, `SELECT status FROM operation_items WHERE operation_id = $1 AND user_id = $2`, op.ID, users[0]); err != nil || status != "succeeded" {
 		t.Fatalf("item status %q (%v)", status, err)
 	}
 	// Finish the others and check the books: one seat per user, none reserved.
@@ -185,7 +185,7 @@ func TestRedelivery(t *testing.T) {
 func customerOf(t *testing.T, b *testapp.Bundle, id string) licensing.Customer {
 	t.Helper()
 	var pk int64
-	if err := b.Store.DB().Get(&pk, `SELECT partner_key FROM customers WHERE id = $1`, id); err != nil {
+	if err := b.DB.Get(&pk, `SELECT partner_key FROM customers WHERE id = $1`, id); err != nil {
 		t.Fatal(err)
 	}
 	cust, err := b.Store.GetCustomer(context.Background(), pk, id)
@@ -388,7 +388,7 @@ func TestShortBatchSettlesWithoutDeadlock(t *testing.T) {
 		t.Fatalf("disabled user: %+v, %v", out, err)
 	}
 	// A redelivery of the failed user's task holds its item...
-	redelivery, err := b.Store.DB().BeginTx(ctx, nil)
+	redelivery, err := b.DB.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +409,7 @@ func TestShortBatchSettlesWithoutDeadlock(t *testing.T) {
 	// Wait until the batch waits for the redelivery's lock.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		var blocked int
-		if err := b.Store.DB().Get(&blocked, `SELECT count(*) FROM pg_stat_activity
+		if err := b.DB.Get(&blocked, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%operation_items%'`); err != nil {
 			t.Fatal(err)
 		}
@@ -511,7 +511,7 @@ func TestCheckerFindsBrokenInvariants(t *testing.T) {
 			`UPDATE users SET applying_operation = NULL`},
 	}
 	for _, k := range corruptions {
-		b.Store.DB().MustExec(k.breakIt)
+		b.DB.MustExec(k.breakIt)
 		problems, err := b.Store.Check(context.Background(), storage.CheckScope{})
 		if err != nil {
 			t.Fatal(err)
@@ -523,7 +523,7 @@ func TestCheckerFindsBrokenInvariants(t *testing.T) {
 		if !found {
 			t.Errorf("after %q the checker reported %v, want %q", k.breakIt, problems, k.invariant)
 		}
-		b.Store.DB().MustExec(k.repair)
+		b.DB.MustExec(k.repair)
 	}
 	noProblems(t, b)
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/intake"
+	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/localdb"
 	"github.com/licenseops/licenseops/storage"
 )
@@ -102,7 +103,7 @@ func parseBenchFlags(args []string) (*benchOptions, error) {
 	}
 	fs.IntVar(&o.Users, "users", 100_000, "users of the rollouts (b) and (c), and tasks of the baseline (a)")
 	fs.IntVar(&o.GraphUsers, "graph-users", 20_000, "users of the Graph simulator rollout (e)")
-	fs.IntVar(&o.Concurrency, "concurrency", loadConfig().Concurrency, "worker concurrency, for the baseline and the worker process (default: the worker's, LICENSEOPS_WORKER_CONCURRENCY)")
+	fs.IntVar(&o.Concurrency, "concurrency", loadConfig().Worker.Concurrency, "worker concurrency, for the baseline and the worker process (default: the worker's, LICENSEOPS_WORKER_CONCURRENCY)")
 	only := fs.String("only", "a,b,c,d,e", "scenarios to run, comma-separated; d runs alongside b, so it runs b too")
 	fs.StringVar(&o.Out, "out", "", "JSON file for the figures (default bench-results/bench-<UTC time>.json)")
 	fs.DurationVar(&o.GraphLatency, "graph-latency", 20*time.Millisecond, "latency of every simulated Graph call in (e)")
@@ -392,9 +393,9 @@ func (r *benchRunner) setup(ctx context.Context) error {
 		r.dbURL, r.redisURL = servers.PostgresURL("licenseops_bench"), servers.RedisURL(0)
 		r.rep.Machine.Postgres, r.rep.Machine.Redis = "private (localdb: fsync off, synchronous_commit off)", "private (localdb: no persistence)"
 	} else {
-		r.rep.Machine.Postgres, r.rep.Machine.Redis = "DATABASE_URL "+redactURL(r.dbURL), "REDIS_URL "+redactURL(r.redisURL)
+		r.rep.Machine.Postgres, r.rep.Machine.Redis = "DATABASE_URL "+app.RedactURL(r.dbURL), "REDIS_URL "+app.RedactURL(r.redisURL)
 	}
-	if _, err := migrate(ctx, r.dbURL); err != nil {
+	if _, err := app.Migrate(ctx, r.dbURL); err != nil {
 		return err
 	}
 	store, err := storage.Open(ctx, storage.Config{URL: r.dbURL, MaxOpenConns: 4})
@@ -402,8 +403,7 @@ func (r *benchRunner) setup(ctx context.Context) error {
 		return err
 	}
 	r.store = store
-	var pgVersion string
-	if err := store.DB().QueryRowContext(ctx, "SELECT current_setting('server_version')").Scan(&pgVersion); err == nil {
+	if pgVersion, err := store.ServerVersion(ctx); err == nil {
 		r.rep.Machine.Postgres = "PostgreSQL " + pgVersion + ", " + r.rep.Machine.Postgres
 	}
 	r.partner = "bench-" + r.runID

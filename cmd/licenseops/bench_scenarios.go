@@ -417,8 +417,8 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 	if err != nil {
 		return nil, err
 	}
-	var last *time.Time
-	if err := r.store.DB().QueryRowContext(ctx, `SELECT max(finished_at) FROM operation_items WHERE operation_id = $1`, acc.ID).Scan(&last); err != nil {
+	last, err := r.store.LastItemFinishedAt(ctx, acc.ID)
+	if err != nil {
 		return nil, fmt.Errorf("read max(finished_at): %w", err)
 	}
 	lastItem := pendingZero
@@ -542,25 +542,7 @@ func (r *benchRunner) scenarioRun(ctx context.Context, key string, env []string,
 // scenarios and of the seeding are not cleaned up during the measured part
 // (autovacuum after a 100,000-user operation takes a good part of a core
 // for tens of seconds), and the planner knows the tables' sizes.
-func (r *benchRunner) quiesceDB(ctx context.Context) error {
-	if _, err := r.store.DB().ExecContext(ctx, "VACUUM (ANALYZE)"); err != nil {
-		return fmt.Errorf("vacuum: %w", err)
-	}
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		var n int
-		err := r.store.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND datname = current_database()`).Scan(&n)
-		if err != nil || n == 0 {
-			return nil // pg_stat_activity may be hidden from a non-superuser: then do not wait
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	return nil
-}
+func (r *benchRunner) quiesceDB(ctx context.Context) error { return r.store.Quiesce(ctx) }
 
 // ---------------------------------------------------------------- (b) and (d)
 

@@ -107,7 +107,7 @@ func TestBenchFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(o.Only, ",") != "a,d" || o.Users != 10 || o.GraphUsers != 20_000 || o.Concurrency != loadConfig().Concurrency {
+	if strings.Join(o.Only, ",") != "a,d" || o.Users != 10 || o.GraphUsers != 20_000 || o.Concurrency != loadConfig().Worker.Concurrency {
 		t.Fatalf("options = %+v", o)
 	}
 	for _, bad := range [][]string{{"--only", "x"}, {"--users", "0"}, {"--users", "100001"}, {"extra"}} {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/localdb"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider/graphsim"
@@ -34,12 +35,12 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	started := time.Now()
 	cfg := loadConfig()
-	cfg.Addr = "127.0.0.1:0"
+	cfg.API.Addr = "127.0.0.1:0"
 	cfg.LogLevel = "warn"
 	if cfg.LogFormat == "" {
 		cfg.LogFormat = "text"
 	}
-	log := cfg.newLogger(os.Stderr)
+	log := cfg.NewLogger(os.Stderr)
 
 	if os.Getenv("DATABASE_URL") == "" || os.Getenv("REDIS_URL") == "" {
 		fmt.Println("Starting private Postgres and Redis (set DATABASE_URL and REDIS_URL to use your own)…")
@@ -55,7 +56,7 @@ func runDemo(ctx context.Context, args []string) error {
 			cfg.RedisURL = servers.RedisURL(0)
 		}
 	}
-	if _, err := migrate(ctx, cfg.DatabaseURL); err != nil {
+	if _, err := app.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
 	store, err := storage.Open(ctx, storage.Config{URL: cfg.DatabaseURL, MaxOpenConns: 2})
@@ -78,10 +79,10 @@ func runDemo(ctx context.Context, args []string) error {
 			return err
 		}
 		defer sim.Close()
-		cfg.GraphBaseURL, cfg.GraphTokenURL = sim.GraphURL(), sim.TokenURL()
+		cfg.Graph.BaseURL, cfg.Graph.TokenURL = sim.GraphURL(), sim.TokenURL()
 		// The simulator has no Graph quota to respect; the in-flight bound
 		// makes the rate latency-bound instead.
-		cfg.GraphRate, cfg.GraphMaxInFlight = 100_000, 64
+		cfg.Graph.RatePerSecond, cfg.Graph.MaxInFlight = 100_000, 64
 		cfg.Getenv = func(name string) string {
 			switch name {
 			case msgraph.EnvClientID:
@@ -95,22 +96,22 @@ func runDemo(ctx context.Context, args []string) error {
 	default:
 		return fmt.Errorf("%w: --directory must be local or graphsim", errUsage)
 	}
-	app, err := NewApp(ctx, cfg, "all", log)
+	proc, err := app.Open(ctx, cfg, app.ModeAll, log)
 	if err != nil {
 		return err
 	}
-	if err := app.Start(); err != nil {
-		_ = app.Close(context.Background())
+	if err := proc.Start(); err != nil {
+		_ = proc.Close(context.Background())
 		return err
 	}
 	defer func() {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = app.Close(shutdownCtx)
+		_ = proc.Close(shutdownCtx)
 	}()
-	fmt.Printf("licenseops api and worker running at %s\n\n", app.APIURL())
+	fmt.Printf("licenseops api and worker running at %s\n\n", proc.APIURL())
 
-	c := newAPIClient(app.APIURL(), token)
+	c := newAPIClient(proc.APIURL(), token)
 	ids, err := seedDemoTenant(ctx, c, *users, sim)
 	if err != nil {
 		return fmt.Errorf("seed demo tenant: %w", err)

@@ -21,5 +21,5 @@ func runGraphsim(ctx context.Context, args []string) error {
 		return err
 	}
 	c := loadConfig()
-	return graphsim.Run(ctx, *addr, *seed, cfg, c.newLogger(os.Stderr))
+	return graphsim.Run(ctx, *addr, *seed, cfg, c.NewLogger(os.Stderr))
 }

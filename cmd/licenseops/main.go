@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/licensing"
 )
 
@@ -53,6 +54,7 @@ Run "licenseops <command> -h" for the flags of a command.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	app.QuietRedisLogs()
 	err := run(ctx, os.Args[1:])
 	stop()
 	if err != nil {
@@ -88,7 +90,7 @@ func run(ctx context.Context, args []string) error {
 	case "rollout", "operation", "users", "summary", "help", "-h", "--help":
 		// API clients: the server settings are not theirs to judge.
 	default:
-		if err := checkEnv(os.Getenv); err != nil {
+		if _, err := app.FromEnv(os.Getenv); err != nil {
 			return err
 		}
 	}
@@ -96,13 +98,13 @@ func run(ctx context.Context, args []string) error {
 	case "migrate":
 		return runMigrate(ctx, rest)
 	case "api":
-		return runServe(ctx, "api", rest)
+		return runServe(ctx, app.ModeAPI, rest)
 	case "worker":
-		return runServe(ctx, "worker", rest)
+		return runServe(ctx, app.ModeWorker, rest)
 	case "scheduler":
-		return runServe(ctx, "scheduler", rest)
+		return runServe(ctx, app.ModeScheduler, rest)
 	case "all":
-		return runServe(ctx, "all", rest)
+		return runServe(ctx, app.ModeAll, rest)
 	case "token":
 		return runToken(ctx, rest)
 	case "demo":

@@ -18,6 +18,7 @@ import (
 
 	_ "github.com/lib/pq"
 
+	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/storage"
 )
@@ -113,11 +114,11 @@ func TestServeRefusesUnmigratedDatabase(t *testing.T) {
 // The whole process as `licenseops all` wires it, driven over HTTP.
 func TestAllInOneProcess(t *testing.T) {
 	t.Parallel()
-	cfg := loadConfig()
+	cfg := app.DefaultConfig()
 	cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 	cfg.RedisURL = testenv.Redis(t)
-	cfg.Addr = "127.0.0.1:0"
-	cfg.SweepInterval = 100 * time.Millisecond
+	cfg.API.Addr = "127.0.0.1:0"
+	cfg.Worker.Sweep.Interval = 100 * time.Millisecond
 	ctx := context.Background()
 	store, err := storage.Open(ctx, storage.Config{URL: cfg.DatabaseURL})
 	if err != nil {
@@ -128,15 +129,15 @@ func TestAllInOneProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := NewApp(ctx, cfg, "all", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	proc, err := app.Open(ctx, cfg, app.ModeAll, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := app.Start(); err != nil {
+	if err := proc.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer app.Close(context.Background())
-	c := newAPIClient(app.APIURL(), token)
+	defer proc.Close(context.Background())
+	c := newAPIClient(proc.APIURL(), token)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -156,7 +157,7 @@ func TestAllInOneProcess(t *testing.T) {
 	if op.Status != "completed_with_errors" || op.Succeeded != 1 || op.Failed != 1 {
 		t.Fatalf("operation = %+v", op)
 	}
-	resp, err := c.http.Get(app.APIURL() + "/readyz")
+	resp, err := c.http.Get(proc.APIURL() + "/readyz")
 	must(err)
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {

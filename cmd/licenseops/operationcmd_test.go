@@ -9,13 +9,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/licenseops/licenseops/internal/app"
 )
 
 // The read side: operation list/show/watch/report, users list and summary,
 // as tab-aligned tables, against a running api and worker.
 func TestReadCommands(t *testing.T) {
 	t.Parallel()
-	e := startAPI(t, "all")
+	e := startAPI(t, app.ModeAll)
 	e.seed(12, map[string]int{"E3": 12, "E5": 12}, []int{5}, nil)
 	code, stdout, stderr := e.run(rolloutCmd, "--customer", "c1", "--all-users", "--assign", "E3", "--wait")
 	wantCode(t, "rollout", code, exitPartial, stdout, stderr)
@@ -104,7 +106,7 @@ func TestReadCommands(t *testing.T) {
 // On a terminal the progress is a bar; it reaches the total and ends the line.
 func TestWatchDrawsBarOnTerminal(t *testing.T) {
 	t.Parallel()
-	e := startAPI(t, "all")
+	e := startAPI(t, app.ModeAll)
 	e.seed(200, map[string]int{"E3": 200}, nil, nil)
 	code, stdout, stderr := e.run(rolloutCmd, "--customer", "c1", "--all-users", "--assign", "E3", "--wait=false")
 	wantCode(t, "rollout", code, exitOK, stdout, stderr)
@@ -123,7 +125,7 @@ func TestWatchDrawsBarOnTerminal(t *testing.T) {
 // A burst beyond the token's rate limit is waited out, not failed.
 func TestCallWaitsOutRateLimit(t *testing.T) {
 	t.Parallel()
-	e := startAPI(t, "api")
+	e := startAPI(t, app.ModeAPI)
 	e.seed(1, nil, nil, nil)
 	var wg sync.WaitGroup
 	errs := make(chan error, 160)

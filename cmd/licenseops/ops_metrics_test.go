@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/storage"
 )
@@ -21,11 +22,11 @@ import (
 // and carries its metrics, and the worker serves /healthz and /readyz.
 func TestServedMetricsPassPromtool(t *testing.T) {
 	t.Parallel()
-	cfg := loadConfig()
+	cfg := app.DefaultConfig()
 	cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 	cfg.RedisURL = testenv.Redis(t)
-	cfg.Addr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.SweepInterval = 100 * time.Millisecond
+	cfg.API.Addr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Worker.Sweep.Interval = 100 * time.Millisecond
 	ctx := context.Background()
 	store, err := storage.Open(ctx, storage.Config{URL: cfg.DatabaseURL})
 	if err != nil {
@@ -37,19 +38,19 @@ func TestServedMetricsPassPromtool(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	apps := map[string]*App{}
-	for _, mode := range []string{"api", "worker"} {
-		app, err := NewApp(ctx, cfg, mode, log)
+	apps := map[app.Mode]*app.App{}
+	for _, mode := range []app.Mode{app.ModeAPI, app.ModeWorker} {
+		a, err := app.Open(ctx, cfg, mode, log)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := app.Start(); err != nil {
+		if err := a.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = app.Close(context.Background()) })
-		apps[mode] = app
+		t.Cleanup(func() { _ = a.Close(context.Background()) })
+		apps[mode] = a
 	}
-	c := newAPIClient(apps["api"].APIURL(), token)
+	c := newAPIClient(apps[app.ModeAPI].APIURL(), token)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -79,12 +80,12 @@ func TestServedMetricsPassPromtool(t *testing.T) {
 		}
 		return string(b)
 	}
-	get(apps["worker"].MetricsURL + "/healthz")
-	get(apps["worker"].MetricsURL + "/readyz")
+	get(apps[app.ModeWorker].MetricsURL + "/healthz")
+	get(apps[app.ModeWorker].MetricsURL + "/readyz")
 	deadline := time.Now().Add(30 * time.Second)
 	var workerText string
 	for {
-		workerText = get(apps["worker"].MetricsURL + "/metrics")
+		workerText = get(apps[app.ModeWorker].MetricsURL + "/metrics")
 		if strings.Contains(workerText, `licenseops_operations_finished_total{status="completed_with_errors"} 1`) {
 			break
 		}
@@ -93,7 +94,7 @@ func TestServedMetricsPassPromtool(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	apiText := get(apps["api"].APIURL() + "/metrics")
+	apiText := get(apps[app.ModeAPI].APIURL() + "/metrics")
 	for name, text := range map[string]string{"api": apiText, "worker": workerText} {
 		want := map[string][]string{
 			"api":    {"licenseops_http_requests_total{", "asynq_queue_tasks{", "asynq_queue_latency_seconds{", "go_goroutines"},

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
@@ -33,15 +34,15 @@ type apiEnv struct {
 
 // startAPI starts licenseops in mode ("all" or "api") on private Postgres
 // and Redis and returns a global_admin token for it.
-func startAPI(t *testing.T, mode string) *apiEnv {
+func startAPI(t *testing.T, mode app.Mode) *apiEnv {
 	t.Helper()
-	cfg := loadConfig()
+	cfg := app.DefaultConfig()
 	cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 	cfg.RedisURL = testenv.Redis(t)
-	cfg.Addr = "127.0.0.1:0"
-	cfg.SweepInterval = 100 * time.Millisecond
-	cfg.ShutdownTimeout = 2 * time.Second
-	cfg.Concurrency = 32
+	cfg.API.Addr = "127.0.0.1:0"
+	cfg.Worker.Sweep.Interval = 100 * time.Millisecond
+	cfg.Worker.ShutdownTimeout = 2 * time.Second
+	cfg.Worker.Concurrency = 32
 	ctx := context.Background()
 	store, err := storage.Open(ctx, storage.Config{URL: cfg.DatabaseURL})
 	if err != nil {
@@ -52,19 +53,19 @@ func startAPI(t *testing.T, mode string) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := NewApp(ctx, cfg, mode, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	proc, err := app.Open(ctx, cfg, mode, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := app.Start(); err != nil {
+	if err := proc.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = app.Close(ctx)
+		_ = proc.Close(ctx)
 	})
-	return &apiEnv{t: t, url: app.APIURL(), token: token, c: newAPIClient(app.APIURL(), token)}
+	return &apiEnv{t: t, url: proc.APIURL(), token: token, c: newAPIClient(proc.APIURL(), token)}
 }
 
 func (e *apiEnv) env(name string) string {
@@ -184,7 +185,7 @@ func wantCode(t *testing.T, what string, got, want int, stdout, stderr string) {
 
 func TestRolloutEndToEnd(t *testing.T) {
 	t.Parallel()
-	e := startAPI(t, "all")
+	e := startAPI(t, app.ModeAll)
 	e.seed(30, map[string]int{"E3": 30, "E5": 25}, nil, nil)
 
 	// Ten users by UPN (with a BOM, quoted fields, mixed case and a
@@ -262,7 +263,7 @@ func TestRolloutEndToEnd(t *testing.T) {
 
 func TestRolloutBadInputSendsNothing(t *testing.T) {
 	t.Parallel()
-	e := startAPI(t, "all")
+	e := startAPI(t, app.ModeAll)
 	e.seed(5, map[string]int{"E3": 10}, nil, nil)
 	csvPath := writeFile(t, "bad.csv", "id,upn\nu00000,\n,\nhas/slash,\n,nobody@contoso.example\nu00001,\nghost-0,\n")
 	// (the ",\n" row is blank and skipped; line 5 names no ID and a UPN
@@ -343,7 +344,7 @@ func TestRolloutUsage(t *testing.T) {
 
 func TestRolloutDryRun(t *testing.T) {
 	t.Parallel()
-	e := startAPI(t, "all")
+	e := startAPI(t, app.ModeAll)
 	// 60 users (more than lookupMax, so the whole list is read): two
 	// disabled, one in KP where E5 is not sold; E3 held by the first ten.
 	e.seed(60, map[string]int{"E3": 60, "E5": 50}, []int{4, 40}, []int{7})
@@ -429,7 +430,7 @@ var progressLine = regexp.MustCompile(`^progress: \d+/\d+ done, \d+ failed, \d+ 
 // carriage returns.
 func TestRolloutPlainProgress(t *testing.T) {
 	t.Parallel()
-	e := startAPI(t, "all")
+	e := startAPI(t, app.ModeAll)
 	e.seed(3000, map[string]int{"E3": 3000}, nil, nil)
 	code, stdout, stderr := e.run(rolloutCmd, "--customer", "c1", "--all-users", "--assign", "E3", "--wait", "--progress-interval", "20ms")
 	wantCode(t, "rollout", code, exitOK, stdout, stderr)
@@ -454,7 +455,7 @@ func TestRolloutPlainProgress(t *testing.T) {
 // says how to reattach. (An api without a worker: the operation never ends.)
 func TestRolloutDetach(t *testing.T) {
 	t.Parallel()
-	e := startAPI(t, "api")
+	e := startAPI(t, app.ModeAPI)
 	e.seed(10, map[string]int{"E3": 10}, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -501,7 +502,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // user list once.
 func TestResolveUPNs(t *testing.T) {
 	t.Parallel()
-	e := startAPI(t, "api")
+	e := startAPI(t, app.ModeAPI)
 	e.seed(1600, nil, nil, nil) // 4 pages of 500
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -562,7 +563,7 @@ func TestRollout100kRows(t *testing.T) {
 	}
 	t.Parallel()
 	const n = 100_000
-	e := startAPI(t, "api") // intake only: this measures reading and sending
+	e := startAPI(t, app.ModeAPI) // intake only: this measures reading and sending
 	ctx := context.Background()
 	e.must(e.c.do(ctx, "PUT", "/v1/products/E5", map[string]any{"name": "E5"}, nil))
 	e.must(e.c.do(ctx, "POST", "/v1/customers", map[string]any{"id": "c1", "name": "C1", "default_usage_location": "PL"}, nil))

@@ -10,13 +10,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/licensing"
@@ -43,11 +46,14 @@ type Bundle struct {
 	DatabaseURL string
 	RedisURL    string
 	Store       *storage.Store
-	Redis       *redis.Client
-	API         *api.Server
-	Intake      *intake.Service // creates the operations of the API and of the workers' cleanup runs
-	Workers     []*worker.Worker
-	Log         *slog.Logger
+	// DB is a connection of the test's own to the bundle's database, for
+	// asserting what the API does not show (rows, locks, constraints).
+	DB      *sqlx.DB
+	Redis   *redis.Client
+	API     *api.Server
+	Intake  *intake.Service // creates the operations of the API and of the workers' cleanup runs
+	Workers []*worker.Worker
+	Log     *slog.Logger
 }
 
 // New starts a stack for t and stops it when t ends.
@@ -66,6 +72,10 @@ func New(t testing.TB, opts Options) *Bundle {
 	}
 	b.Store = store
 	t.Cleanup(func() { _ = store.Close() })
+	if b.DB, err = sqlx.Open("postgres", b.DatabaseURL); err != nil {
+		t.Fatalf("open database: %v", err)
+	}
+	t.Cleanup(func() { _ = b.DB.Close() })
 	ropts, err := redis.ParseURL(b.RedisURL)
 	if err != nil {
 		t.Fatalf("parse redis url: %v", err)
@@ -146,15 +156,36 @@ func (b *Bundle) Token(partner, role string) string {
 	return tok
 }
 
-// Client is an HTTP client of the bundle's API with one token.
+// Client is a client of the bundle's API acting as one token: the SDK's
+// *client.Client with its typed methods, plus raw helpers for tests of the
+// wire. Do, Must and WaitOperation are the helpers; the SDK's own are
+// c.Client.Do and c.Client.WaitOperation.
 type Client struct {
-	b     *Bundle
+	*client.Client
+	b        *Bundle
+	madeWith string // the token of the embedded client
+	// Token is the token Do and Must send; "" sends none. A copy of a
+	// Client with another Token sends that one from its raw helpers, while
+	// its typed methods keep the token it was made with.
 	Token string
 }
 
 // Client returns a client acting as a new token of partner with role.
 func (b *Bundle) Client(partner, role string) *Client {
-	return &Client{b: b, Token: b.Token(partner, role)}
+	return b.ClientWithToken(b.Token(partner, role))
+}
+
+// ClientWithToken returns a client of the bundle's API that sends token
+// ("" for none).
+func (b *Bundle) ClientWithToken(token string) *Client {
+	return &Client{Client: b.newClient(token), b: b, madeWith: token, Token: token}
+}
+
+func (b *Bundle) newClient(token string) *client.Client {
+	if b.API == nil {
+		b.T.Fatalf("testapp: the bundle has no API (Options.NoAPI) to make a client of")
+	}
+	return client.New(b.API.URL(), token, client.WithUserAgent("licenseops-tests"))
 }
 
 // Response is an API answer.
@@ -183,7 +214,18 @@ func (r *Response) ErrorCode() string {
 	return e.Error.Code
 }
 
-// Do sends a request; body may be nil, a []byte/string (sent raw), or a value (sent as JSON).
+// raw is the SDK client that sends c.Token: the embedded one, unless Token
+// was changed on a copy.
+func (c *Client) raw() *client.Client {
+	if c.Client == nil || c.Token != c.madeWith {
+		return c.b.newClient(c.Token)
+	}
+	return c.Client
+}
+
+// Do sends a request through the SDK's raw request path and returns the
+// answer whatever its status; body may be nil, a []byte/string (sent raw),
+// or a value (sent as JSON); headers are name, value pairs.
 func (c *Client) Do(method, path string, body any, headers ...string) *Response {
 	c.b.T.Helper()
 	var rd io.Reader
@@ -192,7 +234,7 @@ func (c *Client) Do(method, path string, body any, headers ...string) *Response 
 	case []byte:
 		rd = bytes.NewReader(v)
 	case string:
-		rd = bytes.NewReader([]byte(v))
+		rd = strings.NewReader(v)
 	default:
 		raw, err := json.Marshal(v)
 		if err != nil {
@@ -200,20 +242,11 @@ func (c *Client) Do(method, path string, body any, headers ...string) *Response 
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, c.b.API.URL()+path, rd)
-	if err != nil {
-		c.b.T.Fatalf("request: %v", err)
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	h := http.Header{}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		h.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.raw().Do(context.Background(), method, path, rd, h)
 	if err != nil {
 		c.b.T.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -242,21 +275,17 @@ func truncate(b []byte) string {
 	return string(b)
 }
 
-// WaitOperation polls an operation until it is finished or the timeout passes.
+// WaitOperation polls an operation with the SDK's WaitOperation until it is
+// finished, and fails the test when that takes longer than timeout.
 func (c *Client) WaitOperation(id string, timeout time.Duration) licensing.Operation {
 	c.b.T.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var op licensing.Operation
-		c.Must(http.StatusOK, "GET", "/v1/operations/"+id, nil).JSON(c.b.T, &op)
-		if op.FinishedAt != nil {
-			return op
-		}
-		if time.Now().After(deadline) {
-			c.b.T.Fatalf("operation %s not finished after %v: %+v", id, timeout, op)
-		}
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	op, err := c.raw().WaitOperation(ctx, id, client.WaitOptions{Interval: 50 * time.Millisecond})
+	if err != nil {
+		c.b.T.Fatalf("operation %s not finished after %v: %v (last read %+v)", id, timeout, err, op)
 	}
+	return op
 }
 
 type testWriter struct{ t testing.TB }

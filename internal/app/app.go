@@ -1,9 +1,12 @@
-package main
+// Package app wires a licenseops process together: one Postgres pool, one
+// Redis client, and the parts a mode runs (the HTTP API, a worker, the
+// cleanup scheduler), started and closed in order. The command line, the
+// demo, the benchmark and the tests all build processes through it.
+package app
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,12 +14,10 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/intake"
+	"github.com/licenseops/licenseops/internal/health"
 	"github.com/licenseops/licenseops/internal/tenantrate"
 	"github.com/licenseops/licenseops/provider"
 	"github.com/licenseops/licenseops/provider/msgraph"
@@ -31,10 +33,28 @@ import (
 	"github.com/licenseops/licenseops/worker"
 )
 
+// Mode is what a process serves.
+type Mode string
+
+// The serving modes.
+const (
+	ModeAPI       Mode = "api"
+	ModeWorker    Mode = "worker"
+	ModeScheduler Mode = "scheduler"
+	// ModeAll is the api and a worker in one process (small installs).
+	ModeAll Mode = "all"
+)
+
+// Modes lists the serving modes.
+func Modes() []Mode { return []Mode{ModeAPI, ModeWorker, ModeScheduler, ModeAll} }
+
+// serves reports whether a process of mode m runs part p (ModeAPI or ModeWorker).
+func (m Mode) serves(p Mode) bool { return m == p || (m == ModeAll && p != ModeScheduler) }
+
 // App is a running licenseops process: api, worker or both, wired to one
 // Postgres pool and one Redis client.
 type App struct {
-	cfg     *Config
+	cfg     Config
 	log     *slog.Logger
 	store   *storage.Store
 	rdb     *redis.Client
@@ -48,12 +68,13 @@ type App struct {
 	scheduler *worker.Scheduler
 }
 
-// NewApp connects to Postgres and Redis and builds the parts of mode.
-func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*App, error) {
+// Open connects to Postgres and Redis and builds the parts of mode. Start
+// starts them; Close stops them.
+func Open(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log}
 	store, err := storage.Open(ctx, storage.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxConns})
 	if err != nil {
-		return nil, fmt.Errorf("%w (DATABASE_URL=%s)", err, redactURL(cfg.DatabaseURL))
+		return nil, fmt.Errorf("%w (DATABASE_URL=%s)", err, RedactURL(cfg.DatabaseURL))
 	}
 	a.store = store
 	if err := store.CheckMigrated(ctx); err != nil {
@@ -67,55 +88,54 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 	}
 	// Handlers hold a connection only for a moment; a bounded pool keeps
 	// hundreds of concurrent tasks from opening hundreds of connections.
-	ropts.PoolSize = min(max(cfg.Concurrency/2, 64), 256)
+	ropts.PoolSize = min(max(cfg.Worker.Concurrency/2, 64), 256)
 	a.rdb = redis.NewClient(ropts)
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
 		_ = a.close()
-		return nil, fmt.Errorf("connect to redis (REDIS_URL=%s): %w", redactURL(cfg.RedisURL), err)
+		return nil, fmt.Errorf("connect to redis (REDIS_URL=%s): %w", RedactURL(cfg.RedisURL), err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if mode == "api" || mode == "worker" || mode == "all" {
-		if a.intake, err = intake.New(intake.Config{InteractiveMax: cfg.InteractiveMax, Logger: log, Registerer: reg}, store, a.rdb); err != nil {
+	if mode.serves(ModeAPI) || mode.serves(ModeWorker) {
+		icfg := cfg.Intake
+		icfg.Logger, icfg.Registerer = log, reg
+		if a.intake, err = intake.New(icfg, store, a.rdb); err != nil {
 			_ = a.close()
 			return nil, err
 		}
 	}
-	if mode == "api" || mode == "all" {
+	if mode.serves(ModeAPI) {
 		// Queue depth, latency and processed/failed counts, read from Redis at
 		// each scrape and served by the api so queue state has one scrape
 		// target (asynq's x/metrics collector, with Prometheus-clean names).
 		reg.MustRegister(api.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(a.rdb)))
-		a.api, err = api.New(api.Config{
-			Addr: cfg.Addr, BuyMoreURL: cfg.BuyMoreURL, Logger: log, Registry: reg,
-			RateLimitPerSecond: cfg.RateLimit, RateLimitBurst: cfg.RateLimitBurst,
-		}, a.intake, store, a.rdb)
+		apiCfg := cfg.API
+		apiCfg.Logger, apiCfg.Registry = log, reg
+		a.api, err = api.New(apiCfg, a.intake, store, a.rdb)
 		if err != nil {
 			_ = a.close()
 			return nil, err
 		}
 	}
-	if mode == "worker" || mode == "all" {
+	if mode.serves(ModeWorker) {
 		dirs, err := directories(cfg, log, a.rdb)
 		if err != nil {
 			_ = a.close()
 			return nil, err
 		}
-		a.worker, err = worker.New(worker.Config{
-			Directories: dirs, Intake: a.intake,
-			Concurrency: cfg.Concurrency, InteractiveMax: cfg.InteractiveMax, ShutdownTimeout: cfg.ShutdownTimeout,
-			Sweep: worker.SweepConfig{Interval: cfg.SweepInterval, EnqueueGrace: cfg.EnqueueGrace, StallAfter: cfg.StallAfter}, Logger: log, Registerer: reg,
-		}, store, a.rdb)
+		wcfg := cfg.Worker
+		wcfg.Directories, wcfg.Logger, wcfg.Registerer, wcfg.Intake = dirs, log, reg, a.intake
+		a.worker, err = worker.New(wcfg, store, a.rdb)
 		if err != nil {
 			_ = a.close()
 			return nil, err
 		}
-		if mode == "worker" {
+		if mode == ModeWorker {
 			a.metrics = &http.Server{Handler: serviceMux(reg, store, a.rdb, cfg.PProf), ReadHeaderTimeout: 5 * time.Second,
 				ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
 		}
 	}
-	if mode == "scheduler" {
+	if mode == ModeScheduler {
 		if a.scheduler, err = newScheduler(cfg, store, a.rdb, log); err != nil {
 			_ = a.close()
 			return nil, err
@@ -124,13 +144,11 @@ func NewApp(ctx context.Context, cfg *Config, mode string, log *slog.Logger) (*A
 	return a, nil
 }
 
-// directories builds the external license directories this worker can
-// reach: Microsoft Graph when credentials are configured.
 // directories builds the external license directories. With rdb, writes to
 // a tenant are paced across every worker process through Redis
 // (LICENSEOPS_GRAPH_RATE per tenant, not per process); without (the
 // checker, which only reads), in this process.
-func directories(cfg *Config, log *slog.Logger, rdb redis.UniversalClient) (map[string]provider.Directory, error) {
+func directories(cfg Config, log *slog.Logger, rdb redis.UniversalClient) (map[string]provider.Directory, error) {
 	getenv := cfg.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -143,12 +161,10 @@ func directories(cfg *Config, log *slog.Logger, rdb redis.UniversalClient) (map[
 	if err != nil {
 		return nil, err
 	}
-	gcfg := msgraph.Config{
-		BaseURL: cfg.GraphBaseURL, TokenURL: cfg.GraphTokenURL, Credentials: creds,
-		RatePerSecond: cfg.GraphRate, MaxInFlight: cfg.GraphMaxInFlight,
-	}
+	gcfg := cfg.Graph
+	gcfg.Credentials = creds
 	if rdb != nil {
-		rate := cfg.GraphRate
+		rate := gcfg.RatePerSecond
 		if rate <= 0 {
 			rate = msgraph.DefaultRatePerSecond
 		}
@@ -177,32 +193,16 @@ func serviceMux(reg *prometheus.Registry, store *storage.Store, rdb *redis.Clien
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		w.Header().Set("Content-Type", "application/json")
-		pgErr, redisErr := store.Ping(ctx), rdb.Ping(ctx).Err()
-		if pgErr != nil || redisErr != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		fmt.Fprintf(w, "{\"postgres\":%q,\"redis\":%q}\n", errText(pgErr), errText(redisErr))
-	})
+	mux.HandleFunc("GET /healthz", health.Live)
+	mux.Handle("GET /readyz", health.Ready(store, rdb))
 	return mux
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	return err.Error()
 }
 
 // Start starts every part of the app.
 func (a *App) Start() error {
 	if a.api != nil {
 		if err := a.api.Open(); err != nil {
-			return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+			return fmt.Errorf("listen on %s: %w (set --addr or LICENSEOPS_ADDR)", a.cfg.API.Addr, err)
 		}
 		a.log.Info("api listening", "addr", a.api.Addr())
 	}
@@ -228,7 +228,7 @@ func (a *App) Start() error {
 		if err := a.worker.Start(); err != nil {
 			return err
 		}
-		a.log.Info("worker started", "concurrency", a.cfg.Concurrency)
+		a.log.Info("worker started", "concurrency", a.cfg.Worker.Concurrency)
 	}
 	if a.scheduler != nil {
 		if err := a.scheduler.Start(); err != nil {
@@ -275,16 +275,10 @@ func (a *App) close() error {
 	return errors.Join(errs...)
 }
 
-func runServe(ctx context.Context, mode string, args []string) error {
-	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
-	cfg := loadConfig()
-	cfg.bindFlags(fs, mode)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	fs.Visit(func(f *flag.Flag) { cfg.MetricsAddrSet = cfg.MetricsAddrSet || f.Name == "metrics-addr" })
-	log := cfg.newLogger(os.Stderr)
-	app, err := NewApp(ctx, cfg, mode, log)
+// Run is a serving process's life: open, start, wait for ctx to end, close
+// in order within the shutdown timeout.
+func Run(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) error {
+	app, err := Open(ctx, cfg, mode, log)
 	if err != nil {
 		return err
 	}
@@ -294,63 +288,47 @@ func runServe(ctx context.Context, mode string, args []string) error {
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+10*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Worker.ShutdownTimeout+10*time.Second)
 	defer cancel()
 	return app.Close(shutdownCtx)
 }
 
-func runMigrate(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	cfg := loadConfig()
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	version, err := migrate(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "database migrated to version %d\n", version)
-	return nil
-}
-
-// migrate creates the database when it does not exist yet, then migrates it.
-func migrate(ctx context.Context, dbURL string) (int64, error) {
+// Migrate creates the database when it does not exist yet, then migrates
+// it to the newest version, which it returns.
+func Migrate(ctx context.Context, dbURL string) (int64, error) {
 	store, err := storage.Open(ctx, storage.Config{URL: dbURL, MaxOpenConns: 2})
-	var pe *pq.Error
-	if errors.As(err, &pe) && pe.Code == "3D000" {
-		if cerr := createDatabase(ctx, dbURL); cerr != nil {
+	if errors.Is(err, storage.ErrNoDatabase) {
+		if cerr := storage.CreateDatabase(ctx, dbURL); cerr != nil {
 			return 0, fmt.Errorf("database does not exist and could not be created: %w", cerr)
 		}
 		store, err = storage.Open(ctx, storage.Config{URL: dbURL, MaxOpenConns: 2})
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%w (DATABASE_URL=%s)", err, redactURL(dbURL))
+		return 0, fmt.Errorf("%w (DATABASE_URL=%s)", err, RedactURL(dbURL))
 	}
 	defer store.Close()
 	return store.Migrate(ctx)
 }
 
-func createDatabase(ctx context.Context, dbURL string) error {
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		return err
-	}
-	name := strings.TrimPrefix(u.Path, "/")
-	u.Path = "/postgres"
-	admin, err := storage.Open(ctx, storage.Config{URL: u.String(), MaxOpenConns: 1})
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	_, err = admin.DB().ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name))
-	return err
-}
-
-// redactURL hides the password of a connection URL in messages.
-func redactURL(s string) string {
+// RedactURL hides the password of a connection URL in messages.
+func RedactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparseable URL)"
 	}
 	return u.Redacted()
+}
+
+// QuietRedisLogs routes go-redis's own log lines (pool dial failures,
+// printed to stderr by default ahead of licenseops' own message) to the
+// default slog logger at debug level: the error they describe reaches the
+// caller anyway and is reported there once, with what to do. go-redis keeps
+// its logger in a global, so call this once at process start, before any
+// Redis client exists.
+func QuietRedisLogs() { redis.SetLogger(redisLogger{}) }
+
+type redisLogger struct{}
+
+func (redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }

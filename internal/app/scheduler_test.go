@@ -1,9 +1,12 @@
-package main
+package app
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +20,11 @@ import (
 	"github.com/licenseops/licenseops/storage"
 )
 
-// `licenseops scheduler` as NewApp wires it: it registers the enabled
+// `licenseops scheduler` as Open wires it: it registers the enabled
 // cleanup policies as periodic tasks.
 func TestSchedulerProcess(t *testing.T) {
 	t.Parallel()
-	cfg := loadConfig()
+	cfg := DefaultConfig()
 	cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 	cfg.RedisURL = testenv.Redis(t)
 	ctx := context.Background()
@@ -49,15 +52,15 @@ func TestSchedulerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	app, err := NewApp(ctx, cfg, "scheduler", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := Open(ctx, cfg, ModeScheduler, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := app.Start(); err != nil {
+	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer app.Close(context.Background())
-	if app.api != nil || app.worker != nil {
+	defer a.Close(context.Background())
+	if a.api != nil || a.worker != nil {
 		t.Fatalf("the scheduler process runs an api or a worker too")
 	}
 	ropts, err := redis.ParseURL(cfg.RedisURL)
@@ -89,10 +92,38 @@ func TestSchedulerProcess(t *testing.T) {
 	}
 }
 
-func TestSchedulerRefusesUnmigratedDatabase(t *testing.T) {
+// Every mode refuses a database without the schema, saying what to run.
+func TestOpenRefusesUnmigratedDatabase(t *testing.T) {
 	t.Parallel()
-	_, stderr, err := runBinary(t, []string{"DATABASE_URL=" + emptyDatabase(t), "REDIS_URL=" + testenv.Redis(t)}, "scheduler")
-	if err == nil || !strings.Contains(stderr, "licenseops migrate") {
-		t.Fatalf("scheduler against an unmigrated database: err %v, stderr %q; want a failure that says to run licenseops migrate", err, stderr)
+	migrated := testenv.Postgres(t, storage.MigrateURL)
+	db, err := sql.Open("postgres", migrated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	name := fmt.Sprintf("empty_%d", time.Now().UnixNano())
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
+	u, _ := url.Parse(migrated)
+	cfg := DefaultConfig()
+	cfg.RedisURL = testenv.Redis(t)
+	log := slog.New(slog.DiscardHandler)
+	for _, mode := range Modes() {
+		u.Path = "/" + name
+		cfg.DatabaseURL = u.String()
+		if a, err := Open(context.Background(), cfg, mode, log); err == nil || !strings.Contains(err.Error(), "licenseops migrate") {
+			if a != nil {
+				_ = a.Close(context.Background())
+			}
+			t.Errorf("%s against an unmigrated database: %v; want a refusal that says to run licenseops migrate", mode, err)
+		}
+		// A database that does not exist at all says the same: migrate creates it.
+		u.Path = "/missing_" + name
+		cfg.DatabaseURL = u.String()
+		if _, err := Open(context.Background(), cfg, mode, log); err == nil || !strings.Contains(err.Error(), "licenseops migrate") {
+			t.Errorf("%s against a missing database: %v; want a refusal that says to run licenseops migrate", mode, err)
+		}
 	}
 }

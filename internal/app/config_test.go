@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -13,8 +13,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/storage"
+	"github.com/licenseops/licenseops/worker"
 )
 
 // A bad numeric setting stops the process with a message naming it and a
@@ -34,7 +36,7 @@ func TestCheckEnv(t *testing.T) {
 			wantBad: []string{"LICENSEOPS_RATE_LIMIT", "LICENSEOPS_DIRECTORY_SYNC_EVERY", "LICENSEOPS_PPROF"}},
 	}
 	for _, c := range cases {
-		err := checkEnv(func(k string) string { return c.env[k] })
+		_, err := FromEnv(func(k string) string { return c.env[k] })
 		if len(c.wantBad) == 0 {
 			if err != nil {
 				t.Errorf("%v: %v, want valid", c.env, err)
@@ -54,12 +56,33 @@ func TestCheckEnv(t *testing.T) {
 			t.Errorf("%v: %d problems reported, want %d: %v", c.env, n, len(c.wantBad), err)
 		}
 	}
-	if got := configFrom(func(string) string { return "" }).GraphRate; got != 0 {
-		t.Errorf("GraphRate unset = %v, want 0 (the directory's default)", got)
+	if got := DefaultConfig().Graph.RatePerSecond; got != 0 {
+		t.Errorf("Graph rate unset = %v, want 0 (the directory's default)", got)
 	}
-	t.Setenv("LICENSEOPS_GRAPH_RATE", "6.5")
-	if got := loadConfig().GraphRate; got != 6.5 {
-		t.Errorf("GraphRate = %v, want 6.5 (a fraction of Graph's quota per worker)", got)
+	cfg, err := FromEnv(func(k string) string { return map[string]string{"LICENSEOPS_GRAPH_RATE": "6.5"}[k] })
+	if err != nil || cfg.Graph.RatePerSecond != 6.5 {
+		t.Errorf("Graph rate = %v (%v), want 6.5 (a fraction of Graph's quota per worker)", cfg.Graph.RatePerSecond, err)
+	}
+}
+
+// Every default is the one its package states, and the settings that
+// follow another (the rate limit's burst) still follow it when only the
+// first is set.
+func TestDefaultsComeFromThePackages(t *testing.T) {
+	d := DefaultConfig()
+	if want := (worker.Config{}).WithDefaults(); d.Worker.Concurrency != want.Concurrency || d.Worker.Sweep != want.Sweep ||
+		d.Worker.ShutdownTimeout != want.ShutdownTimeout {
+		t.Errorf("worker defaults %+v, want the worker package's %+v", d.Worker, want)
+	}
+	if want := (api.Config{}).WithDefaults(); d.API.Addr != want.Addr || d.API.RateLimitPerSecond != want.RateLimitPerSecond {
+		t.Errorf("api defaults %+v, want the api package's %+v", d.API, want)
+	}
+	cfg, err := FromEnv(func(k string) string { return map[string]string{"LICENSEOPS_RATE_LIMIT": "10"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.API.WithDefaults().RateLimitBurst; got != 20 {
+		t.Errorf("burst with LICENSEOPS_RATE_LIMIT=10 = %d, want 20 (twice the rate)", got)
 	}
 }
 
@@ -72,11 +95,11 @@ func TestWorkerMetricsPortFallback(t *testing.T) {
 	}
 	defer taken.Close()
 	newWorker := func(addrSet bool) (*App, error) {
-		cfg := loadConfig()
+		cfg := DefaultConfig()
 		cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 		cfg.RedisURL = testenv.Redis(t)
 		cfg.MetricsAddr, cfg.MetricsAddrSet = taken.Addr().String(), addrSet
-		app, err := NewApp(context.Background(), cfg, "worker", slog.New(slog.NewTextHandler(io.Discard, nil)))
+		app, err := Open(context.Background(), cfg, ModeWorker, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,15 +120,16 @@ func TestWorkerMetricsPortFallback(t *testing.T) {
 
 // Each serving mode offers the flags that do something in it, no others.
 func TestServeFlagsPerMode(t *testing.T) {
-	want := map[string][]string{
-		"api":       {"addr"},
-		"worker":    {"metrics-addr", "concurrency"},
-		"all":       {"addr", "concurrency"},
-		"scheduler": nil,
+	want := map[Mode][]string{
+		ModeAPI:       {"addr"},
+		ModeWorker:    {"metrics-addr", "concurrency"},
+		ModeAll:       {"addr", "concurrency"},
+		ModeScheduler: nil,
 	}
 	for mode, flags := range want {
-		fs := flag.NewFlagSet(mode, flag.ContinueOnError)
-		loadConfig().bindFlags(fs, mode)
+		cfg := DefaultConfig()
+		fs := flag.NewFlagSet(string(mode), flag.ContinueOnError)
+		cfg.BindFlags(fs, mode)
 		var got []string
 		fs.VisitAll(func(f *flag.Flag) { got = append(got, f.Name) })
 		slices.Sort(got)
@@ -119,7 +143,7 @@ func TestServeFlagsPerMode(t *testing.T) {
 // Workers pace Graph writes per tenant through Redis, shared by all of
 // them; the checker, which only reads, paces in process.
 func TestGraphWritesPacedPerTenantAcrossWorkers(t *testing.T) {
-	cfg := loadConfig()
+	cfg := DefaultConfig()
 	cfg.Getenv = func(k string) string {
 		return map[string]string{"LICENSEOPS_GRAPH_CLIENT_ID": "app", "LICENSEOPS_GRAPH_CLIENT_SECRET": "s3cret"}[k]
 	}

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"log/slog"
@@ -14,10 +14,8 @@ import (
 // it reads the enabled policies again, so a new, edited or disabled policy
 // applies without a restart. Several schedulers may run; each tick still
 // runs once.
-func newScheduler(cfg *Config, store *storage.Store, rdb redis.UniversalClient, log *slog.Logger) (*worker.Scheduler, error) {
-	return worker.NewScheduler(worker.SchedulerConfig{
-		SyncInterval:       cfg.SchedulerSyncInterval,
-		DirectorySyncEvery: cfg.DirectorySyncEvery,
-		Logger:             log,
-	}, store, rdb)
+func newScheduler(cfg Config, store *storage.Store, rdb redis.UniversalClient, log *slog.Logger) (*worker.Scheduler, error) {
+	scfg := cfg.Scheduler
+	scfg.Logger = log
+	return worker.NewScheduler(scfg, store, rdb)
 }

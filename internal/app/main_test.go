@@ -1,0 +1,9 @@
+package app
+
+import (
+	"testing"
+
+	"github.com/licenseops/licenseops/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Run(m) }
