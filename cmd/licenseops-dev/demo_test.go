@@ -79,9 +79,10 @@ func check(t *testing.T, dbURL string) {
 }
 
 // `licenseops-dev demo`, the binary as `make demo` runs it, small: it
-// finishes, prints the outcome and the seats, writes the report as JSON and
-// CSV with one row per user, and leaves the invariants intact — on the local
-// directory and on the Graph simulator.
+// finishes, says what it assigns and revokes, prints plain progress lines
+// (its output is not a terminal) and the seats, writes the report as JSON
+// and CSV with one row per user, and leaves the invariants intact — on the
+// local directory and on the Graph simulator.
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -100,10 +101,14 @@ func TestDemo(t *testing.T) {
 			if err != nil {
 				t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 			}
-			for _, want := range []string{"Seats before the rollout", "completed", "Seats after the rollout", "Demo finished"} {
+			for _, want := range []string{"Seats before the rollout", "Assigning O365_E5 and revoking O365_E3 for all", "rollout: " + strconv.Itoa(c.users) + " of " + strconv.Itoa(c.users) + " users done",
+				"completed", "Seats after the rollout", "Demo finished"} {
 				if !strings.Contains(stdout, want) {
 					t.Errorf("demo output lacks %q:\n%s", want, stdout)
 				}
+			}
+			if strings.Contains(stdout, "\r") || strings.Contains(stdout, "users/hr") {
+				t.Errorf("demo output to a file has carriage returns or a rate in users/hr:\n%q", stdout)
 			}
 			jsons, _ := filepath.Glob(filepath.Join(dir, "report-*.json"))
 			csvs, _ := filepath.Glob(filepath.Join(dir, "report-*.csv"))

@@ -17,6 +17,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/stack"
@@ -41,7 +43,8 @@ type Options struct {
 	// Config is the configuration of the in-process api and worker
 	// (typically app.FromEnv's).
 	Config app.Config
-	// Stdout receives the demo's story and its progress bar.
+	// Stdout receives the demo's story. Progress is a redrawn bar when it
+	// is a terminal, plain lines otherwise (a log file, a pipe).
 	Stdout io.Writer
 	// Log receives the api's and worker's log lines.
 	Log *slog.Logger
@@ -49,12 +52,13 @@ type Options struct {
 
 // The demo tenant.
 const (
-	Customer      = "contoso"
-	assignSKU     = "O365_E5"
-	revokeSKU     = "O365_E3"
-	tenantID      = "6f1c5a2e-0000-4000-8000-00000000c0de"
-	graphClientID = "licenseops-demo"
-	graphSecret   = "demo-secret"
+	Customer        = "contoso"
+	assignSKU       = "O365_E5"
+	revokeSKU       = "O365_E3"
+	tenantID        = "6f1c5a2e-0000-4000-8000-00000000c0de"
+	graphClientID   = "licenseops-demo"
+	graphSecret     = "demo-secret"
+	progressLineGap = 2 * time.Second
 )
 
 // Run runs the demo.
@@ -118,7 +122,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	fmt.Fprintf(out, "\nRolling out %s to all %d users (allow_partial: %s has fewer seats than users)…\n", assignSKU, len(ids), assignSKU)
+	fmt.Fprintf(out, "\nAssigning %s and revoking %s for all %d users (allow_partial: %s has fewer seats than users)…\n",
+		assignSKU, revokeSKU, len(ids), assignSKU)
 	postAt := time.Now()
 	var accepted struct {
 		ID    string `json:"id"`
@@ -130,7 +135,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	intake := time.Since(postAt)
-	op, err := watch(ctx, c, accepted.ID, accepted.Total, out)
+	op, err := watch(ctx, c, accepted.ID, accepted.Total, out, isTerminal(out))
 	if err != nil {
 		return err
 	}
@@ -155,6 +160,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	fmt.Fprintf(out, "\nDemo finished in %.1fs.\n", time.Since(started).Seconds())
 	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // users makes n users: mostly in Poland and nearby, about 1% disabled,
