@@ -10,6 +10,7 @@ import (
 const (
 	auditProductPut        = "product.put"
 	auditCustomerCreate    = "customer.create"
+	auditCustomerUpdate    = "customer.update"
 	auditUsersImport       = "users.import"
 	auditCustomerSync      = "customer.sync"
 	auditUserUsageLocation = "user.set_usage_location"

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -103,6 +104,61 @@ func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request, p *licensin
 		return err
 	}
 	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+// patchCustomerRequest is the body of PATCH /v1/customers/{cid}: absent
+// fields keep their value. default_usage_location stays raw so that null
+// (clear the default) can be told from absent.
+type patchCustomerRequest struct {
+	Name                 *string         `json:"name"`
+	DefaultUsageLocation json.RawMessage `json:"default_usage_location"`
+}
+
+// patchCustomer changes a customer's name or default usage location,
+// validated as when the customer is created. Its ID and directory stay.
+func (s *Server) patchCustomer(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
+	c, err := s.customer(r, p)
+	if err != nil {
+		return err
+	}
+	var req patchCustomerRequest
+	if err := decodeJSON(w, r, maxSmallBody, &req); err != nil {
+		return err
+	}
+	var u storage.CustomerUpdate
+	var changed []string
+	if req.Name != nil {
+		if *req.Name == "" || len(*req.Name) > 256 {
+			return invalid("name must be 1–256 characters")
+		}
+		u.Name, changed = req.Name, append(changed, "name")
+	}
+	if req.DefaultUsageLocation != nil {
+		u.SetDefaultUsageLocation, changed = true, append(changed, "default_usage_location")
+		if string(req.DefaultUsageLocation) != "null" {
+			var cc string
+			if err := json.Unmarshal(req.DefaultUsageLocation, &cc); err != nil {
+				return invalid(`default_usage_location must be a country code such as "PL", or null to clear it`)
+			}
+			loc, err := normalizeCountry("default_usage_location", cc)
+			if err != nil {
+				return err
+			}
+			u.DefaultUsageLocation = &loc
+		}
+	}
+	if len(changed) == 0 {
+		return invalid("nothing to change: send name or default_usage_location (null clears it); a customer's id and directory cannot change")
+	}
+	out, err := s.store.UpdateCustomer(r.Context(), p.PartnerKey, c.ID, u)
+	if err != nil {
+		return err
+	}
+	s.audit(r, p, auditCustomerUpdate, out.ID, out.ID, map[string]any{
+		"changed": changed, "name": out.Name, "default_usage_location": out.DefaultUsageLocation,
+	})
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -287,7 +287,7 @@ func (sc *keyScanner) unknownField(key string, fields *structFields) error {
 			return invalid("unknown field %q%s; field names are case-sensitive: use %q", key, sc.in(), f)
 		}
 	}
-	return invalid("unknown field %q%s; check the field names against the API reference", key, sc.in())
+	return invalid("unknown field %q%s; check the field names against the API reference (docs/api.md)", key, sc.in())
 }
 
 func (sc *keyScanner) skipSpace() {
@@ -401,7 +401,7 @@ func describeJSONError(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return invalid("the body ends before the JSON object is complete")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return invalid("unknown field %s; check the field names against the API reference", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return invalid("unknown field %s; check the field names against the API reference (docs/api.md)", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	default:
 		return invalid("the body could not be decoded: %v", err)
 	}

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/licenseops/licenseops/licensing"
@@ -20,6 +22,8 @@ func statusOf(code licensing.Code) int {
 		return http.StatusForbidden
 	case licensing.CodeNotFound:
 		return http.StatusNotFound
+	case licensing.CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case licensing.CodeConflict, licensing.CodeCountViolation, licensing.CodeIdempotencyKeyInUse, licensing.CodeSeatsInUse:
 		return http.StatusConflict
 	case licensing.CodeTooLarge:
@@ -63,7 +67,28 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_ = newEncoder(w).Encode(v)
+}
+
+// newEncoder returns the JSON encoder of every answer: it writes <, > and &
+// as they are. The answers are JSON for programs, not HTML, and escaping
+// them turns links (?page=2&page_size=50) and messages (Bearer <token>)
+// into \u0026 and \u003c for every reader of a raw body or a log.
+func newEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
+}
+
+// marshalJSON is json.Marshal with newEncoder's escaping, for answers built
+// ahead of writing (stored idempotent responses). Like Encode, it ends the
+// JSON with a newline.
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := newEncoder(&buf).Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 func invalid(format string, args ...any) error {

@@ -165,9 +165,9 @@ func TestIdempotencyKeyScopedPerPartner(t *testing.T) {
 	b := testapp.New(t, testapp.Options{})
 	a := b.Client("partner-a", "global_admin")
 	other := b.Client("partner-b", "global_admin")
-	seedTenant(t, a, "shared", 2, map[string]int{"E5": 5})
-	seedTenant(t, other, "shared", 2, map[string]int{"E5": 5})
-	path := "/v1/customers/shared/license-operations"
+	seedTenant(t, a, "same-id", 2, map[string]int{"E5": 5})
+	seedTenant(t, other, "same-id", 2, map[string]int{"E5": 5})
+	path := "/v1/customers/same-id/license-operations"
 	body := `{"user_ids":["u00000"],"assign":["E5"]}`
 	ra := a.Must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", "same-key")
 	rb := other.Must(http.StatusAccepted, "POST", path, body, "Idempotency-Key", "same-key")
@@ -181,7 +181,7 @@ func TestIdempotencyKeyScopedPerPartner(t *testing.T) {
 	if r := other.Do("POST", path, `{"user_ids":["u00001"],"assign":["E5"]}`, "Idempotency-Key", "same-key"); r.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("partner-b reusing its key: %d %s", r.Status, r.Body)
 	}
-	if na, nb := operationCount(t, a, "shared"), operationCount(t, other, "shared"); na != 1 || nb != 1 {
+	if na, nb := operationCount(t, a, "same-id"), operationCount(t, other, "same-id"); na != 1 || nb != 1 {
 		t.Fatalf("operations: partner-a %d, partner-b %d; want 1 each", na, nb)
 	}
 }

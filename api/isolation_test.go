@@ -15,6 +15,7 @@ import (
 // isolationBodies are valid bodies for the routes that take one: if a
 // partner could reach another's objects, these would change them.
 var isolationBodies = map[string]string{
+	"PATCH /v1/customers/{cid}":                      `{"name":"intruder","default_usage_location":null}`,
 	"POST /v1/customers/{cid}/users/import":          `{"users":[{"id":"intruder","user_principal_name":"intruder@x"}]}`,
 	"PATCH /v1/customers/{cid}/users/{uid}":          `{"usage_location":"DE"}`,
 	"PUT /v1/customers/{cid}/subscriptions/{sku_id}": `{"total":1000}`,

@@ -102,7 +102,7 @@ func repeatIDs(n, distinct int) []string {
 	return out
 }
 
-// API.md: "duplicate user IDs count once; up to 100,000 users". The limit is
+// The contract: "duplicate user IDs count once; up to 100,000 users". The limit is
 // on distinct users, so a full selection with a repeat is taken, and one
 // more distinct user is refused.
 func TestUserLimitCountsDistinctUsers(t *testing.T) {
@@ -249,7 +249,7 @@ func TestIDAndCountryLimits(t *testing.T) {
 	// or of two), a lower-case code.
 	c.Must(http.StatusCreated, "POST", "/v1/customers", map[string]any{"id": long[:128], "name": "n", "default_usage_location": "de"})
 	c.Must(http.StatusCreated, "POST", "/v1/customers", map[string]any{"id": strings.Repeat("é", 128), "name": "n"})
-	// API.md: an ID is "1–128 printable characters without /", and the
+	// The contract: an ID is "1–128 printable characters without /", and the
 	// plain space is printable: an ID with spaces works in bodies and paths.
 	for _, id := range []string{"a b", " lead", "trail ", "=x+y@z"} {
 		c.Must(http.StatusCreated, "POST", "/v1/customers", map[string]any{"id": id, "name": "spaced"})

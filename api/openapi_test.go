@@ -546,3 +546,47 @@ func TestOpenAPIRefsResolve(t *testing.T) {
 	}
 	walk(&o.root)
 }
+
+// TestOpenAPIIDsMatchValidID: what openapi.yaml says of client-chosen IDs
+// agrees with licensing.ValidID. The ID schema's pattern and length accept
+// every valid ID (a plain space included; JSON Schema cannot say "printable"
+// exactly, so the pattern may be looser), and no description claims that IDs
+// exclude every whitespace or that the limit counts bytes.
+func TestOpenAPIIDsMatchValidID(t *testing.T) {
+	o := loadOpenAPI(t)
+	var id struct {
+		MinLength int    `yaml:"minLength"`
+		MaxLength int    `yaml:"maxLength"`
+		Pattern   string `yaml:"pattern"`
+	}
+	n := o.schemaNode(t, "ID")
+	if err := n.Decode(&id); err != nil {
+		t.Fatal(err)
+	}
+	if id.MinLength != 1 || id.MaxLength != licensing.MaxIDLength {
+		t.Errorf("ID schema: length %d–%d, want 1–%d", id.MinLength, id.MaxLength, licensing.MaxIDLength)
+	}
+	pattern, err := regexp.Compile(id.Pattern)
+	if err != nil {
+		t.Fatalf("ID pattern %q: %v", id.Pattern, err)
+	}
+	for _, s := range []string{"a b", " ", " lead", "trail ", "Jan Kowalski", "=x+y@z", "zażółć", "emoji-🚀",
+		strings.Repeat("é", licensing.MaxIDLength)} {
+		if !licensing.ValidID(s) {
+			t.Fatalf("licensing.ValidID(%q) is false; the test's samples are out of date", s)
+		}
+		if !pattern.MatchString(s) || len([]rune(s)) > id.MaxLength {
+			t.Errorf("the ID schema refuses %q, which licensing.ValidID accepts", s)
+		}
+	}
+	data, err := os.ReadFile(oaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(data)), " ")
+	for _, wrong := range []string{"without whitespace", "counts bytes"} {
+		if strings.Contains(text, wrong) {
+			t.Errorf("%s says IDs are %q, but licensing.ValidID allows a plain space and counts characters", oaPath, wrong)
+		}
+	}
+}

@@ -42,7 +42,7 @@ func (req *operationRequest) validate(maxUsers int) error {
 	if len(req.UserIDs) == 0 {
 		return invalid("user_ids is required: select at least one user")
 	}
-	// Duplicates count once (API.md), so the limit applies to distinct
+	// Duplicates count once (the contract), so the limit applies to distinct
 	// users; a raw list far beyond it is refused before any ID is hashed.
 	if len(req.UserIDs) > maxRawUsersFactor*maxUsers {
 		return licensing.Errorf(licensing.CodeTooLarge,
@@ -180,8 +180,8 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *lice
 }
 
 func acceptedResponse(op licensing.Operation) storage.StoredResponse {
-	body, _ := json.Marshal(acceptedOperation{ID: op.ID, CustomerID: op.CustomerID, Status: op.Status, Total: op.Total, Links: linksOf(op.ID)})
-	return storage.StoredResponse{Status: http.StatusAccepted, Body: append(body, '\n'), Location: linksOf(op.ID).Self}
+	body, _ := marshalJSON(acceptedOperation{ID: op.ID, CustomerID: op.CustomerID, Status: op.Status, Total: op.Total, Links: linksOf(op.ID)})
+	return storage.StoredResponse{Status: http.StatusAccepted, Body: body, Location: linksOf(op.ID).Self}
 }
 
 func writeStored(w http.ResponseWriter, resp storage.StoredResponse) {
@@ -307,14 +307,13 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request, p *licensing.
 func (s *Server) writeJSONReport(w http.ResponseWriter, r *http.Request, op licensing.Operation) error {
 	w.Header().Set("Content-Type", "application/json")
 	bw := bufio.NewWriterSize(w, 64<<10)
-	head, _ := json.Marshal(operationView{Operation: op, Links: linksOf(op.ID)})
+	enc := newEncoder(bw)
 	// A bufio.Writer's errors are sticky: the encoder's next write or the
 	// final Flush reports them, so the plain writes need no checks.
 	_, _ = bw.WriteString(`{"operation":`)
-	_, _ = bw.Write(head)
+	_ = enc.Encode(operationView{Operation: op, Links: linksOf(op.ID)})
 	_, _ = bw.WriteString(`,"results":[`)
 	first := true
-	enc := json.NewEncoder(bw)
 	err := s.store.Report(r.Context(), op.ID, func(row *licensing.ReportRow) error {
 		if !first {
 			if err := bw.WriteByte(','); err != nil {

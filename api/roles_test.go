@@ -12,8 +12,9 @@ import (
 	"github.com/licenseops/licenseops/licensing"
 )
 
-// The permission table of API.md, written out again here rather than taken
-// from the server, so that a wrong entry in the server's table fails.
+// The permission table of the API reference (docs/api.md), written out
+// again here rather than taken from the server, so that a wrong entry in the
+// server's table fails.
 var (
 	everyone   = []string{"global_admin", "admin_agent", "user_management_admin", "helpdesk_agent", "sales_agent", "reader"}
 	operators  = []string{"global_admin", "admin_agent", "user_management_admin", "helpdesk_agent", "sales_agent"}
@@ -22,13 +23,14 @@ var (
 	admins     = []string{"global_admin", "admin_agent"}
 )
 
-// wantRoles maps every route to the roles API.md lets call it.
+// wantRoles maps every route to the roles the API reference lets call it.
 var wantRoles = map[string][]string{
 	"PUT /v1/products/{sku_id}":                      admins,
 	"GET /v1/products":                               everyone,
 	"POST /v1/customers":                             sellers,
 	"GET /v1/customers":                              everyone,
 	"GET /v1/customers/{cid}":                        everyone,
+	"PATCH /v1/customers/{cid}":                      sellers,
 	"POST /v1/customers/{cid}/users/import":          userAdmins,
 	"POST /v1/customers/{cid}/sync":                  userAdmins,
 	"GET /v1/customers/{cid}/users":                  everyone,
@@ -73,7 +75,7 @@ func fillPath(t *testing.T, pattern string, ids map[string]string) (method, path
 func TestRouteTableMatchesAPIReference(t *testing.T) {
 	t.Parallel()
 	if !slices.Equal(licensing.Roles(), everyone) {
-		t.Errorf("licensing.Roles() = %v, API.md has %v", licensing.Roles(), everyone)
+		t.Errorf("licensing.Roles() = %v, the API reference has %v", licensing.Roles(), everyone)
 	}
 	for _, role := range everyone {
 		if !licensing.ValidRole(role) {
@@ -81,18 +83,18 @@ func TestRouteTableMatchesAPIReference(t *testing.T) {
 		}
 	}
 	if licensing.ValidRole("root") || licensing.ValidRole("") {
-		t.Error("ValidRole accepts a role API.md does not have")
+		t.Error("ValidRole accepts a role the API reference does not have")
 	}
 	seen := map[string]bool{}
 	for _, rt := range api.RouteTable() {
 		seen[rt.Pattern] = true
 		want, ok := wantRoles[rt.Pattern]
 		if !ok {
-			t.Errorf("route %s is not in the test's permission table; add it with the roles API.md gives it", rt.Pattern)
+			t.Errorf("route %s is not in the test's permission table; add it with the roles the API reference (docs/api.md) gives it", rt.Pattern)
 			continue
 		}
 		if !slices.Equal(rt.Roles, want) {
-			t.Errorf("%s is allowed to %v, API.md says %v", rt.Pattern, rt.Roles, want)
+			t.Errorf("%s is allowed to %v, the API reference says %v", rt.Pattern, rt.Roles, want)
 		}
 	}
 	for pattern := range wantRoles {

@@ -179,7 +179,8 @@ func (s *Server) Close(ctx context.Context) error {
 	return err
 }
 
-// permission is what a route needs; roles grant permissions (API.md).
+// permission is what a route needs; roles grant permissions (the roles
+// table of the API reference, docs/api.md).
 type permission int
 
 const (
@@ -198,7 +199,7 @@ var permissionNames = map[permission]string{
 	permAudit: "read the audit log",
 }
 
-// rolePermissions is the permission table of API.md. The audit log shows
+// rolePermissions is the permission table of the contract. The audit log shows
 // every partner user's changes, so only the two admin roles may read it.
 var rolePermissions = map[string][]permission{
 	licensing.RoleGlobalAdmin:         {permRead, permOperate, permUsers, permSales, permCatalog, permAudit},
@@ -248,6 +249,7 @@ func (s *Server) routes() []route {
 		{"POST /v1/customers", permSales, s.createCustomer},
 		{"GET /v1/customers", permRead, s.listCustomers},
 		{"GET /v1/customers/{cid}", permRead, s.getCustomer},
+		{"PATCH /v1/customers/{cid}", permSales, s.patchCustomer},
 		{"POST /v1/customers/{cid}/users/import", permUsers, s.importUsers},
 		{"POST /v1/customers/{cid}/sync", permUsers, s.syncCustomer},
 		{"GET /v1/customers/{cid}/users", permRead, s.listUsers},
@@ -280,10 +282,63 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /healthz", s.instrument("GET /healthz", http.HandlerFunc(health.Live)))
 	mux.Handle("GET /readyz", s.instrument("GET /readyz", health.Ready(s.store, s.rdb)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
-	mux.Handle("/", s.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, licensing.Errorf(licensing.CodeNotFound, "no endpoint %s %s; see the API reference", r.Method, r.URL.Path))
-	})))
-	return mux
+	// No catch-all "/": it would match every path with every method and
+	// hide the ServeMux's own 405. Requests that no pattern matches go to
+	// unmatched instead, which answers in the contract's error body.
+	unmatched := s.instrument("unmatched", s.unmatched(mux))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			unmatched.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// unmatched answers a request that no route's pattern matches. The ServeMux
+// already knows which: a path that some pattern matches with another method
+// is a 405 with an Allow header listing those methods, any other path a 404.
+// Its handler for the request is run against a probe to learn which, and its
+// plain-text answer is replaced by the contract's error body. Anything else
+// it answers (a redirect to the cleaned path) goes out as it is.
+func (s *Server) unmatched(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, _ := mux.Handler(r)
+		probe := &probeWriter{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		switch probe.status {
+		case http.StatusMethodNotAllowed:
+			allow := probe.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			s.writeError(w, r, licensing.Errorf(licensing.CodeMethodNotAllowed,
+				"method %s is not allowed on %s; use %s (see the API reference, docs/api.md)", r.Method, r.URL.Path, allow))
+		case http.StatusNotFound:
+			s.writeError(w, r, licensing.Errorf(licensing.CodeNotFound, "no endpoint %s %s; see the API reference, docs/api.md", r.Method, r.URL.Path))
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// probeWriter records the status and headers of an answer and drops its body.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header { return p.header }
+
+func (p *probeWriter) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (p *probeWriter) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
 }
 
 // authorize authenticates the bearer token, charges the request to the

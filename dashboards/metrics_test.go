@@ -2,10 +2,10 @@ package dashboards_test
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/worker"
 )
 
@@ -18,11 +18,8 @@ func TestMetricsDuringRollout(t *testing.T) {
 	const users, seats = 3000, 2000
 	s := newStack(t)
 	c := s.b.Client("p", "global_admin")
-	ids := seed(t, c, "metrics", users, "E5", seats)
-
-	var acc struct{ ID string }
-	c.Must(http.StatusAccepted, "POST", "/v1/customers/metrics/license-operations",
-		map[string]any{"user_ids": ids, "assign": []string{"E5"}, "allow_partial": true}).JSON(t, &acc)
+	ids := seed(t, c.Client, "metrics", users, "E5", seats)
+	opID := start(t, c.Client, "metrics", client.OperationRequest{UserIDs: ids, Assign: []string{"E5"}, AllowPartial: true})
 	pendingInQueue := map[string]string{"queue": "default", "state": "pending"}
 	waitUntil(t, "every task in the default queue, as the api's metrics show", func() bool {
 		v, _ := scrape(t, s.apiMetrics).sum("asynq_queue_tasks", pendingInQueue)
@@ -90,7 +87,7 @@ func TestMetricsDuringRollout(t *testing.T) {
 	if !intermediate {
 		t.Errorf("licenseops_items_finished_total never showed a rollout in progress: %v", seen)
 	}
-	op := c.WaitOperation(acc.ID, 60*time.Second)
+	op := c.WaitOperation(opID, 60*time.Second)
 	if op.Succeeded != seats || op.Failed != users-seats {
 		t.Fatalf("operation = %+v, want %d succeeded and %d failed", op, seats, users-seats)
 	}

@@ -3,7 +3,6 @@ package dashboards_test
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/worker"
 )
 
@@ -26,14 +26,11 @@ func TestDashboardsUseExportedMetrics(t *testing.T) {
 	p := s.newWorker(t, worker.Config{})
 	p.start(t)
 	c := s.b.Client("p", "global_admin")
-	ids := seed(t, c, "names", 150, "E5", 100)
-	var big, small struct{ ID string }
-	c.Must(http.StatusAccepted, "POST", "/v1/customers/names/license-operations",
-		map[string]any{"user_ids": ids, "assign": []string{"E5"}, "allow_partial": true}).JSON(t, &big)
-	c.Must(http.StatusAccepted, "POST", "/v1/customers/names/license-operations",
-		map[string]any{"user_ids": ids[:2], "revoke": []string{"E5"}}).JSON(t, &small)
-	c.WaitOperation(big.ID, 60*time.Second)
-	c.WaitOperation(small.ID, 60*time.Second)
+	ids := seed(t, c.Client, "names", 150, "E5", 100)
+	big := start(t, c.Client, "names", client.OperationRequest{UserIDs: ids, Assign: []string{"E5"}, AllowPartial: true})
+	small := start(t, c.Client, "names", client.OperationRequest{UserIDs: ids[:2], Revoke: []string{"E5"}})
+	c.WaitOperation(big, 60*time.Second)
+	c.WaitOperation(small, 60*time.Second)
 	waitUntil(t, "the sweeper's backlog gauges", func() bool {
 		_, ok := scrape(t, p.metrics).sum("licenseops_items_pending", nil)
 		return ok

@@ -1,6 +1,7 @@
 package dashboards_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/worker"
@@ -91,19 +93,38 @@ func (p *workerProcess) start(t *testing.T) {
 }
 
 // seed creates a customer with n users and a subscription of sku with seats seats.
-func seed(t *testing.T, c *testapp.Client, customer string, n int, sku string, seats int) []string {
+func seed(t *testing.T, c *client.Client, customer string, n int, sku string, seats int) []string {
 	t.Helper()
-	c.Must(200, "PUT", "/v1/products/"+sku, map[string]any{"name": sku})
-	c.Must(201, "POST", "/v1/customers", map[string]any{"id": customer, "name": customer, "default_usage_location": "US"})
-	users := make([]map[string]any, n)
+	ctx := context.Background()
+	if _, err := c.PutProduct(ctx, sku, client.ProductRequest{Name: sku}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateCustomer(ctx, client.CustomerRequest{ID: customer, Name: customer, DefaultUsageLocation: new("US")}); err != nil {
+		t.Fatal(err)
+	}
+	users := make([]client.UserImport, n)
 	ids := make([]string, n)
 	for i := range users {
 		ids[i] = fmt.Sprintf("user-%05d", i)
-		users[i] = map[string]any{"id": ids[i], "user_principal_name": ids[i] + "@example.com", "display_name": ids[i]}
+		users[i] = client.UserImport{ID: ids[i], UserPrincipalName: ids[i] + "@example.com", DisplayName: ids[i]}
 	}
-	c.Must(200, "POST", "/v1/customers/"+customer+"/users/import", map[string]any{"users": users})
-	c.Must(200, "PUT", "/v1/customers/"+customer+"/subscriptions/"+sku, map[string]int{"total": seats})
+	if _, err := c.ImportUsers(ctx, customer, users); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutSubscription(ctx, customer, sku, seats); err != nil {
+		t.Fatal(err)
+	}
 	return ids
+}
+
+// start creates an operation and returns its ID.
+func start(t *testing.T, c *client.Client, customer string, req client.OperationRequest) string {
+	t.Helper()
+	acc, err := c.CreateOperation(context.Background(), customer, req, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acc.ID
 }
 
 // exposition is one parsed scrape.

@@ -21,6 +21,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
 
+	apiclient "github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/storage"
@@ -49,6 +50,8 @@ type stack struct {
 	// env is added to the environment of every process (Graph settings).
 	env     []string
 	workers int
+	// api is the api process started last, whose answers the waits read.
+	api *proc
 }
 
 func newStack(t *testing.T) *stack {
@@ -123,14 +126,12 @@ func (s *stack) startAPI(extra ...string) *proc {
 			if p.Exited() {
 				return false, fmt.Errorf("exited: %s\n%s", p.state(), p.out.tail(20))
 			}
-			resp, err := http.Get(p.URL + "/healthz")
-			if err != nil {
-				return false, nil
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK, nil
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return apiclient.New(p.URL, "").Healthz(ctx) == nil, nil
 		})
 		if err == nil {
+			s.api = p
 			return p
 		}
 		// Another process may have taken the port since freeAddr.
@@ -196,17 +197,14 @@ func (s *stack) waitSwept() {
 // whose labels include every label (`reason="stalled"`); -1 when the
 // process does not answer.
 func metric(p *proc, name string, labels ...string) float64 {
-	resp, err := http.Get(p.URL + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := apiclient.New(p.URL, "").Metrics(ctx)
 	if err != nil {
 		return -1
 	}
 	sum := 0.0
-	for _, line := range strings.Split(string(raw), "\n") {
+	for _, line := range strings.Split(raw, "\n") {
 		series, value, ok := strings.Cut(line, " ")
 		if !ok || strings.HasPrefix(line, "#") {
 			continue
@@ -265,20 +263,20 @@ func waitUntil(d time.Duration, cond func() (bool, error)) error {
 	}
 }
 
-// client talks to one api process with the stack's token.
+// client talks to one api process with the stack's token: the SDK's
+// client, with helpers that fail the test.
 type client struct {
-	t     *testing.T
-	base  string
-	token string
-	http  *http.Client
+	t *testing.T
+	*apiclient.Client
 }
 
 func (s *stack) client(api *proc) *client {
-	return &client{t: s.t, base: api.URL, token: s.token, http: &http.Client{Timeout: time.Minute}}
+	return &client{t: s.t, Client: apiclient.New(api.URL, s.token, apiclient.WithHTTPClient(&http.Client{Timeout: time.Minute}))}
 }
 
-// do sends a request (body marshalled as JSON unless nil) and decodes the
-// answer into out (unless nil). Errors are those of the transport.
+// do sends a request through the SDK's raw path (body marshalled as JSON
+// unless nil) and decodes a 2xx answer into out (unless nil). Errors are
+// those of the transport.
 func (c *client) do(method, path string, body, out any, headers ...string) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
@@ -288,18 +286,11 @@ func (c *client) do(method, path string, body, out any, headers ...string) (int,
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	h := http.Header{}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		h.Set(headers[i], headers[i+1])
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.Do(context.Background(), method, path, rd, h)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -328,41 +319,49 @@ func (c *client) must(want int, method, path string, body, out any, headers ...s
 	}
 }
 
+// check fails the test when err is not nil.
+func (c *client) check(what string, err error) {
+	c.t.Helper()
+	if err != nil {
+		c.t.Fatalf("%s: %v", what, err)
+	}
+}
+
 // seed creates customer with n users and a subscription of sku with seats
 // seats, through the API, and returns the user IDs.
 func (c *client) seed(customer string, n int, sku string, seats int) []string {
 	c.t.Helper()
-	c.must(200, "PUT", "/v1/products/"+sku, map[string]any{"name": sku}, nil)
-	c.must(201, "POST", "/v1/customers", map[string]any{"id": customer, "name": customer, "default_usage_location": "US"}, nil)
+	ctx := context.Background()
+	_, err := c.PutProduct(ctx, sku, apiclient.ProductRequest{Name: sku})
+	c.check("define product "+sku, err)
+	_, err = c.CreateCustomer(ctx, apiclient.CustomerRequest{ID: customer, Name: customer, DefaultUsageLocation: new("US")})
+	c.check("create customer "+customer, err)
 	ids := make([]string, n)
-	users := make([]map[string]any, n)
+	users := make([]apiclient.UserImport, n)
 	for i := range users {
 		ids[i] = fmt.Sprintf("user-%05d", i)
-		users[i] = map[string]any{"id": ids[i], "user_principal_name": ids[i] + "@" + customer + ".example", "display_name": ids[i]}
+		users[i] = apiclient.UserImport{ID: ids[i], UserPrincipalName: ids[i] + "@" + customer + ".example", DisplayName: ids[i]}
 	}
-	c.must(200, "POST", "/v1/customers/"+customer+"/users/import", map[string]any{"users": users}, nil)
+	_, err = c.ImportUsers(ctx, customer, users)
+	c.check("import users", err)
 	c.setSeats(customer, sku, seats)
 	return ids
 }
 
 func (c *client) setSeats(customer, sku string, seats int) {
 	c.t.Helper()
-	c.must(200, "PUT", "/v1/customers/"+customer+"/subscriptions/"+sku, map[string]int{"total": seats}, nil)
+	_, err := c.PutSubscription(context.Background(), customer, sku, seats)
+	c.check("set seats of "+sku, err)
 }
 
 // operationRequest is the body of POST …/license-operations.
-type operationRequest struct {
-	UserIDs      []string `json:"user_ids"`
-	Assign       []string `json:"assign,omitempty"`
-	Revoke       []string `json:"revoke,omitempty"`
-	AllowPartial bool     `json:"allow_partial"`
-}
+type operationRequest = apiclient.OperationRequest
 
 // start creates an operation and returns its ID.
-func (c *client) start(customer string, req operationRequest, headers ...string) string {
+func (c *client) start(customer string, req operationRequest) string {
 	c.t.Helper()
-	var acc struct{ ID string }
-	c.must(http.StatusAccepted, "POST", "/v1/customers/"+customer+"/license-operations", req, &acc, headers...)
+	acc, err := c.CreateOperation(context.Background(), customer, req, "")
+	c.check("create operation", err)
 	return acc.ID
 }
 
@@ -388,21 +387,23 @@ func (s *stack) progress(opID string) (progress, error) {
 // when the operation finishes first (the fault would not be mid-rollout).
 func (s *stack) waitDone(opID string, fraction float64) int {
 	s.t.Helper()
-	var p progress
+	c := s.client(s.api)
+	var op operation
 	err := waitUntil(60*time.Second, func() (bool, error) {
 		var err error
-		if p, err = s.progress(opID); err != nil {
+		if op, err = c.GetOperation(context.Background(), opID); err != nil {
 			return false, nil
 		}
-		if p.Done == p.Total {
-			return false, fmt.Errorf("all %d items were done before the fault: the rollout is too fast to be interrupted", p.Total)
+		done := op.Succeeded + op.Failed
+		if done == op.Total {
+			return false, fmt.Errorf("all %d items were done before the fault: the rollout is too fast to be interrupted", op.Total)
 		}
-		return float64(p.Done) >= fraction*float64(p.Total), nil
+		return float64(done) >= fraction*float64(op.Total), nil
 	})
 	if err != nil {
-		s.t.Fatalf("operation %s: %v (last %+v)", opID, err, p)
+		s.t.Fatalf("operation %s: %v (last %+v)", opID, err, op)
 	}
-	return p.Done
+	return op.Succeeded + op.Failed
 }
 
 // finish is how an operation came to its end.
@@ -417,41 +418,41 @@ type finish struct {
 // Stall is the length of the longest stall.
 func (f finish) Stall() time.Duration { return f.StallTo.Sub(f.StallFrom) }
 
-// waitFinished waits up to d for the operation to be finished. Errors while
-// the database is down are waited out.
+// waitFinished waits up to d for the operation to be finished, polling
+// the api started last with the SDK's WaitOperation. Errors while the
+// database is down are waited out.
 func (s *stack) waitFinished(opID string, d time.Duration) finish {
 	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
 	var (
-		p, last  progress
-		lastErr  error
 		f        finish
+		lastDone int
 		changeAt = time.Now()
+		lastErr  error
 	)
-	described := false
-	err := waitUntil(d, func() (bool, error) {
-		var err error
-		if p, err = s.progress(opID); err != nil {
-			lastErr = err
-			return false, nil
-		}
-		now := time.Now()
-		if !described && p.Done == last.Done && now.Sub(changeAt) > 10*time.Second {
-			described = true
-			s.t.Logf("no progress for 10s with %d of %d items done; %s", p.Done, p.Total, s.describePending(opID))
-		}
-		if p.Done != last.Done || p.Finished != nil {
-			if now.Sub(changeAt) > f.Stall() {
-				f.StallFrom, f.StallTo, f.DoneAtStall = changeAt, now, last.Done
+	op, err := s.client(s.api).WaitOperation(ctx, opID, apiclient.WaitOptions{
+		Interval: 20 * time.Millisecond,
+		Progress: func(op operation) {
+			now, done := time.Now(), op.Succeeded+op.Failed
+			if done != lastDone || op.FinishedAt != nil {
+				if now.Sub(changeAt) > f.Stall() {
+					f.StallFrom, f.StallTo, f.DoneAtStall = changeAt, now, lastDone
+				}
+				changeAt, lastDone = now, done
 			}
-			changeAt, last = now, p
-		}
-		return p.Finished != nil, nil
+		},
+		StallAfter: 10 * time.Second,
+		Stalled: func(op operation, idle time.Duration) {
+			s.t.Logf("no progress for %v with %d of %d items done; %s", idle.Round(time.Second), op.Succeeded+op.Failed, op.Total, s.describePending(opID))
+		},
+		OnError: func(err error) error { lastErr = err; return nil },
 	})
 	if err != nil {
 		s.t.Fatalf("operation %s not finished: %v: %d of %d items done (last error: %v); %s",
-			opID, err, p.Done, p.Total, lastErr, s.describePending(opID))
+			opID, err, op.Succeeded+op.Failed, op.Total, lastErr, s.describePending(opID))
 	}
-	f.At = *p.Finished
+	f.At = *op.FinishedAt
 	return f
 }
 
@@ -493,46 +494,37 @@ func recovery(t *testing.T, fault string, at, finished time.Time) time.Duration 
 }
 
 // operation is GET /v1/operations/{id}.
-type operation struct {
-	ID         string
-	Status     string
-	Total      int
-	Succeeded  int
-	Failed     int
-	Pending    int
-	FinishedAt *time.Time `json:"finished_at"`
-}
+type operation = apiclient.Operation
 
-type reportRow struct {
-	UserID string `json:"user_id"`
-	Status string
-	Error  *struct{ Code string }
-}
+// reportRow is a row of GET /v1/operations/{id}/report.
+type reportRow = apiclient.ReportRow
 
 // verifyRollout checks a finished assign operation of users over the API
 // and in Postgres: every user terminal, exactly wantSucceeded succeeded,
 // every failure a CountViolation; then the seats of sku and the checker.
 func (s *stack) verifyRollout(c *client, opID string, users int, sku string, wantSucceeded int) {
 	s.t.Helper()
-	var op operation
-	c.must(200, "GET", "/v1/operations/"+opID, nil, &op)
+	ctx := context.Background()
+	op, err := c.GetOperation(ctx, opID)
+	c.check("get operation", err)
 	if op.FinishedAt == nil || op.Total != users || op.Succeeded != wantSucceeded || op.Failed != users-wantSucceeded || op.Pending != 0 {
 		s.t.Fatalf("operation = %+v, want finished with %d succeeded and %d failed", op, wantSucceeded, users-wantSucceeded)
 	}
-	var rep struct{ Results []reportRow }
-	c.must(200, "GET", "/v1/operations/"+opID+"/report", nil, &rep)
-	if len(rep.Results) != users {
-		s.t.Fatalf("report has %d rows, want %d", len(rep.Results), users)
-	}
-	succeeded := 0
-	for _, r := range rep.Results {
+	rows, succeeded := 0, 0
+	_, err = c.Report(ctx, opID, func(r reportRow) error {
+		rows++
 		switch {
 		case r.Status == "succeeded":
 			succeeded++
 		case r.Status == "failed" && r.Error != nil && r.Error.Code == "CountViolation":
 		default:
-			s.t.Fatalf("user %s: status %s, error %+v; want succeeded, or failed with CountViolation", r.UserID, r.Status, r.Error)
+			return fmt.Errorf("user %s: status %s, error %+v; want succeeded, or failed with CountViolation", r.UserID, r.Status, r.Error)
 		}
+		return nil
+	})
+	c.check("report", err)
+	if rows != users {
+		s.t.Fatalf("report has %d rows, want %d", rows, users)
 	}
 	if succeeded != wantSucceeded {
 		s.t.Fatalf("report: %d succeeded, want %d", succeeded, wantSucceeded)

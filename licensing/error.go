@@ -18,6 +18,7 @@ const (
 	CodeUnauthenticated      Code = "Unauthenticated"
 	CodeForbidden            Code = "Forbidden"
 	CodeNotFound             Code = "NotFound"
+	CodeMethodNotAllowed     Code = "MethodNotAllowed"
 	CodeConflict             Code = "Conflict"
 	CodeIdempotencyKeyInUse  Code = "IdempotencyKeyInUse"
 	CodeIdempotencyKeyReused Code = "IdempotencyKeyReused"
@@ -31,7 +32,8 @@ const (
 	CodeInternal             Code = "Internal"
 )
 
-// Per-user outcome codes of a license operation (API.md, "Per-user outcome codes").
+// Per-user outcome codes of a license operation (the API reference,
+// docs/api.md, "Per-user outcome codes").
 const (
 	CodeCountViolation                     Code = "CountViolation"
 	CodeDependencyViolation                Code = "DependencyViolation"

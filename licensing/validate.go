@@ -6,11 +6,11 @@ import (
 )
 
 // MaxIDLength is the longest client-chosen ID, in characters (Unicode code
-// points), as API.md states it: "1–128 printable characters without /".
+// points), as the contract states it: "1–128 printable characters without /".
 const MaxIDLength = 128
 
-// ValidID reports whether s is a valid client-chosen ID, exactly as API.md
-// defines one: 1 to MaxIDLength characters of valid UTF-8, every one
+// ValidID reports whether s is a valid client-chosen ID, exactly as the
+// contract defines one: 1 to MaxIDLength characters of valid UTF-8, every one
 // printable (unicode.IsPrint: letters, marks, numbers, punctuation, symbols
 // and the ASCII space), and no '/', because IDs appear as URL path segments.
 // The plain space is printable, so "Jan Kowalski" is a valid ID; tabs, line

@@ -22,7 +22,7 @@ func TestValidID(t *testing.T) {
 		{strings.Repeat("x", 128), true},
 		{strings.Repeat("é", 128), true}, // 128 characters, 256 bytes
 		{strings.Repeat("🚀", 128), true}, // 128 characters, 512 bytes
-		// API.md: "1–128 printable characters without /"; the ASCII space
+		// The contract: "1–128 printable characters without /"; the ASCII space
 		// is printable.
 		{"a b", true},
 		{" a", true},

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -31,7 +32,8 @@ func (s *Store) CreateCustomer(ctx context.Context, partnerKey int64, c licensin
 		partnerKey, c.ID, c.Name, c.DefaultUsageLocation, c.Directory.Kind, c.Directory.TenantID)
 	out, err := scanCustomer(row)
 	if isNoRows(err) {
-		return licensing.Customer{}, licensing.Errorf(licensing.CodeConflict, "customer %q already exists; choose another ID or update the existing customer", c.ID)
+		return licensing.Customer{}, licensing.Errorf(licensing.CodeConflict,
+			"customer %q already exists; choose another ID or update the existing customer with PATCH /v1/customers/%s", c.ID, url.PathEscape(c.ID))
 	}
 	return out, err
 }
@@ -40,6 +42,32 @@ func (s *Store) CreateCustomer(ctx context.Context, partnerKey int64, c licensin
 func (s *Store) GetCustomer(ctx context.Context, partnerKey int64, id string) (licensing.Customer, error) {
 	c, err := scanCustomer(s.db.QueryRowContext(ctx,
 		`SELECT `+customerColumns+` FROM customers WHERE partner_key = $1 AND id = $2`, partnerKey, id))
+	if isNoRows(err) {
+		return licensing.Customer{}, notFound("customer", id)
+	}
+	return c, err
+}
+
+// CustomerUpdate is a change to a customer's name or default usage
+// location; what it leaves unset keeps its value.
+type CustomerUpdate struct {
+	Name *string
+	// SetDefaultUsageLocation says whether DefaultUsageLocation applies:
+	// a country code, or nil to clear the default.
+	SetDefaultUsageLocation bool
+	DefaultUsageLocation    *string
+}
+
+// UpdateCustomer changes a customer of the partner; a foreign or missing one
+// is NotFound. Operations already accepted keep the default usage location
+// they were taken with.
+func (s *Store) UpdateCustomer(ctx context.Context, partnerKey int64, id string, u CustomerUpdate) (licensing.Customer, error) {
+	c, err := scanCustomer(s.db.QueryRowContext(ctx, `
+		UPDATE customers SET name = COALESCE($3::text, name),
+			default_usage_location = CASE WHEN $4::bool THEN $5::text ELSE default_usage_location END
+		WHERE partner_key = $1 AND id = $2
+		RETURNING `+customerColumns,
+		partnerKey, id, u.Name, u.SetDefaultUsageLocation, u.DefaultUsageLocation))
 	if isNoRows(err) {
 		return licensing.Customer{}, notFound("customer", id)
 	}

@@ -3,7 +3,9 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -159,10 +161,55 @@ func checkKnownSKUs(ctx context.Context, q sqlx.QueryerContext, customerKey int6
 	if len(unknown) == 0 {
 		return nil
 	}
-	e := licensing.Errorf(licensing.CodeUnknownSkus,
-		"the customer has no subscription for %d of the SKUs (%s, …); buy a subscription first or remove them from the change", len(unknown), unknown[0])
+	var held []string
+	if err := sqlx.SelectContext(ctx, q, &held,
+		`SELECT sku_id FROM subscriptions WHERE customer_key = $1 ORDER BY sku_id`, customerKey); err != nil {
+		return err
+	}
+	e := licensing.Errorf(licensing.CodeUnknownSkus, "%s", unknownSKUsMessage(unknown, held))
 	e.Details = map[string]any{"sku_ids": unknown}
 	return e
+}
+
+// maxListedSKUs caps the customer's SKUs listed in an UnknownSkus message.
+const maxListedSKUs = 50
+
+// unknownSKUsMessage names every SKU of a change that the customer has no
+// subscription for, suggests the customer's SKUs that differ from one only
+// in case or surrounding spaces ("did you mean O365_E5?"), and lists the
+// customer's SKUs, so that a typo can be fixed without another request.
+func unknownSKUsMessage(unknown, held []string) string {
+	var b strings.Builder
+	b.WriteString("the customer has no subscription for ")
+	for i, sku := range unknown {
+		switch {
+		case i == 0:
+		case i == len(unknown)-1:
+			b.WriteString(" and ")
+		default:
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q", sku)
+		var alike []string
+		for _, h := range held {
+			if strings.EqualFold(strings.TrimSpace(sku), h) {
+				alike = append(alike, h)
+			}
+		}
+		if len(alike) > 0 {
+			fmt.Fprintf(&b, " (did you mean %s?)", strings.Join(alike, " or "))
+		}
+	}
+	switch {
+	case len(held) == 0:
+		b.WriteString("; it has no subscriptions yet")
+	case len(held) <= maxListedSKUs:
+		fmt.Fprintf(&b, "; its SKUs are %s", strings.Join(held, ", "))
+	default:
+		fmt.Fprintf(&b, "; its SKUs are %s and %d more (see its subscriptions)", strings.Join(held[:maxListedSKUs], ", "), len(held)-maxListedSKUs)
+	}
+	b.WriteString(". Correct the SKU IDs, or buy a subscription first, or remove them from the change")
+	return b.String()
 }
 
 func checkKnownUsers(ctx context.Context, q sqlx.QueryerContext, customerKey int64, userIDs []string) error {

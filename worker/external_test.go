@@ -432,7 +432,7 @@ func TestGraphSyncImportsEveryPage(t *testing.T) {
 // Graph refuses some changes for good although licenseops' catalog allowed
 // them (the directory's rules are stricter than the catalog, or the user's
 // usage location was cleared in the directory): each such user fails with
-// the code API.md gives, holds what it held, and its seats go back.
+// the code the contract gives, holds what it held, and its seats go back.
 func TestGraphRefusalsFailUsersAndReleaseSeats(t *testing.T) {
 	t.Parallel()
 	user := func(id, loc string, licenses ...string) graphsim.UserSeed {

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/licenseops/licenseops/internal/health"
 	"github.com/licenseops/licenseops/internal/testenv"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -20,14 +20,14 @@ func TestReadyzCountsWorkers(t *testing.T) {
 	cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 	cfg.RedisURL = testenv.Redis(t)
 	cfg.API.Addr = "127.0.0.1:0"
-	readyz := func(a *App) health.Report {
+	readyz := func(a *App) licensing.Readiness {
 		t.Helper()
 		resp, err := http.Get(a.APIURL() + "/readyz")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var rep health.Report
+		var rep licensing.Readiness
 		if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("/readyz: %d %v", resp.StatusCode, err)
 		}

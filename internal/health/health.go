@@ -10,29 +10,13 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/licenseops/licenseops/licensing"
 )
 
 // Pinger is a dependency that answers when it is reachable (Postgres).
 type Pinger interface {
 	Ping(ctx context.Context) error
-}
-
-// Workers is what /readyz says about the worker processes: those whose
-// heartbeat is in Redis now.
-type Workers struct {
-	Alive       int `json:"alive"`
-	Concurrency int `json:"concurrency"`
-	// Message is set when no worker is alive: operations are accepted but
-	// stay queued.
-	Message string `json:"message,omitempty"`
-}
-
-// Report is the body of /readyz.
-type Report struct {
-	Postgres string `json:"postgres"`
-	Redis    string `json:"redis"`
-	// Workers is nil when Redis does not answer.
-	Workers *Workers `json:"workers,omitempty"`
 }
 
 // Live serves /healthz: the process is up.
@@ -49,14 +33,14 @@ func Ready(db Pinger, rdb redis.UniversalClient) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		rep, status := Report{Postgres: "ok", Redis: "ok"}, http.StatusOK
+		rep, status := licensing.Readiness{Postgres: "ok", Redis: "ok"}, http.StatusOK
 		if err := db.Ping(ctx); err != nil {
 			rep.Postgres, status = err.Error(), http.StatusServiceUnavailable
 		}
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			rep.Redis, status = err.Error(), http.StatusServiceUnavailable
 		} else if servers, err := insp.Servers(); err == nil {
-			rep.Workers = &Workers{Alive: len(servers)}
+			rep.Workers = &licensing.WorkersAlive{Alive: len(servers)}
 			for _, s := range servers {
 				rep.Workers.Concurrency += s.Concurrency
 			}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
@@ -134,15 +136,36 @@ func (b *Bundle) Token(partner, role string) string {
 	return tok
 }
 
-// Client is an HTTP client of the bundle's API with one token.
+// Client is a client of the bundle's API acting as one token: the SDK's
+// *client.Client with its typed methods, plus raw helpers for tests of the
+// wire. Do, Must and WaitOperation are the helpers; the SDK's own are
+// c.Client.Do and c.Client.WaitOperation.
 type Client struct {
-	b     *Bundle
+	*client.Client
+	b        *Bundle
+	madeWith string // the token of the embedded client
+	// Token is the token Do and Must send; "" sends none. A copy of a
+	// Client with another Token sends that one from its raw helpers, while
+	// its typed methods keep the token it was made with.
 	Token string
 }
 
 // Client returns a client acting as a new token of partner with role.
 func (b *Bundle) Client(partner, role string) *Client {
-	return &Client{b: b, Token: b.Token(partner, role)}
+	return b.ClientWithToken(b.Token(partner, role))
+}
+
+// ClientWithToken returns a client of the bundle's API that sends token
+// ("" for none).
+func (b *Bundle) ClientWithToken(token string) *Client {
+	return &Client{Client: b.newClient(token), b: b, madeWith: token, Token: token}
+}
+
+func (b *Bundle) newClient(token string) *client.Client {
+	if b.API == nil {
+		b.T.Fatalf("testapp: the bundle has no API (Options.NoAPI) to make a client of")
+	}
+	return client.New(b.API.URL(), token, client.WithUserAgent("licenseops-tests"))
 }
 
 // Response is an API answer.
@@ -171,7 +194,18 @@ func (r *Response) ErrorCode() string {
 	return e.Error.Code
 }
 
-// Do sends a request; body may be nil, a []byte/string (sent raw), or a value (sent as JSON).
+// raw is the SDK client that sends c.Token: the embedded one, unless Token
+// was changed on a copy.
+func (c *Client) raw() *client.Client {
+	if c.Client == nil || c.Token != c.madeWith {
+		return c.b.newClient(c.Token)
+	}
+	return c.Client
+}
+
+// Do sends a request through the SDK's raw request path and returns the
+// answer whatever its status; body may be nil, a []byte/string (sent raw),
+// or a value (sent as JSON); headers are name, value pairs.
 func (c *Client) Do(method, path string, body any, headers ...string) *Response {
 	c.b.T.Helper()
 	var rd io.Reader
@@ -180,7 +214,7 @@ func (c *Client) Do(method, path string, body any, headers ...string) *Response 
 	case []byte:
 		rd = bytes.NewReader(v)
 	case string:
-		rd = bytes.NewReader([]byte(v))
+		rd = strings.NewReader(v)
 	default:
 		raw, err := json.Marshal(v)
 		if err != nil {
@@ -188,20 +222,11 @@ func (c *Client) Do(method, path string, body any, headers ...string) *Response 
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, c.b.API.URL()+path, rd)
-	if err != nil {
-		c.b.T.Fatalf("request: %v", err)
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	h := http.Header{}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		h.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.raw().Do(context.Background(), method, path, rd, h)
 	if err != nil {
 		c.b.T.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -230,21 +255,17 @@ func truncate(b []byte) string {
 	return string(b)
 }
 
-// WaitOperation polls an operation until it is finished or the timeout passes.
+// WaitOperation polls an operation with the SDK's WaitOperation until it is
+// finished, and fails the test when that takes longer than timeout.
 func (c *Client) WaitOperation(id string, timeout time.Duration) licensing.Operation {
 	c.b.T.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var op licensing.Operation
-		c.Must(http.StatusOK, "GET", "/v1/operations/"+id, nil).JSON(c.b.T, &op)
-		if op.FinishedAt != nil {
-			return op
-		}
-		if time.Now().After(deadline) {
-			c.b.T.Fatalf("operation %s not finished after %v: %+v", id, timeout, op)
-		}
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	op, err := c.raw().WaitOperation(ctx, id, client.WaitOptions{Interval: 50 * time.Millisecond})
+	if err != nil {
+		c.b.T.Fatalf("operation %s not finished after %v: %v (last read %+v)", id, timeout, err, op)
 	}
+	return op
 }
 
 type testWriter struct{ t testing.TB }

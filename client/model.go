@@ -1,0 +1,388 @@
+package client
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/licenseops/licenseops/licensing"
+)
+
+// Answers the API sends exactly as package licensing declares them.
+type (
+	// Operation is a bulk license change and its progress.
+	Operation = licensing.Operation
+	// Customer is a tenant the partner manages.
+	Customer = licensing.Customer
+	// Directory says where a customer's licenses live: DirectoryLocal or
+	// DirectoryMSGraph with the customer's tenant ID.
+	Directory = licensing.Directory
+	// User is a user of a customer with the licenses it holds.
+	User = licensing.User
+	// Product is a SKU of the partner's catalog with its rules.
+	Product = licensing.Product
+	// SummaryUser is a selected user in a LicenseSummary.
+	SummaryUser = licensing.SummaryUser
+	// CleanupRule picks the users a cleanup policy takes licenses back
+	// from, and which licenses.
+	CleanupRule = licensing.CleanupRule
+	// CleanupRun is one run of a cleanup policy with the progress of its
+	// operation.
+	CleanupRun = licensing.CleanupRun
+	// AuditEntry is one change made through the API.
+	AuditEntry = licensing.AuditEntry
+	// Readiness is the answer of /readyz: Postgres and Redis "ok" or what
+	// failed, and how many workers are alive.
+	Readiness = licensing.Readiness
+	// WorkersAlive counts the worker processes with a heartbeat in Redis.
+	WorkersAlive = licensing.WorkersAlive
+)
+
+// Directory kinds, for CustomerRequest.Directory.
+const (
+	DirectoryLocal   = licensing.DirectoryLocal
+	DirectoryMSGraph = licensing.DirectoryMSGraph
+)
+
+// Cleanup rule kinds, for CleanupRule.Kind.
+const (
+	RuleDisabledAccounts = licensing.RuleDisabledAccounts
+	RuleInactive         = licensing.RuleInactive
+)
+
+// Operation statuses (Operation.Status) and per-user statuses
+// (ReportRow.Status).
+const (
+	StatusQueued              = licensing.StatusQueued
+	StatusRunning             = licensing.StatusRunning
+	StatusCompleted           = licensing.StatusCompleted
+	StatusCompletedWithErrors = licensing.StatusCompletedWithErrors
+
+	ItemPending     = licensing.ItemPending
+	ItemApplying    = licensing.ItemApplying
+	ItemSucceeded   = licensing.ItemSucceeded
+	ItemFailed      = licensing.ItemFailed
+	ItemWouldRevoke = licensing.ItemWouldRevoke
+)
+
+// ---------------------------------------------------------------- requests
+
+// ProductRequest is the body of PutProduct: the product's whole definition,
+// which replaces any earlier one.
+type ProductRequest struct {
+	Name       string `json:"name"`
+	PartNumber string `json:"part_number,omitempty"`
+	// Requires lists SKUs a user must hold to hold this one.
+	Requires []string `json:"requires"`
+	// Excludes lists SKUs that may not be held together with this one.
+	Excludes []string `json:"excludes"`
+	// AllowedLocations, when not nil, are the only usage locations (ISO
+	// 3166-1 alpha-2) where the SKU may be assigned; nil means anywhere,
+	// an empty list nowhere.
+	AllowedLocations []string `json:"allowed_locations"`
+	// ProhibitedLocations are usage locations where it may not be assigned.
+	ProhibitedLocations []string `json:"prohibited_locations"`
+}
+
+// CustomerRequest is the body of CreateCustomer.
+type CustomerRequest struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// DefaultUsageLocation is the usage location of users that have none.
+	DefaultUsageLocation *string `json:"default_usage_location,omitempty"`
+	// Directory says where the customer's licenses live; nil means local.
+	Directory *Directory `json:"directory,omitempty"`
+}
+
+// CustomerUpdate is the body of UpdateCustomer: nil fields keep their value.
+type CustomerUpdate struct {
+	Name                 *string `json:"name,omitempty"`
+	DefaultUsageLocation *string `json:"default_usage_location,omitempty"`
+}
+
+// UserImport is one user of ImportUsers. A user already there is updated;
+// nil fields leave it as it is or take their defaults.
+type UserImport struct {
+	ID                string `json:"id"`
+	UserPrincipalName string `json:"user_principal_name"`
+	// DisplayName defaults to UserPrincipalName.
+	DisplayName    string     `json:"display_name,omitempty"`
+	UsageLocation  *string    `json:"usage_location,omitempty"`
+	AccountEnabled *bool      `json:"account_enabled,omitempty"`
+	LastSignInAt   *time.Time `json:"last_sign_in_at,omitempty"`
+}
+
+// UserUpdate is the body of UpdateUser. UsageLocation is required: it is
+// the only field a user's update may change.
+type UserUpdate struct {
+	UsageLocation *string `json:"usage_location,omitempty"`
+}
+
+// OperationRequest is the body of CreateOperation: what to assign and
+// revoke for which users. Repeated IDs count once.
+type OperationRequest struct {
+	UserIDs []string `json:"user_ids"`
+	Assign  []string `json:"assign,omitempty"`
+	Revoke  []string `json:"revoke,omitempty"`
+	// UsageLocation, when set, is given to every user before the licenses
+	// are evaluated.
+	UsageLocation *string `json:"usage_location,omitempty"`
+	// AllowPartial assigns the seats there are when there are too few for
+	// every user, instead of refusing the operation with CountViolation.
+	AllowPartial bool `json:"allow_partial,omitempty"`
+}
+
+// CleanupPolicyRequest is the body of CreateCleanupPolicy, where Name,
+// Schedule and Rule are required and the other fields default to UTC, a
+// dry run and enabled, and of UpdateCleanupPolicy, where nil fields keep
+// their value and a rule is replaced whole.
+type CleanupPolicyRequest struct {
+	Name *string `json:"name,omitempty"`
+	// Schedule is a cron expression of five fields, for example "0 2 * * *".
+	Schedule *string `json:"schedule,omitempty"`
+	// TimeZone is an IANA time zone such as "Europe/Warsaw".
+	TimeZone *string      `json:"time_zone,omitempty"`
+	Rule     *CleanupRule `json:"rule,omitempty"`
+	DryRun   *bool        `json:"dry_run,omitempty"`
+	Enabled  *bool        `json:"enabled,omitempty"`
+}
+
+// ListOptions choose a page of a list; zero values take the API's
+// defaults (page 1, 50 entries).
+type ListOptions struct {
+	Page     int
+	PageSize int
+}
+
+// UserListOptions choose a page of ListUsers and filter it.
+type UserListOptions struct {
+	Page     int
+	PageSize int
+	// Query keeps users whose display or principal name contains it,
+	// ignoring case.
+	Query string
+}
+
+// ---------------------------------------------------------------- answers
+
+// Paging is the position of a page in its list, in every …Page answer.
+type Paging struct {
+	Page       int       `json:"page"`
+	PageSize   int       `json:"page_size"`
+	Total      int       `json:"total"`
+	TotalPages int       `json:"total_pages"`
+	Links      PageLinks `json:"links"`
+}
+
+// PageLinks are the paths of the neighbouring pages, with the list's
+// query parameters; Prev and Next are nil at the ends.
+type PageLinks struct {
+	First string  `json:"first"`
+	Prev  *string `json:"prev"`
+	Next  *string `json:"next"`
+	Last  string  `json:"last"`
+}
+
+// UserPage is a page of a customer's users.
+type UserPage struct {
+	Users []User `json:"users"`
+	Paging
+}
+
+// OperationPage is a page of a customer's operations, newest first.
+type OperationPage struct {
+	Operations []Operation `json:"operations"`
+	Paging
+}
+
+// AuditPage is a page of the partner's audit log, newest first.
+type AuditPage struct {
+	Entries []AuditEntry `json:"entries"`
+	Paging
+}
+
+// CleanupRunPage is a page of a cleanup policy's runs, newest first.
+type CleanupRunPage struct {
+	Runs []CleanupRun `json:"runs"`
+	Paging
+}
+
+// ImportResult counts the users ImportUsers created and updated.
+type ImportResult struct {
+	Created int `json:"created"`
+	Updated int `json:"updated"`
+}
+
+// Subscription is a customer's seats of one SKU. BuyMoreURL is set when no
+// seat is available.
+type Subscription struct {
+	licensing.Subscription
+	BuyMoreURL *string `json:"buy_more_url"`
+}
+
+// SyncStatus is the answer of SyncCustomer: a sync is queued.
+type SyncStatus struct {
+	CustomerID string `json:"customer_id"`
+	Status     string `json:"status"`
+}
+
+// OperationLinks are the paths of an operation and of its report.
+type OperationLinks struct {
+	Self   string `json:"self"`
+	Report string `json:"report"`
+}
+
+// AcceptedOperation is the answer of CreateOperation: the operation is
+// durable and queued. WaitOperation follows it to its end.
+type AcceptedOperation struct {
+	ID         string         `json:"id"`
+	CustomerID string         `json:"customer_id"`
+	Status     string         `json:"status"`
+	Total      int            `json:"total"`
+	Links      OperationLinks `json:"links"`
+}
+
+// Summary states: whether all, some or none of the selected users hold a
+// product.
+const (
+	SummaryAll  = "all"
+	SummarySome = "some"
+	SummaryNone = "none"
+)
+
+// LicenseSummary is the Manage-licenses view of a selection of users: for
+// every subscription of the customer, which of them hold it.
+type LicenseSummary struct {
+	Users    []SummaryUser    `json:"users"`
+	Products []SummaryProduct `json:"products"`
+}
+
+// SummaryProduct is one subscription in a LicenseSummary.
+type SummaryProduct struct {
+	SKU       string `json:"sku_id"`
+	Name      string `json:"name"`
+	Total     int    `json:"total"`
+	Available int    `json:"available"`
+	// State is SummaryAll, SummarySome or SummaryNone.
+	State           string   `json:"state"`
+	AssignedUserIDs []string `json:"assigned_user_ids"`
+	BuyMoreURL      *string  `json:"buy_more_url"`
+}
+
+// ReportRow is one user's line of an operation's confirmation report.
+// Error, nil for users whose change succeeded, carries the code and message
+// of a failure (licensing.ReportRow leaves it out of its own JSON; this
+// type reads and writes it as the API does).
+type ReportRow struct {
+	licensing.ReportRow
+}
+
+// reportRowWire is a report row as the API sends it.
+type reportRowWire struct {
+	*licensing.ReportRow
+	Error *struct {
+		Code    licensing.Code `json:"code"`
+		Message string         `json:"message"`
+	} `json:"error"`
+}
+
+// UnmarshalJSON decodes a row of the API's report, with its error.
+func (r *ReportRow) UnmarshalJSON(b []byte) error {
+	r.ReportRow = licensing.ReportRow{}
+	w := reportRowWire{ReportRow: &r.ReportRow}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	if w.Error != nil {
+		r.Error = &licensing.Error{Code: w.Error.Code, Message: w.Error.Message}
+	}
+	return nil
+}
+
+// MarshalJSON encodes the row as the API does, with its error.
+func (r ReportRow) MarshalJSON() ([]byte, error) {
+	w := reportRowWire{ReportRow: &r.ReportRow}
+	if r.Error != nil {
+		w.Error = &struct {
+			Code    licensing.Code `json:"code"`
+			Message string         `json:"message"`
+		}{r.Error.Code, r.Error.Message}
+	}
+	return json.Marshal(w)
+}
+
+// CleanupPolicyLinks are the paths of a cleanup policy, of its run and of
+// its runs.
+type CleanupPolicyLinks struct {
+	Self string `json:"self"`
+	Run  string `json:"run"`
+	Runs string `json:"runs"`
+}
+
+// CleanupPolicy is a customer's scheduled cleanup as the API shows it.
+type CleanupPolicy struct {
+	licensing.CleanupPolicy
+	// NextRunAt is the schedule's next tick; nil while disabled.
+	NextRunAt *time.Time         `json:"next_run_at"`
+	Links     CleanupPolicyLinks `json:"links"`
+}
+
+// CleanupRunResult is the answer of RunCleanupPolicy. When users matched,
+// ID names the operation the run started (Status "queued", Links set);
+// when nobody matched, ID is "" and Status is "nothing_matched".
+type CleanupRunResult struct {
+	ID           string          `json:"id"`
+	CustomerID   string          `json:"customer_id"`
+	Status       string          `json:"status"`
+	Total        int             `json:"total"`
+	DryRun       bool            `json:"dry_run"`
+	MatchedUsers int             `json:"matched_users"`
+	Message      string          `json:"message"`
+	Links        *OperationLinks `json:"links"`
+	Run          CleanupRun      `json:"run"`
+}
+
+// RunNothingMatched is CleanupRunResult.Status when the rule matched no
+// user and no operation was started.
+const RunNothingMatched = licensing.RunNothingMatched
+
+// ---------------------------------------------------------------- error details
+
+// CountViolationDetails are the details of a CountViolation error: the
+// SKUs without enough seats for the operation.
+type CountViolationDetails struct {
+	SKUs []SKUShortage `json:"skus"`
+}
+
+// SKUShortage is one SKU of a CountViolation with where to buy more seats.
+type SKUShortage struct {
+	SKU        string `json:"sku_id"`
+	Needed     int    `json:"needed"`
+	Available  int    `json:"available"`
+	BuyMoreURL string `json:"buy_more_url"`
+}
+
+// UnknownUsersDetails are the details of an UnknownUsers error: the first
+// of the unknown users (sorted) and how many there are in all.
+type UnknownUsersDetails struct {
+	UserIDs []string `json:"user_ids"`
+	Count   int      `json:"count"`
+}
+
+// UnknownSkusDetails are the details of an UnknownSkus error: the SKUs the
+// customer has no subscription for.
+type UnknownSkusDetails struct {
+	SKUIDs []string `json:"sku_ids"`
+}
+
+// SeatsInUseDetails are the details of a SeatsInUse error: a seat total
+// below the seats assigned and reserved.
+type SeatsInUseDetails struct {
+	Consumed     int `json:"consumed"`
+	Reserved     int `json:"reserved"`
+	MinimumTotal int `json:"minimum_total"`
+}
+
+// RateLimitedDetails are the details of a RateLimited error.
+type RateLimitedDetails struct {
+	RetryAfterSeconds int `json:"retry_after_seconds"`
+}
