@@ -4,6 +4,7 @@ package bench
 // interactive operations alongside, (c) four-SKU change, (e) Graph simulator.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,10 +27,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/stack"
 	"github.com/licenseops/licenseops/jobs"
-	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider/graphsim"
 	"github.com/licenseops/licenseops/worker"
 )
@@ -205,38 +207,31 @@ func (s *benchStack) stop() error {
 
 // ---------------------------------------------------------------- API
 
-func (r *benchRunner) client(base string) *stack.Client {
-	return stack.NewClient(base, r.s.Token)
+func (r *benchRunner) client(base string) *client.Client {
+	return client.New(base, r.s.Token, client.WithHTTPClient(stack.HTTPClient))
 }
 
 // seedTenant seeds customer with users and seats through the API: a
 // product per SKU, users in the US, enabled.
-func seedTenant(ctx context.Context, c *stack.Client, customer seed.Customer, users []string, seats map[string]int) error {
-	products := map[string]seed.Product{}
+func seedTenant(ctx context.Context, c *client.Client, customer client.CustomerRequest, users []string, seats map[string]int) error {
+	products := map[string]client.ProductRequest{}
 	for sku := range seats {
-		products[sku] = seed.Product{Name: "Bench " + sku, PartNumber: "BENCH-" + sku[:min(len(sku), 8)]}
+		products[sku] = client.ProductRequest{Name: "Bench " + sku, PartNumber: "BENCH-" + sku[:min(len(sku), 8)]}
 	}
-	us := make([]seed.User, len(users))
+	us := make([]client.UserImport, len(users))
 	for i, id := range users {
-		us[i] = seed.User{ID: id, UserPrincipalName: "u" + id + "@bench.example", DisplayName: "Bench user " + id,
+		us[i] = client.UserImport{ID: id, UserPrincipalName: "u" + id + "@bench.example", DisplayName: "Bench user " + id,
 			UsageLocation: new("US"), AccountEnabled: new(true)}
 	}
 	_, err := seed.Seed(ctx, c, seed.Tenant{Customer: customer, Products: products, Users: us, Seats: seats})
 	return err
 }
 
-// benchGetOperation reads an operation (waiting out 429s).
-func benchGetOperation(ctx context.Context, c *stack.Client, id string) (licensing.Operation, error) {
-	var op licensing.Operation
-	err := c.Call(ctx, "GET", "/v1/operations/"+id, nil, &op)
-	return op, err
-}
-
 // benchWaitOperation polls an operation every interval until done says so.
-func benchWaitOperation(ctx context.Context, s *benchStack, c *stack.Client, id string, every, timeout time.Duration, done func(licensing.Operation) bool) (licensing.Operation, error) {
+func benchWaitOperation(ctx context.Context, s *benchStack, c *client.Client, id string, every, timeout time.Duration, done func(client.Operation) bool) (client.Operation, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		op, err := benchGetOperation(ctx, c, id)
+		op, err := c.GetOperation(ctx, id)
 		if err != nil {
 			return op, err
 		}
@@ -258,15 +253,12 @@ func benchWaitOperation(ctx context.Context, s *benchStack, c *stack.Client, id 
 }
 
 // submitAndFinish submits an operation and waits until it is finished (untimed seeding).
-func (r *benchRunner) submitAndFinish(ctx context.Context, s *benchStack, c *stack.Client, customer string, body map[string]any) error {
-	var acc struct {
-		ID string `json:"id"`
-	}
-	if err := c.Call(ctx, "POST", "/v1/customers/"+customer+"/license-operations", body, &acc); err != nil {
+func (r *benchRunner) submitAndFinish(ctx context.Context, s *benchStack, c *client.Client, customer string, req client.OperationRequest) error {
+	acc, err := c.CreateOperation(ctx, customer, req, "")
+	if err != nil {
 		return err
 	}
-	users := len(body["user_ids"].([]string))
-	op, err := benchWaitOperation(ctx, s, c, acc.ID, 500*time.Millisecond, benchOpTimeout(users), func(op licensing.Operation) bool { return op.FinishedAt != nil })
+	op, err := benchWaitOperation(ctx, s, c, acc.ID, 500*time.Millisecond, benchOpTimeout(len(req.UserIDs)), func(op client.Operation) bool { return op.FinishedAt != nil })
 	if err == nil && op.Failed > 0 {
 		err = fmt.Errorf("seeding operation %s: %d of %d users failed", op.ID, op.Failed, op.Total)
 	}
@@ -278,20 +270,17 @@ func (r *benchRunner) submitAndFinish(ctx context.Context, s *benchStack, c *sta
 // runs after the 202 and itemsDone once no item is pending (for (d)).
 func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, customer string, users, assign, revoke []string,
 	accepted, itemsDone func()) (*benchRollout, error) {
-	body, err := json.Marshal(map[string]any{"user_ids": users, "assign": assign, "revoke": revoke})
+	body, err := json.Marshal(client.OperationRequest{UserIDs: users, Assign: assign, Revoke: revoke})
 	if err != nil {
 		return nil, err
 	}
 	c := r.client(s.url)
 	cpu0 := benchSampleCPU(s.api, s.worker)
 	post := time.Now()
-	var acc struct {
-		ID    string `json:"id"`
-		Total int    `json:"total"`
-	}
 	// The body is encoded already, so that the intake time holds no JSON
-	// encoding of the bench's own.
-	if err := c.CallRaw(ctx, "POST", "/v1/customers/"+customer+"/license-operations", body, &acc); err != nil {
+	// encoding of the bench's own: the SDK's raw request path.
+	acc, err := postOperation(ctx, c, customer, body)
+	if err != nil {
 		return nil, err
 	}
 	intake := time.Since(post)
@@ -301,7 +290,7 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 	if accepted != nil {
 		accepted()
 	}
-	_, err = benchWaitOperation(ctx, s, c, acc.ID, benchOpPoll, benchOpTimeout(len(users)), func(op licensing.Operation) bool { return op.Pending == 0 })
+	_, err = benchWaitOperation(ctx, s, c, acc.ID, benchOpPoll, benchOpTimeout(len(users)), func(op client.Operation) bool { return op.Pending == 0 })
 	pendingZero := time.Since(post)
 	cpu1 := benchSampleCPU(s.api, s.worker)
 	if itemsDone != nil {
@@ -322,7 +311,7 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 			lastItem = d
 		}
 	}
-	op, err := benchWaitOperation(ctx, s, c, acc.ID, 100*time.Millisecond, 5*time.Minute, func(op licensing.Operation) bool { return op.FinishedAt != nil })
+	op, err := benchWaitOperation(ctx, s, c, acc.ID, 100*time.Millisecond, 5*time.Minute, func(op client.Operation) bool { return op.FinishedAt != nil })
 	if err != nil {
 		return nil, fmt.Errorf("wait for the operation to be completed: %w", err)
 	}
@@ -342,6 +331,21 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 	r.progress("    %d users in %.1fs: %.0f users/s (%d failed); completed at %.1fs; peak RSS api %.0f MiB, worker %.0f MiB",
 		len(users), lastItem.Seconds(), ro.UsersPerS, ro.Failed, completed.Seconds(), ro.APIPeakRSSMiB, ro.WorkerPeakRSSMiB)
 	return ro, nil
+}
+
+// postOperation creates an operation from its encoded request.
+func postOperation(ctx context.Context, c *client.Client, customer string, body []byte) (client.AcceptedOperation, error) {
+	var acc client.AcceptedOperation
+	resp, err := c.Do(ctx, http.MethodPost, "/v1/customers/"+url.PathEscape(customer)+"/license-operations", bytes.NewReader(body), nil)
+	if err != nil {
+		return acc, err
+	}
+	defer resp.Body.Close()
+	if err := client.CheckResponse(resp); err != nil {
+		return acc, err
+	}
+	err = json.NewDecoder(resp.Body).Decode(&acc)
+	return acc, err
 }
 
 // profileWorker takes a CPU profile of the stack's worker for
@@ -396,7 +400,7 @@ func (r *benchRunner) profileWorker(ctx context.Context, s *benchStack, name str
 // so that peak RSS and CPU count the measured operation only, and Redis is
 // flushed in between. measure gets the fresh stack.
 func (r *benchRunner) scenarioRun(ctx context.Context, key string, env []string,
-	seedWith func(*benchStack, *stack.Client) error, measure func(*benchStack) error) error {
+	seedWith func(*benchStack, *client.Client) error, measure func(*benchStack) error) error {
 	if err := r.flushRedis(ctx); err != nil {
 		return err
 	}
@@ -453,9 +457,9 @@ func (r *benchRunner) runRollout(ctx context.Context) error {
 	r.progress("(b) seeding customer %s: %d users", customer, len(all))
 	var seedS float64
 	return r.scenarioRun(ctx, "b", nil,
-		func(s *benchStack, c *stack.Client) error {
+		func(s *benchStack, c *client.Client) error {
 			start := time.Now()
-			err := seedTenant(ctx, c, seed.Customer{ID: customer, Name: "Bench rollout", DefaultUsageLocation: new("US")}, all, seats)
+			err := seedTenant(ctx, c, client.CustomerRequest{ID: customer, Name: "Bench rollout", DefaultUsageLocation: new("US")}, all, seats)
 			seedS = time.Since(start).Seconds()
 			return err
 		},
@@ -490,7 +494,7 @@ func (r *benchRunner) runRollout(ctx context.Context) error {
 type benchInteractiveRun struct {
 	customer string
 	users    []string
-	clients  []*stack.Client
+	clients  []*client.Client
 	next     atomic.Uint64
 
 	stopc    chan struct{}
@@ -507,9 +511,8 @@ type benchInteractiveRun struct {
 func (r *benchRunner) newInteractive(base, customer string, users []string) *benchInteractiveRun {
 	d := &benchInteractiveRun{customer: customer, users: users, stopc: make(chan struct{}), loopDone: make(chan struct{})}
 	for _, tok := range r.itokens {
-		c := stack.NewClient(base, tok)
-		c.RateLimitRetries = 0 // request counts them and moves to the next token
-		d.clients = append(d.clients, c)
+		// No retries of 429s: request counts them and moves to the next token.
+		d.clients = append(d.clients, client.New(base, tok, client.WithHTTPClient(stack.HTTPClient), client.WithMaxRateLimitRetries(0)))
 	}
 	return d
 }
@@ -547,20 +550,24 @@ func (d *benchInteractiveRun) one(ctx context.Context, k int) {
 	defer d.wg.Done()
 	pairs := len(d.users) / 2
 	pair, pass := k%pairs, k/pairs
-	body := map[string]any{"user_ids": d.users[2*pair : 2*pair+2]}
+	req := client.OperationRequest{UserIDs: d.users[2*pair : 2*pair+2]}
 	if pass%2 == 0 {
-		body["assign"] = []string{benchInteractiveSKU}
+		req.Assign = []string{benchInteractiveSKU}
 	} else {
-		body["revoke"] = []string{benchInteractiveSKU}
+		req.Revoke = []string{benchInteractiveSKU}
 	}
 	start := time.Now()
-	var acc struct {
-		ID string `json:"id"`
-	}
-	err := d.request(ctx, "POST", "/v1/customers/"+d.customer+"/license-operations", body, &acc)
+	var acc client.AcceptedOperation
+	err := d.request(ctx, func(c *client.Client) (err error) {
+		acc, err = c.CreateOperation(ctx, d.customer, req, "")
+		return err
+	})
 	for err == nil {
-		var op licensing.Operation
-		if err = d.request(ctx, "GET", "/v1/operations/"+acc.ID, nil, &op); err != nil {
+		var op client.Operation
+		if err = d.request(ctx, func(c *client.Client) (err error) {
+			op, err = c.GetOperation(ctx, acc.ID)
+			return err
+		}); err != nil {
 			break
 		}
 		if op.FinishedAt != nil {
@@ -591,13 +598,12 @@ func (d *benchInteractiveRun) one(ctx context.Context, k int) {
 	d.mu.Unlock()
 }
 
-// request sends one call with the next token of the pool; a 429 is counted
-// and tried again at once with another token.
-func (d *benchInteractiveRun) request(ctx context.Context, method, path string, body, out any) error {
+// request makes one call with the client of the next token of the pool; a
+// 429 is counted and tried again with another token.
+func (d *benchInteractiveRun) request(ctx context.Context, call func(*client.Client) error) error {
 	for {
-		c := d.clients[d.next.Add(1)%uint64(len(d.clients))]
-		err := c.Call(ctx, method, path, body, out)
-		if ae, ok := errors.AsType[*stack.APIError](err); ok && ae.Status == http.StatusTooManyRequests {
+		err := call(d.clients[d.next.Add(1)%uint64(len(d.clients))])
+		if client.ErrorCode(err) == client.CodeRateLimited {
 			d.rateLimited.Add(1)
 			select {
 			case <-ctx.Done():
@@ -645,12 +651,12 @@ func (r *benchRunner) runChange(ctx context.Context) error {
 	r.progress("(c) seeding customer %s: %d users, then giving them %v (untimed)", customer, n, revoke)
 	var seedS float64
 	return r.scenarioRun(ctx, "c", nil,
-		func(s *benchStack, c *stack.Client) error {
+		func(s *benchStack, c *client.Client) error {
 			start := time.Now()
-			if err := seedTenant(ctx, c, seed.Customer{ID: customer, Name: "Bench change", DefaultUsageLocation: new("US")}, users, seats); err != nil {
+			if err := seedTenant(ctx, c, client.CustomerRequest{ID: customer, Name: "Bench change", DefaultUsageLocation: new("US")}, users, seats); err != nil {
 				return err
 			}
-			err := r.submitAndFinish(ctx, s, c, customer, map[string]any{"user_ids": users, "assign": revoke})
+			err := r.submitAndFinish(ctx, s, c, customer, client.OperationRequest{UserIDs: users, Assign: revoke})
 			seedS = time.Since(start).Seconds()
 			return err
 		},
@@ -700,10 +706,10 @@ func (r *benchRunner) runGraph(ctx context.Context) error {
 	r.progress("(e) seeding msgraph customer %s (tenant %s): %d users", customer, tenant, n)
 	var seedS float64
 	return r.scenarioRun(ctx, "e", env,
-		func(s *benchStack, c *stack.Client) error {
+		func(s *benchStack, c *client.Client) error {
 			start := time.Now()
-			err := seedTenant(ctx, c, seed.Customer{ID: customer, Name: "Bench Graph", DefaultUsageLocation: new("US"),
-				Directory: &licensing.Directory{Kind: licensing.DirectoryMSGraph, TenantID: tenant}}, users, map[string]int{benchGraphSKU: n})
+			err := seedTenant(ctx, c, client.CustomerRequest{ID: customer, Name: "Bench Graph", DefaultUsageLocation: new("US"),
+				Directory: &client.Directory{Kind: client.DirectoryMSGraph, TenantID: tenant}}, users, map[string]int{benchGraphSKU: n})
 			seedS = time.Since(start).Seconds()
 			return err
 		},

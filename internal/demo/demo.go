@@ -5,13 +5,16 @@
 package demo
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -19,10 +22,10 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/stack"
-	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider/graphsim"
 	"github.com/licenseops/licenseops/provider/msgraph"
 )
@@ -125,13 +128,10 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(out, "\nAssigning %s and revoking %s for all %d users (allow_partial: %s has fewer seats than users)…\n",
 		assignSKU, revokeSKU, len(ids), assignSKU)
 	postAt := time.Now()
-	var accepted struct {
-		ID    string `json:"id"`
-		Total int    `json:"total"`
-	}
-	if err := c.Call(ctx, "POST", "/v1/customers/"+Customer+"/license-operations", map[string]any{
-		"user_ids": ids, "assign": []string{assignSKU}, "revoke": []string{revokeSKU}, "allow_partial": true,
-	}, &accepted); err != nil {
+	accepted, err := c.CreateOperation(ctx, Customer, client.OperationRequest{
+		UserIDs: ids, Assign: []string{assignSKU}, Revoke: []string{revokeSKU}, AllowPartial: true,
+	}, "")
+	if err != nil {
 		return err
 	}
 	intake := time.Since(postAt)
@@ -170,13 +170,13 @@ func isTerminal(w io.Writer) bool {
 // users makes n users: mostly in Poland and nearby, about 1% disabled,
 // a few in a country where E5 is not sold, a fifth with no usage location
 // (the customer's default applies).
-func users(n int) []seed.User {
+func users(n int) []client.UserImport {
 	first := []string{"Anna", "Piotr", "Maria", "Jan", "Katarzyna", "Tomasz", "Agnieszka", "Paweł", "Ewa", "Michał", "Olivia", "Noah", "Emma", "Liam"}
 	last := []string{"Nowak", "Kowalski", "Wiśniewska", "Wójcik", "Kamińska", "Lewandowski", "Smith", "Johnson", "Brown", "Garcia"}
 	countries := []string{"PL", "PL", "PL", "DE", "US", "GB", "FR"}
-	users := make([]seed.User, n)
+	users := make([]client.UserImport, n)
 	for i := range users {
-		u := seed.User{
+		u := client.UserImport{
 			ID:                fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
 			UserPrincipalName: fmt.Sprintf("user%05d@contoso.example", i),
 			DisplayName:       fmt.Sprintf("%s %s %05d", first[i%len(first)], last[(i/len(first))%len(last)], i),
@@ -200,7 +200,7 @@ func seats(n int) map[string]int {
 
 // products is the demo catalog: E3 and E5 exclude each other, E5 is not
 // sold in KP and IR, Visio needs E5.
-var products = map[string]seed.Product{
+var products = map[string]client.ProductRequest{
 	revokeSKU:      {Name: "Office 365 E3", PartNumber: "AAA-22222", Excludes: []string{assignSKU}},
 	assignSKU:      {Name: "Office 365 E5", PartNumber: "AAA-33333", Excludes: []string{revokeSKU}, ProhibitedLocations: []string{"KP", "IR"}},
 	"POWER_BI_PRO": {Name: "Power BI Pro", PartNumber: "AAA-44444"},
@@ -211,11 +211,11 @@ var products = map[string]seed.Product{
 // subscriptions through the API — or, with a Graph simulator, in the
 // simulated directory followed by a directory sync — and returns the user
 // IDs. A quarter of the users hold E3 before the rollout swaps it for E5.
-func seedTenant(ctx context.Context, c *stack.Client, n int, sim *graphsim.Server, out io.Writer) ([]string, error) {
+func seedTenant(ctx context.Context, c *client.Client, n int, sim *graphsim.Server, out io.Writer) ([]string, error) {
 	us := users(n)
-	customer := seed.Customer{ID: Customer, Name: "Contoso Ltd.", DefaultUsageLocation: new("PL")}
+	customer := client.CustomerRequest{ID: Customer, Name: "Contoso Ltd.", DefaultUsageLocation: new("PL")}
 	if sim != nil {
-		customer.Directory = &licensing.Directory{Kind: licensing.DirectoryMSGraph, TenantID: tenantID}
+		customer.Directory = &client.Directory{Kind: client.DirectoryMSGraph, TenantID: tenantID}
 		if err := seedDirectory(sim, us); err != nil {
 			return nil, err
 		}
@@ -229,9 +229,7 @@ func seedTenant(ctx context.Context, c *stack.Client, n int, sim *graphsim.Serve
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Call(ctx, "POST", "/v1/customers/"+Customer+"/license-operations", map[string]any{
-		"user_ids": ids[:n/4], "assign": []string{revokeSKU}, "allow_partial": true,
-	}, nil); err != nil {
+	if _, err := c.CreateOperation(ctx, Customer, client.OperationRequest{UserIDs: ids[:n/4], Assign: []string{revokeSKU}, AllowPartial: true}, ""); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "Seeded customer %q: %d users, 4 products; giving a quarter of them %s first…\n", Customer, n, revokeSKU)
@@ -241,7 +239,7 @@ func seedTenant(ctx context.Context, c *stack.Client, n int, sim *graphsim.Serve
 // seedDirectory puts the demo tenant in the Graph simulator, where a
 // quarter of the users hold E3, as a partner's real Microsoft 365 tenant
 // would have them.
-func seedDirectory(sim *graphsim.Server, users []seed.User) error {
+func seedDirectory(sim *graphsim.Server, users []client.UserImport) error {
 	n := len(users)
 	ts := graphsim.TenantSeed{ID: tenantID, ClientID: graphClientID, ClientSecret: graphSecret}
 	for sku, total := range seats(n) {
@@ -263,20 +261,20 @@ func seedDirectory(sim *graphsim.Server, users []seed.User) error {
 
 // syncDirectory syncs the simulated tenant into licenseops and waits until
 // its n users and 4 subscriptions are there.
-func syncDirectory(ctx context.Context, c *stack.Client, n int) error {
-	if err := c.Call(ctx, "POST", "/v1/customers/"+Customer+"/sync", nil, nil); err != nil {
+func syncDirectory(ctx context.Context, c *client.Client, n int) error {
+	if _, err := c.SyncCustomer(ctx, Customer); err != nil {
 		return err
 	}
 	for {
-		var list struct{ Total int }
-		if err := c.Call(ctx, "GET", "/v1/customers/"+Customer+"/users?page_size=1", nil, &list); err != nil {
+		list, err := c.ListUsers(ctx, Customer, client.UserListOptions{PageSize: 1})
+		if err != nil {
 			return err
 		}
-		var subs struct{ Subscriptions []any }
-		if err := c.Call(ctx, "GET", "/v1/customers/"+Customer+"/subscriptions", nil, &subs); err != nil {
+		subs, err := c.ListSubscriptions(ctx, Customer)
+		if err != nil {
 			return err
 		}
-		if list.Total == n && len(subs.Subscriptions) == 4 {
+		if list.Total == n && len(subs) == 4 {
 			return nil
 		}
 		select {
@@ -288,12 +286,10 @@ func syncDirectory(ctx context.Context, c *stack.Client, n int) error {
 }
 
 // waitQuiet waits until the customer has no unfinished operation.
-func waitQuiet(ctx context.Context, c *stack.Client) error {
+func waitQuiet(ctx context.Context, c *client.Client) error {
 	for {
-		var list struct {
-			Operations []licensing.Operation `json:"operations"`
-		}
-		if err := c.Call(ctx, "GET", "/v1/customers/"+Customer+"/operations?page_size=10", nil, &list); err != nil {
+		list, err := c.ListOperations(ctx, Customer, client.ListOptions{PageSize: 10})
+		if err != nil {
 			return err
 		}
 		busy := false
@@ -311,58 +307,60 @@ func waitQuiet(ctx context.Context, c *stack.Client) error {
 	}
 }
 
-type report struct {
-	Operation licensing.Operation `json:"operation"`
-	Results   []struct {
-		UserID      string   `json:"user_id"`
-		DisplayName string   `json:"display_name"`
-		Status      string   `json:"status"`
-		Assigned    []string `json:"assigned"`
-		Revoked     []string `json:"revoked"`
-		Licenses    []string `json:"licenses"`
-		Error       *struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	} `json:"results"`
-}
-
-// printReport saves the report as JSON and CSV and prints its summary.
-func printReport(ctx context.Context, c *stack.Client, out io.Writer, opID, dir string) error {
+// printReport saves the report as JSON and CSV and prints its summary,
+// reading the rows as they stream in.
+func printReport(ctx context.Context, c *client.Client, out io.Writer, opID, dir string) error {
 	jsonPath, csvPath := filepath.Join(dir, "report-"+opID+".json"), filepath.Join(dir, "report-"+opID+".csv")
-	for _, f := range []struct{ path, accept string }{{jsonPath, "application/json"}, {csvPath, "text/csv"}} {
-		file, err := os.Create(f.path) // #nosec G304 -- in the operator's --out folder, named after the operation
-		if err != nil {
-			return err
-		}
-		err = c.Download(ctx, "/v1/operations/"+opID+"/report", f.accept, file)
-		if cerr := file.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-	}
-	raw, err := os.ReadFile(jsonPath) // #nosec G304 -- the report written above, in the operator's --out folder
-	if err != nil {
-		return err
-	}
-	var rep report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		return fmt.Errorf("read report: %w", err)
-	}
 	counts := map[string]int{}
-	for _, r := range rep.Results {
-		key := r.Status
-		if r.Error != nil {
-			key = r.Error.Code
+	var first []client.ReportRow
+	var failure *client.ReportRow
+	rows := 0
+	err := writeFile(jsonPath, func(w io.Writer) error {
+		// The rows first, then the operation, which the stream gives last.
+		if _, err := io.WriteString(w, `{"results":[`); err != nil {
+			return err
 		}
-		counts[key]++
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		op, err := c.Report(ctx, opID, func(r client.ReportRow) error {
+			if rows > 0 {
+				if _, err := io.WriteString(w, ","); err != nil {
+					return err
+				}
+			}
+			rows++
+			key := string(r.Status)
+			if r.Error != nil {
+				key = string(r.Error.Code)
+				if failure == nil {
+					failure = &r
+				}
+			}
+			counts[key]++
+			if len(first) < 8 {
+				first = append(first, r)
+			}
+			return enc.Encode(r)
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, `],"operation":`); err != nil {
+			return err
+		}
+		if err := enc.Encode(op); err != nil {
+			return err
+		}
+		_, err = io.WriteString(w, "}\n")
+		return err
+	})
+	if err == nil {
+		err = writeFile(csvPath, func(w io.Writer) error { return c.ReportCSV(ctx, opID, w) })
 	}
-	keys := make([]string, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
+	if err != nil {
+		return fmt.Errorf("save the report: %w", err)
 	}
+	keys := slices.Collect(maps.Keys(counts))
 	sort.Slice(keys, func(i, j int) bool { return counts[keys[i]] > counts[keys[j]] })
 	fmt.Fprintln(out, "\nConfirmation report — outcomes:")
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -373,22 +371,37 @@ func printReport(ctx context.Context, c *stack.Client, out io.Writer, opID, dir 
 	fmt.Fprintln(out, "\nFirst rows (sorted by display name):")
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  USER\tSTATUS\tASSIGNED\tREVOKED\tLICENSES NOW\tERROR")
-	for _, r := range rep.Results[:min(8, len(rep.Results))] {
+	for _, r := range first {
 		code := "-"
 		if r.Error != nil {
-			code = r.Error.Code
+			code = string(r.Error.Code)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", r.DisplayName, r.Status, list(r.Assigned), list(r.Revoked), list(r.Licenses), code)
 	}
 	_ = tw.Flush()
-	for _, r := range rep.Results {
-		if r.Error != nil {
-			fmt.Fprintf(out, "\nExample failure: %s — %s: %s\n", r.DisplayName, r.Error.Code, r.Error.Message)
-			break
-		}
+	if failure != nil {
+		fmt.Fprintf(out, "\nExample failure: %s — %s: %s\n", failure.DisplayName, failure.Error.Code, failure.Error.Message)
 	}
-	fmt.Fprintf(out, "\nFull report (%d rows):\n  %s\n  %s\n", len(rep.Results), jsonPath, csvPath)
+	fmt.Fprintf(out, "\nFull report (%d rows):\n  %s\n  %s\n", rows, jsonPath, csvPath)
 	return nil
+}
+
+// writeFile creates path (the reports name the tenant's users: for the
+// operator only) and writes it with write.
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600) // #nosec G304 -- in the operator's --out folder, named after the operation
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(f)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func list(s []string) string {
@@ -398,22 +411,15 @@ func list(s []string) string {
 	return strings.Join(s, ",")
 }
 
-func printSeats(ctx context.Context, c *stack.Client, out io.Writer, title string) error {
-	var subs struct {
-		Subscriptions []struct {
-			SKU       string `json:"sku_id"`
-			Total     int    `json:"total"`
-			Consumed  int    `json:"consumed"`
-			Available int    `json:"available"`
-		} `json:"subscriptions"`
-	}
-	if err := c.Call(ctx, "GET", "/v1/customers/"+Customer+"/subscriptions", nil, &subs); err != nil {
+func printSeats(ctx context.Context, c *client.Client, out io.Writer, title string) error {
+	subs, err := c.ListSubscriptions(ctx, Customer)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\n%s:\n", title)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  SKU\tTOTAL\tCONSUMED\tAVAILABLE")
-	for _, s := range subs.Subscriptions {
+	for _, s := range subs {
 		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\n", s.SKU, s.Total, s.Consumed, s.Available)
 	}
 	return tw.Flush()

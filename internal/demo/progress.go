@@ -8,8 +8,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/licenseops/licenseops/internal/stack"
-	"github.com/licenseops/licenseops/licensing"
+	"github.com/licenseops/licenseops/client"
 )
 
 // pollEvery is how often the demo reads the operation.
@@ -18,8 +17,8 @@ const pollEvery = 200 * time.Millisecond
 // watch polls an operation until it finishes, showing its progress on w: a
 // bar redrawn in place on a terminal, a plain line every progressLineGap
 // otherwise, so that a log file gets no carriage returns.
-func watch(ctx context.Context, c *stack.Client, id string, total int, w io.Writer, terminal bool) (licensing.Operation, error) {
-	var show func(op licensing.Operation, rate string)
+func watch(ctx context.Context, c *client.Client, id string, total int, w io.Writer, terminal bool) (client.Operation, error) {
+	var show func(op client.Operation, rate string)
 	var finish func()
 	if terminal {
 		bar := progressbar.NewOptions(total,
@@ -30,7 +29,7 @@ func watch(ctx context.Context, c *stack.Client, id string, total int, w io.Writ
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionThrottle(100*time.Millisecond),
 		)
-		show = func(op licensing.Operation, rate string) {
+		show = func(op client.Operation, rate string) {
 			bar.Describe(fmt.Sprintf("rollout (%d failed%s)", op.Failed, rate))
 			_ = bar.Set(op.Succeeded + op.Failed)
 		}
@@ -40,7 +39,7 @@ func watch(ctx context.Context, c *stack.Client, id string, total int, w io.Writ
 		}
 	} else {
 		var last time.Time
-		show = func(op licensing.Operation, rate string) {
+		show = func(op client.Operation, rate string) {
 			if now := time.Now(); op.FinishedAt != nil || now.Sub(last) >= progressLineGap {
 				last = now
 				fmt.Fprintf(w, "rollout: %d of %d users done, %d failed%s\n", op.Succeeded+op.Failed, op.Total, op.Failed, rate)
@@ -49,22 +48,13 @@ func watch(ctx context.Context, c *stack.Client, id string, total int, w io.Writ
 		finish = func() {}
 	}
 	var r rateMeter
-	for {
-		var op licensing.Operation
-		if err := c.Call(ctx, "GET", "/v1/operations/"+id, nil, &op); err != nil {
-			return op, err
-		}
+	op, err := c.WaitOperation(ctx, id, client.WaitOptions{Interval: pollEvery, Progress: func(op client.Operation) {
 		show(op, r.observe(op.Succeeded+op.Failed, time.Now()))
-		if op.FinishedAt != nil {
-			finish()
-			return op, nil
-		}
-		select {
-		case <-ctx.Done():
-			return op, ctx.Err()
-		case <-time.After(pollEvery):
-		}
+	}})
+	if err == nil {
+		finish()
 	}
+	return op, err
 }
 
 // rateMeter measures users per second from the first reading that shows

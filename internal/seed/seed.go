@@ -1,7 +1,7 @@
-// Package seed creates tenants through the licenseops HTTP API, as a
-// partner would: the products of the catalog, a customer, its users
-// (imported in chunks) and its seats. The demo, the benchmark and the tests
-// that need a tenant all seed with it.
+// Package seed creates tenants through the licenseops HTTP API with the
+// SDK (package client), as a partner would: the products of the catalog, a
+// customer, its users (imported in chunks) and its seats. The demo, the
+// benchmark and the tests that need a tenant all seed with it.
 //
 //	ids, err := seed.Seed(ctx, c, seed.OneSKU("contoso", 1000, "E5", 800))
 package seed
@@ -12,45 +12,17 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/licenseops/licenseops/internal/stack"
-	"github.com/licenseops/licenseops/licensing"
+	"github.com/licenseops/licenseops/client"
 )
-
-// Product is a product's definition in the catalog (PUT /v1/products/{sku}).
-type Product struct {
-	Name                string   `json:"name"`
-	PartNumber          string   `json:"part_number,omitempty"`
-	Requires            []string `json:"requires,omitempty"`
-	Excludes            []string `json:"excludes,omitempty"`
-	AllowedLocations    []string `json:"allowed_locations,omitempty"`
-	ProhibitedLocations []string `json:"prohibited_locations,omitempty"`
-}
-
-// Customer is a customer to create (POST /v1/customers).
-type Customer struct {
-	ID                   string               `json:"id"`
-	Name                 string               `json:"name"`
-	DefaultUsageLocation *string              `json:"default_usage_location,omitempty"`
-	Directory            *licensing.Directory `json:"directory,omitempty"`
-}
-
-// User is a user to import (POST /v1/customers/{cid}/users/import).
-type User struct {
-	ID                string  `json:"id"`
-	UserPrincipalName string  `json:"user_principal_name"`
-	DisplayName       string  `json:"display_name,omitempty"`
-	UsageLocation     *string `json:"usage_location,omitempty"`
-	AccountEnabled    *bool   `json:"account_enabled,omitempty"`
-}
 
 // Tenant is what Seed creates.
 type Tenant struct {
-	Customer Customer
+	Customer client.CustomerRequest
 	// Products are defined in the partner's catalog first (replacing
 	// earlier definitions). Every SKU of Seats that has no entry gets a
 	// product named after its SKU, since a subscription needs its product.
-	Products map[string]Product
-	Users    []User
+	Products map[string]client.ProductRequest
+	Users    []client.UserImport
 	// Seats are the customer's subscriptions: seat totals by SKU.
 	Seats map[string]int
 	// ImportChunk is the most users per import request (default
@@ -58,29 +30,30 @@ type Tenant struct {
 	ImportChunk int
 }
 
-// DefaultImportChunk is the most users Seed imports in one request: half
-// of the API's limit, so that a request stays well below its body limit.
+// DefaultImportChunk is the most users Seed imports in one request: a
+// quarter of the API's limit of users per import, so that a request of
+// long names stays well below its limit of bytes too.
 const DefaultImportChunk = 50_000
 
 // Seed defines the products, creates the customer, imports its users and
 // sets its seats, and returns the users' IDs in order.
-func Seed(ctx context.Context, c *stack.Client, t Tenant) ([]string, error) {
+func Seed(ctx context.Context, c *client.Client, t Tenant) ([]string, error) {
 	products := maps.Clone(t.Products)
 	if products == nil {
-		products = map[string]Product{}
+		products = map[string]client.ProductRequest{}
 	}
 	for sku := range t.Seats {
 		if _, ok := products[sku]; !ok {
-			products[sku] = Product{Name: sku}
+			products[sku] = client.ProductRequest{Name: sku}
 		}
 	}
 	for _, sku := range slices.Sorted(maps.Keys(products)) {
-		if err := c.Call(ctx, "PUT", "/v1/products/"+sku, products[sku], nil); err != nil {
+		if _, err := c.PutProduct(ctx, sku, products[sku]); err != nil {
 			return nil, fmt.Errorf("define product %s: %w", sku, err)
 		}
 	}
 	cid := t.Customer.ID
-	if err := c.Call(ctx, "POST", "/v1/customers", t.Customer, nil); err != nil {
+	if _, err := c.CreateCustomer(ctx, t.Customer); err != nil {
 		return nil, fmt.Errorf("create customer %s: %w", cid, err)
 	}
 	chunk := t.ImportChunk
@@ -89,8 +62,8 @@ func Seed(ctx context.Context, c *stack.Client, t Tenant) ([]string, error) {
 	}
 	for from := 0; from < len(t.Users); from += chunk {
 		part := t.Users[from:min(from+chunk, len(t.Users))]
-		var res struct{ Created, Updated int }
-		if err := c.Call(ctx, "POST", "/v1/customers/"+cid+"/users/import", map[string]any{"users": part}, &res); err != nil {
+		res, err := c.ImportUsers(ctx, cid, part)
+		if err != nil {
 			return nil, fmt.Errorf("import users of %s: %w", cid, err)
 		}
 		if res.Created+res.Updated != len(part) {
@@ -98,7 +71,7 @@ func Seed(ctx context.Context, c *stack.Client, t Tenant) ([]string, error) {
 		}
 	}
 	for _, sku := range slices.Sorted(maps.Keys(t.Seats)) {
-		if err := c.Call(ctx, "PUT", "/v1/customers/"+cid+"/subscriptions/"+sku, map[string]int{"total": t.Seats[sku]}, nil); err != nil {
+		if _, err := c.PutSubscription(ctx, cid, sku, t.Seats[sku]); err != nil {
 			return nil, fmt.Errorf("set the seats of %s for %s: %w", sku, cid, err)
 		}
 	}
@@ -110,7 +83,7 @@ func Seed(ctx context.Context, c *stack.Client, t Tenant) ([]string, error) {
 // whose product has no rules.
 func OneSKU(customer string, n int, sku string, seats int) Tenant {
 	return Tenant{
-		Customer: Customer{ID: customer, Name: customer, DefaultUsageLocation: new("US")},
+		Customer: client.CustomerRequest{ID: customer, Name: customer, DefaultUsageLocation: new("US")},
 		Users:    Users(IDs("user-%05d", n)),
 		Seats:    map[string]int{sku: seats},
 	}
@@ -128,16 +101,16 @@ func IDs(format string, n int) []string {
 // Users returns a user for each ID: principal name ID@example.com, display
 // name the ID, no usage location of its own (the customer's default
 // applies), enabled.
-func Users(ids []string) []User {
-	users := make([]User, len(ids))
+func Users(ids []string) []client.UserImport {
+	users := make([]client.UserImport, len(ids))
 	for i, id := range ids {
-		users[i] = User{ID: id, UserPrincipalName: id + "@example.com", DisplayName: id}
+		users[i] = client.UserImport{ID: id, UserPrincipalName: id + "@example.com", DisplayName: id}
 	}
 	return users
 }
 
 // UserIDs returns the IDs of users, in order.
-func UserIDs(users []User) []string {
+func UserIDs(users []client.UserImport) []string {
 	ids := make([]string, len(users))
 	for i, u := range users {
 		ids[i] = u.ID

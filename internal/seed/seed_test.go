@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/stack"
 	"github.com/licenseops/licenseops/internal/testenv"
@@ -26,7 +27,7 @@ func TestSeed(t *testing.T) {
 	defer s.Close()
 	c := s.Client()
 	tn := seed.OneSKU("contoso", 25, "E5", 20)
-	tn.Products = map[string]seed.Product{"E5": {Name: "Office 365 E5", ProhibitedLocations: []string{"KP"}}}
+	tn.Products = map[string]client.ProductRequest{"E5": {Name: "Office 365 E5", ProhibitedLocations: []string{"KP"}}}
 	tn.Seats["E3"] = 7
 	tn.ImportChunk = 10
 	ids, err := seed.Seed(ctx, c, tn)
@@ -36,37 +37,26 @@ func TestSeed(t *testing.T) {
 	if len(ids) != 25 || ids[0] != "user-00000" || ids[24] != "user-00024" {
 		t.Fatalf("ids = %v", ids)
 	}
-	var users struct{ Total int }
-	if err := c.Call(ctx, "GET", "/v1/customers/contoso/users?page_size=1", nil, &users); err != nil || users.Total != 25 {
+	if users, err := c.ListUsers(ctx, "contoso", client.UserListOptions{PageSize: 1}); err != nil || users.Total != 25 {
 		t.Fatalf("users: %+v, %v", users, err)
 	}
-	var subs struct {
-		Subscriptions []struct {
-			SKU   string `json:"sku_id"`
-			Total int    `json:"total"`
-		} `json:"subscriptions"`
-	}
-	if err := c.Call(ctx, "GET", "/v1/customers/contoso/subscriptions", nil, &subs); err != nil {
+	subs, err := c.ListSubscriptions(ctx, "contoso")
+	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]int{}
-	for _, sub := range subs.Subscriptions {
+	for _, sub := range subs {
 		got[sub.SKU] = sub.Total
 	}
 	if len(got) != 2 || got["E5"] != 20 || got["E3"] != 7 {
 		t.Fatalf("subscriptions = %v", got)
 	}
-	var products struct {
-		Products []struct {
-			SKU  string `json:"sku_id"`
-			Name string `json:"name"`
-		} `json:"products"`
-	}
-	if err := c.Call(ctx, "GET", "/v1/products", nil, &products); err != nil {
+	products, err := c.ListProducts(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	names := map[string]string{}
-	for _, p := range products.Products {
+	for _, p := range products {
 		names[p.SKU] = p.Name
 	}
 	if names["E5"] != "Office 365 E5" || names["E3"] != "E3" {

@@ -10,7 +10,7 @@
 //	defer s.Close()
 //	w, _ := s.StartWorker(ctx)
 //	api, _ := s.StartAPI(ctx)
-//	c := s.Client() // acts as s.Token on api.URL
+//	c := s.Client() // the SDK's client of api.URL, acting as s.Token
 //	…
 //	_ = w.Kill() // as a crash would; s.StartWorker(ctx) brings another
 //
@@ -33,6 +33,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/localdb"
 	"github.com/licenseops/licenseops/storage"
@@ -209,10 +210,27 @@ func (s *Stack) startApp(ctx context.Context) error {
 }
 
 // Client returns a client of the api at s.URL that acts as s.Token.
-func (s *Stack) Client() *Client { return s.ClientAs(s.Token) }
+func (s *Stack) Client(opts ...client.Option) *client.Client { return s.ClientAs(s.Token, opts...) }
 
-// ClientAs returns a client of the api at s.URL that acts as token.
-func (s *Stack) ClientAs(token string) *Client { return NewClient(s.URL, token) }
+// ClientAs returns a client of the api at s.URL that acts as token. Its
+// requests share a pool of connections with the stack's other clients
+// (unless opts give another HTTP client) large enough for many at once.
+func (s *Stack) ClientAs(token string, opts ...client.Option) *client.Client {
+	s.mu.Lock()
+	url := s.URL
+	s.mu.Unlock()
+	return client.New(url, token, append([]client.Option{client.WithHTTPClient(HTTPClient), client.WithUserAgent("licenseops-dev")}, opts...)...)
+}
+
+// HTTPClient is the HTTP client of the stack's clients: one pool of up to
+// 256 connections per api, which many clients polling at once reuse
+// instead of opening a connection per request. Like the SDK's own, it
+// bounds no whole exchange (a report streams for as long as it takes) but
+// the wait for an answer's headers.
+var HTTPClient = &http.Client{Transport: &http.Transport{
+	Proxy: http.ProxyFromEnvironment, MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second,
+	ResponseHeaderTimeout: 5 * time.Minute,
+}}
 
 // Procs returns the processes started so far, running or not, in order.
 func (s *Stack) Procs() []*Proc {
@@ -264,9 +282,7 @@ func (s *Stack) StopProcesses() error {
 // its environment, and waits until it answers /readyz. s.URL becomes its
 // URL.
 func (s *Stack) StartAPI(ctx context.Context, env ...string) (*Proc, error) {
-	p, err := s.startServing(ctx, "api", env, "--addr", func(ctx context.Context, p *Proc) error {
-		return waitHTTP(ctx, p, p.URL+"/readyz")
-	})
+	p, err := s.startServing(ctx, "api", env, "--addr", waitReady)
 	if err == nil {
 		s.mu.Lock()
 		s.URL = p.URL
@@ -372,26 +388,17 @@ func (s *Stack) waitWorker(ctx context.Context, p *Proc) error {
 	return nil
 }
 
-// waitHTTP polls url until it answers 200.
-func waitHTTP(ctx context.Context, p *Proc, url string) error {
-	hc := &http.Client{Timeout: 2 * time.Second}
+// waitReady waits until the api p answers /readyz with 200: it reaches
+// Postgres and Redis.
+func waitReady(ctx context.Context, p *Proc) error {
+	c := client.New(p.URL, "", client.WithHTTPClient(&http.Client{Timeout: 2 * time.Second}))
 	var last error
 	err := poll(ctx, p, time.Minute, func() (bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			last = err
-			return false, nil
-		}
-		_ = resp.Body.Close()
-		last = fmt.Errorf("%s", resp.Status)
-		return resp.StatusCode == http.StatusOK, nil
+		_, last = c.Readyz(ctx)
+		return last == nil, nil
 	})
 	if err != nil {
-		return fmt.Errorf("%s: %w (last answer: %v)", url, err, last)
+		return fmt.Errorf("%s/readyz: %w (last answer: %v)", p.URL, err, last)
 	}
 	return nil
 }

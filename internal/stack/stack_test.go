@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/stack"
 	"github.com/licenseops/licenseops/internal/testenv"
-	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -38,41 +38,36 @@ func start(t *testing.T, o stack.Options) *stack.Stack {
 }
 
 // rollout assigns E5 to two users and waits for the operation to finish.
-func rollout(t *testing.T, c *stack.Client) licensing.Operation {
+func rollout(t *testing.T, c *client.Client) client.Operation {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var acc struct{ ID string }
-	if err := c.Call(ctx, "POST", "/v1/customers/c1/license-operations", map[string]any{"user_ids": []string{"a", "b"}, "assign": []string{"E5"}}, &acc); err != nil {
+	acc, err := c.CreateOperation(ctx, "c1", client.OperationRequest{UserIDs: []string{"a", "b"}, Assign: []string{"E5"}}, "")
+	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		var op licensing.Operation
-		if err := c.Call(ctx, "GET", "/v1/operations/"+acc.ID, nil, &op); err != nil {
-			t.Fatal(err)
-		}
-		if op.FinishedAt != nil {
-			return op
-		}
-		time.Sleep(50 * time.Millisecond)
+	op, err := c.WaitOperation(ctx, acc.ID, client.WaitOptions{Interval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return op
 }
 
-func setup(t *testing.T, c *stack.Client) {
+func setup(t *testing.T, c *client.Client) {
 	t.Helper()
 	ctx := context.Background()
-	for _, r := range []struct {
-		method, path string
-		body         any
-	}{
-		{"PUT", "/v1/products/E5", map[string]any{"name": "E5"}},
-		{"POST", "/v1/customers", map[string]any{"id": "c1", "name": "C1", "default_usage_location": "US"}},
-		{"POST", "/v1/customers/c1/users/import", map[string]any{"users": []map[string]any{{"id": "a", "user_principal_name": "a@x"}, {"id": "b", "user_principal_name": "b@x"}}}},
-		{"PUT", "/v1/customers/c1/subscriptions/E5", map[string]int{"total": 5}},
-	} {
-		if err := c.Call(ctx, r.method, r.path, r.body, nil); err != nil {
-			t.Fatal(err)
-		}
+	_, err := c.PutProduct(ctx, "E5", client.ProductRequest{Name: "E5"})
+	if err == nil {
+		_, err = c.CreateCustomer(ctx, client.CustomerRequest{ID: "c1", Name: "C1", DefaultUsageLocation: new("US")})
+	}
+	if err == nil {
+		_, err = c.ImportUsers(ctx, "c1", []client.UserImport{{ID: "a", UserPrincipalName: "a@x"}, {ID: "b", UserPrincipalName: "b@x"}})
+	}
+	if err == nil {
+		_, err = c.PutSubscription(ctx, "c1", "E5", 5)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
