@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
@@ -81,15 +82,9 @@ type rawResponse struct {
 	err    error
 }
 
-func rawPost(url, token, key, body string) rawResponse {
-	req, err := http.NewRequest("POST", url, strings.NewReader(body))
-	if err != nil {
-		return rawResponse{err: err}
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", key)
-	resp, err := http.DefaultClient.Do(req)
+func rawPost(base, path, token, key, body string) rawResponse {
+	resp, err := client.New(base, token).Do(context.Background(), http.MethodPost, path, strings.NewReader(body),
+		http.Header{"Idempotency-Key": {key}})
 	if err != nil {
 		return rawResponse{err: err}
 	}
@@ -107,7 +102,7 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 	// Enough users that intake takes a while, so the copies overlap.
 	tn := seedTenant(t, c, "race", 3000, map[string]int{"E5": 3000})
 	body := `{"user_ids":["` + strings.Join(tn.users, `","`) + `"],"assign":["E5"]}`
-	url := b.API.URL() + "/v1/customers/race/license-operations"
+	base, path := b.API.URL(), "/v1/customers/race/license-operations"
 
 	const copies = 8
 	results := make([]rawResponse, copies)
@@ -118,7 +113,7 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			results[i] = rawPost(url, c.Token, "race-key", body)
+			results[i] = rawPost(base, path, c.Token, "race-key", body)
 		}()
 	}
 	close(start)
@@ -153,7 +148,7 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 		t.Fatalf("%d operations for one key, want 1", n)
 	}
 	// Once taken, every copy gets the replay.
-	if r := rawPost(url, c.Token, "race-key", body); r.status != http.StatusAccepted || !bytes.Equal(r.body, accepted) {
+	if r := rawPost(base, path, c.Token, "race-key", body); r.status != http.StatusAccepted || !bytes.Equal(r.body, accepted) {
 		t.Fatalf("after the race: %d %s, want the replay %s", r.status, r.body, accepted)
 	}
 }

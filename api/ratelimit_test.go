@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/testapp"
 )
 
@@ -37,12 +38,7 @@ func openAPI(t *testing.T, b *testapp.Bundle, cfg api.Config, rdb redis.Universa
 // getAs sends GET path to the api at base with token.
 func getAs(t *testing.T, base, token, path string) *testapp.Response {
 	t.Helper()
-	req, err := http.NewRequest("GET", base+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.New(base, token).Do(context.Background(), http.MethodGet, path, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,13 +2,11 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
-	"net/http"
 	"testing"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/testenv"
-	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -20,19 +18,6 @@ func TestReadyzCountsWorkers(t *testing.T) {
 	cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 	cfg.RedisURL = testenv.Redis(t)
 	cfg.API.Addr = "127.0.0.1:0"
-	readyz := func(a *App) licensing.Readiness {
-		t.Helper()
-		resp, err := http.Get(a.APIURL() + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var rep licensing.Readiness
-		if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("/readyz: %d %v", resp.StatusCode, err)
-		}
-		return rep
-	}
 	for _, c := range []struct {
 		mode  Mode
 		alive int
@@ -44,8 +29,11 @@ func TestReadyzCountsWorkers(t *testing.T) {
 		if err := a.Start(); err != nil {
 			t.Fatal(err)
 		}
-		rep := readyz(a)
+		rep, err := client.New(a.APIURL(), "").Readyz(context.Background())
 		_ = a.Close(context.Background())
+		if err != nil {
+			t.Fatalf("%s: /readyz: %v", c.mode, err)
+		}
 		if rep.Postgres != "ok" || rep.Redis != "ok" || rep.Workers == nil || rep.Workers.Alive != c.alive {
 			t.Errorf("%s: /readyz %+v (workers %+v), want postgres and redis ok and %d workers alive", c.mode, rep, rep.Workers, c.alive)
 		}
