@@ -72,8 +72,9 @@ type Options struct {
 	// Env is added to the environment of every process, after the
 	// stack's own settings (so it may override the log level, say). The
 	// processes inherit this process's environment without DATABASE_URL,
-	// REDIS_URL, PG* and the LICENSEOPS_ variables: only what the stack
-	// and Env set configures them.
+	// REDIS_URL and the LICENSEOPS_ variables: only what the stack and Env
+	// set configures licenseops. (PG* variables pass, so that the
+	// processes connect to Postgres as the stack itself does.)
 	Env []string
 	// LogDir, when set, receives each process's output in NAME.log, as
 	// well as the tail every process keeps in memory (Proc.Tail).
@@ -348,7 +349,7 @@ func (s *Stack) env(extra []string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "LICENSEOPS_") || name == "DATABASE_URL" || name == "REDIS_URL" || strings.HasPrefix(name, "PG") {
+		if strings.HasPrefix(name, "LICENSEOPS_") || name == "DATABASE_URL" || name == "REDIS_URL" {
 			continue
 		}
 		env = append(env, kv)
