@@ -1,5 +1,6 @@
 // Command licenseops is the one binary of licenseops: the HTTP API, the
-// worker, migrations, tokens and the demo, chosen by subcommand.
+// worker, migrations, tokens and the API client, chosen by subcommand. The
+// developer tools (demo, bench, graphsim) are cmd/licenseops-dev.
 package main
 
 import (
@@ -28,11 +29,8 @@ Commands:
   token create         create an API token: --partner P --role R [--name N]; prints the token alone
   token list           list tokens [--partner P]
   token revoke ID      revoke a token
-  demo                 run a tenant-wide rollout on a demo tenant, end to end
   check                verify the invariants (seats, finished operations, all-or-nothing, directory mirror):
                        [--partner P --customer C] [--operation OP]; exits 1 and lists what is broken
-  graphsim             serve a Microsoft Graph simulator: --addr, --seed FILE, --latency, --throttle …
-  bench                end-to-end benchmark on private Postgres and Redis; prints a table, writes JSON
 
 API client commands (LICENSEOPS_URL, default http://127.0.0.1:8080, and LICENSEOPS_TOKEN):
   rollout              assign/revoke licenses for the users of a CSV, a file of IDs or the whole
@@ -107,14 +105,8 @@ func run(ctx context.Context, args []string) error {
 		return runServe(ctx, app.ModeAll, rest)
 	case "token":
 		return runToken(ctx, rest)
-	case "demo":
-		return runDemo(ctx, rest)
-	case "graphsim":
-		return runGraphsim(ctx, rest)
 	case "check":
 		return runCheck(ctx, rest)
-	case "bench":
-		return runBench(ctx, rest)
 	case "rollout":
 		return runClientCommand(ctx, rolloutCmd, rest)
 	case "operation":

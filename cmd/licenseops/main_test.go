@@ -152,7 +152,7 @@ func TestAllInOneProcess(t *testing.T) {
 	var acc struct{ ID string }
 	must(c.do(ctx, "POST", "/v1/customers/c1/license-operations", map[string]any{"user_ids": []string{"a", "b"}, "assign": []string{"E5"}, "allow_partial": true}, &acc))
 	var buf bytes.Buffer
-	op, err := watchOperation(ctx, c, acc.ID, 2, &buf)
+	op, err := watch(ctx, c, acc.ID, &buf, progressOptions{})
 	must(err)
 	if op.Status != "completed_with_errors" || op.Succeeded != 1 || op.Failed != 1 {
 		t.Fatalf("operation = %+v", op)

@@ -65,7 +65,7 @@ func TestServedMetricsPassPromtool(t *testing.T) {
 	var acc struct{ ID string }
 	must(c.do(ctx, "POST", "/v1/customers/c1/license-operations", map[string]any{"user_ids": []string{"a", "b"}, "assign": []string{"E5"}, "allow_partial": true}, &acc))
 	var buf bytes.Buffer
-	_, err = watchOperation(ctx, c, acc.ID, 2, &buf)
+	_, err = watch(ctx, c, acc.ID, &buf, progressOptions{})
 	must(err)
 
 	get := func(url string) string {

@@ -21,6 +21,7 @@ import (
 	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/intake"
+	"github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
@@ -286,6 +287,17 @@ func (c *Client) WaitOperation(id string, timeout time.Duration) licensing.Opera
 		c.b.T.Fatalf("operation %s not finished after %v: %v (last read %+v)", id, timeout, err, op)
 	}
 	return op
+}
+
+// Seed creates a tenant through the API with the seeder of internal/seed
+// and returns its users' IDs, failing the test on error.
+func (c *Client) Seed(tn seed.Tenant) []string {
+	c.b.T.Helper()
+	ids, err := seed.Seed(context.Background(), c.raw(), tn)
+	if err != nil {
+		c.b.T.Fatalf("seed %s: %v", tn.Customer.ID, err)
+	}
+	return ids
 }
 
 type testWriter struct{ t testing.TB }
