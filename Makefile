@@ -1,10 +1,11 @@
 # licenseops — run `make help` for the targets.
 GO      ?= go
 BIN     := bin/licenseops
+DEVBIN  := bin/licenseops-dev
 PKGS    := ./...
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: help build demo test test-ops lint bench deps clean
+.PHONY: help build build-dev demo test test-ops lint bench deps clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -15,9 +16,12 @@ deps: ## install what a fresh machine lacks (Postgres and Redis binaries, Go mod
 build: ## build bin/licenseops
 	$(GO) build -o $(BIN) ./cmd/licenseops
 
+build-dev: ## build bin/licenseops-dev, the developer tools (demo, bench, graphsim)
+	$(GO) build -o $(DEVBIN) ./cmd/licenseops-dev
+
 DIRECTORY ?= local
-demo: deps build ## run a tenant-wide rollout on a demo tenant, end to end (DIRECTORY=graphsim for the Graph simulator)
-	./$(BIN) demo --directory $(DIRECTORY) $(DEMO_FLAGS)
+demo: deps build-dev ## run a tenant-wide rollout on a demo tenant, end to end (DIRECTORY=graphsim for the Graph simulator)
+	./$(DEVBIN) demo --directory $(DIRECTORY) $(DEMO_FLAGS)
 
 test: deps test-ops ## go vet and all tests with the race detector, against private Postgres and Redis
 	$(GO) vet $(PKGS)
@@ -25,7 +29,7 @@ test: deps test-ops ## go vet and all tests with the race detector, against priv
 
 .PHONY: test-faults
 test-faults: deps ## the fault suite (about 3 minutes): real api and worker processes, workers killed, Postgres and Redis restarted
-	$(GO) vet -tags faultinject ./faults/... ./api/...
+	$(GO) vet -tags faultinject ./faults/... ./api/... ./intake/...
 	$(GO) test -tags faultinject -race -count=1 -timeout 15m ./faults/...
 
 test-ops: ## check alerts (and their unit tests), prometheus.yml, dashboards and docker-compose.yml; installs promtool, docker-compose
@@ -54,8 +58,8 @@ lint: deps ## gofmt, go vet, gosec and govulncheck
 	fi; \
 	exit $$status
 
-bench: deps build ## end-to-end benchmark (minutes): one table, figures in bench-results/*.json; BENCH_FLAGS="--only a,b"
-	./$(BIN) bench --out bench-results/bench-$$(date -u +%Y%m%dT%H%M%SZ).json $(BENCH_FLAGS)
+bench: deps build build-dev ## end-to-end benchmark (minutes): one table, figures in bench-results/*.json; BENCH_FLAGS="--only a,b"
+	./$(DEVBIN) bench --exe $(BIN) --out bench-results/bench-$$(date -u +%Y%m%dT%H%M%SZ).json $(BENCH_FLAGS)
 
 clean: ## remove build output
 	rm -rf bin

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/client"
+	"github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/licensing"
@@ -25,27 +27,21 @@ type tenant struct {
 // subscriptions, through the API.
 func seedTenant(t *testing.T, c *testapp.Client, customer string, n int, seats map[string]int) tenant {
 	t.Helper()
-	c.Must(200, "PUT", "/v1/products/E3", map[string]any{"name": "Office 365 E3", "excludes": []string{"E5"}})
-	c.Must(200, "PUT", "/v1/products/E5", map[string]any{"name": "Office 365 E5", "prohibited_locations": []string{"CN"}})
-	c.Must(200, "PUT", "/v1/products/VISIO", map[string]any{"name": "Visio", "requires": []string{"E5"}})
-	c.Must(201, "POST", "/v1/customers", map[string]any{"id": customer, "name": "Customer " + customer, "default_usage_location": "PL"})
-	users := make([]map[string]any, n)
-	ids := make([]string, n)
+	users := make([]client.UserImport, n)
 	for i := range users {
-		ids[i] = fmt.Sprintf("u%05d", i)
-		users[i] = map[string]any{"id": ids[i], "user_principal_name": ids[i] + "@example.com", "display_name": fmt.Sprintf("User %05d", n-i)}
+		id := fmt.Sprintf("u%05d", i)
+		users[i] = client.UserImport{ID: id, UserPrincipalName: id + "@example.com", DisplayName: fmt.Sprintf("User %05d", n-i)}
 	}
-	var imp struct{ Created, Updated int }
-	c.Must(200, "POST", "/v1/customers/"+customer+"/users/import", map[string]any{"users": users}).JSON(t, &imp)
-	if imp.Created != n || imp.Updated != 0 {
-		t.Fatalf("import: %+v, want %d created", imp, n)
-	}
-	for sku, total := range seats {
-		if sku != "E3" && sku != "E5" && sku != "VISIO" { // a subscription needs its product in the catalog
-			c.Must(200, "PUT", "/v1/products/"+sku, map[string]any{"name": sku})
-		}
-		c.Must(200, "PUT", "/v1/customers/"+customer+"/subscriptions/"+sku, map[string]int{"total": total})
-	}
+	ids := c.Seed(seed.Tenant{
+		Customer: client.CustomerRequest{ID: customer, Name: "Customer " + customer, DefaultUsageLocation: new("PL")},
+		Products: map[string]client.ProductRequest{
+			"E3":    {Name: "Office 365 E3", Excludes: []string{"E5"}},
+			"E5":    {Name: "Office 365 E5", ProhibitedLocations: []string{"CN"}},
+			"VISIO": {Name: "Visio", Requires: []string{"E5"}},
+		},
+		Users: users,
+		Seats: seats,
+	})
 	return tenant{customer: customer, users: ids}
 }
 

@@ -15,7 +15,7 @@ const (
 	auditCustomerSync      = "customer.sync"
 	auditUserUsageLocation = "user.set_usage_location"
 	auditSubscriptionTotal = "subscription.set_total"
-	auditOperationCreate   = "operation.create"
+	// operation.create is recorded by the intake (intake.AuditOperationCreate).
 
 	auditCleanupPolicyCreate = "cleanup_policy.create"
 	auditCleanupPolicyUpdate = "cleanup_policy.update"

@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
@@ -270,9 +269,9 @@ func (s *Server) runCleanupPolicy(w http.ResponseWriter, r *http.Request, p *lic
 	if err != nil {
 		return err
 	}
-	res, err := s.store.RunCleanup(r.Context(), storage.CleanupRunRequest{
+	res, err := s.intake.RunCleanup(r.Context(), storage.CleanupRunRequest{
 		PolicyID: r.PathValue("pid"), PartnerKey: p.PartnerKey, CustomerKey: c.Key,
-		At: time.Now(), CreatedBy: p.TokenName, Queue: jobs.QueueLow, Audit: &entry,
+		At: time.Now(), CreatedBy: p.TokenName, Audit: &entry,
 	})
 	if err != nil {
 		return err
@@ -285,9 +284,6 @@ func (s *Server) runCleanupPolicy(w http.ResponseWriter, r *http.Request, p *lic
 		return nil
 	}
 	op := *res.Operation
-	s.metrics.operationsCreated.WithLabelValues(op.Source, op.Queue).Inc()
-	s.metrics.operationUsers.Observe(float64(op.Total))
-	s.enqueueInBackground(op, res.UserIDs)
 	w.Header().Set("Location", linksOf(op.ID).Self)
 	writeJSON(w, http.StatusAccepted, struct {
 		acceptedOperation

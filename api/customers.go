@@ -366,7 +366,7 @@ func (s *Server) syncCustomer(w http.ResponseWriter, r *http.Request, p *licensi
 		return licensing.Errorf(licensing.CodeConflict,
 			"customer %s keeps its licenses in licenseops (directory local); there is no external directory to sync from", c.ID)
 	}
-	res, err := jobs.EnqueueSync(r.Context(), s.enqueuer.Client, asynq.NewInspectorFromRedisClient(s.rdb), c.Key)
+	res, err := jobs.EnqueueSync(r.Context(), s.client, asynq.NewInspectorFromRedisClient(s.rdb), c.Key)
 	if err != nil {
 		return err
 	}

@@ -7,20 +7,16 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/licenseops/licenseops/internal/opmetrics"
 )
 
 // metrics of the API. The route label is the route pattern, never the raw
-// path, so its cardinality is the number of routes.
+// path, so its cardinality is the number of routes. The metrics of the
+// operations it creates are the intake service's.
 type metrics struct {
-	requests          *prometheus.CounterVec
-	duration          *prometheus.HistogramVec
-	operationsCreated *prometheus.CounterVec
-	operationUsers    prometheus.Histogram
-	enqueueFailures   prometheus.Counter
-	rateLimitErrors   prometheus.Counter
-	auditFailures     prometheus.Counter
+	requests        *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	rateLimitErrors prometheus.Counter
+	auditFailures   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,13 +28,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "licenseops_http_request_duration_seconds", Help: "HTTP request duration by route pattern.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"route"}),
-		operationUsers: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "licenseops_operation_users", Help: "Users per accepted operation.",
-			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
-		}),
-		enqueueFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "licenseops_enqueue_failures_total", Help: "Operations whose tasks could not all be enqueued at intake (the sweeper completes them).",
-		}),
 		rateLimitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "licenseops_rate_limit_errors_total", Help: "Requests let through unchecked because Redis could not answer the rate limit check.",
 		}),
@@ -46,12 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "licenseops_audit_failures_total", Help: "Changes made through the API whose audit entry could not be written.",
 		}),
 	}
-	created, err := opmetrics.OperationsCreated(reg)
-	if err != nil {
-		return nil, err
-	}
-	m.operationsCreated = created
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.operationUsers, m.enqueueFailures, m.rateLimitErrors, m.auditFailures} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rateLimitErrors, m.auditFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -2,99 +2,34 @@ package api
 
 import (
 	"bufio"
-	"context"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
 
+// operationRequest is the body of POST …/license-operations. Its checks
+// are the intake's (intake.Request), the same for every front end.
 type operationRequest struct {
 	UserIDs       []string `json:"user_ids"`
 	Assign        []string `json:"assign"`
 	Revoke        []string `json:"revoke"`
 	UsageLocation *string  `json:"usage_location"`
 	AllowPartial  bool     `json:"allow_partial"`
+	// DryRun asks for a preview: checked as a real submit, nothing written.
+	DryRun bool `json:"dry_run"`
 }
-
-// maxRawUsersFactor bounds the raw user_ids list, duplicates included, at
-// this multiple of the distinct-user limit: a body of mostly repeats is
-// refused before deduplication spends memory on it.
-const maxRawUsersFactor = 2
 
 func tooLarge(field string, n, limit int) error {
 	return licensing.Errorf(licensing.CodeTooLarge, "%s has %d entries; the limit is %d, split the request", field, n, limit)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-// validate checks an operation request and normalizes it (deduplicated IDs,
-// upper-case country).
-func (req *operationRequest) validate(maxUsers int) error {
-	if len(req.UserIDs) == 0 {
-		return invalid("user_ids is required: select at least one user")
-	}
-	// Duplicates count once (the contract), so the limit applies to distinct
-	// users; a raw list far beyond it is refused before any ID is hashed.
-	if len(req.UserIDs) > maxRawUsersFactor*maxUsers {
-		return licensing.Errorf(licensing.CodeTooLarge,
-			"user_ids has %d entries; an operation takes up to %d distinct users, split the request", len(req.UserIDs), maxUsers)
-	}
-	if len(req.Assign) == 0 && len(req.Revoke) == 0 {
-		return invalid("nothing to do: give at least one SKU in assign or revoke")
-	}
-	if err := checkIDs("user id", req.UserIDs); err != nil {
-		return err
-	}
-	if err := checkIDs("assign SKU", req.Assign); err != nil {
-		return err
-	}
-	if err := checkIDs("revoke SKU", req.Revoke); err != nil {
-		return err
-	}
-	req.UserIDs, req.Assign, req.Revoke = dedupe(req.UserIDs), dedupe(req.Assign), dedupe(req.Revoke)
-	if len(req.UserIDs) > maxUsers {
-		return licensing.Errorf(licensing.CodeTooLarge,
-			"user_ids has %d distinct users; the limit is %d, split the request", len(req.UserIDs), maxUsers)
-	}
-	if n := len(req.Assign) + len(req.Revoke); n > licensing.MaxSKUsPerOperation {
-		return tooLarge("assign and revoke", n, licensing.MaxSKUsPerOperation)
-	}
-	for _, a := range req.Assign {
-		for _, r := range req.Revoke {
-			if a == r {
-				return invalid("SKU %s is in both assign and revoke; choose one", a)
-			}
-		}
-	}
-	if req.UsageLocation != nil {
-		loc, err := normalizeCountry("usage_location", *req.UsageLocation)
-		if err != nil {
-			return err
-		}
-		req.UsageLocation = &loc
-	}
-	return nil
-}
-
-// fingerprint identifies a request's meaning for idempotency: the normalized
-// request, so that whitespace or field order do not make a retry "different".
-func (req *operationRequest) fingerprint(customerID string) []byte {
-	b, _ := json.Marshal(struct {
-		C string `json:"c"`
-		*operationRequest
-	}{customerID, req})
-	h := sha256.Sum256(b)
-	return h[:]
-}
 
 type operationLinks struct {
 	Self   string `json:"self"`
@@ -127,55 +62,27 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *lice
 	if err := decodeJSON(w, r, maxOperationBody, &req); err != nil {
 		return err
 	}
-	if err := req.validate(s.cfg.MaxUsersPerOperation); err != nil {
-		return err
+	in := intake.Request{
+		Principal: p, Customer: c, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
+		UsageLocation: req.UsageLocation, AllowPartial: req.AllowPartial, Source: licensing.SourceAPI,
 	}
-	key := r.Header.Get("Idempotency-Key")
-	if len(key) > 255 {
-		return invalid("Idempotency-Key is longer than 255 characters")
-	}
-	newOp := storage.NewOperation{
-		PartnerKey: p.PartnerKey, Customer: c, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
-		AllowPartial: req.AllowPartial, Source: licensing.SourceAPI, CreatedBy: p.TokenName,
-		Queue: jobs.QueueFor(len(req.UserIDs), licensing.SourceAPI, s.cfg.InteractiveMax),
-	}
-	if req.UsageLocation != nil {
-		newOp.UsageLocation = *req.UsageLocation
-	}
-	entry, err := p.Audit(auditOperationCreate, c.ID, "", map[string]any{
-		"users": len(req.UserIDs), "skus": len(req.Assign) + len(req.Revoke), "assign": nonNilStrings(req.Assign), "revoke": nonNilStrings(req.Revoke),
-	})
-	if err != nil {
-		return err
-	}
-	newOp.Audit = &entry
-	if key != "" {
-		stored, err := s.store.ClaimIdempotencyKey(r.Context(), p.PartnerKey, key, req.fingerprint(c.ID))
+	if req.DryRun {
+		pv, err := s.intake.Preview(r.Context(), in)
 		if err != nil {
-			return err
+			return s.intakeError(c, err)
 		}
-		if stored != nil {
-			writeStored(w, *stored)
-			return nil
-		}
-		newOp.Idempotency = &storage.IdempotencyKey{Key: key, Respond: acceptedResponse}
+		return s.writePreview(w, c, pv)
 	}
-	op, err := s.store.CreateOperation(r.Context(), newOp)
+	in.IdempotencyKey, in.Respond = r.Header.Get("Idempotency-Key"), acceptedResponse
+	sub, err := s.intake.Submit(r.Context(), in)
 	if err != nil {
-		if key != "" {
-			_ = s.store.ReleaseIdempotencyKey(context.WithoutCancel(r.Context()), p.PartnerKey, key)
-		}
-		var short *storage.ShortageError
-		if errors.As(err, &short) {
-			return s.countViolation(c, short)
-		}
-		return err
+		return s.intakeError(c, err)
 	}
-	failpoint("operation-committed") // fault tests: the api dies between commit and enqueue
-	s.metrics.operationsCreated.WithLabelValues(op.Source, op.Queue).Inc()
-	s.metrics.operationUsers.Observe(float64(op.Total))
-	s.enqueueInBackground(op, req.UserIDs)
-	writeStored(w, acceptedResponse(op))
+	if sub.Replayed != nil {
+		writeStored(w, *sub.Replayed)
+		return nil
+	}
+	writeStored(w, acceptedResponse(sub.Operation))
 	return nil
 }
 
@@ -193,6 +100,61 @@ func writeStored(w http.ResponseWriter, resp storage.StoredResponse) {
 	_, _ = w.Write(resp.Body)
 }
 
+// operationPreview is the answer to a dry run: the operation's users with
+// the outcome each would get, sorted like the report (results), and the
+// seats of every SKU to assign.
+type operationPreview struct {
+	DryRun       bool               `json:"dry_run"`
+	CustomerID   string             `json:"customer_id"`
+	Total        int                `json:"total"`
+	WouldSucceed int                `json:"would_succeed"`
+	WouldFail    int                `json:"would_fail"`
+	SKUs         []seatShortageView `json:"skus"`
+}
+
+// writePreview streams the preview as the report is streamed, row by row:
+// a 100,000-user answer is never one buffer.
+func (s *Server) writePreview(w http.ResponseWriter, c licensing.Customer, pv intake.Preview) error {
+	head := operationPreview{DryRun: true, CustomerID: pv.CustomerID, Total: pv.Total, WouldSucceed: pv.WouldSucceed,
+		WouldFail: pv.WouldFail, SKUs: make([]seatShortageView, len(pv.SKUs))}
+	for i, sh := range pv.SKUs {
+		head.SKUs[i] = seatShortageView{SeatShortage: sh, BuyMoreURL: s.buyMoreURL(c.ID, sh.SKU)}
+	}
+	b, err := marshalJSON(head)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	// A bufio.Writer's errors are sticky: the final Flush reports them.
+	_, _ = bw.Write(b[:len(b)-2]) // without its closing brace and newline
+	_, _ = bw.WriteString(`,"results":[`)
+	enc := newEncoder(bw)
+	for i := range pv.Results {
+		row := &pv.Results[i]
+		if i > 0 {
+			_ = bw.WriteByte(',')
+		}
+		v := reportRowView{ReportRow: row}
+		if row.Error != nil {
+			v.Error = &reportError{Code: row.Error.Code, Message: row.Error.Message}
+		}
+		_ = enc.Encode(v)
+	}
+	_, _ = bw.WriteString("]}\n")
+	return bw.Flush()
+}
+
+// intakeError is err of the intake as the API answers it: seats short is
+// CountViolation with the SKUs and where to buy more of them.
+func (s *Server) intakeError(c licensing.Customer, err error) error {
+	var short *storage.ShortageError
+	if errors.As(err, &short) {
+		return s.countViolation(c, short)
+	}
+	return err
+}
+
 func (s *Server) countViolation(c licensing.Customer, short *storage.ShortageError) error {
 	views := make([]seatShortageView, len(short.Shortages))
 	names := make([]string, len(short.Shortages))
@@ -205,34 +167,6 @@ func (s *Server) countViolation(c licensing.Customer, short *storage.ShortageErr
 		strings.Join(names, ", "))
 	e.Details = map[string]any{"skus": views}
 	return e
-}
-
-// enqueueInBackground puts the operation's tasks on the queue after the 202:
-// the operation is already durable in Postgres, and if this process dies
-// half-way the sweeper enqueues the rest.
-func (s *Server) enqueueInBackground(op licensing.Operation, users []string) {
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		start := time.Now()
-		// Before the first task: every batch of this operation plans with
-		// statistics that know its size.
-		if err := s.store.AnalyzeItems(s.bgCtx, op.Total); err != nil {
-			s.log.Warn("could not refresh statistics after a large intake", "operation_id", op.ID, "error", err)
-		}
-		res, err := s.enqueuer.EnqueueItems(s.bgCtx, op.ID, op.Queue, users)
-		if err != nil {
-			s.metrics.enqueueFailures.Inc()
-			s.log.Warn("enqueue of operation incomplete; the sweeper will finish it",
-				"operation_id", op.ID, "enqueued", res.Enqueued, "total", len(users), "error", err)
-			return
-		}
-		if err := s.store.MarkEnqueued(context.Background(), op.ID); err != nil {
-			s.log.Warn("could not mark operation enqueued", "operation_id", op.ID, "error", err)
-		}
-		s.log.Info("operation accepted and enqueued", "operation_id", op.ID, "customer_id", op.CustomerID, "source", op.Source,
-			"queue", op.Queue, "total", op.Total, "tasks", res.Enqueued, "enqueue_duration", time.Since(start))
-	}()
 }
 
 type operationView struct {

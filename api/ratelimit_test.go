@@ -20,7 +20,7 @@ import (
 func openAPI(t *testing.T, b *testapp.Bundle, cfg api.Config, rdb redis.UniversalClient) *api.Server {
 	t.Helper()
 	cfg.Addr, cfg.Logger = "127.0.0.1:0", b.Log
-	srv, err := api.New(cfg, b.Store, rdb)
+	srv, err := api.New(cfg, b.Intake, b.Store, rdb)
 	if err != nil {
 		t.Fatal(err)
 	}

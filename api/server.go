@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -18,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/internal/health"
-	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
@@ -30,12 +29,6 @@ type Config struct {
 	Addr string
 	// BuyMoreURL is the template of buy_more_url with {customer_id} and {sku_id}.
 	BuyMoreURL string
-	// InteractiveMax is the largest operation sent to the critical queue.
-	InteractiveMax int
-	// MaxUsersPerOperation bounds one operation.
-	MaxUsersPerOperation int
-	// EnqueueParallelism is the number of concurrent enqueue requests per operation.
-	EnqueueParallelism int
 	// RateLimitPerSecond is how many requests a token may make per second,
 	// counted in Redis so that every api process shares one budget per
 	// token. 0 means the default, 50, so that a Config that does not
@@ -61,15 +54,6 @@ func (c Config) WithDefaults() Config {
 	if c.BuyMoreURL == "" {
 		c.BuyMoreURL = "https://partner.example.com/customers/{customer_id}/subscriptions/{sku_id}/buy-more"
 	}
-	if c.InteractiveMax <= 0 {
-		c.InteractiveMax = 100
-	}
-	if c.MaxUsersPerOperation <= 0 {
-		c.MaxUsersPerOperation = 100_000
-	}
-	if c.EnqueueParallelism <= 0 {
-		c.EnqueueParallelism = 16
-	}
 	if c.RateLimitPerSecond == 0 {
 		c.RateLimitPerSecond = 50
 	}
@@ -91,40 +75,35 @@ func (c Config) WithDefaults() Config {
 // Server serves the licenseops HTTP API.
 type Server struct {
 	cfg      Config
+	intake   *intake.Service
 	store    *storage.Store
 	rdb      redis.UniversalClient
-	enqueuer *jobs.Enqueuer
+	client   *asynq.Client // enqueues directory syncs
 	log      *slog.Logger
 	http     *http.Server
 	listener net.Listener
 	metrics  *metrics
 	limiter  *rateLimiter // nil when rate limiting is off
 	pruner   *pruner      // nil when pruning is off
-
-	// background enqueues run after the 202; Close waits for them.
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
-	bg       sync.WaitGroup
 }
 
-// New builds the server. Open starts listening.
-func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Server, error) {
+// New builds the server. Open starts listening. Operations are created by
+// svc, which the process may share with a worker; closing it is the
+// caller's job, after the server's.
+func New(cfg Config, svc *intake.Service, store *storage.Store, rdb redis.UniversalClient) (*Server, error) {
 	cfg = cfg.WithDefaults()
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{
-		cfg: cfg, store: store, rdb: rdb, log: cfg.Logger, metrics: m,
-		enqueuer: &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(rdb), Parallelism: cfg.EnqueueParallelism},
-	}
+	s := &Server{cfg: cfg, intake: svc, store: store, rdb: rdb, log: cfg.Logger, metrics: m,
+		client: asynq.NewClientFromRedisClient(rdb)}
 	if cfg.RateLimitPerSecond > 0 {
 		s.limiter = newRateLimiter(rdb, cfg.RateLimitPerSecond, cfg.RateLimitBurst, cfg.Logger, m.rateLimitErrors)
 	}
 	if cfg.PruneInterval > 0 {
 		s.pruner = &pruner{store: store, interval: cfg.PruneInterval, log: cfg.Logger}
 	}
-	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -160,22 +139,14 @@ func (s *Server) Addr() string { return s.listener.Addr().String() }
 // URL is the base URL of the server (after Open).
 func (s *Server) URL() string { return "http://" + s.Addr() }
 
-// Close stops accepting requests, lets running ones finish, and waits for
-// background enqueues (those cut short are completed by the sweeper).
+// Close stops accepting requests and lets running ones finish. The
+// enqueues of the operations they created run on in the intake service
+// until it is closed.
 func (s *Server) Close(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	if s.pruner != nil {
 		s.pruner.stop()
 	}
-	done := make(chan struct{})
-	go func() { s.bg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		s.bgCancel()
-		<-done
-	}
-	s.bgCancel()
 	return err
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/licensing"
 )
 
@@ -34,16 +35,17 @@ func (s *Server) licenseSummary(w http.ResponseWriter, r *http.Request, p *licen
 	}
 	// As for operations: duplicates count once, and a raw list far beyond
 	// the limit is refused before any ID is looked at.
-	if len(req.UserIDs) > maxRawUsersFactor*s.cfg.MaxUsersPerOperation {
-		return tooLarge("user_ids", len(req.UserIDs), s.cfg.MaxUsersPerOperation)
+	maxUsers := s.intake.Config().MaxUsersPerOperation
+	if len(req.UserIDs) > intake.MaxRawUsersFactor*maxUsers {
+		return tooLarge("user_ids", len(req.UserIDs), maxUsers)
 	}
 	if err := checkIDs("user id", req.UserIDs); err != nil {
 		return err
 	}
 	users := dedupe(req.UserIDs)
-	if len(users) > s.cfg.MaxUsersPerOperation {
+	if len(users) > maxUsers {
 		return licensing.Errorf(licensing.CodeTooLarge,
-			"user_ids has %d distinct users; the limit is %d, select fewer", len(users), s.cfg.MaxUsersPerOperation)
+			"user_ids has %d distinct users; the limit is %d, select fewer", len(users), maxUsers)
 	}
 	sum, err := s.store.Summary(r.Context(), p.PartnerKey, c.Key, users)
 	if err != nil {

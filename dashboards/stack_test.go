@@ -2,7 +2,6 @@ package dashboards_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/client"
+	seeder "github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/worker"
@@ -95,23 +95,8 @@ func (p *workerProcess) start(t *testing.T) {
 // seed creates a customer with n users and a subscription of sku with seats seats.
 func seed(t *testing.T, c *client.Client, customer string, n int, sku string, seats int) []string {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := c.PutProduct(ctx, sku, client.ProductRequest{Name: sku}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateCustomer(ctx, client.CustomerRequest{ID: customer, Name: customer, DefaultUsageLocation: new("US")}); err != nil {
-		t.Fatal(err)
-	}
-	users := make([]client.UserImport, n)
-	ids := make([]string, n)
-	for i := range users {
-		ids[i] = fmt.Sprintf("user-%05d", i)
-		users[i] = client.UserImport{ID: ids[i], UserPrincipalName: ids[i] + "@example.com", DisplayName: ids[i]}
-	}
-	if _, err := c.ImportUsers(ctx, customer, users); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.PutSubscription(ctx, customer, sku, seats); err != nil {
+	ids, err := seeder.Seed(context.Background(), c, seeder.OneSKU(customer, n, sku, seats))
+	if err != nil {
 		t.Fatal(err)
 	}
 	return ids

@@ -10,9 +10,9 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// The fail point in api/operations.go, after the operation's commit and
+// The fail point in intake/intake.go, after the operation's commit and
 // before the enqueue of its tasks, and the exit status of a crash there
-// (api/failpoint_faultinject.go).
+// (intake/failpoint_faultinject.go).
 const (
 	failpointCommitted = "LICENSEOPS_FAILPOINT=operation-committed"
 	failpointExitCode  = 86

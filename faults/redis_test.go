@@ -11,11 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/internal/testenv"
+	"github.com/licenseops/licenseops/worker"
 )
-
-// epochKey is the sweeper's marker of a Redis that kept its data
-// (worker/sweeper.go).
-const epochKey = "licenseops:queue-epoch"
 
 // redisOutage is how long Redis stays down in the restart tests.
 const redisOutage = 2 * time.Second
@@ -36,7 +33,7 @@ func TestRedisRestartWithAOF(t *testing.T) {
 	w1, w2 := s.startWorker(), s.startWorker()
 	op := c.start("aof", operationRequest{UserIDs: users, Assign: []string{"E5"}, AllowPartial: true})
 	s.waitDone(op, 0.25)
-	epoch := s.rdb.Get(context.Background(), epochKey).Val()
+	epoch := s.rdb.Get(context.Background(), worker.EpochKey).Val()
 	lostBefore := reenqueued("queue_lost", w1, w2)
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
@@ -51,7 +48,7 @@ func TestRedisRestartWithAOF(t *testing.T) {
 	// a lease nobody extends, and waits for asynq's lease recovery.
 	f := s.waitFinished(op, 150*time.Second)
 	recovery(t, "Redis restart with AOF", stoppedAt, f.At)
-	if after := s.rdb.Get(context.Background(), epochKey).Val(); epoch == "" || after != epoch {
+	if after := s.rdb.Get(context.Background(), worker.EpochKey).Val(); epoch == "" || after != epoch {
 		t.Fatalf("epoch key %q before the restart, %q after: Redis did not keep its data", epoch, after)
 	}
 	if n := reenqueued("queue_lost", w1, w2) - lostBefore; n != 0 {

@@ -7,11 +7,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +21,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	apiclient "github.com/licenseops/licenseops/client"
+	"github.com/licenseops/licenseops/internal/seed"
+	devstack "github.com/licenseops/licenseops/internal/stack"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/storage"
@@ -38,159 +39,78 @@ const (
 	workerConcurrency = 4
 )
 
-// stack is one test's licenseops installation: its own database and Redis
-// database, and the api and worker processes started on them.
+// stack is one test's licenseops installation (internal/stack): its own
+// database and Redis database, and the api and worker processes of the
+// faultinject binary started on them.
 type stack struct {
-	t        *testing.T
-	dbURL    string
-	redisURL string
-	db       *sql.DB       // the test's own view of Postgres
-	rdb      *redis.Client // the test's own view of Redis
-	token    string
+	t   *testing.T
+	st  *devstack.Stack
+	db  *sql.DB       // the test's own view of Postgres
+	rdb *redis.Client // the test's own view of Redis
 	// env is added to the environment of every process (Graph settings).
-	env     []string
-	workers int
+	env []string
 	// api is the api process started last, whose answers the waits read.
 	api *proc
 }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{t: t, dbURL: testenv.Postgres(t, storage.MigrateURL), redisURL: testenv.Redis(t)}
-	db, err := sql.Open("postgres", s.dbURL)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := devstack.Start(ctx, devstack.Options{
+		DatabaseURL: testenv.Postgres(t, storage.MigrateURL), RedisURL: testenv.Redis(t),
+		Partner: "faults", Exe: binary(t),
+		Env: []string{
+			"LICENSEOPS_SWEEP_INTERVAL=" + sweepInterval.String(),
+			"LICENSEOPS_RATE_LIMIT=-1",
+			fmt.Sprintf("LICENSEOPS_WORKER_CONCURRENCY=%d", workerConcurrency),
+			"LICENSEOPS_SHUTDOWN_TIMEOUT=10s",
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, p := range st.Procs() {
+			p.Kill()
+			if t.Failed() {
+				t.Logf("--- last output of %s (pid %d, %s):\n%s", p.Name, p.Pid(), p.State(), p.Tail(40))
+			}
+		}
+		_ = st.Close()
+	})
+	db, err := sql.Open("postgres", st.DatabaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	db.SetMaxOpenConns(4)
 	t.Cleanup(func() { db.Close() })
-	s.db = db
-	opts, err := redis.ParseURL(s.redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.rdb = redis.NewClient(opts)
-	t.Cleanup(func() { s.rdb.Close() })
-	out, errOut, code := s.run(30*time.Second, "token", "create", "--partner", "faults", "--role", "global_admin", "--name", "fault-tests")
-	if code != 0 {
-		t.Fatalf("token create: exit %d: %s", code, errOut)
-	}
-	s.token = strings.TrimSpace(out)
-	return s
+	return &stack{t: t, st: st, db: db, rdb: st.Redis}
 }
 
-// procEnv is the environment of a licenseops process of the stack.
-func (s *stack) procEnv(extra ...string) []string {
-	env := []string{
-		"DATABASE_URL=" + s.dbURL, "REDIS_URL=" + s.redisURL,
-		"LICENSEOPS_LOG_LEVEL=warn", "LICENSEOPS_LOG_FORMAT=text",
-		"LICENSEOPS_SWEEP_INTERVAL=" + sweepInterval.String(),
-		"LICENSEOPS_RATE_LIMIT=-1",
-		fmt.Sprintf("LICENSEOPS_WORKER_CONCURRENCY=%d", workerConcurrency),
-		"LICENSEOPS_SHUTDOWN_TIMEOUT=10s",
-	}
-	env = append(env, s.env...)
-	return append(env, extra...)
-}
-
-// run runs a short-lived licenseops command and returns its standard
-// output, its standard error and its exit code.
-func (s *stack) run(timeout time.Duration, args ...string) (stdout, stderr string, code int) {
-	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary(s.t), args...)
-	cmd.Env = append(cleanEnv(), s.procEnv()...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), errOut.String(), 0
-	case errors.As(err, &ee):
-		return out.String(), errOut.String(), ee.ExitCode()
-	default:
-		s.t.Fatalf("licenseops %s: %v", strings.Join(args, " "), err)
-		return "", "", -1
-	}
-}
-
-// startAPI starts an api process and waits until it answers.
+// startAPI starts an api process, extra added to its environment, and
+// waits until it answers.
 func (s *stack) startAPI(extra ...string) *proc {
 	s.t.Helper()
-	for attempt := 1; ; attempt++ {
-		addr := freeAddr(s.t)
-		p := startProc(s.t, "api "+addr, s.procEnv(extra...), "api", "--addr", addr)
-		p.URL = "http://" + addr
-		err := waitUntil(15*time.Second, func() (bool, error) {
-			if p.Exited() {
-				return false, fmt.Errorf("exited: %s\n%s", p.state(), p.out.tail(20))
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			return apiclient.New(p.URL, "").Healthz(ctx) == nil, nil
-		})
-		if err == nil {
-			s.api = p
-			return p
-		}
-		// Another process may have taken the port since freeAddr.
-		if attempt == 3 || !p.Exited() {
-			s.t.Fatalf("api did not start: %v", err)
-		}
+	p, err := s.st.StartAPI(context.Background(), append(slices.Clone(s.env), extra...)...)
+	if err != nil {
+		s.t.Fatal(err)
 	}
+	s.api = p
+	return p
 }
 
-// startWorker starts a worker process and waits until its asynq server
-// has registered in Redis. Its /metrics listens on a free port of its own
-// (p.URL), so that tests can see which rule of the sweeper recovered what.
+// startWorker starts a worker process, extra added to its environment, and
+// waits until its asynq server has registered in Redis and a sweeper has
+// swept once. Its /metrics listens on a free port of its own (p.URL), so
+// that tests can see which rule of the sweeper recovered what.
 func (s *stack) startWorker(extra ...string) *proc {
 	s.t.Helper()
-	s.workers++
-	name := fmt.Sprintf("worker %d", s.workers)
-	insp := asynq.NewInspectorFromRedisClient(s.rdb)
-	for attempt := 1; ; attempt++ {
-		addr := freeAddr(s.t)
-		p := startProc(s.t, name, s.procEnv(extra...), "worker", "--metrics-addr", addr)
-		p.URL = "http://" + addr
-		err := waitUntil(15*time.Second, func() (bool, error) {
-			if p.Exited() {
-				return false, fmt.Errorf("exited: %s\n%s", p.state(), p.out.tail(20))
-			}
-			servers, err := insp.Servers()
-			if err != nil {
-				return false, nil
-			}
-			for _, srv := range servers {
-				if srv.PID == p.Pid() {
-					return true, nil
-				}
-			}
-			return false, nil
-		})
-		if err == nil {
-			s.waitSwept()
-			return p
-		}
-		if attempt == 3 || !p.Exited() {
-			s.t.Fatalf("%s did not start: %v", name, err)
-		}
-	}
-}
-
-// waitSwept waits until a sweeper has swept once, which sets its epoch key:
-// before that, the first sweep on a Redis takes every pending item for lost
-// and enqueues it again (harmless, but it would blur what a fault test
-// measures).
-func (s *stack) waitSwept() {
-	s.t.Helper()
-	err := waitUntil(15*time.Second, func() (bool, error) {
-		n, err := s.rdb.Exists(context.Background(), epochKey).Result()
-		return n == 1, err
-	})
+	p, err := s.st.StartWorker(context.Background(), append(slices.Clone(s.env), extra...)...)
 	if err != nil {
-		s.t.Fatalf("no sweep: %v", err)
+		s.t.Fatal(err)
 	}
+	return p
 }
 
 // metric returns the sum of the series of a process's /metrics named name
@@ -238,9 +158,11 @@ func reenqueued(reason string, workers ...*proc) float64 {
 // check runs `licenseops check` as its own process: it must exit 0.
 func (s *stack) check() {
 	s.t.Helper()
-	out, errOut, code := s.run(2*time.Minute, "check")
-	if code != 0 || !strings.Contains(out, "ok: every invariant holds") {
-		s.t.Fatalf("licenseops check: exit %d:\n%s%s", code, out, errOut)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := s.st.Run(ctx, s.env, "check")
+	if err != nil || res.Code != 0 || !strings.Contains(res.Stdout, "ok: every invariant holds") {
+		s.t.Fatalf("licenseops check: %v, exit %d:\n%s%s", err, res.Code, res.Stdout, res.Stderr)
 	}
 }
 
@@ -271,7 +193,7 @@ type client struct {
 }
 
 func (s *stack) client(api *proc) *client {
-	return &client{t: s.t, Client: apiclient.New(api.URL, s.token, apiclient.WithHTTPClient(&http.Client{Timeout: time.Minute}))}
+	return &client{t: s.t, Client: apiclient.New(api.URL, s.st.Token, apiclient.WithHTTPClient(&http.Client{Timeout: time.Minute}))}
 }
 
 // do sends a request through the SDK's raw path (body marshalled as JSON
@@ -328,23 +250,11 @@ func (c *client) check(what string, err error) {
 }
 
 // seed creates customer with n users and a subscription of sku with seats
-// seats, through the API, and returns the user IDs.
+// seats, through the API (seed.OneSKU), and returns the user IDs.
 func (c *client) seed(customer string, n int, sku string, seats int) []string {
 	c.t.Helper()
-	ctx := context.Background()
-	_, err := c.PutProduct(ctx, sku, apiclient.ProductRequest{Name: sku})
-	c.check("define product "+sku, err)
-	_, err = c.CreateCustomer(ctx, apiclient.CustomerRequest{ID: customer, Name: customer, DefaultUsageLocation: new("US")})
-	c.check("create customer "+customer, err)
-	ids := make([]string, n)
-	users := make([]apiclient.UserImport, n)
-	for i := range users {
-		ids[i] = fmt.Sprintf("user-%05d", i)
-		users[i] = apiclient.UserImport{ID: ids[i], UserPrincipalName: ids[i] + "@" + customer + ".example", DisplayName: ids[i]}
-	}
-	_, err = c.ImportUsers(ctx, customer, users)
-	c.check("import users", err)
-	c.setSeats(customer, sku, seats)
+	ids, err := seed.Seed(context.Background(), c.Client, seed.OneSKU(customer, n, sku, seats))
+	c.check("seed "+customer, err)
 	return ids
 }
 

@@ -310,6 +310,14 @@ func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []
 		}
 		got[sku] = n
 	}
+	useTakenSeats(plan, writes, got)
+	return nil
+}
+
+// useTakenSeats gives the seats taken from the subscriptions, got by SKU,
+// to the succeeding users that newly get a SKU without a seat of it, in
+// the order of writes. Users left without one fail with CountViolation.
+func useTakenSeats(plan *Plan, writes []itemWrite, got map[string]int) {
 	for i := range writes {
 		w := &writes[i]
 		if w.status != licensing.ItemSucceeded {
@@ -336,7 +344,6 @@ func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []
 			w.result, w.location = licensing.Result{}, ""
 		}
 	}
-	return nil
 }
 
 // takeSeats reserves up to n free seats of a subscription and returns how many it got.

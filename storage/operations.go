@@ -238,9 +238,8 @@ func checkKnownUsers(ctx context.Context, q sqlx.QueryerContext, customerKey int
 // It locks the subscriptions of the assigned SKUs for the rest of the
 // transaction, so concurrent intakes cannot both spend the same seats.
 func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation) (masks []int32, grants map[string]int, err error) {
-	masks = make([]int32, len(req.UserIDs))
 	if len(req.Assign) == 0 || req.DryRun {
-		return masks, nil, nil
+		return make([]int32, len(req.UserIDs)), nil, nil
 	}
 	type seatRow struct {
 		SKU       string `db:"sku_id"`
@@ -285,6 +284,19 @@ func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation) (masks []int
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
+	masks, grants, _, err = planGrants(req, held, available)
+	return masks, grants, err
+}
+
+// planGrants is grantSeats' decision on what it read: held has a bit per
+// SKU of req.Assign (1 << index) for each user, in the order of
+// req.UserIDs, and available the free seats by SKU. The users who do not
+// hold a SKU need a seat of it, and the first of them in list order get
+// one while seats last. It also returns, for every SKU of req.Assign in
+// its order, the seats needed and available, and a *ShortageError when a
+// SKU lacks seats and req.AllowPartial is false.
+func planGrants(req NewOperation, held []int32, available map[string]int) (masks []int32, grants map[string]int, seats []licensing.SeatShortage, err error) {
+	masks = make([]int32, len(req.UserIDs))
 	var shortages []licensing.SeatShortage
 	grants = make(map[string]int, len(req.Assign))
 	for i, sku := range req.Assign {
@@ -296,6 +308,7 @@ func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation) (masks []int
 			}
 		}
 		avail := max(available[sku], 0)
+		seats = append(seats, licensing.SeatShortage{SKU: sku, Needed: needed, Available: avail})
 		if needed > avail && !req.AllowPartial {
 			shortages = append(shortages, licensing.SeatShortage{SKU: sku, Needed: needed, Available: avail})
 			continue
@@ -313,14 +326,14 @@ func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation) (masks []int
 		}
 	}
 	if len(shortages) > 0 {
-		return nil, nil, &ShortageError{Shortages: shortages}
+		return nil, nil, seats, &ShortageError{Shortages: shortages}
 	}
 	for sku, n := range grants {
 		if n == 0 {
 			delete(grants, sku)
 		}
 	}
-	return masks, grants, nil
+	return masks, grants, seats, nil
 }
 
 const operationColumns = `o.id, c.id AS customer_id, o.status, o.total, o.succeeded, o.failed, o.created_at, o.finished_at,

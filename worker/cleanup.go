@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
@@ -23,12 +23,7 @@ type CleanupConfig struct {
 	// its tick, by this clock, still runs that tick rather than finding the
 	// previous one done. 0 means 2 seconds; a negative value means none.
 	ClockSkew time.Duration
-	// EnqueueParallelism is the number of concurrent enqueue requests.
-	EnqueueParallelism int
-	Logger             *slog.Logger
-	// OperationsCreated counts the operations scheduled runs start, by
-	// source and queue, as the api counts those it accepts; nil: not counted.
-	OperationsCreated *prometheus.CounterVec
+	Logger    *slog.Logger
 }
 
 // WithDefaults returns the config with every unset field at its default.
@@ -49,22 +44,21 @@ func (c CleanupConfig) WithDefaults() CleanupConfig {
 }
 
 // CleanupRunner handles TypeCleanupRun: it works out which tick of the
-// policy is due, runs it unless it already ran (storage.RunCleanup's
-// UNIQUE (policy_id, tick) guard, which holds however many schedulers
-// enqueued the tick and however often asynq delivers it), and enqueues the
-// operation the run started exactly as the API does.
+// policy is due and runs it through the intake (intake.Service.RunCleanup,
+// as the API's manual runs), unless it already ran: storage.RunCleanup's
+// UNIQUE (policy_id, tick) guard holds however many schedulers enqueued the
+// tick and however often asynq delivers it.
 type CleanupRunner struct {
-	cfg   CleanupConfig
-	store *storage.Store
-	enq   *jobs.Enqueuer
-	log   *slog.Logger
+	cfg    CleanupConfig
+	intake *intake.Service
+	log    *slog.Logger
 }
 
-// NewCleanupRunner builds the handler; client enqueues the operations' tasks.
-func NewCleanupRunner(cfg CleanupConfig, store *storage.Store, client *asynq.Client) *CleanupRunner {
+// NewCleanupRunner builds the handler; svc creates and enqueues the
+// operations of the runs.
+func NewCleanupRunner(cfg CleanupConfig, svc *intake.Service) *CleanupRunner {
 	cfg = cfg.WithDefaults()
-	return &CleanupRunner{cfg: cfg, store: store, log: cfg.Logger,
-		enq: &jobs.Enqueuer{Client: client, Parallelism: cfg.EnqueueParallelism}}
+	return &CleanupRunner{cfg: cfg, intake: svc, log: cfg.Logger}
 }
 
 // ProcessTask implements asynq.Handler.
@@ -86,10 +80,9 @@ func (r *CleanupRunner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // retried, and the retry runs the same tick while it is still the latest.
 func (r *CleanupRunner) RunScheduled(ctx context.Context, task jobs.CleanupPayload) (storage.CleanupRunResult, error) {
 	now := r.cfg.Now()
-	res, err := r.store.RunCleanup(ctx, storage.CleanupRunRequest{
+	res, err := r.intake.RunCleanup(ctx, storage.CleanupRunRequest{
 		PolicyID: task.PolicyID,
 		Due:      func(p licensing.CleanupPolicy) (time.Time, string) { return r.due(p, task, now) },
-		Queue:    jobs.QueueLow,
 	})
 	if licensing.ErrorCode(err) == licensing.CodeNotFound {
 		r.log.InfoContext(ctx, "cleanup policy no longer exists; dropping its task", "policy_id", task.PolicyID)
@@ -104,12 +97,6 @@ func (r *CleanupRunner) RunScheduled(ctx context.Context, task jobs.CleanupPaylo
 	}
 	r.log.InfoContext(ctx, "cleanup policy ran", "policy_id", res.Policy.ID, "customer_key", res.Policy.CustomerKey,
 		"tick", res.Run.Tick, "matched_users", res.Run.MatchedUsers, "dry_run", res.Run.DryRun, "operation_id", res.Run.OperationID)
-	if res.Operation != nil {
-		if r.cfg.OperationsCreated != nil {
-			r.cfg.OperationsCreated.WithLabelValues(res.Operation.Source, res.Operation.Queue).Inc()
-		}
-		r.enqueue(ctx, *res.Operation, res.UserIDs)
-	}
 	return res, nil
 }
 
@@ -130,22 +117,4 @@ func (r *CleanupRunner) due(p licensing.CleanupPolicy, task jobs.CleanupPayload,
 		return time.Time{}, "no tick of the schedule is due"
 	}
 	return tick, ""
-}
-
-// enqueue puts the run's operation on the queue. The run is committed, so
-// a failure is not the task's: the sweeper enqueues what is missing after
-// its grace period, and a retry of this task would find the tick done.
-func (r *CleanupRunner) enqueue(ctx context.Context, op licensing.Operation, users []string) {
-	if err := r.store.AnalyzeItems(ctx, op.Total); err != nil {
-		r.log.WarnContext(ctx, "could not refresh statistics after a large cleanup run", "operation_id", op.ID, "error", err)
-	}
-	res, err := r.enq.EnqueueItems(ctx, op.ID, op.Queue, users)
-	if err != nil {
-		r.log.WarnContext(ctx, "enqueue of cleanup operation incomplete; the sweeper will finish it",
-			"operation_id", op.ID, "enqueued", res.Enqueued, "total", len(users), "error", err)
-		return
-	}
-	if err := r.store.MarkEnqueued(context.WithoutCancel(ctx), op.ID); err != nil {
-		r.log.WarnContext(ctx, "could not mark cleanup operation enqueued", "operation_id", op.ID, "error", err)
-	}
 }

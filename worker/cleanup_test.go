@@ -10,9 +10,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
-	"github.com/licenseops/licenseops/internal/opmetrics"
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/licensing"
@@ -38,8 +37,9 @@ type cleanupSetup struct {
 	c      *testapp.Client
 	clock  *clock
 	runner *worker.CleanupRunner
-	// created is licenseops_operations_created_total, shared by the runners.
-	created *prometheus.CounterVec
+	// reg has the metrics of the intake the runners share.
+	reg *prometheus.Registry
+	svc *intake.Service
 }
 
 func newCleanupSetup(t *testing.T) *cleanupSetup {
@@ -54,18 +54,45 @@ func newCleanupSetup(t *testing.T) *cleanupSetup {
 		t.Fatalf("setup assignment = %+v", op)
 	}
 	setEnabled(t, c, map[string]bool{users[0]: false, users[1]: false})
-	created, err := opmetrics.OperationsCreated(prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	svc, err := intake.New(intake.Config{Logger: b.Log, Registerer: reg}, b.Store, b.Redis)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &cleanupSetup{b: b, c: c, clock: &clock{}, created: created}
+	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	s := &cleanupSetup{b: b, c: c, clock: &clock{}, reg: reg, svc: svc}
 	s.runner = s.newRunner()
 	return s
 }
 
 // newRunner is one more handler of cleanup tasks, as in another process.
 func (s *cleanupSetup) newRunner() *worker.CleanupRunner {
-	return worker.NewCleanupRunner(worker.CleanupConfig{Now: s.clock.Now, Logger: s.b.Log, OperationsCreated: s.created}, s.b.Store, asynq.NewClientFromRedisClient(s.b.Redis))
+	return worker.NewCleanupRunner(worker.CleanupConfig{Now: s.clock.Now, Logger: s.b.Log}, s.svc)
+}
+
+// created is licenseops_operations_created_total{source,queue} of the
+// runners' intake.
+func (s *cleanupSetup) created(t *testing.T, source, queue string) float64 {
+	t.Helper()
+	families, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "licenseops_operations_created_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["source"] == source && labels["queue"] == queue {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 func setEnabled(t *testing.T, c *testapp.Client, enabled map[string]bool) {
@@ -285,11 +312,7 @@ func TestCleanupOneRunPerTickAcrossSchedulers(t *testing.T) {
 	if len(runs) != ticks || s.cleanupOperations(t) != ticks {
 		t.Fatalf("%d runs and %d operations for %d ticks: %+v", len(runs), s.cleanupOperations(t), ticks, runs)
 	}
-	var created dto.Metric
-	if err := s.created.WithLabelValues("cleanup", jobs.QueueLow).Write(&created); err != nil {
-		t.Fatal(err)
-	}
-	if v := created.GetCounter().GetValue(); v != ticks {
+	if v := s.created(t, "cleanup", jobs.QueueLow); v != ticks {
 		t.Fatalf("licenseops_operations_created_total{source=\"cleanup\"} = %v, want one per tick (%d)", v, ticks)
 	}
 	seen := map[time.Time]bool{}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/licenseops/licenseops/internal/opmetrics"
 	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
@@ -22,7 +21,6 @@ type metrics struct {
 	batchSize          prometheus.Histogram
 	batchDuration      prometheus.Histogram
 	operationsFinished *prometheus.CounterVec
-	operationsCreated  *prometheus.CounterVec // by scheduled cleanup runs; shared with the api's
 	sweepReenqueued    *prometheus.CounterVec
 	directoryCalls     *prometheus.CounterVec
 	directoryDuration  *prometheus.HistogramVec
@@ -82,11 +80,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		backlog: newBacklogCollector(),
 	}
-	created, err := opmetrics.OperationsCreated(reg)
-	if err != nil {
-		return nil, err
-	}
-	m.operationsCreated = created
 	for _, c := range []prometheus.Collector{m.tasks, m.taskDuration, m.retries, m.itemsFinished, m.batchSize,
 		m.batchDuration, m.operationsFinished, m.sweepReenqueued,
 		m.directoryCalls, m.directoryDuration, m.directoryRetries, m.backlog} {

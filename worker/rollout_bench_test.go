@@ -1,14 +1,14 @@
 package worker_test
 
 import (
-	"strings"
-
-	"github.com/prometheus/client_golang/prometheus"
-
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	seeder "github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/worker"
 )
@@ -44,27 +44,5 @@ func BenchmarkRollout(b *testing.B) {
 
 func seedBench(b *testing.B, c *testapp.Client, n int) []string {
 	b.Helper()
-	t := &testing.T{}
-	_ = t
-	c.Must(200, "PUT", "/v1/products/E5", map[string]any{"name": "E5"})
-	c.Must(201, "POST", "/v1/customers", map[string]any{"id": "bench", "name": "bench", "default_usage_location": "US"})
-	users := make([]map[string]any, n)
-	ids := make([]string, n)
-	for i := range users {
-		ids[i] = "user-" + itoa6(i)
-		users[i] = map[string]any{"id": ids[i], "user_principal_name": ids[i] + "@example.com", "display_name": ids[i]}
-	}
-	c.Must(200, "POST", "/v1/customers/bench/users/import", map[string]any{"users": users})
-	c.Must(200, "PUT", "/v1/customers/bench/subscriptions/E5", map[string]int{"total": n})
-	return ids
-}
-
-func itoa6(i int) string {
-	const digits = "0123456789"
-	b := []byte("000000")
-	for j := 5; j >= 0; j-- {
-		b[j] = digits[i%10]
-		i /= 10
-	}
-	return string(b)
+	return c.Seed(seeder.OneSKU("bench", n, "E5", n))
 }

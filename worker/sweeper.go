@@ -46,11 +46,12 @@ func (c SweepConfig) WithDefaults() SweepConfig {
 	return c
 }
 
-// epochKey is a Redis key that exists as long as Redis keeps its data. When
+// EpochKey is a Redis key that exists as long as Redis keeps its data. When
 // the sweeper finds it missing, Redis lost the queue (restarted without
 // persistence, flushed, failed over to an empty replica) and every pending
-// item is enqueued again.
-const epochKey = "licenseops:queue-epoch"
+// item is enqueued again. A sweeper sets it on its first sweep, so tools
+// that start a worker on an empty Redis wait for it before they measure.
+const EpochKey = "licenseops:queue-epoch"
 
 // sweeperLockKey is the advisory lock that lets one sweeper run at a time.
 const sweeperLockKey = 0x6c6f7073 // "lops"
@@ -194,7 +195,7 @@ func (s *Sweeper) measureBacklog(ctx context.Context) error {
 func (s *Sweeper) queueLost(ctx context.Context) (bool, error) {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	created, err := s.rdb.SetNX(ctx, epochKey, hex.EncodeToString(b), 0).Result()
+	created, err := s.rdb.SetNX(ctx, EpochKey, hex.EncodeToString(b), 0).Result()
 	return created, err
 }
 

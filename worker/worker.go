@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider"
@@ -52,6 +53,10 @@ type Config struct {
 	Directories map[string]provider.Directory
 	Logger      *slog.Logger
 	Registerer  prometheus.Registerer
+	// Intake creates the operations of scheduled cleanup runs. A process
+	// that also runs the api passes the api's; nil builds one of this
+	// worker's own, registered with Registerer and closed by Shutdown.
+	Intake *intake.Service
 }
 
 // WithDefaults returns the config with every unset field at its default.
@@ -113,7 +118,8 @@ type Worker struct {
 	plans   *planCache
 	sweeper *Sweeper
 	cleanup *CleanupRunner
-	client  *asynq.Client // enqueues what handlers start: cleanup runs' items, deferred syncs
+	client  *asynq.Client   // enqueues deferred syncs
+	intake  *intake.Service // set when the worker built its own and closes it
 	metrics *metrics
 	log     *slog.Logger
 }
@@ -161,7 +167,14 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
 	}
 	w.client = asynq.NewClientFromRedisClient(rdb)
-	w.cleanup = NewCleanupRunner(CleanupConfig{Logger: cfg.Logger, OperationsCreated: m.operationsCreated}, store, w.client)
+	svc := cfg.Intake
+	if svc == nil {
+		if svc, err = intake.New(intake.Config{Logger: cfg.Logger, Registerer: cfg.Registerer}, store, rdb); err != nil {
+			return nil, err
+		}
+		w.intake = svc
+	}
+	w.cleanup = NewCleanupRunner(CleanupConfig{Logger: cfg.Logger}, svc)
 	return w, nil
 }
 
@@ -193,6 +206,11 @@ func (w *Worker) Shutdown() {
 	w.batcher.Close()
 	if w.sweeper != nil {
 		w.sweeper.Stop()
+	}
+	if w.intake != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownTimeout)
+		defer cancel()
+		_ = w.intake.Close(ctx) // what it leaves, the sweeper enqueues
 	}
 }
 

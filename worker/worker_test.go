@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"net/http"
 	"sync"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	seeder "github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/jobs"
@@ -24,17 +24,7 @@ func TestMain(m *testing.M) { testenv.Run(m) }
 // seed creates a customer with n users and one subscription of sku through the API.
 func seed(t *testing.T, c *testapp.Client, customer string, n int, sku string, seats int) []string {
 	t.Helper()
-	c.Must(200, "PUT", "/v1/products/"+sku, map[string]any{"name": sku})
-	c.Must(201, "POST", "/v1/customers", map[string]any{"id": customer, "name": customer, "default_usage_location": "US"})
-	users := make([]map[string]any, n)
-	ids := make([]string, n)
-	for i := range users {
-		ids[i] = fmt.Sprintf("user-%05d", i)
-		users[i] = map[string]any{"id": ids[i], "user_principal_name": ids[i] + "@example.com", "display_name": ids[i]}
-	}
-	c.Must(200, "POST", "/v1/customers/"+customer+"/users/import", map[string]any{"users": users})
-	c.Must(200, "PUT", "/v1/customers/"+customer+"/subscriptions/"+sku, map[string]int{"total": seats})
-	return ids
+	return c.Seed(seeder.OneSKU(customer, n, sku, seats))
 }
 
 type seatState struct {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,9 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/licenseops/licenseops/internal/cli"
 	"github.com/licenseops/licenseops/internal/testenv"
-	"github.com/licenseops/licenseops/storage"
 )
 
 func TestMain(m *testing.M) { testenv.Run(m) }
@@ -113,55 +109,6 @@ func TestMainExitStatusAndMessage(t *testing.T) {
 		}
 		if c.code == 0 && (!strings.Contains(stdout, "Commands:") || stderr != "") {
 			t.Errorf("licenseops %q: stdout %q, stderr %q", c.args, stdout, stderr)
-		}
-	}
-}
-
-// A developer command's usage error (here the demo's, found after it
-// started) is printed and exits 2; main used to exit 2 in silence.
-func TestDevCommandUsageErrorPrinted(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("runs the demo binary")
-	}
-	env := []string{"DATABASE_URL=" + testenv.Postgres(t, storage.MigrateURL), "REDIS_URL=" + testenv.Redis(t)}
-	_, stderr, err := runBinary(t, env, "demo", "--directory", "foo")
-	if got := exitCodeOf(err); got != cli.ExitUsage || !strings.Contains(stderr, "licenseops demo: --directory must be local or graphsim") ||
-		!strings.Contains(stderr, "Run 'licenseops demo -h' for help.") {
-		t.Fatalf("demo --directory foo: exit status %d, stderr %q; want 2 and the message with the usage hint", got, stderr)
-	}
-}
-
-// The adapter of the developer commands, in-process: usage errors marked
-// with errUsage exit 2 with their message, -h exits 0.
-func TestDevCommandAdapter(t *testing.T) {
-	t.Parallel()
-	fake := devCommand("fake", "a test command", func(ctx context.Context, args []string) error {
-		if len(args) > 0 && args[0] == "-h" {
-			return parseFlags(flag.NewFlagSet("fake", flag.ContinueOnError), args)
-		}
-		return fmt.Errorf("%w: --x must be y", errUsage)
-	})
-	for _, c := range []struct {
-		args   []string
-		code   int
-		stderr string
-	}{
-		{[]string{"fake", "--x", "z"}, cli.ExitUsage, "licenseops fake: --x must be y\n"},
-		{[]string{"fake", "-h"}, cli.ExitOK, ""},
-	} {
-		var stdout, stderr bytes.Buffer
-		env := &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
-		code := cli.Main(context.Background(), c.args, env, fake)
-		if code != c.code || !strings.HasPrefix(stderr.String(), c.stderr) || (c.stderr == "") != (stderr.Len() == 0) {
-			t.Errorf("%q: exit status %d, stderr %q; want %d and %q", c.args, code, stderr.String(), c.code, c.stderr)
-		}
-	}
-	var stdout, stderr bytes.Buffer
-	cli.Main(context.Background(), []string{"help"}, &cli.Env{Stdout: &stdout, Stderr: &stderr}, devCommands...)
-	for _, name := range []string{"demo", "graphsim", "bench"} {
-		if !strings.Contains(stdout.String(), "\n  "+name+" ") {
-			t.Errorf("the usage does not list %s:\n%s", name, stdout.String())
 		}
 	}
 }

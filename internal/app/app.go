@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/internal/health"
 	"github.com/licenseops/licenseops/internal/tenantrate"
 	"github.com/licenseops/licenseops/provider"
@@ -57,6 +58,7 @@ type App struct {
 	log     *slog.Logger
 	store   *storage.Store
 	rdb     *redis.Client
+	intake  *intake.Service // one per process, shared by api and worker
 	api     *api.Server
 	worker  *worker.Worker
 	metrics *http.Server
@@ -94,6 +96,14 @@ func Open(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) (*App, e
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if mode.serves(ModeAPI) || mode.serves(ModeWorker) {
+		icfg := cfg.Intake
+		icfg.Logger, icfg.Registerer = log, reg
+		if a.intake, err = intake.New(icfg, store, a.rdb); err != nil {
+			_ = a.close()
+			return nil, err
+		}
+	}
 	if mode.serves(ModeAPI) {
 		// Queue depth, latency and processed/failed counts, read from Redis at
 		// each scrape and served by the api so queue state has one scrape
@@ -101,7 +111,7 @@ func Open(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) (*App, e
 		reg.MustRegister(api.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(a.rdb)))
 		apiCfg := cfg.API
 		apiCfg.Logger, apiCfg.Registry = log, reg
-		a.api, err = api.New(apiCfg, store, a.rdb)
+		a.api, err = api.New(apiCfg, a.intake, store, a.rdb)
 		if err != nil {
 			_ = a.close()
 			return nil, err
@@ -114,7 +124,7 @@ func Open(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) (*App, e
 			return nil, err
 		}
 		wcfg := cfg.Worker
-		wcfg.Directories, wcfg.Logger, wcfg.Registerer = dirs, log, reg
+		wcfg.Directories, wcfg.Logger, wcfg.Registerer, wcfg.Intake = dirs, log, reg, a.intake
 		a.worker, err = worker.New(wcfg, store, a.rdb)
 		if err != nil {
 			_ = a.close()
@@ -246,6 +256,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.scheduler != nil {
 		a.scheduler.Shutdown()
+	}
+	if a.intake != nil {
+		errs = append(errs, a.intake.Close(ctx))
 	}
 	errs = append(errs, a.close())
 	return errors.Join(errs...)

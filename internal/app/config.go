@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/provider/msgraph"
 	"github.com/licenseops/licenseops/worker"
 )
@@ -39,6 +40,9 @@ type Config struct {
 
 	// API is the HTTP API's part (listen address, buy-more URL, rate limit).
 	API api.Config
+	// Intake is the part of operation intake, shared by the api and the
+	// worker's cleanup runs (queue threshold, limits, enqueue parallelism).
+	Intake intake.Config
 	// Worker is the worker's part (concurrency, sweeps, shutdown).
 	Worker worker.Config
 	// Scheduler is the cleanup scheduler's part.
@@ -68,6 +72,8 @@ func DefaultConfig() Config {
 	// The burst follows the rate unless it is set (RateLimitBurst 0 means
 	// twice the rate), so it is left to the api to derive.
 	apiCfg.RateLimitBurst = 0
+	in := intake.Config{}.WithDefaults()
+	in.Logger, in.Registerer = nil, nil
 	w := worker.Config{}.WithDefaults()
 	w.Logger, w.Registerer = nil, nil
 	sched := worker.SchedulerConfig{}.WithDefaults()
@@ -79,6 +85,7 @@ func DefaultConfig() Config {
 		MetricsAddr: DefaultMetricsAddr,
 		LogLevel:    "info",
 		API:         apiCfg,
+		Intake:      in,
 		Worker:      w,
 		Scheduler:   sched,
 	}
@@ -212,8 +219,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.API.RateLimitPerSecond = e.integer("LICENSEOPS_RATE_LIMIT", c.API.RateLimitPerSecond)
 	c.API.RateLimitBurst = e.count("LICENSEOPS_RATE_LIMIT_BURST", c.API.RateLimitBurst)
 
-	interactiveMax := e.count("LICENSEOPS_INTERACTIVE_MAX", c.API.InteractiveMax)
-	c.API.InteractiveMax, c.Worker.InteractiveMax = interactiveMax, interactiveMax
+	interactiveMax := e.count("LICENSEOPS_INTERACTIVE_MAX", c.Intake.InteractiveMax)
+	c.Intake.InteractiveMax, c.Worker.InteractiveMax = interactiveMax, interactiveMax
 	c.Worker.Concurrency = e.count("LICENSEOPS_WORKER_CONCURRENCY", c.Worker.Concurrency)
 	c.Worker.ShutdownTimeout = e.duration("LICENSEOPS_SHUTDOWN_TIMEOUT", c.Worker.ShutdownTimeout)
 	c.Worker.Sweep.Interval = e.duration("LICENSEOPS_SWEEP_INTERVAL", c.Worker.Sweep.Interval)

@@ -64,7 +64,6 @@ type Group int
 const (
 	GroupServer Group = iota // serving and operating the database
 	GroupClient              // clients of the HTTP API
-	GroupDev                 // developer tools
 	GroupHelp                // help itself
 )
 
@@ -72,8 +71,6 @@ func (g Group) title() string {
 	switch g {
 	case GroupClient:
 		return "API client commands (LICENSEOPS_URL, default " + defaultAPIURL + ", and LICENSEOPS_TOKEN):"
-	case GroupDev:
-		return "Developer commands:"
 	case GroupHelp:
 		return ""
 	}
@@ -93,9 +90,6 @@ type Command struct {
 	// Help is the text -h shows between the synopsis and the flags.
 	Help  string
 	Group Group
-	// RawArgs passes every argument, flags included, to Validate: for
-	// commands that parse their own (the developer tools of the binary).
-	RawArgs bool
 	// New returns the command's options, fresh for each run.
 	New func() Runner
 }
@@ -135,12 +129,10 @@ var helpCommand = &Command{
 
 // Main runs the command that args name with env and returns the exit
 // status. Every error is printed on env.Stderr, prefixed with the command's
-// name; usage errors are followed by the command's synopsis. extra adds
-// commands to the table (the developer tools while they live in this
-// binary).
-func Main(ctx context.Context, args []string, env *Env, extra ...*Command) int {
+// name; usage errors are followed by the command's synopsis.
+func Main(ctx context.Context, args []string, env *Env) int {
 	app.QuietRedisLogs()
-	table := append(Commands(), extra...)
+	table := Commands()
 	env.commands = table
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
@@ -206,10 +198,7 @@ func runCommand(ctx context.Context, cmd *Command, args []string, env *Env) erro
 	fs := flag.NewFlagSet(cmd.Name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	r.Flags(fs, env)
-	positional, err := args, error(nil)
-	if !cmd.RawArgs {
-		positional, err = parseInterspersed(fs, args)
-	}
+	positional, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		printHelp(env.Stdout, cmd, fs)
 		return nil
@@ -292,7 +281,7 @@ func topUsage(table []*Command) string {
 	var b strings.Builder
 	b.WriteString("licenseops assigns and revokes software licenses for many users at once.\n\n")
 	b.WriteString("Usage:\n  licenseops <command> [flags]\n")
-	for _, g := range []Group{GroupServer, GroupClient, GroupDev} {
+	for _, g := range []Group{GroupServer, GroupClient} {
 		var cmds []*Command
 		for _, c := range table {
 			if c.Group == g {

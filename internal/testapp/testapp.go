@@ -15,10 +15,13 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/client"
+	"github.com/licenseops/licenseops/intake"
+	"github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
@@ -33,7 +36,8 @@ type Options struct {
 	WorkerConfig worker.Config
 	// NoAPI skips the HTTP API.
 	NoAPI bool
-	// APIConfig is the base config of the API.
+	// APIConfig is the base config of the API. Its Registry, when set, also
+	// gets the intake's metrics, as `licenseops api` serves them.
 	APIConfig api.Config
 }
 
@@ -48,6 +52,7 @@ type Bundle struct {
 	DB      *sqlx.DB
 	Redis   *redis.Client
 	API     *api.Server
+	Intake  *intake.Service // creates the operations of the API and of the workers' cleanup runs
 	Workers []*worker.Worker
 	Log     *slog.Logger
 }
@@ -79,10 +84,23 @@ func New(t testing.TB, opts Options) *Bundle {
 	ropts.PoolSize = 100
 	b.Redis = redis.NewClient(ropts)
 	t.Cleanup(func() { _ = b.Redis.Close() })
+	if opts.APIConfig.Registry == nil {
+		opts.APIConfig.Registry = prometheus.NewRegistry()
+	}
+	svc, err := intake.New(intake.Config{Logger: b.Log, Registerer: opts.APIConfig.Registry}, store, b.Redis)
+	if err != nil {
+		t.Fatalf("intake: %v", err)
+	}
+	b.Intake = svc
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = svc.Close(ctx)
+	})
 	if !opts.NoAPI {
 		cfg := opts.APIConfig
 		cfg.Addr, cfg.Logger = "127.0.0.1:0", b.Log
-		srv, err := api.New(cfg, store, b.Redis)
+		srv, err := api.New(cfg, svc, store, b.Redis)
 		if err != nil {
 			t.Fatalf("api: %v", err)
 		}
@@ -107,6 +125,9 @@ func (b *Bundle) StartWorker(cfg worker.Config) *worker.Worker {
 	b.T.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = b.Log
+	}
+	if cfg.Intake == nil {
+		cfg.Intake = b.Intake
 	}
 	if cfg.Sweep.Interval == 0 {
 		cfg.Sweep.Interval = 100 * time.Millisecond
@@ -266,6 +287,17 @@ func (c *Client) WaitOperation(id string, timeout time.Duration) licensing.Opera
 		c.b.T.Fatalf("operation %s not finished after %v: %v (last read %+v)", id, timeout, err, op)
 	}
 	return op
+}
+
+// Seed creates a tenant through the API with the seeder of internal/seed
+// and returns its users' IDs, failing the test on error.
+func (c *Client) Seed(tn seed.Tenant) []string {
+	c.b.T.Helper()
+	ids, err := seed.Seed(context.Background(), c.raw(), tn)
+	if err != nil {
+		c.b.T.Fatalf("seed %s: %v", tn.Customer.ID, err)
+	}
+	return ids
 }
 
 type testWriter struct{ t testing.TB }

@@ -76,7 +76,7 @@ func (c Config) validate() error {
 }
 
 // RegisterFlags binds the knobs to command-line flags, for
-// "licenseops graphsim --latency 20ms --throttle 0.3 …". The flags' defaults
+// "licenseops-dev graphsim --latency 20ms --throttle 0.3 …". The flags' defaults
 // are c's current values.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Latency, "latency", c.Latency, "fixed latency added to every Graph call")

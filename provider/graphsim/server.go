@@ -69,7 +69,7 @@ func (s *Server) Close() error {
 }
 
 // Run serves a simulator on addr until ctx is done: the body of
-// "licenseops graphsim". seedFile, when not empty, is loaded first. It logs
+// "licenseops-dev graphsim". seedFile, when not empty, is loaded first. It logs
 // the URLs to give licenseops (LICENSEOPS_GRAPH_BASE_URL and _TOKEN_URL, or
 // however the caller names them).
 func Run(ctx context.Context, addr, seedFile string, cfg Config, log *slog.Logger) error {

@@ -1,13 +1,11 @@
-package main
-
-// "licenseops bench" (issue 8): the end-to-end benchmark behind `make bench`.
-// It measures, on this machine, against private Postgres and Redis (or
-// DATABASE_URL / REDIS_URL):
+// Package bench is the end-to-end benchmark behind `make bench`
+// (`licenseops-dev bench`). It measures, on this machine, against private
+// Postgres and Redis (or DATABASE_URL / REDIS_URL):
 //
 //	(a) bare asynq: no-op tasks enqueued with jobs.Enqueuer and processed
 //	    with the worker's concurrency, the ceiling of the queue itself;
 //	(b) a tenant-wide assign of one SKU through the HTTP API, with the api
-//	    and worker as separate processes of this binary;
+//	    and worker as separate processes of the licenseops binary;
 //	(c) the same with four SKUs per user (assign two, revoke two);
 //	(d) two-user operations submitted every second while (b) runs;
 //	(e) a rollout against the Graph simulator, against the bound that the
@@ -16,6 +14,7 @@ package main
 // It prints one table with the targets and writes the figures as JSON, so
 // that two runs can be compared. Timing never fails the bench: it exits 0
 // unless something broke.
+package bench
 
 import (
 	"context"
@@ -26,7 +25,6 @@ import (
 	"io"
 	"maps"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,17 +37,16 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
-
-	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/internal/app"
-	"github.com/licenseops/licenseops/internal/localdb"
-	"github.com/licenseops/licenseops/storage"
+	"github.com/licenseops/licenseops/internal/stack"
 )
 
-// benchOptions are the flags of "licenseops bench" and what a test sets instead of the environment.
-type benchOptions struct {
+// ErrUsage wraps the errors of bad flags.
+var ErrUsage = errors.New("usage")
+
+// Options are the flags of "licenseops-dev bench" and what a test sets instead of the environment.
+type Options struct {
 	Users            int
 	GraphUsers       int
 	Concurrency      int
@@ -62,12 +59,13 @@ type benchOptions struct {
 	// e), of Profile's length, written next to Out.
 	Profile time.Duration
 
-	// DatabaseURL and RedisURL are the servers to use; when either is
-	// empty the bench starts private ones (localdb) for both.
+	// DatabaseURL and RedisURL are the servers to use; private ones
+	// (localdb) are started for what is empty.
 	DatabaseURL string
 	RedisURL    string
 	// Exe is the licenseops binary run as the api and worker processes
-	// (default: this executable; a test passes the binary it built).
+	// (default: the licenseops next to this executable, as `make bench`
+	// builds them; a test passes the binary it built).
 	Exe    string
 	Stdout io.Writer // the table
 	Stderr io.Writer // progress
@@ -76,14 +74,14 @@ type benchOptions struct {
 
 const benchScenarios = "abcde"
 
-const benchUsage = `Usage: licenseops bench [flags]
+const benchUsage = `Usage: licenseops-dev bench [flags]
 
 Measures licenseops end to end on this machine and prints one table with the
 targets; writes the figures as JSON (--out) so that runs can be compared.
   (a) bare asynq: N no-op tasks enqueued with the api's parallel enqueuer and
       processed with the worker's concurrency
   (b) rollout: assign one SKU to N users through the HTTP API; api and worker
-      run as separate processes of this binary
+      run as separate processes of the licenseops binary (--exe)
   (c) change: assign two SKUs and revoke two (that the users hold) for N users
   (d) interactive: a two-user operation every second while (b) runs
   (e) Graph simulator: a rollout to --graph-users users of an msgraph customer
@@ -94,8 +92,10 @@ a missed target is reported, not a failure.
 Flags:
 `
 
-func parseBenchFlags(args []string) (*benchOptions, error) {
-	o := &benchOptions{Args: args, Stdout: os.Stdout, Stderr: os.Stderr}
+// ParseFlags reads the flags of "licenseops-dev bench". Its errors wrap
+// ErrUsage.
+func ParseFlags(args []string) (*Options, error) {
+	o := &Options{Args: args, Stdout: os.Stdout, Stderr: os.Stderr}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchUsage)
@@ -103,29 +103,31 @@ func parseBenchFlags(args []string) (*benchOptions, error) {
 	}
 	fs.IntVar(&o.Users, "users", 100_000, "users of the rollouts (b) and (c), and tasks of the baseline (a)")
 	fs.IntVar(&o.GraphUsers, "graph-users", 20_000, "users of the Graph simulator rollout (e)")
-	fs.IntVar(&o.Concurrency, "concurrency", loadConfig().Worker.Concurrency, "worker concurrency, for the baseline and the worker process (default: the worker's, LICENSEOPS_WORKER_CONCURRENCY)")
+	fs.IntVar(&o.Concurrency, "concurrency", defaultConcurrency(), "worker concurrency, for the baseline and the worker process (default: the worker's, LICENSEOPS_WORKER_CONCURRENCY)")
 	only := fs.String("only", "a,b,c,d,e", "scenarios to run, comma-separated; d runs alongside b, so it runs b too")
 	fs.StringVar(&o.Out, "out", "", "JSON file for the figures (default bench-results/bench-<UTC time>.json)")
 	fs.DurationVar(&o.GraphLatency, "graph-latency", 20*time.Millisecond, "latency of every simulated Graph call in (e)")
 	fs.IntVar(&o.GraphMaxInFlight, "graph-max-in-flight", 32, "LICENSEOPS_GRAPH_MAX_IN_FLIGHT of the worker in (e): Graph calls in flight per tenant")
 	fs.IntVar(&o.GraphRate, "graph-rate", 100_000, "LICENSEOPS_GRAPH_RATE of the worker in (e), high enough not to bind")
 	fs.DurationVar(&o.Profile, "profile", 0, "take a CPU profile of the worker this long (e.g. 10s) from the start of each rollout; written next to --out (go tool pprof -top FILE)")
-	if err := parseFlags(fs, args); err != nil {
-		return nil, err
+	fs.StringVar(&o.Exe, "exe", "", "the licenseops binary to run as api and worker (default: licenseops next to this executable)")
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, ErrUsage // the flag package has said what is wrong
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		return nil, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
 	if o.Users < 1 || o.GraphUsers < 1 || o.Concurrency < 1 || o.GraphMaxInFlight < 1 || o.GraphRate < 1 || o.GraphLatency <= 0 {
-		return nil, fmt.Errorf("%w: --users, --graph-users, --concurrency, --graph-max-in-flight, --graph-rate and --graph-latency must be positive", errUsage)
+		return nil, fmt.Errorf("%w: --users, --graph-users, --concurrency, --graph-max-in-flight, --graph-rate and --graph-latency must be positive", ErrUsage)
 	}
 	if o.Users > 100_000 {
-		return nil, fmt.Errorf("%w: --users is at most 100000 (the API's limit of one operation)", errUsage)
+		return nil, fmt.Errorf("%w: --users is at most 100000 (the API's limit of one operation)", ErrUsage)
 	}
 	for s := range strings.SplitSeq(*only, ",") {
 		s = strings.ToLower(strings.TrimSpace(s))
 		if len(s) != 1 || !strings.Contains(benchScenarios, s) {
-			return nil, fmt.Errorf("%w: --only takes letters among a,b,c,d,e, not %q", errUsage, s)
+			return nil, fmt.Errorf("%w: --only takes letters among a,b,c,d,e, not %q", ErrUsage, s)
 		}
 		if !slices.Contains(o.Only, s) {
 			o.Only = append(o.Only, s)
@@ -135,19 +137,15 @@ func parseBenchFlags(args []string) (*benchOptions, error) {
 	return o, nil
 }
 
-func runBench(ctx context.Context, args []string) error {
-	o, err := parseBenchFlags(args)
-	if err != nil {
-		return err
-	}
-	o.DatabaseURL, o.RedisURL = os.Getenv("DATABASE_URL"), os.Getenv("REDIS_URL")
-	_, err = runBenchWith(ctx, o)
-	return err
+// defaultConcurrency is the worker's concurrency as the environment sets it.
+func defaultConcurrency() int {
+	cfg, _ := app.FromEnv(os.Getenv) // licenseops-dev checks the environment first
+	return cfg.Worker.Concurrency
 }
 
-// benchReport is the JSON the bench writes. Durations are in seconds (_s)
+// Report is the JSON the bench writes. Durations are in seconds (_s)
 // or milliseconds (_ms), rates per second, memory in MiB.
-type benchReport struct {
+type Report struct {
 	Schema     int               `json:"schema"`
 	StartedAt  time.Time         `json:"started_at"`
 	DurationS  float64           `json:"duration_s"`
@@ -270,35 +268,25 @@ type benchTarget struct {
 
 // benchRunner holds what the scenarios share.
 type benchRunner struct {
-	o        *benchOptions
-	rep      *benchReport
-	exe      string
-	dbURL    string
-	redisURL string
-	servers  *localdb.Servers
-	store    *storage.Store
-	rdb      *redis.Client
-	insp     *asynq.Inspector
-	runID    string
-	partner  string
-	token    string
+	o     *Options
+	rep   *Report
+	s     *stack.Stack
+	runID string
 	// itokens are the tokens of the interactive clients (d): the api
 	// limits each token to 50 requests/s, and polling every 10 ms needs more.
-	itokens   []string
-	logDir    string
-	transport *http.Transport
-	childEnv  []string
+	itokens []string
+	logDir  string
 
 	progressMu sync.Mutex
 }
 
-// runBenchWith runs the scenarios of o, prints the table and writes the
+// Run runs the scenarios of o, prints the table and writes the
 // JSON. The report is returned even when a scenario broke; the error then
 // says which.
-func runBenchWith(ctx context.Context, o *benchOptions) (*benchReport, error) {
+func Run(ctx context.Context, o *Options) (*Report, error) {
 	start := time.Now()
 	r := &benchRunner{o: o, runID: strconv.FormatInt(start.Unix(), 36)}
-	r.rep = &benchReport{Schema: 1, StartedAt: start.UTC(), Args: o.Args, Errors: map[string]string{}}
+	r.rep = &Report{Schema: 1, StartedAt: start.UTC(), Args: o.Args, Errors: map[string]string{}}
 	if o.Out == "" {
 		o.Out = filepath.Join("bench-results", "bench-"+start.UTC().Format("20060102T150405Z")+".json")
 	}
@@ -369,120 +357,94 @@ func (r *benchRunner) setup(ctx context.Context) error {
 	r.rep.Machine = benchMachineInfo()
 	r.rep.Settings = benchSettings{
 		Users: o.Users, GraphUsers: o.GraphUsers, Concurrency: o.Concurrency,
-		EnqueueParallelism: api.Config{}.WithDefaults().EnqueueParallelism,
+		EnqueueParallelism: intake.Config{}.WithDefaults().EnqueueParallelism,
 		OperationPollMs:    int(benchOpPoll / time.Millisecond), InteractivePollMs: int(benchInteractivePoll / time.Millisecond),
 		GraphLatencyMs: float64(o.GraphLatency) / float64(time.Millisecond), GraphMaxInFlight: o.GraphMaxInFlight, GraphRate: o.GraphRate,
 		Scenarios: o.Only,
 	}
-	r.exe = o.Exe
-	if r.exe == "" {
-		exe, err := os.Executable()
+	exe := o.Exe
+	if exe == "" {
+		self, err := os.Executable()
 		if err != nil {
 			return err
 		}
-		r.exe = exe
+		exe = filepath.Join(filepath.Dir(self), "licenseops")
+		if _, err := os.Stat(exe); err != nil {
+			return fmt.Errorf("no licenseops binary to run as api and worker next to this one (%w): `make bench` builds both, or pass --exe", err)
+		}
 	}
-	r.dbURL, r.redisURL = o.DatabaseURL, o.RedisURL
-	if r.dbURL == "" || r.redisURL == "" {
-		r.progress("starting private Postgres and Redis (set DATABASE_URL and REDIS_URL to use your own)")
-		servers, err := localdb.Start(ctx, localdb.Options{})
-		if err != nil {
-			return err
-		}
-		r.servers = servers
-		r.dbURL, r.redisURL = servers.PostgresURL("licenseops_bench"), servers.RedisURL(0)
-		r.rep.Machine.Postgres, r.rep.Machine.Redis = "private (localdb: fsync off, synchronous_commit off)", "private (localdb: no persistence)"
+	if o.DatabaseURL == "" {
+		r.rep.Machine.Postgres = "private (localdb: fsync off, synchronous_commit off)"
 	} else {
-		r.rep.Machine.Postgres, r.rep.Machine.Redis = "DATABASE_URL "+app.RedactURL(r.dbURL), "REDIS_URL "+app.RedactURL(r.redisURL)
+		r.rep.Machine.Postgres = "DATABASE_URL " + app.RedactURL(o.DatabaseURL)
 	}
-	if _, err := app.Migrate(ctx, r.dbURL); err != nil {
+	if o.RedisURL == "" {
+		r.rep.Machine.Redis = "private (localdb: no persistence)"
+	} else {
+		r.rep.Machine.Redis = "REDIS_URL " + app.RedactURL(o.RedisURL)
+	}
+	var err error
+	if r.logDir, err = os.MkdirTemp("", "licenseops-bench-logs-"); err != nil {
 		return err
 	}
-	store, err := storage.Open(ctx, storage.Config{URL: r.dbURL, MaxOpenConns: 4})
-	if err != nil {
+	r.rep.ProcessLog = r.logDir
+	env := benchChildEnv()
+	r.rep.Settings.Env = env
+	if r.s, err = stack.Start(ctx, stack.Options{
+		DatabaseURL: o.DatabaseURL, RedisURL: o.RedisURL, Database: "licenseops_bench",
+		Partner: "bench-" + r.runID, Exe: exe, Env: env, LogDir: r.logDir,
+		Logf: func(format string, args ...any) { r.progress(format, args...) },
+	}); err != nil {
 		return err
 	}
-	r.store = store
-	if pgVersion, err := store.ServerVersion(ctx); err == nil {
+	if pgVersion, err := r.s.Store.ServerVersion(ctx); err == nil {
 		r.rep.Machine.Postgres = "PostgreSQL " + pgVersion + ", " + r.rep.Machine.Postgres
 	}
-	r.partner = "bench-" + r.runID
-	if r.token, err = store.CreateToken(ctx, r.partner, "bench", "global_admin"); err != nil {
-		return err
-	}
 	for i := range 8 {
-		tok, err := store.CreateToken(ctx, r.partner, fmt.Sprintf("bench-interactive-%d", i), "helpdesk_agent")
+		tok, err := r.s.CreateToken(ctx, fmt.Sprintf("bench-interactive-%d", i), "helpdesk_agent")
 		if err != nil {
 			return err
 		}
 		r.itokens = append(r.itokens, tok)
 	}
-	ropts, err := redis.ParseURL(r.redisURL)
-	if err != nil {
-		return fmt.Errorf("REDIS_URL: %w", err)
-	}
-	r.rdb = redis.NewClient(ropts)
-	if err := r.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("connect to redis: %w", err)
-	}
-	if info, err := r.rdb.Info(ctx, "server").Result(); err == nil {
+	if info, err := r.s.Redis.Info(ctx, "server").Result(); err == nil {
 		for line := range strings.SplitSeq(info, "\n") {
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
 				r.rep.Machine.Redis = "Redis " + v + ", " + r.rep.Machine.Redis
 			}
 		}
 	}
-	r.insp = asynq.NewInspectorFromRedisClient(r.rdb)
-	if r.logDir, err = os.MkdirTemp("", "licenseops-bench-logs-"); err != nil {
-		return err
-	}
-	r.rep.ProcessLog = r.logDir
-	r.transport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second}
-	r.childEnv = benchChildEnv(r.dbURL, r.redisURL)
-	for _, kv := range r.childEnv {
-		if strings.HasPrefix(kv, "LICENSEOPS_") && !strings.HasPrefix(kv, "LICENSEOPS_LOG_") {
-			r.rep.Settings.Env = append(r.rep.Settings.Env, kv)
-		}
-	}
 	return nil
 }
 
-// benchChildEnv is the environment of the api and worker processes: this
-// process's, without what the bench sets itself (and without Graph
-// credentials, which only scenario e sets).
-func benchChildEnv(dbURL, redisURL string) []string {
+// benchChildEnv is what the api and worker processes get of this process's
+// LICENSEOPS_ settings (tuning such as LICENSEOPS_DB_MAX_CONNS): all but
+// what the bench sets itself, the logging and Graph, which only scenario e
+// sets.
+func benchChildEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
-		case name == "DATABASE_URL", name == "REDIS_URL", name == "LICENSEOPS_ADDR", name == "LICENSEOPS_METRICS_ADDR",
+		case !strings.HasPrefix(name, "LICENSEOPS_"), name == "LICENSEOPS_ADDR", name == "LICENSEOPS_METRICS_ADDR",
 			name == "LICENSEOPS_WORKER_CONCURRENCY", strings.HasPrefix(name, "LICENSEOPS_LOG_"), strings.HasPrefix(name, "LICENSEOPS_GRAPH_"):
 			continue
 		}
 		env = append(env, kv)
 	}
-	return append(env, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, "LICENSEOPS_LOG_LEVEL=warn", "LICENSEOPS_LOG_FORMAT=text")
+	return env
 }
 
 func (r *benchRunner) close() {
-	if r.rdb != nil {
-		_ = r.rdb.Close()
-	}
-	if r.store != nil {
-		_ = r.store.Close()
-	}
-	if r.servers != nil {
-		_ = r.servers.Stop()
-	}
-	if r.transport != nil {
-		r.transport.CloseIdleConnections()
+	if r.s != nil {
+		_ = r.s.Close()
 	}
 }
 
 // flushRedis empties the Redis database between scenarios (only the
 // database of REDIS_URL, never the whole server). No api or worker runs then.
 func (r *benchRunner) flushRedis(ctx context.Context) error {
-	return r.rdb.FlushDB(ctx).Err()
+	return r.s.Redis.FlushDB(ctx).Err()
 }
 
 // benchMachineInfo describes the machine and the build.

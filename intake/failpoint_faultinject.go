@@ -1,6 +1,6 @@
 //go:build faultinject
 
-package api
+package intake
 
 import "os"
 

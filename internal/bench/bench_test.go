@@ -1,21 +1,38 @@
-package main
+package bench
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/internal/stack"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/storage"
 )
 
+func TestMain(m *testing.M) { testenv.Run(m) }
+
+// licenseops builds the licenseops binary that the bench runs as api and
+// worker.
+func licenseops(t *testing.T) string {
+	t.Helper()
+	exe := filepath.Join(t.TempDir(), "licenseops")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := stack.Build(ctx, exe, "github.com/licenseops/licenseops/cmd/licenseops"); err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
 // The bench, in-process with small numbers, against the test servers: every
-// scenario runs (api and worker as processes of the built binary) and every
+// scenario runs (api and worker as processes of the licenseops binary) and every
 // figure of the JSON is present and positive. Timing is not checked.
 func TestBench(t *testing.T) {
 	t.Parallel()
@@ -23,18 +40,18 @@ func TestBench(t *testing.T) {
 		t.Skip("starts api and worker processes several times")
 	}
 	out := filepath.Join(t.TempDir(), "bench.json")
-	o, err := parseBenchFlags([]string{"--users", "2000", "--graph-users", "500", "--concurrency", "64", "--out", out, "--profile", "1s"})
+	o, err := ParseFlags([]string{"--users", "2000", "--graph-users", "500", "--concurrency", "64", "--out", out, "--profile", "1s"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var table, progress bytes.Buffer
-	o.Exe = binary(t)
+	o.Exe = licenseops(t)
 	o.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
 	o.RedisURL = testenv.Redis(t)
 	o.Stdout, o.Stderr = &table, &progress
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if _, err := runBenchWith(ctx, o); err != nil {
+	if _, err := Run(ctx, o); err != nil {
 		t.Fatalf("bench: %v\n%s\n%s", err, progress.String(), table.String())
 	}
 	raw, err := os.ReadFile(out)
@@ -103,16 +120,16 @@ func TestBench(t *testing.T) {
 
 func TestBenchFlags(t *testing.T) {
 	t.Parallel()
-	o, err := parseBenchFlags([]string{"--only", "d, a", "--users", "10"})
+	o, err := ParseFlags([]string{"--only", "d, a", "--users", "10"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(o.Only, ",") != "a,d" || o.Users != 10 || o.GraphUsers != 20_000 || o.Concurrency != loadConfig().Worker.Concurrency {
+	if strings.Join(o.Only, ",") != "a,d" || o.Users != 10 || o.GraphUsers != 20_000 || o.Concurrency != defaultConcurrency() {
 		t.Fatalf("options = %+v", o)
 	}
 	for _, bad := range [][]string{{"--only", "x"}, {"--users", "0"}, {"--users", "100001"}, {"extra"}} {
-		if _, err := parseBenchFlags(bad); err == nil {
-			t.Errorf("parseBenchFlags(%q) accepted", bad)
+		if _, err := ParseFlags(bad); !errors.Is(err, ErrUsage) {
+			t.Errorf("ParseFlags(%q) = %v, want a usage error", bad, err)
 		}
 	}
 }

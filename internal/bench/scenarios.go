@@ -1,17 +1,18 @@
-package main
+package bench
 
-// The scenarios of "licenseops bench": (a) bare asynq, (b) rollout with (d)
+// The scenarios of the bench: (a) bare asynq, (b) rollout with (d)
 // interactive operations alongside, (c) four-SKU change, (e) Graph simulator.
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,9 +26,11 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/client"
+	"github.com/licenseops/licenseops/intake"
+	"github.com/licenseops/licenseops/internal/seed"
+	"github.com/licenseops/licenseops/internal/stack"
 	"github.com/licenseops/licenseops/jobs"
-	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider/graphsim"
 	"github.com/licenseops/licenseops/worker"
 )
@@ -40,8 +43,6 @@ const (
 	benchOpPoll = time.Second
 	// benchInteractivePoll is how often an interactive operation is polled.
 	benchInteractivePoll = 10 * time.Millisecond
-	// benchImportChunk is the most users per users/import call.
-	benchImportChunk = 50_000
 	// benchInteractivePairs is the number of user pairs that (d) cycles
 	// through (assigning, then on the next pass revoking).
 	benchInteractivePairs = 100
@@ -74,7 +75,7 @@ func (r *benchRunner) runBaseline(ctx context.Context) error {
 	n := r.o.Users
 	r.progress("(a) bare asynq: enqueueing %d no-op tasks", n)
 	newClient := func() (*redis.Client, error) {
-		opts, err := redis.ParseURL(r.redisURL)
+		opts, err := redis.ParseURL(r.s.RedisURL)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +93,7 @@ func (r *benchRunner) runBaseline(ctx context.Context) error {
 		return err
 	}
 	defer srvRDB.Close()
-	par := api.Config{}.WithDefaults().EnqueueParallelism
+	par := intake.Config{}.WithDefaults().EnqueueParallelism
 	enq := &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(enqRDB), Parallelism: par}
 	ids := benchUserIDs(0, n)
 	start := time.Now()
@@ -143,102 +144,38 @@ func (r *benchRunner) runBaseline(ctx context.Context) error {
 
 // benchStack is an api and a worker process.
 type benchStack struct {
-	api, worker *benchProc
+	api, worker *stack.Proc
 	url         string
-	// workerDebug is the worker's metrics listener, serving pprof, when
-	// the bench profiles.
-	workerDebug string
 }
 
 // startStack starts a worker and an api process and waits until both are
-// ready: the api answers /readyz, the worker's asynq server is registered.
-func (r *benchRunner) startStack(ctx context.Context, name string, extraEnv []string) (*benchStack, error) {
-	env := append(slices.Clone(r.childEnv), extraEnv...)
-	s := &benchStack{}
-	metricsAddr := "127.0.0.1:0"
+// ready: the api answers /readyz, the worker's asynq server is registered
+// and its sweeper has swept once (on the flushed Redis, a sweeper's first
+// sweep takes every pending item for lost and enqueues it again, which a
+// long-running deployment never does).
+func (r *benchRunner) startStack(ctx context.Context, extraEnv []string) (*benchStack, error) {
+	env := append(slices.Clone(extraEnv), "LICENSEOPS_WORKER_CONCURRENCY="+strconv.Itoa(r.o.Concurrency))
 	if r.o.Profile > 0 {
-		addr, err := benchFreeAddr()
-		if err != nil {
-			return nil, err
-		}
-		metricsAddr, s.workerDebug = addr, "http://"+addr
-		env = append(env, "LICENSEOPS_PPROF=true")
+		env = append(env, "LICENSEOPS_PPROF=true") // on the worker's metrics listener
 	}
+	s := &benchStack{}
 	var err error
-	s.worker, err = startBenchProc(r.exe, name+"-worker", r.logDir, env,
-		"worker", "--metrics-addr", metricsAddr, "--concurrency", strconv.Itoa(r.o.Concurrency))
-	if err != nil {
+	if s.worker, err = r.s.StartWorker(ctx, env...); err != nil {
 		return nil, err
 	}
-	addr, err := benchFreeAddr()
-	if err == nil {
-		s.api, err = startBenchProc(r.exe, name+"-api", r.logDir, env, "api", "--addr", addr)
-	}
-	if err == nil {
-		s.url = "http://" + addr
-		err = benchWaitReady(ctx, s.api, s.url+"/readyz", time.Minute)
-	}
-	if err == nil {
-		err = r.waitWorker(ctx, s.worker, time.Minute)
-	}
-	if err != nil {
+	if s.api, err = r.s.StartAPI(ctx, env...); err != nil {
 		_ = s.stop() // the start error is the one to report
 		return nil, err
 	}
+	s.url = s.api.URL
 	return s, nil
-}
-
-// waitWorker waits until the worker's asynq server has registered in Redis.
-func (r *benchRunner) waitWorker(ctx context.Context, p *benchProc, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		servers, err := r.insp.Servers()
-		if err == nil {
-			for _, s := range servers {
-				if s.PID == p.pid() {
-					return nil
-				}
-			}
-		}
-		if p.exited() {
-			return p.failure()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("worker did not start processing within %s\n%s", timeout, benchTail(p.logPath, 20))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// benchEpochKey is the key that the worker's sweeper sets on its first
-// sweep (worker/sweeper.go, epochKey) and whose absence it takes for a Redis
-// that lost its data: it then re-enqueues every pending item.
-const benchEpochKey = "licenseops:queue-epoch"
-
-// waitFirstSweep waits (up to 3 s) until a fresh worker on the flushed Redis
-// has swept once. Otherwise its first sweep, a second after it starts,
-// would find the epoch key missing and re-enqueue every pending item of
-// the operation being measured, which a long-running deployment never does.
-func (r *benchRunner) waitFirstSweep(ctx context.Context) {
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if n, err := r.rdb.Exists(ctx, benchEpochKey).Result(); err == nil && n == 1 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	r.progress("    the worker's sweeper did not set %s within 3 s; measuring anyway", benchEpochKey)
 }
 
 // alive returns an error when the api or the worker has ended.
 func (s *benchStack) alive() error {
-	for _, p := range []*benchProc{s.api, s.worker} {
-		if p != nil && p.exited() {
-			return p.failure()
+	for _, p := range []*stack.Proc{s.api, s.worker} {
+		if p != nil && p.Exited() {
+			return p.Err()
 		}
 	}
 	return nil
@@ -246,11 +183,11 @@ func (s *benchStack) alive() error {
 
 // peakRSS returns the api's and the worker's VmHWM in MiB.
 func (s *benchStack) peakRSS() (apiMiB, workerMiB float64, err error) {
-	a, err := s.api.peakRSS()
+	a, err := s.api.PeakRSS()
 	if err != nil {
 		return 0, 0, err
 	}
-	w, err := s.worker.peakRSS()
+	w, err := s.worker.PeakRSS()
 	return benchMiB(a), benchMiB(w), err
 }
 
@@ -258,94 +195,43 @@ func (s *benchStack) peakRSS() (apiMiB, workerMiB float64, err error) {
 func (s *benchStack) stop() error {
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
-	for i, p := range []*benchProc{s.api, s.worker} {
+	for i, p := range []*stack.Proc{s.api, s.worker} {
 		if p == nil {
 			continue
 		}
-		wg.Go(func() { errs[i] = p.stop() })
+		wg.Go(func() { errs[i] = p.Stop() })
 	}
 	wg.Wait()
-	if errs[0] != nil {
-		return errs[0]
-	}
-	return errs[1]
+	return errors.Join(errs...)
 }
 
 // ---------------------------------------------------------------- API
 
-func (r *benchRunner) client(base, token string) *apiClient {
-	return &apiClient{base: base, token: token, http: &http.Client{Transport: r.transport, Timeout: 5 * time.Minute}}
+func (r *benchRunner) client(base string) *client.Client {
+	return client.New(base, r.s.Token, client.WithHTTPClient(stack.HTTPClient))
 }
 
-// postRaw posts an already encoded body, so that the intake time holds no
-// JSON encoding of the bench's own.
-func (r *benchRunner) postRaw(ctx context.Context, c *apiClient, path string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
+// seedTenant seeds customer with users and seats through the API: a
+// product per SKU, users in the US, enabled.
+func seedTenant(ctx context.Context, c *client.Client, customer client.CustomerRequest, users []string, seats map[string]int) error {
+	products := map[string]client.ProductRequest{}
+	for sku := range seats {
+		products[sku] = client.ProductRequest{Name: "Bench " + sku, PartNumber: "BENCH-" + sku[:min(len(sku), 8)]}
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
+	us := make([]client.UserImport, len(users))
+	for i, id := range users {
+		us[i] = client.UserImport{ID: id, UserPrincipalName: "u" + id + "@bench.example", DisplayName: "Bench user " + id,
+			UsageLocation: new("US"), AccountEnabled: new(true)}
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("POST %s: %w", path, readAPIError(resp))
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-// seedTenant defines the products, creates the customer, imports its users
-// (in chunks) and sets the seat totals, all through the API.
-func (r *benchRunner) seedTenant(ctx context.Context, c *apiClient, customer map[string]any, users []string, seats map[string]int) error {
-	for _, sku := range slices.Sorted(maps.Keys(seats)) {
-		if err := c.call(ctx, "PUT", "/v1/products/"+sku, map[string]any{"name": "Bench " + sku, "part_number": "BENCH-" + sku[:min(len(sku), 8)]}, nil, callOptions{}); err != nil {
-			return fmt.Errorf("define product %s: %w", sku, err)
-		}
-	}
-	cid := customer["id"].(string)
-	if err := c.call(ctx, "POST", "/v1/customers", customer, nil, callOptions{}); err != nil {
-		return fmt.Errorf("create customer: %w", err)
-	}
-	type user struct {
-		ID             string `json:"id"`
-		UPN            string `json:"user_principal_name"`
-		DisplayName    string `json:"display_name"`
-		UsageLocation  string `json:"usage_location"`
-		AccountEnabled bool   `json:"account_enabled"`
-	}
-	for from := 0; from < len(users); from += benchImportChunk {
-		chunk := users[from:min(from+benchImportChunk, len(users))]
-		rows := make([]user, len(chunk))
-		for i, id := range chunk {
-			rows[i] = user{ID: id, UPN: "u" + id + "@bench.example", DisplayName: "Bench user " + id, UsageLocation: "US", AccountEnabled: true}
-		}
-		if err := c.call(ctx, "POST", "/v1/customers/"+cid+"/users/import", map[string]any{"users": rows}, nil, callOptions{}); err != nil {
-			return fmt.Errorf("import users: %w", err)
-		}
-	}
-	for sku, total := range seats {
-		if err := c.call(ctx, "PUT", "/v1/customers/"+cid+"/subscriptions/"+sku, map[string]int{"total": total}, nil, callOptions{}); err != nil {
-			return fmt.Errorf("set seats of %s: %w", sku, err)
-		}
-	}
-	return nil
-}
-
-// benchGetOperation reads an operation (waiting out 429s).
-func benchGetOperation(ctx context.Context, c *apiClient, id string) (licensing.Operation, error) {
-	var op licensing.Operation
-	err := c.call(ctx, "GET", "/v1/operations/"+id, nil, &op, callOptions{})
-	return op, err
+	_, err := seed.Seed(ctx, c, seed.Tenant{Customer: customer, Products: products, Users: us, Seats: seats})
+	return err
 }
 
 // benchWaitOperation polls an operation every interval until done says so.
-func benchWaitOperation(ctx context.Context, s *benchStack, c *apiClient, id string, every, timeout time.Duration, done func(licensing.Operation) bool) (licensing.Operation, error) {
+func benchWaitOperation(ctx context.Context, s *benchStack, c *client.Client, id string, every, timeout time.Duration, done func(client.Operation) bool) (client.Operation, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		op, err := benchGetOperation(ctx, c, id)
+		op, err := c.GetOperation(ctx, id)
 		if err != nil {
 			return op, err
 		}
@@ -367,15 +253,12 @@ func benchWaitOperation(ctx context.Context, s *benchStack, c *apiClient, id str
 }
 
 // submitAndFinish submits an operation and waits until it is finished (untimed seeding).
-func (r *benchRunner) submitAndFinish(ctx context.Context, s *benchStack, c *apiClient, customer string, body map[string]any) error {
-	var acc struct {
-		ID string `json:"id"`
-	}
-	if err := c.call(ctx, "POST", "/v1/customers/"+customer+"/license-operations", body, &acc, callOptions{}); err != nil {
+func (r *benchRunner) submitAndFinish(ctx context.Context, s *benchStack, c *client.Client, customer string, req client.OperationRequest) error {
+	acc, err := c.CreateOperation(ctx, customer, req, "")
+	if err != nil {
 		return err
 	}
-	users := len(body["user_ids"].([]string))
-	op, err := benchWaitOperation(ctx, s, c, acc.ID, 500*time.Millisecond, benchOpTimeout(users), func(op licensing.Operation) bool { return op.FinishedAt != nil })
+	op, err := benchWaitOperation(ctx, s, c, acc.ID, 500*time.Millisecond, benchOpTimeout(len(req.UserIDs)), func(op client.Operation) bool { return op.FinishedAt != nil })
 	if err == nil && op.Failed > 0 {
 		err = fmt.Errorf("seeding operation %s: %d of %d users failed", op.ID, op.Failed, op.Total)
 	}
@@ -387,18 +270,17 @@ func (r *benchRunner) submitAndFinish(ctx context.Context, s *benchStack, c *api
 // runs after the 202 and itemsDone once no item is pending (for (d)).
 func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, customer string, users, assign, revoke []string,
 	accepted, itemsDone func()) (*benchRollout, error) {
-	body, err := json.Marshal(map[string]any{"user_ids": users, "assign": assign, "revoke": revoke})
+	body, err := json.Marshal(client.OperationRequest{UserIDs: users, Assign: assign, Revoke: revoke})
 	if err != nil {
 		return nil, err
 	}
-	c := r.client(s.url, r.token)
+	c := r.client(s.url)
 	cpu0 := benchSampleCPU(s.api, s.worker)
 	post := time.Now()
-	var acc struct {
-		ID    string `json:"id"`
-		Total int    `json:"total"`
-	}
-	if err := r.postRaw(ctx, c, "/v1/customers/"+customer+"/license-operations", body, &acc); err != nil {
+	// The body is encoded already, so that the intake time holds no JSON
+	// encoding of the bench's own: the SDK's raw request path.
+	acc, err := postOperation(ctx, c, customer, body)
+	if err != nil {
 		return nil, err
 	}
 	intake := time.Since(post)
@@ -408,7 +290,7 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 	if accepted != nil {
 		accepted()
 	}
-	_, err = benchWaitOperation(ctx, s, c, acc.ID, benchOpPoll, benchOpTimeout(len(users)), func(op licensing.Operation) bool { return op.Pending == 0 })
+	_, err = benchWaitOperation(ctx, s, c, acc.ID, benchOpPoll, benchOpTimeout(len(users)), func(op client.Operation) bool { return op.Pending == 0 })
 	pendingZero := time.Since(post)
 	cpu1 := benchSampleCPU(s.api, s.worker)
 	if itemsDone != nil {
@@ -417,7 +299,7 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 	if err != nil {
 		return nil, err
 	}
-	last, err := r.store.LastItemFinishedAt(ctx, acc.ID)
+	last, err := r.s.Store.LastItemFinishedAt(ctx, acc.ID)
 	if err != nil {
 		return nil, fmt.Errorf("read max(finished_at): %w", err)
 	}
@@ -429,7 +311,7 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 			lastItem = d
 		}
 	}
-	op, err := benchWaitOperation(ctx, s, c, acc.ID, 100*time.Millisecond, 5*time.Minute, func(op licensing.Operation) bool { return op.FinishedAt != nil })
+	op, err := benchWaitOperation(ctx, s, c, acc.ID, 100*time.Millisecond, 5*time.Minute, func(op client.Operation) bool { return op.FinishedAt != nil })
 	if err != nil {
 		return nil, fmt.Errorf("wait for the operation to be completed: %w", err)
 	}
@@ -451,12 +333,27 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 	return ro, nil
 }
 
+// postOperation creates an operation from its encoded request.
+func postOperation(ctx context.Context, c *client.Client, customer string, body []byte) (client.AcceptedOperation, error) {
+	var acc client.AcceptedOperation
+	resp, err := c.Do(ctx, http.MethodPost, "/v1/customers/"+url.PathEscape(customer)+"/license-operations", bytes.NewReader(body), nil)
+	if err != nil {
+		return acc, err
+	}
+	defer resp.Body.Close()
+	if err := client.CheckResponse(resp); err != nil {
+		return acc, err
+	}
+	err = json.NewDecoder(resp.Body).Decode(&acc)
+	return acc, err
+}
+
 // profileWorker takes a CPU profile of the stack's worker for
 // r.o.Profile in the background, when asked to, and writes it next to the
 // JSON figures. The channel is closed when it is done.
 func (r *benchRunner) profileWorker(ctx context.Context, s *benchStack, name string) <-chan struct{} {
 	done := make(chan struct{})
-	if r.o.Profile <= 0 || s.workerDebug == "" {
+	if r.o.Profile <= 0 {
 		close(done)
 		return done
 	}
@@ -464,7 +361,7 @@ func (r *benchRunner) profileWorker(ctx context.Context, s *benchStack, name str
 	go func() {
 		defer close(done)
 		err := func() error {
-			url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.workerDebug, max(1, int(r.o.Profile.Seconds())))
+			url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.worker.URL, max(1, int(r.o.Profile.Seconds())))
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
 				return err
@@ -503,16 +400,16 @@ func (r *benchRunner) profileWorker(ctx context.Context, s *benchStack, name str
 // so that peak RSS and CPU count the measured operation only, and Redis is
 // flushed in between. measure gets the fresh stack.
 func (r *benchRunner) scenarioRun(ctx context.Context, key string, env []string,
-	seed func(*benchStack, *apiClient) error, measure func(*benchStack) error) error {
+	seedWith func(*benchStack, *client.Client) error, measure func(*benchStack) error) error {
 	if err := r.flushRedis(ctx); err != nil {
 		return err
 	}
 	start := time.Now()
-	s, err := r.startStack(ctx, key+"-seed", env)
+	s, err := r.startStack(ctx, env)
 	if err != nil {
 		return err
 	}
-	err = seed(s, r.client(s.url, r.token))
+	err = seedWith(s, r.client(s.url))
 	if serr := s.stop(); err == nil {
 		err = serr
 	}
@@ -526,10 +423,9 @@ func (r *benchRunner) scenarioRun(ctx context.Context, key string, env []string,
 	if err := r.flushRedis(ctx); err != nil {
 		return err
 	}
-	if s, err = r.startStack(ctx, key, env); err != nil {
+	if s, err = r.startStack(ctx, env); err != nil {
 		return err
 	}
-	r.waitFirstSweep(ctx)
 	err = measure(s)
 	if serr := s.stop(); err == nil {
 		err = serr
@@ -542,7 +438,7 @@ func (r *benchRunner) scenarioRun(ctx context.Context, key string, env []string,
 // scenarios and of the seeding are not cleaned up during the measured part
 // (autovacuum after a 100,000-user operation takes a good part of a core
 // for tens of seconds), and the planner knows the tables' sizes.
-func (r *benchRunner) quiesceDB(ctx context.Context) error { return r.store.Quiesce(ctx) }
+func (r *benchRunner) quiesceDB(ctx context.Context) error { return r.s.Store.Quiesce(ctx) }
 
 // ---------------------------------------------------------------- (b) and (d)
 
@@ -561,9 +457,9 @@ func (r *benchRunner) runRollout(ctx context.Context) error {
 	r.progress("(b) seeding customer %s: %d users", customer, len(all))
 	var seedS float64
 	return r.scenarioRun(ctx, "b", nil,
-		func(s *benchStack, c *apiClient) error {
+		func(s *benchStack, c *client.Client) error {
 			start := time.Now()
-			err := r.seedTenant(ctx, c, map[string]any{"id": customer, "name": "Bench rollout", "default_usage_location": "US"}, all, seats)
+			err := seedTenant(ctx, c, client.CustomerRequest{ID: customer, Name: "Bench rollout", DefaultUsageLocation: new("US")}, all, seats)
 			seedS = time.Since(start).Seconds()
 			return err
 		},
@@ -598,7 +494,7 @@ func (r *benchRunner) runRollout(ctx context.Context) error {
 type benchInteractiveRun struct {
 	customer string
 	users    []string
-	clients  []*apiClient
+	clients  []*client.Client
 	next     atomic.Uint64
 
 	stopc    chan struct{}
@@ -615,7 +511,8 @@ type benchInteractiveRun struct {
 func (r *benchRunner) newInteractive(base, customer string, users []string) *benchInteractiveRun {
 	d := &benchInteractiveRun{customer: customer, users: users, stopc: make(chan struct{}), loopDone: make(chan struct{})}
 	for _, tok := range r.itokens {
-		d.clients = append(d.clients, r.client(base, tok))
+		// No retries of 429s: request counts them and moves to the next token.
+		d.clients = append(d.clients, client.New(base, tok, client.WithHTTPClient(stack.HTTPClient), client.WithMaxRateLimitRetries(0)))
 	}
 	return d
 }
@@ -653,20 +550,24 @@ func (d *benchInteractiveRun) one(ctx context.Context, k int) {
 	defer d.wg.Done()
 	pairs := len(d.users) / 2
 	pair, pass := k%pairs, k/pairs
-	body := map[string]any{"user_ids": d.users[2*pair : 2*pair+2]}
+	req := client.OperationRequest{UserIDs: d.users[2*pair : 2*pair+2]}
 	if pass%2 == 0 {
-		body["assign"] = []string{benchInteractiveSKU}
+		req.Assign = []string{benchInteractiveSKU}
 	} else {
-		body["revoke"] = []string{benchInteractiveSKU}
+		req.Revoke = []string{benchInteractiveSKU}
 	}
 	start := time.Now()
-	var acc struct {
-		ID string `json:"id"`
-	}
-	err := d.request(ctx, "POST", "/v1/customers/"+d.customer+"/license-operations", body, &acc)
+	var acc client.AcceptedOperation
+	err := d.request(ctx, func(c *client.Client) (err error) {
+		acc, err = c.CreateOperation(ctx, d.customer, req, "")
+		return err
+	})
 	for err == nil {
-		var op licensing.Operation
-		if err = d.request(ctx, "GET", "/v1/operations/"+acc.ID, nil, &op); err != nil {
+		var op client.Operation
+		if err = d.request(ctx, func(c *client.Client) (err error) {
+			op, err = c.GetOperation(ctx, acc.ID)
+			return err
+		}); err != nil {
 			break
 		}
 		if op.FinishedAt != nil {
@@ -697,13 +598,12 @@ func (d *benchInteractiveRun) one(ctx context.Context, k int) {
 	d.mu.Unlock()
 }
 
-// request sends one call with the next token of the pool; a 429 is counted
-// and tried again at once with another token.
-func (d *benchInteractiveRun) request(ctx context.Context, method, path string, body, out any) error {
+// request makes one call with the client of the next token of the pool; a
+// 429 is counted and tried again with another token.
+func (d *benchInteractiveRun) request(ctx context.Context, call func(*client.Client) error) error {
 	for {
-		c := d.clients[d.next.Add(1)%uint64(len(d.clients))]
-		err := c.do(ctx, method, path, body, out)
-		if ae, ok := err.(*apiError); ok && ae.Status == http.StatusTooManyRequests {
+		err := call(d.clients[d.next.Add(1)%uint64(len(d.clients))])
+		if client.ErrorCode(err) == client.CodeRateLimited {
 			d.rateLimited.Add(1)
 			select {
 			case <-ctx.Done():
@@ -751,12 +651,12 @@ func (r *benchRunner) runChange(ctx context.Context) error {
 	r.progress("(c) seeding customer %s: %d users, then giving them %v (untimed)", customer, n, revoke)
 	var seedS float64
 	return r.scenarioRun(ctx, "c", nil,
-		func(s *benchStack, c *apiClient) error {
+		func(s *benchStack, c *client.Client) error {
 			start := time.Now()
-			if err := r.seedTenant(ctx, c, map[string]any{"id": customer, "name": "Bench change", "default_usage_location": "US"}, users, seats); err != nil {
+			if err := seedTenant(ctx, c, client.CustomerRequest{ID: customer, Name: "Bench change", DefaultUsageLocation: new("US")}, users, seats); err != nil {
 				return err
 			}
-			err := r.submitAndFinish(ctx, s, c, customer, map[string]any{"user_ids": users, "assign": revoke})
+			err := r.submitAndFinish(ctx, s, c, customer, client.OperationRequest{UserIDs: users, Assign: revoke})
 			seedS = time.Since(start).Seconds()
 			return err
 		},
@@ -806,10 +706,10 @@ func (r *benchRunner) runGraph(ctx context.Context) error {
 	r.progress("(e) seeding msgraph customer %s (tenant %s): %d users", customer, tenant, n)
 	var seedS float64
 	return r.scenarioRun(ctx, "e", env,
-		func(s *benchStack, c *apiClient) error {
+		func(s *benchStack, c *client.Client) error {
 			start := time.Now()
-			err := r.seedTenant(ctx, c, map[string]any{"id": customer, "name": "Bench Graph", "default_usage_location": "US",
-				"directory": map[string]any{"kind": "msgraph", "tenant_id": tenant}}, users, map[string]int{benchGraphSKU: n})
+			err := seedTenant(ctx, c, client.CustomerRequest{ID: customer, Name: "Bench Graph", DefaultUsageLocation: new("US"),
+				Directory: &client.Directory{Kind: client.DirectoryMSGraph, TenantID: tenant}}, users, map[string]int{benchGraphSKU: n})
 			seedS = time.Since(start).Seconds()
 			return err
 		},

@@ -1,0 +1,182 @@
+package intake
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/licenseops/licenseops/licensing"
+	"github.com/licenseops/licenseops/storage"
+)
+
+// Request is an operation as a front end asks for it. Submit and Preview
+// validate and normalize their own copy; the caller's slices are not
+// changed.
+type Request struct {
+	// Principal is who asks: the operation is of its partner, created by
+	// its token and audited as its change. Required.
+	Principal *licensing.Principal
+	// Customer is the customer whose users change, already resolved within
+	// the principal's partner.
+	Customer licensing.Customer
+	// UserIDs are the users to change; duplicates count once.
+	UserIDs []string
+	// Assign and Revoke are the SKUs to assign and to take back; at least
+	// one of them is required, and no SKU may be in both.
+	Assign, Revoke []string
+	// UsageLocation, when set, is the usage location every user gets (an
+	// ISO 3166-1 alpha-2 code, any case); nil keeps each user's own.
+	UsageLocation *string
+	// AllowPartial lets the operation start when seats are short: the
+	// users that get no seat fail with CountViolation.
+	AllowPartial bool
+	// Source names the front end (licensing.SourceAPI, …). Required.
+	Source string
+	// IdempotencyKey, when set, ties the operation to this key of the
+	// principal's partner (the API's Idempotency-Key): a retry of the same
+	// request gets the first answer, which Respond renders when the
+	// operation is created. Preview ignores both.
+	IdempotencyKey string
+	Respond        func(licensing.Operation) storage.StoredResponse
+}
+
+// MaxRawUsersFactor bounds the raw user_ids list, duplicates included, at
+// this multiple of the distinct-user limit: a body of mostly repeats is
+// refused before deduplication spends memory on it.
+const MaxRawUsersFactor = 2
+
+// maxIdempotencyKey is the longest idempotency key, in bytes.
+const maxIdempotencyKey = 255
+
+// validate checks an operation request by the domain's rules and
+// normalizes it (deduplicated IDs, upper-case country).
+func (req *Request) validate(maxUsers int) error {
+	if req.Principal == nil || req.Source == "" {
+		return errors.New("intake: a request needs its principal and source")
+	}
+	if len(req.UserIDs) == 0 {
+		return invalid("user_ids is required: select at least one user")
+	}
+	// Duplicates count once, so the limit applies to distinct
+	// users; a raw list far beyond it is refused before any ID is hashed.
+	if len(req.UserIDs) > MaxRawUsersFactor*maxUsers {
+		return licensing.Errorf(licensing.CodeTooLarge,
+			"user_ids has %d entries; an operation takes up to %d distinct users, split the request", len(req.UserIDs), maxUsers)
+	}
+	if len(req.Assign) == 0 && len(req.Revoke) == 0 {
+		return invalid("nothing to do: give at least one SKU in assign or revoke")
+	}
+	if err := checkIDs("user id", req.UserIDs); err != nil {
+		return err
+	}
+	if err := checkIDs("assign SKU", req.Assign); err != nil {
+		return err
+	}
+	if err := checkIDs("revoke SKU", req.Revoke); err != nil {
+		return err
+	}
+	req.UserIDs, req.Assign, req.Revoke = dedupe(req.UserIDs), dedupe(req.Assign), dedupe(req.Revoke)
+	if len(req.UserIDs) > maxUsers {
+		return licensing.Errorf(licensing.CodeTooLarge,
+			"user_ids has %d distinct users; the limit is %d, split the request", len(req.UserIDs), maxUsers)
+	}
+	if n := len(req.Assign) + len(req.Revoke); n > licensing.MaxSKUsPerOperation {
+		return licensing.Errorf(licensing.CodeTooLarge, "%s has %d entries; the limit is %d, split the request",
+			"assign and revoke", n, licensing.MaxSKUsPerOperation)
+	}
+	for _, a := range req.Assign {
+		for _, r := range req.Revoke {
+			if a == r {
+				return invalid("SKU %s is in both assign and revoke; choose one", a)
+			}
+		}
+	}
+	if req.UsageLocation != nil {
+		loc, err := normalizeCountry("usage_location", *req.UsageLocation)
+		if err != nil {
+			return err
+		}
+		req.UsageLocation = &loc
+	}
+	return nil
+}
+
+// validateKey checks the idempotency key of a request Submit takes.
+func (req *Request) validateKey() error {
+	if len(req.IdempotencyKey) > maxIdempotencyKey {
+		return invalid("Idempotency-Key is longer than %d characters", maxIdempotencyKey)
+	}
+	if req.IdempotencyKey != "" && req.Respond == nil {
+		return errors.New("intake: a request with an idempotency key needs Respond")
+	}
+	return nil
+}
+
+// fingerprint identifies a normalized request's meaning for idempotency,
+// so that whitespace or field order do not make a retry "different". Its
+// bytes must not change between releases: a retry that spans a deploy
+// would be refused as IdempotencyKeyReused.
+func (req *Request) fingerprint() []byte {
+	b, _ := json.Marshal(struct {
+		C             string   `json:"c"`
+		UserIDs       []string `json:"user_ids"`
+		Assign        []string `json:"assign"`
+		Revoke        []string `json:"revoke"`
+		UsageLocation *string  `json:"usage_location"`
+		AllowPartial  bool     `json:"allow_partial"`
+	}{req.Customer.ID, req.UserIDs, req.Assign, req.Revoke, req.UsageLocation, req.AllowPartial})
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+func invalid(format string, args ...any) error {
+	return licensing.Errorf(licensing.CodeInvalidRequest, format, args...)
+}
+
+func checkIDs(kind string, ids []string) error {
+	for _, id := range ids {
+		if !licensing.ValidID(id) {
+			return invalid("%s %q is not a valid ID: use 1–%d printable characters without '/'", kind, truncate(id, 40), licensing.MaxIDLength)
+		}
+	}
+	return nil
+}
+
+// normalizeCountry upper-cases and checks an ISO 3166-1 alpha-2 code.
+func normalizeCountry(field, cc string) (string, error) {
+	up := strings.ToUpper(strings.TrimSpace(cc))
+	if !licensing.ValidCountry(up) {
+		return "", invalid("%s %q is not an ISO 3166-1 alpha-2 country code (for example PL, US, DE)", field, truncate(cc, 10))
+	}
+	return up, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// dedupe returns ids without repeats, keeping first occurrences in order.
+func dedupe(ids []string) []string {
+	seen := make(map[string]struct{}, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if _, ok := seen[id]; ok {
+			continue
+		}
+		seen[id] = struct{}{}
+		out = append(out, id)
+	}
+	return out
+}
+
+// nonNilStrings returns s, or an empty slice for nil, so JSON shows [] rather than null.
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
