@@ -59,9 +59,12 @@ Progress:
   cancels nothing; reattach with: licenseops operation watch OP
 
 Dry run:
-  --dry-run queues nothing. It shows per SKU how many selected users would newly get it
-  or lose it, seats needed against available (with the buy-more link when short), and
-  which users would fail which product rule (counted by code, first users of each).
+  --dry-run queues nothing: the API checks the change as it would check the rollout and
+  predicts each user's outcome with the workers' rules. It shows per SKU how many selected
+  users would newly get it or lose it, seats needed against available (with the buy-more
+  link when short), and the outcomes (counted by code, first users of each). When seats are
+  short without --allow-partial, the rollout would be refused; the outcomes shown are then
+  those it would have with --allow-partial.
 
 Exit status:
   0    every user succeeded (dry run: every user would succeed); or queued, when not waiting
@@ -99,7 +102,7 @@ func (r *rolloutCmd) Flags(fs *flag.FlagSet, env *Env) {
 	fs.Var(&r.revoke, "revoke", "`SKU` to revoke (repeatable; A,B is split into A and B)")
 	fs.StringVar(&r.location, "usage-location", "", "set this usage location (ISO 3166-1 alpha-2, e.g. PL) on every user")
 	fs.BoolVar(&r.allowPartial, "allow-partial", false, "when seats are short, assign those there are; the users without a seat fail with CountViolation")
-	fs.BoolVar(&r.dryRun, "dry-run", false, "show what would change and what would fail; queue nothing")
+	fs.BoolVar(&r.dryRun, "dry-run", false, "show what would change and what would fail (the API's dry run); queue nothing")
 	fs.Var(&r.wait, "wait", "wait for the operation to finish (default: when stdout is a terminal)")
 	fs.StringVar(&r.report, "report", "", "write the confirmation report to this CSV `file` (implies --wait)")
 	fs.BoolVar(&r.skipBad, "skip-bad-rows", false, "send the good rows even when some rows are bad")
@@ -163,8 +166,7 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	// The customer and its SKUs first: a typo there is one message, not
 	// every row of the input reported as an unknown user.
 	readStart := time.Now()
-	subs, err := checkCustomer(ctx, c, r.customer, append(append([]string{}, change.Assign...), change.Revoke...))
-	if err != nil {
+	if _, err := checkCustomer(ctx, c, r.customer, append(append([]string{}, change.Assign...), change.Revoke...)); err != nil {
 		return interrupted(err)
 	}
 
@@ -173,13 +175,10 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	if err != nil {
 		return interrupted(err)
 	}
-	if r.dryRun || dir != nil {
-		// The dry run needs each user's licenses, location and account
-		// state; and with the user list at hand anyway, users that do not
-		// exist are found here, with their line numbers, before sending.
-		if dir, err = selectionDirectory(ctx, c, r.customer, in, dir); err != nil {
-			return interrupted(err)
-		}
+	if dir != nil {
+		// With the user list at hand anyway, users that do not exist are
+		// found here, with their line numbers, before sending.
+		dropUnknown(r.customer, in, dir)
 	}
 	readTime := time.Since(readStart)
 	printInputSummary(env.Stdout, in, readTime)
@@ -190,27 +189,38 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	if len(ids) == 0 {
 		return errors.New("no users selected; nothing was sent")
 	}
-	if r.dryRun {
-		return dryRunReport(ctx, env, c, r.customer, subs, in, dir, change, r.allowPartial)
-	}
 
-	// Send it: one operation, whatever the size. Ctrl-C must not cut the
-	// request short, or nobody would know whether the operation exists.
-	// The idempotency key makes a retried request (after a 429) safe.
+	// Send it: one operation, whatever the size, or its dry run. Ctrl-C
+	// must not cut the request of an operation short, or nobody would know
+	// whether the operation exists. The idempotency key makes a retried
+	// request (after a 429) safe.
 	sendCtx := context.WithoutCancel(ctx)
+	if r.dryRun {
+		sendCtx = ctx
+	}
 	sendStart := time.Now()
-	post := func(ids []string) (client.AcceptedOperation, error) {
-		req := client.OperationRequest{UserIDs: ids, Assign: change.Assign, Revoke: change.Revoke, AllowPartial: r.allowPartial}
+	request := func(ids []string, allowPartial bool) client.OperationRequest {
+		req := client.OperationRequest{UserIDs: ids, Assign: change.Assign, Revoke: change.Revoke, AllowPartial: allowPartial}
 		if change.UsageLocation != "" {
 			req.UsageLocation = &change.UsageLocation
 		}
-		return c.CreateOperation(sendCtx, r.customer, req, "rollout-"+uuid.NewString())
+		return req
 	}
-	acc, err := post(ids)
+	var acc client.AcceptedOperation
+	var pv *operationPreview
+	send := func(ids []string) (err error) {
+		if r.dryRun {
+			pv, err = previewOperation(sendCtx, c, r.customer, request(ids, r.allowPartial))
+		} else {
+			acc, err = c.CreateOperation(sendCtx, r.customer, request(ids, r.allowPartial), "rollout-"+uuid.NewString())
+		}
+		return err
+	}
+	err = send(ids)
 	if client.ErrorCode(err) == client.CodeUnknownUsers {
 		unknown, uerr := unknownUsers(sendCtx, c, r.customer, in, err)
 		if uerr != nil {
-			return uerr
+			return interrupted(uerr)
 		}
 		in.drop(unknown, "no such user in customer "+r.customer)
 		if err := checkProblems(env.Stdout, env.Stderr, in, r.skipBad); err != nil {
@@ -220,13 +230,27 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 			return errors.New("no users left; nothing was sent")
 		}
 		fmt.Fprintf(env.Stdout, "Sending the other %s.\n", plural(len(ids), "user"))
-		acc, err = post(ids)
+		err = send(ids)
 	}
-	if err != nil {
+	var refused error
+	if r.dryRun && !r.allowPartial && client.ErrorCode(err) == client.CodeCountViolation {
+		// The rollout would be refused for seats; what it would do with
+		// --allow-partial is the useful rest of the answer.
+		refused = err
+		pv, err = previewOperation(sendCtx, c, r.customer, request(ids, true))
+	}
+	switch {
+	case err == nil:
+	case r.dryRun:
+		return interrupted(flagWording(err))
+	default:
 		if _, ok := apiError(err); ok {
 			return withHint(flagWording(err), "Nothing was queued.")
 		}
 		return withHint(err, "The API did not answer; see whether the operation was created with: licenseops operation list --customer "+r.customer)
+	}
+	if r.dryRun {
+		return printPreview(env.Stdout, r.customer, change, pv, refused, r.allowPartial)
 	}
 	sendTime := time.Since(sendStart)
 	fmt.Fprintf(env.Stdout, "Queued operation %s for %s (%s) in %s: read and validated in %s, sent in %s.\n",
@@ -375,102 +399,65 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// dryRunReport shows what the change would do to the selection; it
-// returns a PartialError when some users would fail or seats are short.
-// subs are the customer's subscriptions, each SKU of the change among them.
-func dryRunReport(ctx context.Context, env *Env, c *client.Client, cid string, subs []client.Subscription, in *userInput, dir *directory,
-	ch licensing.Change, allowPartial bool) error {
-	w := env.Stdout
-	ids := in.ids()
-	cust, err := c.GetCustomer(ctx, cid)
-	if err != nil {
-		return interrupted(err)
-	}
-	products, err := c.ListProducts(ctx)
-	if err != nil {
-		return interrupted(err)
-	}
-	catalog := make(licensing.Catalog, len(products))
-	for _, p := range products {
-		catalog[p.SKU] = p
-	}
-	sum, err := c.LicenseSummary(ctx, cid, ids)
-	if err != nil {
-		return interrupted(err)
-	}
-	subOf := make(map[string]client.Subscription, len(subs))
-	for _, s := range subs {
-		subOf[s.SKU] = s
-	}
-	holders := make(map[string]int, len(sum.Products))
-	for _, p := range sum.Products {
-		holders[p.SKU] = len(p.AssignedUserIDs)
-	}
-	selected := len(sum.Users)
-
-	fmt.Fprintf(w, "\nDry run for customer %s: %s; %s. Nothing is queued.\n\n", cid, plural(selected, "selected user"), describeChange(ch))
+// printPreview shows the API's dry run of the change: per SKU the users
+// it would change and the seats, then every user's predicted outcome
+// counted by code. refused is the CountViolation that the rollout would get
+// without --allow-partial; pv is then the dry run with it. It returns a
+// PartialError when some users would fail or seats are short.
+func printPreview(w io.Writer, cid string, ch licensing.Change, pv *operationPreview, refused error, allowPartial bool) error {
+	fmt.Fprintf(w, "\nDry run for customer %s: %s; %s. Nothing is queued.\n\n", cid, plural(pv.Total, "selected user"), describeChange(ch))
 	tw := newTable(w)
 	fmt.Fprintln(tw, "SKU\tCHANGE\tUSERS AFFECTED\tUNCHANGED\tSEATS NEEDED\tAVAILABLE\tSHORT")
-	type shortage struct {
-		sku         string
-		short       int
-		buyMoreLink string
-	}
-	var shortages []shortage
-	for _, sku := range ch.Assign {
-		s, held := subOf[sku], holders[sku]
-		gain := selected - held
-		short := max(0, gain-s.Available)
-		fmt.Fprintf(tw, "%s\tassign\t%d would get it\t%s\t%d\t%d\t%d\n", sku, gain, plural(held, "holds it", "hold it"), gain, s.Available, short)
-		if short > 0 {
-			shortages = append(shortages, shortage{sku, short, deref(s.BuyMoreURL)})
-		}
+	for _, s := range pv.SKUs {
+		fmt.Fprintf(tw, "%s\tassign\t%d would get it\t%s\t%d\t%d\t%d\n", s.SKU, s.Needed, plural(pv.Total-s.Needed, "holds it", "hold it"),
+			s.Needed, s.Available, max(0, s.Needed-s.Available))
 	}
 	for _, sku := range ch.Revoke {
-		held := holders[sku]
-		fmt.Fprintf(tw, "%s\trevoke\t%d would lose it\t%s\t-\t-\t-\n", sku, held, plural(selected-held, "does not hold it", "do not hold it"))
+		// A user holds the SKU now when the change would revoke it, or
+		// when it would fail and keep what it has.
+		held := 0
+		for _, row := range pv.Results {
+			if slices.Contains(row.Revoked, sku) || (row.Error != nil && slices.Contains(row.Licenses, sku)) {
+				held++
+			}
+		}
+		fmt.Fprintf(tw, "%s\trevoke\t%d would lose it\t%s\t-\t-\t-\n", sku, held, plural(pv.Total-held, "does not hold it", "do not hold it"))
 	}
 	_ = tw.Flush()
-	for _, s := range shortages {
-		fmt.Fprintf(w, "%s is %s short", s.sku, plural(s.short, "seat"))
-		if s.buyMoreLink != "" {
-			fmt.Fprintf(w, "; buy more: %s", s.buyMoreLink)
+	short := false
+	for _, s := range pv.SKUs {
+		n := s.Needed - s.Available
+		if n <= 0 {
+			continue
 		}
-		if allowPartial {
-			fmt.Fprintf(w, ". With --allow-partial, up to %s would fail with CountViolation.\n", plural(s.short, "user"))
-		} else {
-			fmt.Fprintln(w, ". Without --allow-partial the rollout would be refused with CountViolation.")
+		short = true
+		fmt.Fprintf(w, "%s is %s short", s.SKU, plural(n, "seat"))
+		if s.BuyMoreURL != "" {
+			fmt.Fprintf(w, "; buy more: %s", s.BuyMoreURL)
+		}
+		switch {
+		case refused != nil:
+			fmt.Fprintln(w, ". Without --allow-partial the rollout would be refused with CountViolation; the outcomes below are those with --allow-partial.")
+		case allowPartial:
+			fmt.Fprintf(w, ". With --allow-partial, up to %s would fail with CountViolation.\n", plural(n, "user"))
 		}
 	}
 
-	// The product rules, evaluated here exactly as the worker evaluates
-	// them, against each user's current state.
-	failures := newOutcomes()
-	for _, id := range ids {
-		u := dir.byID[id]
-		if u == nil {
-			continue
-		}
-		_, e := licensing.Evaluate(licensing.UserState{Held: u.Licenses, UsageLocation: deref(u.UsageLocation), AccountEnabled: u.AccountEnabled},
-			ch, deref(cust.DefaultUsageLocation), catalog)
-		if e != nil {
-			failures.add(u.ID, u.UserPrincipalName, "failed", string(e.Code), e.Message)
+	// Each user's outcome, as the API predicts it with the workers' rules.
+	o := newOutcomes()
+	for _, row := range pv.Results {
+		if row.Error != nil {
+			o.add(row.UserID, row.UserPrincipalName, "would fail", string(row.Error.Code), row.Error.Message)
 		} else {
-			failures.add(u.ID, u.UserPrincipalName, "would succeed", "", "")
+			o.add(row.UserID, row.UserPrincipalName, "would succeed", "", "")
 		}
 	}
 	fmt.Fprintln(w)
-	ruleFailures := failures.rows - failures.counts["would succeed"]
-	switch {
-	case ruleFailures > 0:
-		fmt.Fprintf(w, "Product rules: %d of %s would fail (checked here with the catalog, as the worker checks them).\n", ruleFailures, plural(failures.rows, "user"))
-		failures.print(w, "Outcomes by rule")
-	case failures.rows == 1:
-		fmt.Fprintln(w, "Product rules: the 1 user passes.")
-	default:
-		fmt.Fprintf(w, "Product rules: all %d users pass.\n", failures.rows)
+	if pv.WouldFail > 0 {
+		fmt.Fprintf(w, "%d of %s would fail.\n", pv.WouldFail, plural(pv.Total, "user"))
 	}
-	if ruleFailures == 0 && len(shortages) == 0 {
+	o.print(w, "Outcomes")
+	if pv.WouldFail == 0 && refused == nil && !short {
 		fmt.Fprintln(w, "\nEvery selected user would succeed.")
 		return nil
 	}

@@ -143,36 +143,16 @@ func readSelection(ctx context.Context, c *client.Client, stdin io.Reader, cid, 
 	}
 }
 
-// lookupMax: a selection up to this size is read one user at a time; a
-// larger one reads the whole user list (500 users per request).
-const lookupMax = 50
-
-// selectionDirectory returns the selected users' details (from dir when
-// the user list was read already); users that do not exist become bad rows.
-func selectionDirectory(ctx context.Context, c *client.Client, cid string, in *userInput, dir *directory) (*directory, error) {
-	ids := in.ids()
+// dropUnknown makes the selected users that are not in dir, the whole
+// user list, bad rows.
+func dropUnknown(cid string, in *userInput, dir *directory) {
 	var unknown []string
-	switch {
-	case dir == nil && len(ids) <= lookupMax:
-		var err error
-		if dir, unknown, err = lookupUsers(ctx, c, cid, ids); err != nil {
-			return nil, err
-		}
-	default:
-		if dir == nil {
-			var err error
-			if dir, err = fetchDirectory(ctx, c, cid, nil); err != nil {
-				return nil, err
-			}
-		}
-		for _, id := range ids {
-			if _, ok := dir.byID[id]; !ok {
-				unknown = append(unknown, id)
-			}
+	for _, id := range in.ids() {
+		if _, ok := dir.byID[id]; !ok {
+			unknown = append(unknown, id)
 		}
 	}
 	in.drop(unknown, "no such user in customer "+cid)
-	return dir, nil
 }
 
 // unknownUsers lists the selected users that do not exist, after the API
@@ -288,25 +268,6 @@ func queryUPN(ctx context.Context, c *client.Client, cid, upn string) ([]licensi
 			return out, nil
 		}
 	}
-}
-
-// lookupUsers returns the users of ids, one GET each, for a small selection
-// on a large tenant; unknown IDs are returned apart.
-func lookupUsers(ctx context.Context, c *client.Client, cid string, ids []string) (*directory, []string, error) {
-	d := newDirectory(len(ids))
-	var unknown []string
-	for _, id := range ids {
-		u, err := c.GetUser(ctx, cid, id)
-		if client.ErrorCode(err) == client.CodeNotFound {
-			unknown = append(unknown, id)
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		d.add([]licensing.User{u})
-	}
-	return d, unknown, nil
 }
 
 // checkCustomer makes sure, before any input is read, that the customer
