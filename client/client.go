@@ -208,6 +208,23 @@ func (c *Client) CreateOperation(ctx context.Context, customerID string, req Ope
 	return out, err
 }
 
+// PreviewOperation is a dry run of CreateOperation (POST
+// /v1/customers/{cid}/license-operations with "dry_run": true): the same
+// request is checked and refused exactly as a real one would be
+// (CountViolation when seats are short and AllowPartial is false, unknown
+// users and SKUs), but nothing is written or queued and no idempotency key
+// is taken. With AllowPartial and too few seats, the users that need a seat
+// get one in the order of req.UserIDs, as at intake.
+func (c *Client) PreviewOperation(ctx context.Context, customerID string, req OperationRequest) (OperationPreview, error) {
+	body := struct {
+		OperationRequest
+		DryRun bool `json:"dry_run"`
+	}{req, true}
+	var out OperationPreview
+	err := c.call(ctx, http.MethodPost, customerPath(customerID, "/license-operations"), body, &out, nil)
+	return out, err
+}
+
 // GetOperation returns an operation with its progress (GET /v1/operations/{oid}).
 func (c *Client) GetOperation(ctx context.Context, id string) (Operation, error) {
 	var out Operation

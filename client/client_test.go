@@ -178,6 +178,33 @@ func TestEveryEndpoint(t *testing.T) {
 		}
 	})
 
+	t.Run("preview", func(t *testing.T) {
+		// Too few seats: the dry run is refused as the real save would be.
+		_, err := c.PreviewOperation(ctx, customerID, client.OperationRequest{UserIDs: ids, Assign: []string{"E5"}})
+		apiError(t, "preview without enough seats", err, http.StatusConflict, client.CodeCountViolation)
+		pv := must[client.OperationPreview](t, "preview")(c.PreviewOperation(ctx, customerID,
+			client.OperationRequest{UserIDs: ids, Assign: []string{"E5"}, AllowPartial: true}))
+		if !pv.DryRun || pv.CustomerID != customerID || pv.Total != n || pv.WouldSucceed != seats || pv.WouldFail != n-seats ||
+			len(pv.Results) != n || len(pv.SKUs) != 1 || pv.SKUs[0].SKU != "E5" || pv.SKUs[0].Needed != n || pv.SKUs[0].Available != seats {
+			t.Fatalf("preview = %+v", pv)
+		}
+		failed := 0
+		for _, r := range pv.Results {
+			if r.Status == client.StatusWouldFail && r.Error != nil && r.Error.Code == client.CodeCountViolation {
+				failed++
+			} else if r.Status != client.StatusWouldSucceed || !slices.Equal(r.Assigned, []string{"E5"}) {
+				t.Fatalf("preview row %+v", r)
+			}
+		}
+		if failed != n-seats {
+			t.Fatalf("%d rows would fail for seats, want %d", failed, n-seats)
+		}
+		// Nothing was written.
+		if page := must[client.OperationPage](t, "list operations")(c.ListOperations(ctx, customerID, client.ListOptions{})); page.Total != 0 {
+			t.Fatalf("a dry run created operations: %+v", page)
+		}
+	})
+
 	var opID, holder string // holder got E5 in the operation
 	t.Run("operation", func(t *testing.T) {
 		req := client.OperationRequest{UserIDs: ids, Assign: []string{"E5"}, AllowPartial: true}

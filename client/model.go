@@ -131,6 +131,31 @@ type OperationRequest struct {
 	AllowPartial bool `json:"allow_partial,omitempty"`
 }
 
+// OperationPreview is the answer of PreviewOperation: what an operation
+// would do, worked out by the code the workers run on what the directory
+// holds now, with nothing written or queued.
+type OperationPreview struct {
+	DryRun     bool   `json:"dry_run"`
+	CustomerID string `json:"customer_id"`
+	// Total counts the distinct users; WouldSucceed and WouldFail split them.
+	Total        int `json:"total"`
+	WouldSucceed int `json:"would_succeed"`
+	WouldFail    int `json:"would_fail"`
+	// SKUs has an entry for every SKU to assign: the selected users that do
+	// not hold it yet (Needed) and the seats free now (Available).
+	SKUs []SKUShortage `json:"skus"`
+	// Results are the users' predicted report rows, in the report's order,
+	// with Status StatusWouldSucceed or StatusWouldFail and, for the
+	// latter, the error the user would get.
+	Results []ReportRow `json:"results"`
+}
+
+// Statuses of a user in an OperationPreview.
+const (
+	StatusWouldSucceed = "would_succeed"
+	StatusWouldFail    = "would_fail"
+)
+
 // CleanupPolicyRequest is the body of CreateCleanupPolicy, where Name,
 // Schedule and Rule are required and the other fields default to UTC, a
 // dry run and enabled, and of UpdateCleanupPolicy, where nil fields keep

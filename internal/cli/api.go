@@ -1,16 +1,11 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"net/url"
-	"strconv"
-	"time"
 
 	"github.com/licenseops/licenseops/client"
 )
@@ -77,63 +72,4 @@ func liveWorkers(ctx context.Context, c *client.Client) *client.WorkersAlive {
 		return nil
 	}
 	return rd.Workers
-}
-
-// operationPreview is the API's answer to a dry run of a license
-// operation: the seats of each SKU to assign and each user's predicted row.
-type operationPreview struct {
-	Total        int `json:"total"`
-	WouldSucceed int `json:"would_succeed"`
-	WouldFail    int `json:"would_fail"`
-	SKUs         []struct {
-		SKU        string `json:"sku_id"`
-		Needed     int    `json:"needed"`
-		Available  int    `json:"available"`
-		BuyMoreURL string `json:"buy_more_url"`
-	} `json:"skus"`
-	Results []client.ReportRow `json:"results"`
-}
-
-// previewOperation asks the API for a dry run of req: the operation's
-// request with "dry_run": true, checked and refused as the real one would
-// be, nothing written. The SDK has no typed method for it yet, so it goes
-// through the SDK's Do and CheckResponse, waiting out 429s as the typed
-// methods do.
-func previewOperation(ctx context.Context, c *client.Client, cid string, req client.OperationRequest) (*operationPreview, error) {
-	body, err := json.Marshal(struct {
-		client.OperationRequest
-		DryRun bool `json:"dry_run"`
-	}{req, true})
-	if err != nil {
-		return nil, err
-	}
-	path := "/v1/customers/" + url.PathEscape(cid) + "/license-operations"
-	for attempt := 0; ; attempt++ {
-		resp, err := c.Do(ctx, http.MethodPost, path, bytes.NewReader(body), nil)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode == http.StatusTooManyRequests && attempt < rateLimitRetries {
-			wait := time.Second
-			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-				wait = time.Duration(s) * time.Second
-			}
-			_ = resp.Body.Close()
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(wait):
-			}
-			continue
-		}
-		if err := client.CheckResponse(resp); err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		var pv operationPreview
-		if err := json.NewDecoder(resp.Body).Decode(&pv); err != nil {
-			return nil, fmt.Errorf("POST %s (dry run): decode the answer: %w", path, err)
-		}
-		return &pv, nil
-	}
 }

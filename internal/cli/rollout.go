@@ -207,10 +207,12 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 		return req
 	}
 	var acc client.AcceptedOperation
-	var pv *operationPreview
+	var pv *client.OperationPreview
 	send := func(ids []string) (err error) {
 		if r.dryRun {
-			pv, err = previewOperation(sendCtx, c, r.customer, request(ids, r.allowPartial))
+			var p client.OperationPreview
+			p, err = c.PreviewOperation(sendCtx, r.customer, request(ids, r.allowPartial))
+			pv = &p
 		} else {
 			acc, err = c.CreateOperation(sendCtx, r.customer, request(ids, r.allowPartial), "rollout-"+uuid.NewString())
 		}
@@ -237,7 +239,9 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 		// The rollout would be refused for seats; what it would do with
 		// --allow-partial is the useful rest of the answer.
 		refused = err
-		pv, err = previewOperation(sendCtx, c, r.customer, request(ids, true))
+		var p client.OperationPreview
+		p, err = c.PreviewOperation(sendCtx, r.customer, request(ids, true))
+		pv = &p
 	}
 	switch {
 	case err == nil:
@@ -404,7 +408,7 @@ func nonNil(s []string) []string {
 // counted by code. refused is the CountViolation that the rollout would get
 // without --allow-partial; pv is then the dry run with it. It returns a
 // PartialError when some users would fail or seats are short.
-func printPreview(w io.Writer, cid string, ch licensing.Change, pv *operationPreview, refused error, allowPartial bool) error {
+func printPreview(w io.Writer, cid string, ch licensing.Change, pv *client.OperationPreview, refused error, allowPartial bool) error {
 	fmt.Fprintf(w, "\nDry run for customer %s: %s; %s. Nothing is queued.\n\n", cid, plural(pv.Total, "selected user"), describeChange(ch))
 	tw := newTable(w)
 	fmt.Fprintln(tw, "SKU\tCHANGE\tUSERS AFFECTED\tUNCHANGED\tSEATS NEEDED\tAVAILABLE\tSHORT")
