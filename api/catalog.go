@@ -17,7 +17,7 @@ type productRequest struct {
 
 func (s *Server) putProduct(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	sku := r.PathValue("sku_id")
-	if err := checkID("sku_id", sku); err != nil {
+	if err := licensing.CheckID("sku_id", sku); err != nil {
 		return err
 	}
 	var req productRequest
@@ -30,10 +30,10 @@ func (s *Server) putProduct(w http.ResponseWriter, r *http.Request, p *licensing
 	if len(req.PartNumber) > 128 {
 		return invalid("part_number is longer than 128 characters")
 	}
-	if err := checkIDs("requires", req.Requires); err != nil {
+	if err := licensing.CheckIDs("requires", req.Requires); err != nil {
 		return err
 	}
-	if err := checkIDs("excludes", req.Excludes); err != nil {
+	if err := licensing.CheckIDs("excludes", req.Excludes); err != nil {
 		return err
 	}
 	for _, x := range append(append([]string{}, req.Requires...), req.Excludes...) {
@@ -41,17 +41,17 @@ func (s *Server) putProduct(w http.ResponseWriter, r *http.Request, p *licensing
 			return invalid("product %s cannot require or exclude itself", sku)
 		}
 	}
-	allowedLocs, err := normalizeCountries("allowed_locations", req.AllowedLocations)
+	allowedLocs, err := licensing.NormalizeCountries("allowed_locations", req.AllowedLocations)
 	if err != nil {
 		return err
 	}
-	prohibited, err := normalizeCountries("prohibited_locations", req.ProhibitedLocations)
+	prohibited, err := licensing.NormalizeCountries("prohibited_locations", req.ProhibitedLocations)
 	if err != nil {
 		return err
 	}
 	prod, err := s.store.PutProduct(r.Context(), p.PartnerKey, licensing.Product{
 		SKU: sku, Name: req.Name, PartNumber: req.PartNumber,
-		Requires: dedupe(req.Requires), Excludes: dedupe(req.Excludes),
+		Requires: licensing.Dedupe(req.Requires), Excludes: licensing.Dedupe(req.Excludes),
 		AllowedLocations: allowedLocs, ProhibitedLocations: prohibited,
 	})
 	if err != nil {

@@ -93,16 +93,16 @@ func (r *cleanupRuleRequest) validate() (licensing.CleanupRule, error) {
 	case "":
 		return rule, invalid("rule.kind is required: disabled_accounts or inactive")
 	default:
-		return rule, invalid("rule.kind must be disabled_accounts or inactive, not %q", truncate(r.Kind, 40))
+		return rule, invalid("rule.kind must be disabled_accounts or inactive, not %q", licensing.Truncate(r.Kind, 40))
 	}
 	if r.SKUs != nil {
 		if len(r.SKUs) == 0 {
 			return rule, invalid("rule.skus is empty; list the SKUs to take back, or leave it out to take back every license the matched users hold")
 		}
-		if err := checkIDs("rule.skus SKU", r.SKUs); err != nil {
+		if err := licensing.CheckIDs("rule.skus SKU", r.SKUs); err != nil {
 			return rule, err
 		}
-		rule.SKUs = dedupe(r.SKUs)
+		rule.SKUs = licensing.Dedupe(r.SKUs)
 		if len(rule.SKUs) > licensing.MaxSKUsPerOperation {
 			return rule, tooLarge("rule.skus", len(rule.SKUs), licensing.MaxSKUsPerOperation)
 		}
@@ -110,10 +110,10 @@ func (r *cleanupRuleRequest) validate() (licensing.CleanupRule, error) {
 	if len(r.ExcludeUserIDs) > maxExcludedUsers {
 		return rule, tooLarge("rule.exclude_user_ids", len(r.ExcludeUserIDs), maxExcludedUsers)
 	}
-	if err := checkIDs("rule.exclude_user_ids user id", r.ExcludeUserIDs); err != nil {
+	if err := licensing.CheckIDs("rule.exclude_user_ids user id", r.ExcludeUserIDs); err != nil {
 		return rule, err
 	}
-	rule.ExcludeUserIDs = nonNilStrings(dedupe(r.ExcludeUserIDs))
+	rule.ExcludeUserIDs = nonNilStrings(licensing.Dedupe(r.ExcludeUserIDs))
 	return rule, nil
 }
 

@@ -27,7 +27,7 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, p *licen
 	if err := decodeJSON(w, r, maxSmallBody, &req); err != nil {
 		return err
 	}
-	if err := checkID("id", req.ID); err != nil {
+	if err := licensing.CheckID("id", req.ID); err != nil {
 		return err
 	}
 	if req.Name == "" || len(req.Name) > 256 {
@@ -35,7 +35,7 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, p *licen
 	}
 	c := licensing.Customer{ID: req.ID, Name: req.Name, Directory: licensing.Directory{Kind: licensing.DirectoryLocal}}
 	if req.DefaultUsageLocation != nil {
-		loc, err := normalizeCountry("default_usage_location", *req.DefaultUsageLocation)
+		loc, err := licensing.NormalizeCountry("default_usage_location", *req.DefaultUsageLocation)
 		if err != nil {
 			return err
 		}
@@ -51,11 +51,11 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, p *licen
 			if d.TenantID == "" {
 				return invalid("directory.tenant_id is required for kind msgraph (the customer's Microsoft Entra tenant ID)")
 			}
-			if err := checkID("directory.tenant_id", d.TenantID); err != nil {
+			if err := licensing.CheckID("directory.tenant_id", d.TenantID); err != nil {
 				return err
 			}
 		default:
-			return invalid("directory.kind must be local or msgraph, not %q", truncate(d.Kind, 20))
+			return invalid("directory.kind must be local or msgraph, not %q", licensing.Truncate(d.Kind, 20))
 		}
 		c.Directory = licensing.Directory{Kind: d.Kind, TenantID: d.TenantID}
 	}
@@ -81,7 +81,7 @@ func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request, p *licens
 // customer resolves the {cid} of the path within the caller's partner.
 func (s *Server) customer(r *http.Request, p *licensing.Principal) (licensing.Customer, error) {
 	cid := r.PathValue("cid")
-	if err := checkID("customer id", cid); err != nil {
+	if err := licensing.CheckID("customer id", cid); err != nil {
 		return licensing.Customer{}, err
 	}
 	return s.store.GetCustomer(r.Context(), p.PartnerKey, cid)
@@ -91,7 +91,7 @@ func (s *Server) customer(r *http.Request, p *licensing.Principal) (licensing.Cu
 // object under it, taken from the path parameter param.
 func (s *Server) customerChild(r *http.Request, p *licensing.Principal, param, kind string) (licensing.Customer, string, error) {
 	id := r.PathValue(param)
-	if err := checkID(kind, id); err != nil {
+	if err := licensing.CheckID(kind, id); err != nil {
 		return licensing.Customer{}, "", err
 	}
 	c, err := s.customer(r, p)
@@ -141,7 +141,7 @@ func (s *Server) patchCustomer(w http.ResponseWriter, r *http.Request, p *licens
 			if err := json.Unmarshal(req.DefaultUsageLocation, &cc); err != nil {
 				return invalid(`default_usage_location must be a country code such as "PL", or null to clear it`)
 			}
-			loc, err := normalizeCountry("default_usage_location", cc)
+			loc, err := licensing.NormalizeCountry("default_usage_location", cc)
 			if err != nil {
 				return err
 			}
@@ -192,7 +192,7 @@ func (s *Server) importUsers(w http.ResponseWriter, r *http.Request, p *licensin
 	index := make(map[string]int, len(req.Users))
 	rows := make([]storage.UserImport, 0, len(req.Users))
 	for i, u := range req.Users {
-		if err := checkID("users["+itoa(i)+"].id", u.ID); err != nil {
+		if err := licensing.CheckID("users["+itoa(i)+"].id", u.ID); err != nil {
 			return err
 		}
 		if u.UserPrincipalName == "" || len(u.UserPrincipalName) > 256 {
@@ -208,7 +208,7 @@ func (s *Server) importUsers(w http.ResponseWriter, r *http.Request, p *licensin
 		row := storage.UserImport{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: name,
 			AccountEnabled: u.AccountEnabled, LastSignInAt: u.LastSignInAt}
 		if u.UsageLocation != nil {
-			loc, err := normalizeCountry("users["+itoa(i)+"].usage_location", *u.UsageLocation)
+			loc, err := licensing.NormalizeCountry("users["+itoa(i)+"].usage_location", *u.UsageLocation)
 			if err != nil {
 				return err
 			}
@@ -282,7 +282,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *licensing.
 	if req.UsageLocation == nil {
 		return invalid("usage_location is required; it is the only field a PATCH can change")
 	}
-	loc, err := normalizeCountry("usage_location", *req.UsageLocation)
+	loc, err := licensing.NormalizeCountry("usage_location", *req.UsageLocation)
 	if err != nil {
 		return err
 	}

@@ -234,7 +234,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request, p *licensing.
 	case format == "" || format == "json":
 		return s.writeJSONReport(w, r, op)
 	default:
-		return invalid("format must be json or csv, not %q", truncate(format, 10))
+		return invalid("format must be json or csv, not %q", licensing.Truncate(format, 10))
 	}
 }
 

@@ -39,10 +39,10 @@ func (s *Server) licenseSummary(w http.ResponseWriter, r *http.Request, p *licen
 	if len(req.UserIDs) > intake.MaxRawUsersFactor*maxUsers {
 		return tooLarge("user_ids", len(req.UserIDs), maxUsers)
 	}
-	if err := checkIDs("user id", req.UserIDs); err != nil {
+	if err := licensing.CheckIDs("user id", req.UserIDs); err != nil {
 		return err
 	}
-	users := dedupe(req.UserIDs)
+	users := licensing.Dedupe(req.UserIDs)
 	if len(users) > maxUsers {
 		return licensing.Errorf(licensing.CodeTooLarge,
 			"user_ids has %d distinct users; the limit is %d, select fewer", len(users), maxUsers)

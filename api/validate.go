@@ -9,67 +9,6 @@ import (
 	"github.com/licenseops/licenseops/licensing"
 )
 
-func checkID(kind, id string) error {
-	if !licensing.ValidID(id) {
-		return invalid("%s %q is not a valid ID: use 1–%d printable characters without '/'", kind, truncate(id, 40), licensing.MaxIDLength)
-	}
-	return nil
-}
-
-func checkIDs(kind string, ids []string) error {
-	for _, id := range ids {
-		if err := checkID(kind, id); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// normalizeCountry upper-cases and checks an ISO 3166-1 alpha-2 code.
-func normalizeCountry(field, cc string) (string, error) {
-	up := strings.ToUpper(strings.TrimSpace(cc))
-	if !licensing.ValidCountry(up) {
-		return "", invalid("%s %q is not an ISO 3166-1 alpha-2 country code (for example PL, US, DE)", field, truncate(cc, 10))
-	}
-	return up, nil
-}
-
-func normalizeCountries(field string, ccs []string) ([]string, error) {
-	if ccs == nil {
-		return nil, nil
-	}
-	out := make([]string, 0, len(ccs))
-	for _, cc := range ccs {
-		up, err := normalizeCountry(field, cc)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, up)
-	}
-	return out, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-// dedupe returns ids without repeats, keeping first occurrences in order.
-func dedupe(ids []string) []string {
-	seen := make(map[string]struct{}, len(ids))
-	out := ids[:0:0]
-	for _, id := range ids {
-		if _, ok := seen[id]; ok {
-			continue
-		}
-		seen[id] = struct{}{}
-		out = append(out, id)
-	}
-	return out
-}
-
 // paging is a validated page request.
 type paging struct {
 	Page, PageSize int
@@ -83,14 +22,14 @@ func parsePaging(r *http.Request, defaultSize int) (paging, error) {
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return p, invalid("page must be a whole number from 1, not %q", truncate(v, 20))
+			return p, invalid("page must be a whole number from 1, not %q", licensing.Truncate(v, 20))
 		}
 		p.Page = n
 	}
 	if v := q.Get("page_size"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxPageSize {
-			return p, invalid("page_size must be a whole number from 1 to %d, not %q", maxPageSize, truncate(v, 20))
+			return p, invalid("page_size must be a whole number from 1 to %d, not %q", maxPageSize, licensing.Truncate(v, 20))
 		}
 		p.PageSize = n
 	}

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"strings"
 
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
@@ -67,16 +66,16 @@ func (req *Request) validate(maxUsers int) error {
 	if len(req.Assign) == 0 && len(req.Revoke) == 0 {
 		return invalid("nothing to do: give at least one SKU in assign or revoke")
 	}
-	if err := checkIDs("user id", req.UserIDs); err != nil {
+	if err := licensing.CheckIDs("user id", req.UserIDs); err != nil {
 		return err
 	}
-	if err := checkIDs("assign SKU", req.Assign); err != nil {
+	if err := licensing.CheckIDs("assign SKU", req.Assign); err != nil {
 		return err
 	}
-	if err := checkIDs("revoke SKU", req.Revoke); err != nil {
+	if err := licensing.CheckIDs("revoke SKU", req.Revoke); err != nil {
 		return err
 	}
-	req.UserIDs, req.Assign, req.Revoke = dedupe(req.UserIDs), dedupe(req.Assign), dedupe(req.Revoke)
+	req.UserIDs, req.Assign, req.Revoke = licensing.Dedupe(req.UserIDs), licensing.Dedupe(req.Assign), licensing.Dedupe(req.Revoke)
 	if len(req.UserIDs) > maxUsers {
 		return licensing.Errorf(licensing.CodeTooLarge,
 			"user_ids has %d distinct users; the limit is %d, split the request", len(req.UserIDs), maxUsers)
@@ -93,7 +92,7 @@ func (req *Request) validate(maxUsers int) error {
 		}
 	}
 	if req.UsageLocation != nil {
-		loc, err := normalizeCountry("usage_location", *req.UsageLocation)
+		loc, err := licensing.NormalizeCountry("usage_location", *req.UsageLocation)
 		if err != nil {
 			return err
 		}
@@ -132,45 +131,6 @@ func (req *Request) fingerprint() []byte {
 
 func invalid(format string, args ...any) error {
 	return licensing.Errorf(licensing.CodeInvalidRequest, format, args...)
-}
-
-func checkIDs(kind string, ids []string) error {
-	for _, id := range ids {
-		if !licensing.ValidID(id) {
-			return invalid("%s %q is not a valid ID: use 1–%d printable characters without '/'", kind, truncate(id, 40), licensing.MaxIDLength)
-		}
-	}
-	return nil
-}
-
-// normalizeCountry upper-cases and checks an ISO 3166-1 alpha-2 code.
-func normalizeCountry(field, cc string) (string, error) {
-	up := strings.ToUpper(strings.TrimSpace(cc))
-	if !licensing.ValidCountry(up) {
-		return "", invalid("%s %q is not an ISO 3166-1 alpha-2 country code (for example PL, US, DE)", field, truncate(cc, 10))
-	}
-	return up, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-// dedupe returns ids without repeats, keeping first occurrences in order.
-func dedupe(ids []string) []string {
-	seen := make(map[string]struct{}, len(ids))
-	out := ids[:0:0]
-	for _, id := range ids {
-		if _, ok := seen[id]; ok {
-			continue
-		}
-		seen[id] = struct{}{}
-		out = append(out, id)
-	}
-	return out
 }
 
 // nonNilStrings returns s, or an empty slice for nil, so JSON shows [] rather than null.

@@ -10,47 +10,19 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/licenseops/licenseops/internal/app"
-	"github.com/licenseops/licenseops/internal/stack"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/storage"
 )
 
 func TestMain(m *testing.M) { testenv.Run(m) }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds licenseops-dev once per test run.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "licenseops-dev-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "licenseops-dev")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		buildErr = stack.Build(ctx, binPath, ".")
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
 func runBinary(t *testing.T, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	exe := binary(t) // built before the clock starts
+	exe := testenv.Binary(t, ".") // built before the clock starts
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, args...)

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,47 +15,9 @@ import (
 
 func TestMain(m *testing.M) { testenv.Run(m) }
 
-// bin is the licenseops binary the tests that need a real process share.
-var bin struct {
-	sync.Mutex
-	dir, path string
-	users     int // tests using it now
-}
-
-// binary builds the licenseops binary for t, once for the tests that use it
-// at the same time, into a temporary folder that is removed when the last
-// of them ends: each run of the tests leaves nothing behind.
-func binary(t *testing.T) string {
-	t.Helper()
-	bin.Lock()
-	defer bin.Unlock()
-	if bin.path == "" {
-		dir, err := os.MkdirTemp("", "licenseops-bin-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(dir, "licenseops")
-		if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
-			_ = os.RemoveAll(dir)
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
-		bin.dir, bin.path = dir, path
-	}
-	bin.users++
-	t.Cleanup(func() {
-		bin.Lock()
-		defer bin.Unlock()
-		if bin.users--; bin.users == 0 {
-			_ = os.RemoveAll(bin.dir)
-			bin.dir, bin.path = "", ""
-		}
-	})
-	return bin.path
-}
-
 func runBinary(t *testing.T, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	exe := binary(t) // built before the clock starts
+	exe := testenv.Binary(t, ".") // built before the clock starts
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, args...)
@@ -110,24 +70,5 @@ func TestMainExitStatusAndMessage(t *testing.T) {
 		if c.code == 0 && (!strings.Contains(stdout, "Commands:") || stderr != "") {
 			t.Errorf("licenseops %q: stdout %q, stderr %q", c.args, stdout, stderr)
 		}
-	}
-}
-
-// The binary the tests build is removed when the tests that use it end:
-// a test run leaves no 20 MB binary in the temporary folder. (Not parallel,
-// so that no other test holds the binary meanwhile.)
-func TestBuiltBinaryRemoved(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	var dir string
-	t.Run("use", func(t *testing.T) {
-		dir = filepath.Dir(binary(t))
-		if _, err := os.Stat(filepath.Join(dir, "licenseops")); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("%s after the tests that used it: %v; want it removed", dir, err)
 	}
 }
