@@ -4,9 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/testenv"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -29,7 +31,15 @@ func TestReadyzCountsWorkers(t *testing.T) {
 		if err := a.Start(); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := client.New(a.APIURL(), "").Readyz(context.Background())
+		// A worker's first heartbeat reaches Redis a moment after Start:
+		// ask again until the count is what it should be, or 30 s passed.
+		var rep licensing.Readiness
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			rep, err = client.New(a.APIURL(), "").Readyz(context.Background())
+			if err != nil || (rep.Workers != nil && rep.Workers.Alive == c.alive) || time.Now().After(deadline) {
+				break
+			}
+		}
 		_ = a.Close(context.Background())
 		if err != nil {
 			t.Fatalf("%s: /readyz: %v", c.mode, err)
