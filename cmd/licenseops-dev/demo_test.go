@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/testenv"
@@ -22,15 +19,7 @@ func TestMain(m *testing.M) { testenv.Run(m) }
 
 func runBinary(t *testing.T, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	exe := testenv.Binary(t, ".") // built before the clock starts
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
-	return out.String(), errOut.String(), err
+	return testenv.RunBinary(t, ".", env, args...)
 }
 
 // check runs the invariant checker of `licenseops check` on the database.

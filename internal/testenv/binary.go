@@ -1,8 +1,10 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
@@ -58,4 +60,20 @@ func Binary(t testing.TB, pkg string, tags ...string) string {
 		t.Fatal(b.err)
 	}
 	return b.path
+}
+
+// RunBinary runs the binary of the main package pkg (built by Binary before
+// the clock starts) with args and this process's environment plus env,
+// within two minutes, and returns what it printed and how it ended.
+func RunBinary(t testing.TB, pkg string, env []string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	exe := Binary(t, pkg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, args...) // #nosec G204 -- a binary of this module, for its tests
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
 }
