@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licenseops/licenseops/client"
+	"github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/testapp"
 )
 
@@ -232,16 +234,15 @@ func BenchmarkPreview100k(b *testing.B) {
 	const n = 100_000
 	bundle := testapp.New(b, testapp.Options{})
 	c := bundle.Client("bench", "global_admin")
-	c.Must(200, "PUT", "/v1/products/E5", map[string]any{"name": "E5"})
-	c.Must(201, "POST", "/v1/customers", map[string]any{"id": "big", "name": "big", "default_usage_location": "US"})
-	users := make([]map[string]any, n)
-	ids := make([]string, n)
+	users := make([]client.UserImport, n)
 	for i := range users {
-		ids[i] = fmt.Sprintf("2f1c8a3e-0000-4000-8000-%012d", i)
-		users[i] = map[string]any{"id": ids[i], "user_principal_name": fmt.Sprintf("u%d@example.com", i), "display_name": fmt.Sprintf("User %d", i)}
+		users[i] = client.UserImport{ID: fmt.Sprintf("2f1c8a3e-0000-4000-8000-%012d", i),
+			UserPrincipalName: fmt.Sprintf("u%d@example.com", i), DisplayName: fmt.Sprintf("User %d", i)}
 	}
-	c.Must(200, "POST", "/v1/customers/big/users/import", map[string]any{"users": users})
-	c.Must(200, "PUT", "/v1/customers/big/subscriptions/E5", map[string]int{"total": n / 2})
+	ids := c.Seed(seed.Tenant{
+		Customer: client.CustomerRequest{ID: "big", Name: "big", DefaultUsageLocation: new("US")},
+		Users:    users, Seats: map[string]int{"E5": n / 2},
+	})
 	body := map[string]any{"user_ids": ids, "assign": []string{"E5"}, "allow_partial": true, "dry_run": true}
 	b.ResetTimer()
 	for b.Loop() {
