@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/app"
+	"github.com/licenseops/licenseops/internal/seed"
+	"github.com/licenseops/licenseops/internal/stack"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/storage"
 )
@@ -30,40 +31,24 @@ type apiEnv struct {
 	c     *client.Client
 }
 
-// startAPI starts licenseops in mode ("all" or "api") on private Postgres
-// and Redis and returns a global_admin token for it.
+// startAPI starts licenseops in mode (app.ModeAll, or app.ModeAPI for an
+// api whose operations no worker takes) on private Postgres and Redis and
+// returns it with a global_admin token.
 func startAPI(t *testing.T, mode app.Mode) *apiEnv {
 	t.Helper()
 	cfg := app.DefaultConfig()
-	cfg.DatabaseURL = testenv.Postgres(t, storage.MigrateURL)
-	cfg.RedisURL = testenv.Redis(t)
-	cfg.API.Addr = "127.0.0.1:0"
 	cfg.Worker.Sweep.Interval = 100 * time.Millisecond
 	cfg.Worker.ShutdownTimeout = 2 * time.Second
 	cfg.Worker.Concurrency = 32
-	ctx := context.Background()
-	store, err := storage.Open(ctx, storage.Config{URL: cfg.DatabaseURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := store.CreateToken(ctx, "p", "rollout-test", "global_admin")
-	store.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := app.Open(ctx, cfg, mode, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = proc.Close(ctx)
+	s, err := stack.Start(context.Background(), stack.Options{
+		DatabaseURL: testenv.Postgres(t, storage.MigrateURL), RedisURL: testenv.Redis(t),
+		Partner: "p", InProcess: true, Mode: mode, Config: &cfg,
 	})
-	return &apiEnv{t: t, url: proc.APIURL(), token: token, c: client.New(proc.APIURL(), token)}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return &apiEnv{t: t, url: s.URL, token: s.Token, c: client.New(s.URL, s.Token)}
 }
 
 func (e *apiEnv) env(name string) string {
@@ -107,17 +92,6 @@ func userUPN(i int) string { return fmt.Sprintf("user%05d@contoso.example", i) }
 // the given seats. Users listed in disabled are disabled; in kp live in KP.
 func (e *apiEnv) seed(n int, seats map[string]int, disabled, kp []int) {
 	e.t.Helper()
-	ctx := context.Background()
-	for sku, p := range map[string]client.ProductRequest{
-		"E3":    {Name: "Office 365 E3", Excludes: []string{"E5"}},
-		"E5":    {Name: "Office 365 E5", ProhibitedLocations: []string{"KP"}},
-		"ADDON": {Name: "Add-on", Requires: []string{"E5"}},
-	} {
-		_, err := e.c.PutProduct(ctx, sku, p)
-		e.must(err)
-	}
-	_, err := e.c.CreateCustomer(ctx, client.CustomerRequest{ID: "c1", Name: "Contoso", DefaultUsageLocation: new("PL")})
-	e.must(err)
 	users := make([]client.UserImport, n)
 	for i := range users {
 		users[i] = client.UserImport{ID: userID(i), UserPrincipalName: userUPN(i), DisplayName: fmt.Sprintf("User %05d", i)}
@@ -128,11 +102,17 @@ func (e *apiEnv) seed(n int, seats map[string]int, disabled, kp []int) {
 	for _, i := range kp {
 		users[i].UsageLocation = new("KP")
 	}
-	_, err = e.c.ImportUsers(ctx, "c1", users)
+	_, err := seed.Seed(context.Background(), e.c, seed.Tenant{
+		Customer: client.CustomerRequest{ID: "c1", Name: "Contoso", DefaultUsageLocation: new("PL")},
+		Products: map[string]client.ProductRequest{
+			"E3":    {Name: "Office 365 E3", Excludes: []string{"E5"}},
+			"E5":    {Name: "Office 365 E5", ProhibitedLocations: []string{"KP"}},
+			"ADDON": {Name: "Add-on", Requires: []string{"E5"}},
+		},
+		Users: users,
+		Seats: seats,
+	})
 	e.must(err)
-	for sku, total := range seats {
-		e.setSeats(sku, total)
-	}
 }
 
 // setSeats sets customer c1's seats of sku.

@@ -44,7 +44,7 @@ func TestReadCommands(t *testing.T) {
 	}
 	check("operation list", "operation", ExitOK, []string{
 		`(?m)^ID +STATUS +TOTAL +SUCCEEDED +FAILED +PENDING +CHANGE +SOURCE +CREATED BY +CREATED$`,
-		`(?m)^` + op + ` +completed_with_errors +12 +11 +1 +0 +\+E3 +api +rollout-test `,
+		`(?m)^` + op + ` +completed_with_errors +12 +11 +1 +0 +\+E3 +api +stack `,
 		`page 1 of 1 \(1 operation\)`,
 	}, "list", "--customer", "c1")
 	check("operation show", "operation", ExitOK, []string{

@@ -57,10 +57,14 @@ type Options struct {
 	// the token's role is global_admin.
 	Partner string
 
-	// InProcess starts licenseops in this process, the api and a worker in
-	// one (app.ModeAll), configured by Config with the stack's servers and
-	// an api on a free port of 127.0.0.1.
+	// InProcess starts licenseops in this process, in Mode, configured by
+	// Config with the stack's servers and an api on a free port of
+	// 127.0.0.1.
 	InProcess bool
+	// Mode is what the in-process licenseops serves (default app.ModeAll,
+	// the api and a worker in one; app.ModeAPI for an api whose
+	// operations no worker takes).
+	Mode app.Mode
 	// Config is the configuration of an in-process licenseops; nil means
 	// app.DefaultConfig().
 	Config *app.Config
@@ -130,6 +134,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = 30 * time.Second
 	}
+	if o.Mode == "" {
+		o.Mode = app.ModeAll
+	}
 	s := &Stack{DatabaseURL: o.DatabaseURL, RedisURL: o.RedisURL, Partner: o.Partner, o: o, seq: map[string]int{}}
 	defer func() {
 		if err != nil {
@@ -198,7 +205,7 @@ func (s *Stack) startApp(ctx context.Context) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a, err := app.Open(ctx, cfg, app.ModeAll, log)
+	a, err := app.Open(ctx, cfg, s.o.Mode, log)
 	if err != nil {
 		return err
 	}
