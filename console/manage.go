@@ -41,10 +41,10 @@ type manageProduct struct {
 }
 
 type previewSKU struct {
-	Name               string
-	Needed, Available  int
-	Short              bool
-	BuyMore            string
+	Name              string
+	Needed, Available int
+	Short             bool
+	BuyMore           string
 }
 
 type previewFailure struct {

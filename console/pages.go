@@ -169,7 +169,7 @@ type userRow struct {
 }
 
 type pager struct {
-	Page, Pages, Total int
+	Page, Pages, Total      int
 	First, Prev, Next, Last string // links, "" when not applicable
 }
 

@@ -127,7 +127,7 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // render executes the template of page name (or the fragment of that
 // name) and writes it with status. A template error is a 500.
 func (c *Console) render(w http.ResponseWriter, status int, name string, data any) {
-	c.renderTemplate(w, status, name, "layout", data)
+	c.renderTemplate(w, status, name, "layout.html", data)
 }
 
 func (c *Console) renderTemplate(w http.ResponseWriter, status int, page, tmpl string, data any) {

@@ -254,5 +254,5 @@ func (sel selection) clear(ctx context.Context) error {
 	return sel.ss.rdb.Del(ctx, sel.key).Err()
 }
 
-func itoa(n int) string       { return strconv.Itoa(n) }
-func itoa64(n int64) string   { return strconv.FormatInt(n, 10) }
+func itoa(n int) string     { return strconv.Itoa(n) }
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
