@@ -244,6 +244,13 @@ func (c *Console) authenticated(h page) http.Handler {
 			c.renderError(w, r, s, err)
 			return
 		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			if err := r.ParseForm(); err != nil {
+				c.renderError(w, r, s, licensing.Errorf(licensing.CodeTooLarge, "the form is too large or malformed"))
+				return
+			}
+		}
 		if r.Method == http.MethodPost && !s.validCSRF(r) {
 			c.renderError(w, r, s, licensing.Errorf(licensing.CodeForbidden, "the form has expired or did not come from this console; reload the page and try again"))
 			return
