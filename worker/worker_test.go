@@ -499,6 +499,9 @@ func TestCheckerFindsBrokenInvariants(t *testing.T) {
 		{"user claimed by a finished operation",
 			`UPDATE users SET applying_operation = '` + acc.ID + `' WHERE id = 'user-00005'`,
 			`UPDATE users SET applying_operation = NULL`},
+		{"progress counters disagree with items",
+			`UPDATE operation_progress SET succeeded = succeeded - 1 WHERE ctid = (SELECT ctid FROM operation_progress WHERE succeeded > 0 LIMIT 1)`,
+			`UPDATE operation_progress SET succeeded = succeeded + 1 WHERE ctid = (SELECT ctid FROM operation_progress LIMIT 1)`},
 	}
 	for _, k := range corruptions {
 		b.DB.MustExec(k.breakIt)
