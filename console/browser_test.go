@@ -13,7 +13,6 @@ import (
 
 	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/dom"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/hibiken/asynq"
@@ -130,8 +129,19 @@ func (c *chrome) do(steps ...chromedp.Action[chromedp.Void]) {
 	ctx, cancel := context.WithTimeout(c.ctx, 60*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
-		c.t.Fatalf("browser: %v", err)
+		c.t.Fatalf("browser: %v\n%s", err, c.where())
 	}
+}
+
+// where describes the page the browser is on, for a failure message.
+func (c *chrome) where() string {
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname + location.search + "\n" + document.documentElement.outerHTML.slice(0, 20000)`))
+	if err != nil {
+		return "(page unknown: " + err.Error() + ")"
+	}
+	return "on " + v
 }
 
 func eval[T any](c *chrome, expr string, opts ...chromedp.EvaluateOption) T {
@@ -151,7 +161,7 @@ func (c *chrome) waitFor(cond string) {
 	ctx, cancel := context.WithTimeout(c.ctx, 60*time.Second)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
-		c.t.Fatalf("waiting for %s: %v", cond, err)
+		c.t.Fatalf("waiting for %s: %v\n%s", cond, err, c.where())
 	}
 }
 
@@ -198,37 +208,48 @@ func (c *chrome) screenshot(name string) {
 }
 
 // axChecked is the accessibility tree's "checked" state ("true", "false",
-// "mixed") of the checkbox with this accessible name.
+// "mixed") of the checkbox labelled name, after checking that the tree
+// names it so. (It asks for the box's own accessibility node: a call of
+// DOM.getDocument would renew the node IDs behind chromedp's back.)
 func (c *chrome) axChecked(name string) string {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(c.ctx, 60*time.Second)
 	defer cancel()
-	v, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (string, error) {
-		doc, err := cdp.Call(ctx, tg, dom.GetDocument, dom.GetDocumentParams{})
-		if err != nil {
-			return "", err
-		}
-		res, err := cdp.Call(ctx, tg, accessibility.QueryAXTree, accessibility.QueryAXTreeParams{
-			NodeID: doc.Root.NodeID, AccessibleName: name, Role: "checkbox"})
+	v, err := chromedp.Run(ctx, chromedp.QueryAfter(byLabel(name), func(ctx context.Context, tg *chromedp.Target, nodes []*chromedp.Node) (string, error) {
+		nodes[0].RLock()
+		id := nodes[0].BackendNodeID
+		nodes[0].RUnlock()
+		res, err := cdp.Call(ctx, tg, accessibility.GetPartialAXTree, accessibility.GetPartialAXTreeParams{
+			BackendNodeID: id, FetchRelatives: new(false)})
 		if err != nil {
 			return "", err
 		}
 		for _, n := range res.Nodes {
-			if n.Ignored {
+			if n.BackendDOMNodeID != id || n.Ignored {
 				continue
 			}
+			if role, label := axString(n.Role), axString(n.Name); role != "checkbox" || label != name {
+				return "", fmt.Errorf("the box labelled %q is a %q named %q in the accessibility tree", name, role, label)
+			}
 			for _, p := range n.Properties {
-				if p.Name == accessibility.PropertyNameChecked && p.Value != nil {
-					return strings.Trim(string(p.Value.Value), `"`), nil
+				if p.Name == accessibility.PropertyNameChecked {
+					return axString(p.Value), nil
 				}
 			}
 		}
-		return "", fmt.Errorf("no checkbox named %q", name)
-	})
+		return "", fmt.Errorf("the box labelled %q has no checked state in the accessibility tree", name)
+	}))
 	if err != nil {
 		c.t.Fatalf("accessibility tree: %v", err)
 	}
 	return v
+}
+
+func axString(v *accessibility.Value) string {
+	if v == nil {
+		return ""
+	}
+	return strings.Trim(string(v.Value), `"`)
 }
 
 // XPath selectors that find controls as a person does: by their text or
