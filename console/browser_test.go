@@ -284,7 +284,7 @@ func TestBrowserPartnerProcedure(t *testing.T) {
 	token := f.b.Token("p", licensing.RoleGlobalAdmin)
 
 	// Sign in.
-	c.do(chromedp.Navigate(f.srv.URL + "/"), chromedp.WaitVisible(byLabel("API token")))
+	c.do(chromedp.Navigate(f.srv.URL+"/"), chromedp.WaitVisible(byLabel("API token")))
 	c.check("sign-in")
 	c.do(chromedp.SendKeys(byLabel("API token"), token), chromedp.Click(button("Sign in")),
 		chromedp.WaitVisible(link("Contoso Ltd")))

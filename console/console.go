@@ -280,30 +280,6 @@ func (c *Console) rateLimit(ctx context.Context, w http.ResponseWriter, p *licen
 	return licensing.Errorf(licensing.CodeRateLimited, "too many requests; wait %d s and try again", secs)
 }
 
-// statusOf maps an error code to the HTTP status of its error page.
-func statusOf(code licensing.Code) int {
-	switch code {
-	case licensing.CodeInvalidRequest, licensing.CodeUnknownUsers, licensing.CodeUnknownSkus:
-		return http.StatusBadRequest
-	case licensing.CodeUnauthenticated:
-		return http.StatusUnauthorized
-	case licensing.CodeForbidden:
-		return http.StatusForbidden
-	case licensing.CodeNotFound:
-		return http.StatusNotFound
-	case licensing.CodeCountViolation, licensing.CodeConflict:
-		return http.StatusConflict
-	case licensing.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case licensing.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case licensing.CodeUnavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 // renderError answers with the error page. A foreign object and a missing
 // one are the same 404; internal errors are logged and shown generically.
 func (c *Console) renderError(w http.ResponseWriter, r *http.Request, s *session, err error) {
@@ -314,7 +290,7 @@ func (c *Console) renderError(w http.ResponseWriter, r *http.Request, s *session
 		}
 		c.log.ErrorContext(r.Context(), "console request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
-	status := statusOf(code)
+	status := licensing.HTTPStatus(code)
 	lang := c.language(r)
 	if s != nil {
 		lang = s.lang

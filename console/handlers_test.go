@@ -323,7 +323,7 @@ func (b *browser) selectUsers(ids ...string) {
 func TestManageLicensesPreviewAndSave(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{workers: 1})
-	e5 := f.holdings() // E5: three holders, no seat left
+	e5 := f.holdings()  // E5: three holders, no seat left
 	noE5 := f.users[20] // holds Power BI like the first two E5 holders
 	b := f.browser()
 	b.signIn(f.b.Token("p", licensing.RoleGlobalAdmin))

@@ -260,7 +260,7 @@ func (c *Console) formError(w http.ResponseWriter, data *managePage, cust *licen
 		return err
 	}
 	data.FormError = string(code) + ": " + licensing.ErrorMessage(err)
-	c.render(w, statusOf(code), "manage", data)
+	c.render(w, licensing.HTTPStatus(code), "manage", data)
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/licenseops/licenseops/licensing"
@@ -148,9 +147,6 @@ func (c *Console) progress(w http.ResponseWriter, r *http.Request, s *session) e
 	})
 }
 
-// reportCSVHeader is the API's CSV report header.
-var reportCSVHeader = []string{"user_id", "display_name", "user_principal_name", "status", "assigned", "revoked", "licenses", "usage_location", "error_code", "error_message"}
-
 // reportCSV streams the confirmation report as the API's CSV.
 func (c *Console) reportCSV(w http.ResponseWriter, r *http.Request, s *session) error {
 	op, _, err := c.operationOf(r, s)
@@ -160,21 +156,10 @@ func (c *Console) reportCSV(w http.ResponseWriter, r *http.Request, s *session) 
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="report-`+op.ID+`.csv"`)
 	cw := csv.NewWriter(w)
-	_ = cw.Write(reportCSVHeader)
-	rec := make([]string, len(reportCSVHeader))
+	_ = cw.Write(licensing.ReportCSVHeader)
+	rec := make([]string, len(licensing.ReportCSVHeader))
 	err = c.store.Report(r.Context(), op.ID, func(row *licensing.ReportRow) error {
-		rec[0], rec[1], rec[2], rec[3] = row.UserID, row.DisplayName, row.UserPrincipalName, row.Status
-		rec[4], rec[5], rec[6] = strings.Join(row.Assigned, ";"), strings.Join(row.Revoked, ";"), strings.Join(row.Licenses, ";")
-		rec[7], rec[8], rec[9] = "", "", ""
-		if row.UsageLocation != nil {
-			rec[7] = *row.UsageLocation
-		}
-		if row.Error != nil {
-			rec[8], rec[9] = string(row.Error.Code), row.Error.Message
-		}
-		for i, v := range rec {
-			rec[i] = csvSafe(v)
-		}
+		licensing.ReportCSVRecord(rec, row)
 		return cw.Write(rec)
 	})
 	cw.Flush()
@@ -182,14 +167,6 @@ func (c *Console) reportCSV(w http.ResponseWriter, r *http.Request, s *session) 
 		c.log.Error("console report stream failed", "operation_id", op.ID, "error", err)
 	}
 	return nil
-}
-
-// csvSafe defuses spreadsheet formula injection as the API's CSV does.
-func csvSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r\n", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }
 
 // ---- the customer's operations

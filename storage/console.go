@@ -34,15 +34,11 @@ func (s *Store) PrincipalByTokenID(ctx context.Context, tokenID int64) (*licensi
 // MatchingUserIDs returns the IDs of the users that ListUsers with q would
 // page through, in its order, at most limit of them.
 func (s *Store) MatchingUserIDs(ctx context.Context, customerKey int64, q string, limit int) ([]string, error) {
-	pattern := ""
-	if q != "" {
-		pattern = "%" + likeEscaper.Replace(q) + "%"
-	}
 	var ids []string
 	err := s.db.SelectContext(ctx, &ids, `
 		SELECT id FROM users WHERE customer_key = $1
 		AND ($2 = '' OR display_name ILIKE $2 OR user_principal_name ILIKE $2)
-		ORDER BY display_name, id LIMIT $3`, customerKey, pattern, limit)
+		ORDER BY display_name, id LIMIT $3`, customerKey, likePattern(q), limit)
 	return ids, err
 }
 
@@ -54,43 +50,6 @@ func (s *Store) ExistingUserIDs(ctx context.Context, customerKey int64, ids []st
 		SELECT u.id FROM users u JOIN unnest($2::text[]) AS x(id) ON u.id = x.id
 		WHERE u.customer_key = $1`, customerKey, pq.StringArray(ids))
 	return out, err
-}
-
-// ListUsersIn is ListUsers restricted to the users of ids (a selection).
-func (s *Store) ListUsersIn(ctx context.Context, customerKey int64, ids []string, q string, limit, offset int) (UserPage, error) {
-	pattern := ""
-	if q != "" {
-		pattern = "%" + likeEscaper.Replace(q) + "%"
-	}
-	var page UserPage
-	arr := pq.StringArray(ids)
-	if err := s.db.GetContext(ctx, &page.Total, `
-		SELECT count(*) FROM users u JOIN unnest($3::text[]) AS x(id) ON u.id = x.id
-		WHERE u.customer_key = $1 AND ($2 = '' OR u.display_name ILIKE $2 OR u.user_principal_name ILIKE $2)`,
-		customerKey, pattern, arr); err != nil {
-		return page, err
-	}
-	rows, err := s.db.QueryContext(ctx, `
-		SELECT u.id, u.user_principal_name, u.display_name, u.usage_location, u.account_enabled, u.last_sign_in_at,
-			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY a.sku_id)
-		FROM users u JOIN unnest($3::text[]) AS x(id) ON u.id = x.id
-		WHERE u.customer_key = $1 AND ($2 = '' OR u.display_name ILIKE $2 OR u.user_principal_name ILIKE $2)
-		ORDER BY u.display_name, u.id LIMIT $4 OFFSET $5`, customerKey, pattern, arr, limit, offset)
-	if err != nil {
-		return page, err
-	}
-	defer rows.Close()
-	page.Users = []licensing.User{}
-	for rows.Next() {
-		var u licensing.User
-		var lic pq.StringArray
-		if err := rows.Scan(&u.ID, &u.UserPrincipalName, &u.DisplayName, &u.UsageLocation, &u.AccountEnabled, &u.LastSignInAt, &lic); err != nil {
-			return page, err
-		}
-		u.Licenses = nonNil(lic)
-		page.Users = append(page.Users, u)
-	}
-	return page, rows.Err()
 }
 
 // ReclaimableSeats counts, for a SKU, the seats held by disabled accounts
