@@ -41,11 +41,12 @@ const Prefix = "/console/"
 // Config configures the console.
 type Config struct {
 	// BuyMoreURL is the template of the Buy more link with {customer_id}
-	// and {sku_id}, the API's buy_more_url.
+	// and {sku_id}: the API's buy_more_url, which the process passes with
+	// the API's defaults applied. Empty shows no Buy more link.
 	BuyMoreURL string
-	// RateLimitPerSecond and RateLimitBurst are the API's: a page request
-	// is charged to its token's budget, shared with the JSON API. A
-	// negative rate turns limiting off.
+	// RateLimitPerSecond and RateLimitBurst are the API's, passed the same
+	// way: a page request is charged to its token's budget, shared with the
+	// JSON API. A rate of 0 or less turns limiting off.
 	RateLimitPerSecond int
 	RateLimitBurst     int
 	// TrustProxy marks session cookies Secure when a proxy in front says
@@ -65,15 +66,6 @@ type Config struct {
 
 // WithDefaults returns the config with every unset field at its default.
 func (c Config) WithDefaults() Config {
-	if c.BuyMoreURL == "" {
-		c.BuyMoreURL = "https://partner.example.com/customers/{customer_id}/subscriptions/{sku_id}/buy-more"
-	}
-	if c.RateLimitPerSecond == 0 {
-		c.RateLimitPerSecond = 50
-	}
-	if c.RateLimitBurst <= 0 {
-		c.RateLimitBurst = 2 * max(c.RateLimitPerSecond, 0)
-	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 8 * time.Hour
 	}
@@ -123,6 +115,7 @@ func New(cfg Config, svc *intake.Service, store *storage.Store, rdb redis.Univer
 	c := &Console{cfg: cfg, intake: svc, store: store, rdb: rdb, log: cfg.Logger, pages: pg, i18n: cat,
 		sessions: &sessions{rdb: rdb, idle: cfg.IdleTimeout, max: cfg.MaxLifetime}}
 	if cfg.RateLimitPerSecond > 0 {
+		cfg.RateLimitBurst = max(cfg.RateLimitBurst, 1)
 		c.limiter = redis_rate.NewLimiter(rdb)
 		c.limit = redis_rate.Limit{Rate: cfg.RateLimitPerSecond, Burst: cfg.RateLimitBurst, Period: time.Second}
 	}

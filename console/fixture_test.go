@@ -92,10 +92,12 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 		Seats:    map[string]int{"E3": 60, "E5": 3, "PBI": 100, "PROJECT": 10, "VISIO": 5},
 	})
 	cfg := o.config
-	if cfg.RateLimitPerSecond == 0 {
-		cfg.RateLimitPerSecond = -1
+	if cfg.BuyMoreURL == "" {
+		cfg.BuyMoreURL = "https://partner.example.com/customers/{customer_id}/subscriptions/{sku_id}/buy-more"
 	}
-	cfg.Logger = b.Log
+	if cfg.Logger == nil {
+		cfg.Logger = b.Log
+	}
 	con, err := console.New(cfg, b.Intake, b.Store, b.Redis)
 	if err != nil {
 		t.Fatalf("console: %v", err)

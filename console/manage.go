@@ -163,6 +163,9 @@ func (c *Console) manageData(r *http.Request, s *session, cust *licensing.Custom
 }
 
 func (c *Console) buyMoreURL(customerID, sku string) string {
+	if c.cfg.BuyMoreURL == "" {
+		return ""
+	}
 	return strings.NewReplacer("{customer_id}", pathEscape(customerID), "{sku_id}", pathEscape(sku)).Replace(c.cfg.BuyMoreURL)
 }
 

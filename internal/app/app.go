@@ -112,6 +112,7 @@ func Open(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) (*App, e
 		reg.MustRegister(api.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(a.rdb)))
 		apiCfg := cfg.API
 		apiCfg.Logger, apiCfg.Registry = log, reg
+		apiCfg = apiCfg.WithDefaults() // the console shares its buy-more URL and rate limits
 		con, err := console.New(console.Config{BuyMoreURL: apiCfg.BuyMoreURL, RateLimitPerSecond: apiCfg.RateLimitPerSecond,
 			RateLimitBurst: apiCfg.RateLimitBurst, TrustProxy: cfg.ConsoleTrustProxy, Logger: log}, a.intake, store, a.rdb)
 		if err != nil {
