@@ -104,7 +104,7 @@ func New(cfg Config, svc *intake.Service, store *storage.Store, rdb redis.Univer
 	if m := svc.Config().MaxUsersPerOperation; m < cfg.MaxSelection {
 		cfg.MaxSelection = m
 	}
-	cat, err := newCatalog()
+	cat, err := defaultCatalog, catalogErr
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func (c *Console) Handler() http.Handler {
 		mux.Handle(pattern, c.authenticated(h))
 	}
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
-		c.renderError(w, r, nil, licensing.Errorf(licensing.CodeNotFound, "no such page"))
+		c.renderError(w, r, nil, pageErr(licensing.CodeNotFound, "NotFoundMessage"))
 	})
 	return securityHeaders(mux)
 }
@@ -229,7 +229,7 @@ func (c *Console) authenticated(h page) http.Handler {
 				return
 			}
 			c.clearSessionCookie(w, r)
-			c.renderError(w, r, nil, licensing.Errorf(licensing.CodeUnauthenticated, "your session has ended; sign in again"))
+			c.renderError(w, r, nil, pageErr(licensing.CodeUnauthenticated, "SessionEnded"))
 			return
 		}
 		s.lang = c.language(r)
@@ -240,12 +240,12 @@ func (c *Console) authenticated(h page) http.Handler {
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 			if err := r.ParseForm(); err != nil {
-				c.renderError(w, r, s, licensing.Errorf(licensing.CodeTooLarge, "the form is too large or malformed"))
+				c.renderError(w, r, s, pageErr(licensing.CodeTooLarge, "FormTooLarge"))
 				return
 			}
 		}
 		if r.Method == http.MethodPost && !s.validCSRF(r) {
-			c.renderError(w, r, s, licensing.Errorf(licensing.CodeForbidden, "the form has expired or did not come from this console; reload the page and try again"))
+			c.renderError(w, r, s, pageErr(licensing.CodeForbidden, "FormForeign"))
 			return
 		}
 		if err := h(w, r, s); err != nil {
@@ -270,7 +270,7 @@ func (c *Console) rateLimit(ctx context.Context, w http.ResponseWriter, p *licen
 	}
 	secs := max(1, int((res.RetryAfter+time.Second-1)/time.Second))
 	w.Header().Set("Retry-After", itoa(secs))
-	return licensing.Errorf(licensing.CodeRateLimited, "too many requests; wait %d s and try again", secs)
+	return pageErr(licensing.CodeRateLimited, "RateLimited", "Count", secs)
 }
 
 // renderError answers with the error page. A foreign object and a missing
@@ -291,8 +291,30 @@ func (c *Console) renderError(w http.ResponseWriter, r *http.Request, s *session
 	v := c.view(r, s, lang)
 	v.Title = v.T("ErrorTitle")
 	data := errorPage{View: v, Status: status, Code: string(code), Message: licensing.ErrorMessage(err)}
-	if status == http.StatusNotFound {
+	var pe *pageError
+	switch {
+	case status == http.StatusNotFound:
 		data.Message = v.T("NotFoundMessage")
+	case errors.As(err, &pe):
+		data.Message = v.T(pe.id, pe.kv...)
 	}
 	c.render(w, status, "error", data)
+}
+
+// pageError is an error of the console's own, shown in the page's language:
+// id is its message in the catalogs, kv the message's data.
+type pageError struct {
+	err *licensing.Error
+	id  string
+	kv  []any
+}
+
+func (e *pageError) Error() string { return e.err.Error() }
+func (e *pageError) Unwrap() error { return e.err }
+
+// pageErr is an error with code whose page shows catalog message id; its
+// log text is the English message.
+func pageErr(code licensing.Code, id string, kv ...any) error {
+	en := defaultCatalog.translate("en", id, kv...)
+	return &pageError{err: licensing.Errorf(code, "%s", en), id: id, kv: kv}
 }

@@ -535,6 +535,11 @@ func TestLanguages(t *testing.T) {
 	if p := b.get("/console/customers/contoso/users"); !p.has("Zaznacz wszystkich na tej stronie") || !p.has("Wybrani użytkownicy (0)") {
 		t.Fatalf("Polish users page:\n%s", p.Body)
 	}
+	// The console's own errors are in the page's language too.
+	if p := b.do("POST", "/console/customers/contoso/selection", url.Values{"op": {"clear"}}); p.Status != http.StatusForbidden ||
+		!p.has("Formularz wygasł albo nie pochodzi z tej konsoli.") {
+		t.Fatalf("Polish CSRF refusal: %d\n%s", p.Status, p.Body)
+	}
 }
 
 func TestStaticAndEscaping(t *testing.T) {

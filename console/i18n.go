@@ -21,6 +21,9 @@ type catalog struct {
 	localizers map[string]*i18n.Localizer
 }
 
+// defaultCatalog is the catalogs embedded in the binary, parsed once.
+var defaultCatalog, catalogErr = newCatalog()
+
 func newCatalog() (*catalog, error) {
 	b := i18n.NewBundle(language.English)
 	b.RegisterUnmarshalFunc("json", json.Unmarshal)

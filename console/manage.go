@@ -178,7 +178,7 @@ func (c *Console) manageSubmit(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	skus, acts := r.PostForm["sku"], r.PostForm["act"]
 	if len(skus) != len(acts) || len(skus) > 1000 {
-		return licensing.Errorf(licensing.CodeInvalidRequest, "the form is incomplete; reload the page")
+		return pageErr(licensing.CodeInvalidRequest, "FormIncomplete")
 	}
 	byKey := map[string]string{}
 	for i, sku := range skus {
@@ -190,7 +190,7 @@ func (c *Console) manageSubmit(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	save := r.PostFormValue("action") == "save"
 	if save && !data.CanSave {
-		return licensing.Errorf(licensing.CodeForbidden, "your role %s may not change licenses", s.principal.Role)
+		return pageErr(licensing.CodeForbidden, "RoleMayNotChangeLicenses", "Role", s.principal.Role)
 	}
 	if len(ids) == 0 {
 		data.FormError = data.T("NoSelection")
@@ -214,7 +214,7 @@ func (c *Console) manageSubmit(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	if data.UsageLocation != "" {
 		if !data.CanLocation {
-			return licensing.Errorf(licensing.CodeForbidden, "your role %s may not change usage locations", s.principal.Role)
+			return pageErr(licensing.CodeForbidden, "RoleMayNotSetLocation", "Role", s.principal.Role)
 		}
 		loc, err := licensing.NormalizeCountry("usage_location", data.UsageLocation)
 		if err != nil {

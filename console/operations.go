@@ -42,7 +42,7 @@ func finished(status string) bool {
 func (c *Console) operationOf(r *http.Request, s *session) (licensing.Operation, licensing.Customer, error) {
 	oid := r.PathValue("oid")
 	if err := licensing.CheckID("operation id", oid); err != nil {
-		return licensing.Operation{}, licensing.Customer{}, licensing.Errorf(licensing.CodeNotFound, "no such operation")
+		return licensing.Operation{}, licensing.Customer{}, pageErr(licensing.CodeNotFound, "NotFoundMessage")
 	}
 	op, err := c.store.GetOperation(r.Context(), s.principal.PartnerKey, oid)
 	if err != nil {

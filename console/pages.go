@@ -145,7 +145,7 @@ func (c *Console) customers(w http.ResponseWriter, r *http.Request, s *session) 
 func (c *Console) customer(r *http.Request, s *session) (licensing.Customer, error) {
 	cid := r.PathValue("cid")
 	if err := licensing.CheckID("customer id", cid); err != nil {
-		return licensing.Customer{}, licensing.Errorf(licensing.CodeNotFound, "no such customer")
+		return licensing.Customer{}, pageErr(licensing.CodeNotFound, "NotFoundMessage")
 	}
 	return c.store.GetCustomer(r.Context(), s.principal.PartnerKey, cid)
 }
@@ -305,7 +305,7 @@ func (c *Console) changeSelection(w http.ResponseWriter, r *http.Request, s *ses
 	sel := c.selection(s, cust.ID)
 	users := r.PostForm["user"]
 	if len(users) > 1000 {
-		return licensing.Errorf(licensing.CodeTooLarge, "too many users in one change")
+		return pageErr(licensing.CodeTooLarge, "TooManyInOneChange")
 	}
 	if err := licensing.CheckIDs("user id", users); err != nil {
 		return err
@@ -343,7 +343,7 @@ func (c *Console) changeSelection(w http.ResponseWriter, r *http.Request, s *ses
 			return err
 		}
 	default:
-		return licensing.Errorf(licensing.CodeInvalidRequest, "unknown selection change")
+		return pageErr(licensing.CodeInvalidRequest, "UnknownSelectionChange")
 	}
 	n, err := sel.count(ctx)
 	if err != nil {
@@ -366,7 +366,7 @@ func (c *Console) checkRoom(r *http.Request, sel selection, adding int) error {
 		return err
 	}
 	if n+adding > c.cfg.MaxSelection {
-		return licensing.Errorf(licensing.CodeTooLarge, "a selection holds up to %d users; clear it or select fewer", c.cfg.MaxSelection)
+		return pageErr(licensing.CodeTooLarge, "SelectionFull", "Max", c.cfg.MaxSelection)
 	}
 	return nil
 }

@@ -158,7 +158,7 @@ func TestRateLimit(t *testing.T) {
 	if s, err := strconv.Atoi(refused.Header.Get("Retry-After")); err != nil || s < 1 {
 		t.Errorf("Retry-After %q", refused.Header.Get("Retry-After"))
 	}
-	if !refused.has("too many requests") {
+	if !refused.has("Too many requests. Wait ") {
 		t.Errorf("refusal page:\n%s", refused.Body)
 	}
 	var id int64
