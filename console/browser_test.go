@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,9 +87,13 @@ func newChrome(t *testing.T, base string) *chrome {
 		unavailable(t, "chromium-headless-shell is not installed")
 	}
 	axe := axeSource(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+	// The network is closed: nothing in the browser may try to reach
+	// out (background updates, sync, QUIC probes). As root, chromedp adds
+	// --no-sandbox itself; as any other user the sandbox stays on.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path),
+		chromedp.WindowSize(1280, 900), chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("no-pings", true), chromedp.Flag("metrics-recording-only", true),
 		chromedp.Flag("disable-domain-reliability", true), chromedp.Flag("lang", "en-US"))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -165,18 +170,25 @@ func (c *chrome) waitFor(cond string) {
 	}
 }
 
-// check fails the test on console errors or CSP violations so far, runs
-// axe-core on the page, and takes its screenshot when asked to.
-func (c *chrome) check(name string) {
+// problems returns the console errors, uncaught exceptions and CSP
+// violations the browser reported so far.
+func (c *chrome) problems() []string {
 	c.t.Helper()
 	c.mu.Lock()
-	msgs := append([]string(nil), c.console...)
+	out := append([]string(nil), c.console...)
 	c.mu.Unlock()
-	if len(msgs) > 0 {
-		c.t.Fatalf("%s: browser console errors: %s", name, strings.Join(msgs, "\n"))
+	for _, v := range eval[[]string](c, `window.__csp || []`) {
+		out = append(out, "CSP violation: "+v)
 	}
-	if v := eval[[]string](c, `window.__csp || []`); len(v) > 0 {
-		c.t.Fatalf("%s: CSP violations: %v", name, v)
+	return out
+}
+
+// verify fails the test on console errors or CSP violations so far, and
+// runs axe-core on the page: a serious or critical violation fails it.
+func (c *chrome) verify(name string) {
+	c.t.Helper()
+	if p := c.problems(); len(p) > 0 {
+		c.t.Fatalf("%s: the browser reported:\n%s", name, strings.Join(p, "\n"))
 	}
 	eval[chromedp.Void](c, c.axe)
 	violations := eval[[]string](c, `axe.run(document, {resultTypes: ["violations"]}).then(r => r.violations
@@ -186,6 +198,13 @@ func (c *chrome) check(name string) {
 	if len(violations) > 0 {
 		c.t.Errorf("%s: axe-core found:\n%s", name, strings.Join(violations, "\n"))
 	}
+}
+
+// check verifies the page and, for `make screenshots`, takes its picture
+// as docs/console/<name>.png.
+func (c *chrome) check(name string) {
+	c.t.Helper()
+	c.verify(name)
 	if c.shots != "" {
 		c.screenshot(name)
 	}
@@ -424,7 +443,7 @@ func TestBrowserPartnerProcedure(t *testing.T) {
 	// Sign out.
 	c.do(chromedp.Click(button("Sign out")), chromedp.WaitVisible(byLabel("API token")))
 	c.do(chromedp.Navigate(f.srv.URL+"/console/customers"), chromedp.WaitVisible(byLabel("API token")))
-	c.check("signed-out")
+	c.verify("signed-out")
 }
 
 // TestBrowserReader checks the reader's Manage-licenses page: Save disabled
@@ -445,4 +464,44 @@ func TestBrowserReader(t *testing.T) {
 		t.Errorf("reader sees the usage location field")
 	}
 	c.check("manage-licenses-reader")
+}
+
+// TestBrowserReportsProblems holds the browser tests to their word: an
+// inline script (refused by the CSP), an inline style and a console error
+// on a console page are all reported, and axe-core finds an unlabelled
+// control.
+func TestBrowserReportsProblems(t *testing.T) {
+	f := newFixture(t, fixtureOptions{users: 1})
+	c := newChrome(t, f.srv.URL)
+	c.do(chromedp.Navigate(f.srv.URL+"/console/sign-in"), chromedp.WaitVisible(byLabel("API token")))
+	if p := c.problems(); len(p) > 0 {
+		t.Fatalf("the sign-in page has problems of its own: %v", p)
+	}
+	eval[chromedp.Void](c, `(() => {
+		const s = document.createElement("script");
+		s.textContent = "window.__ran = true";
+		document.body.appendChild(s);
+		const st = document.createElement("div");
+		st.setAttribute("style", "color: red");
+		document.body.appendChild(st);
+		console.error("deliberate");
+		const i = document.createElement("input");
+		i.id = "unlabelled";
+		document.querySelector("form").appendChild(i);
+	})()`)
+	c.waitFor(`window.__csp.length >= 2`)
+	if eval[bool](c, `window.__ran === true`) {
+		t.Errorf("the CSP let an inline script run")
+	}
+	got := strings.Join(c.problems(), "\n")
+	for _, want := range []string{"CSP violation: script-src", "CSP violation: style-src", "deliberate"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems lack %q:\n%s", want, got)
+		}
+	}
+	eval[chromedp.Void](c, c.axe)
+	ids := eval[[]string](c, `axe.run(document).then(r => r.violations.map(v => v.id))`, chromedp.EvalAwaitPromise)
+	if !slices.Contains(ids, "label") {
+		t.Errorf("axe-core missed the unlabelled field: %v", ids)
+	}
 }
