@@ -43,7 +43,7 @@ type fixtureOptions struct {
 	noHoldings bool
 }
 
-var firstNames = []string{"Ada", "Alan", "Barbara", "Claude", "Dennis", "Edsger", "Frances", "Grace", "Hedy", "Ivan",
+var firstNames = []string{"Ada", "Alan", "Barbara", "Charles", "Dennis", "Edsger", "Frances", "Grace", "Hedy", "Ivan",
 	"John", "Katherine", "Linus", "Margaret", "Niklaus", "Radia", "Shafi", "Tim", "Vint", "Whitfield"}
 var lastNames = []string{"Lovelace", "Turing", "Liskov", "Shannon", "Ritchie", "Dijkstra", "Allen", "Hopper", "Lamarr",
 	"Sutherland", "Backus", "Johnson", "Torvalds", "Hamilton", "Wirth", "Perlman", "Goldwasser", "Berners-Lee", "Cerf", "Diffie"}
