@@ -976,7 +976,7 @@ func (r *benchRunner) printTable(w io.Writer) {
 			if !c.Clean {
 				value = fmt.Sprintf("%d problems", c.Problems)
 			}
-			t.row("", fmt.Sprintf("licenseops check (%d customers, %.1f s)", len(c.Customers), c.Seconds), value, sc.Key+".check")
+			t.row("", fmt.Sprintf("licenseops check (%s, %.1f s)", benchPlural(len(c.Customers), "customer"), c.Seconds), value, sc.Key+".check")
 		}
 	}
 	_ = t.tw.Flush()
@@ -1107,6 +1107,14 @@ func benchInt(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// benchPlural is "1 thing" or "n things".
+func benchPlural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return benchInt(n) + " " + thing + "s"
 }
 
 func benchRate(v float64, unit string) string {

@@ -88,11 +88,13 @@ func (r *benchRunner) tableScale(t *benchTable) {
 		if i < len(sub) {
 			scenario = sub[i]
 		}
-		t.row(scenario, fmt.Sprintf("%d worker(s): end to end", ro.Workers), benchRate(ro.UsersPerS, "users/s")+
-			fmt.Sprintf(" (workers %.2f, postgres %.2f, others %.2f cores; peak RSS %.0f MiB)", ro.CPU.WorkerCores, ro.CPU.PostgresCores, ro.CPU.Noise(), ro.WorkerPeakRSSMiB), "")
+		t.row(scenario, fmt.Sprintf("%s: end to end", benchPlural(ro.Workers, "worker")), benchRate(ro.UsersPerS, "users/s")+fmt.Sprintf(" (others %.2f cores)", ro.CPU.Noise()), "")
 	}
 	if _, ok := t.targets["scale.ratio"]; ok {
 		first, last := sc.Runs[0], sc.Runs[len(sc.Runs)-1]
 		t.row("", fmt.Sprintf("%d workers ÷ %d", last.Workers, first.Workers), fmt.Sprintf("%.2f", sc.Ratio), "scale.ratio")
+	}
+	for _, ro := range sc.Runs {
+		t.row("", fmt.Sprintf("%s: api / largest worker peak RSS", benchPlural(ro.Workers, "worker")), fmt.Sprintf("%.0f / %.0f MiB", ro.APIPeakRSSMiB, ro.WorkerPeakRSSMiB), "")
 	}
 }

@@ -353,7 +353,12 @@ func (r *benchRunner) timedOperationHooks(ctx context.Context, s *benchStack, cu
 	intake := time.Since(post)
 	intakeCPU := intakeWindow.stop()
 	r.progress("    accepted in %s: operation %s", intake.Round(time.Millisecond), acc.ID)
-	profiled := r.profileWorker(ctx, s, customer)
+	// A scenario may roll out several times to one customer: a profile per SKU.
+	name := fmt.Sprintf("%s-%dw", customer, len(s.workers))
+	if len(assign) > 0 {
+		name += "-" + assign[0]
+	}
+	profiled := r.profileWorker(ctx, s, name)
 	defer func() { <-profiled }()
 	if h.accepted != nil {
 		h.accepted(acc.ID)
@@ -564,7 +569,7 @@ func (r *benchRunner) check(ctx context.Context, key string, env []string, custo
 		r.progress("(%s) licenseops check: %d problems\n%s", key, c.Problems, c.Output)
 		return nil
 	}
-	r.progress("(%s) licenseops check: clean (%d customers, %.1fs)", key, len(customers), c.Seconds)
+	r.progress("(%s) licenseops check: clean (%s, %.1fs)", key, benchPlural(len(customers), "customer"), c.Seconds)
 	return nil
 }
 
