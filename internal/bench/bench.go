@@ -840,9 +840,9 @@ func (r *benchRunner) evaluate() {
 	}
 }
 
-// benchRatioNoise is the noise behind a ratio to the baseline: the most of
+// ratioNoise is the noise behind a ratio to the baseline: the most of
 // the rollout's and the baseline's runs.
-func (r *benchRunner) benchRatioNoise(ro *benchRollout) float64 {
+func (r *benchRunner) ratioNoise(ro *benchRollout) float64 {
 	n := ro.CPU.Noise()
 	if b := r.rep.Baseline; b != nil {
 		n = max(n, b.NoiseCores)
@@ -862,7 +862,7 @@ func (r *benchRunner) rolloutTargets(key string, ro *benchRollout, share float64
 	if b := r.rep.Baseline; b != nil && b.ProcessPerS > 0 {
 		ro.RatioToBaseline = ro.UsersPerS / b.ProcessPerS
 		r.addTarget(key+".ratio", fmt.Sprintf("(%s) ÷ (a)", key), ro.RatioToBaseline, "", fmt.Sprintf("≥ %.2f", share), ro.RatioToBaseline >= share,
-			benchJudge{AtScale: atScale, Timing: true, Noise: r.benchRatioNoise(ro)})
+			benchJudge{AtScale: atScale, Timing: true, Noise: r.ratioNoise(ro)})
 	}
 	r.rss(key, ro, atScale)
 }
@@ -921,8 +921,11 @@ func (t *benchTable) row(scenario, figure, value, id string) {
 	target, verdict := "", ""
 	if tg, ok := t.targets[id]; ok {
 		target, verdict = tg.Target, tg.Verdict
-		if tg.Verdict == verdictNoisy {
+		switch {
+		case tg.Verdict == verdictNoisy:
 			verdict = fmt.Sprintf("noisy (%.2f cores elsewhere)", tg.NoiseCores)
+		case !tg.Met && tg.Verdict != verdictNotMet && tg.NoiseCores > benchNoisyCores:
+			verdict += ", noisy" // and not judged for another reason too
 		}
 	}
 	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\n", scenario, figure, value, target, verdict)
