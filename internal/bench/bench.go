@@ -107,9 +107,9 @@ type benchScenario struct {
 	Key string
 	// About is its line in the usage.
 	About string
-	// Within is the key of the scenario whose run also runs this one (d
+	// RunBy is the key of the scenario whose run also runs this one (d
 	// runs during b): selecting this one runs that one.
-	Within string
+	RunBy string
 	// Run measures and records the figures in the report.
 	Run func(*benchRunner, context.Context) error
 	// Targets adds the figures' targets (may be nil).
@@ -128,7 +128,7 @@ func benchScenarioList() []benchScenario {
 		{Key: "b", About: "rollout: assign one SKU to N users through the HTTP API; api and worker run as\n" +
 			"separate processes of the licenseops binary (--exe)",
 			Run: (*benchRunner).runRollout, Targets: (*benchRunner).targetsRollout, Table: (*benchRunner).tableRollout},
-		{Key: "d", Within: "b", About: "interactive: a two-user operation every second while (b) runs",
+		{Key: "d", RunBy: "b", About: "interactive: a two-user operation every second while (b) runs",
 			Targets: (*benchRunner).targetsInteractive, Table: (*benchRunner).tableInteractive},
 		{Key: "c", About: "change: assign two SKUs and revoke two (that the users hold) for N users",
 			Run: (*benchRunner).runChange, Targets: (*benchRunner).targetsChange, Table: (*benchRunner).tableChange},
@@ -533,7 +533,7 @@ func Run(ctx context.Context, o *Options) (*Report, error) {
 		}
 	}
 	for _, sc := range benchScenarioList() {
-		if sc.Run != nil && sc.Within == "" && r.selected(sc.Key) {
+		if sc.Run != nil && sc.RunBy == "" && r.selected(sc.Key) {
 			run(sc.Key, func(ctx context.Context) error { return sc.Run(r, ctx) })
 		}
 	}
@@ -572,7 +572,7 @@ func (r *benchRunner) selected(key string) bool {
 		return true
 	}
 	for _, sc := range benchScenarioList() {
-		if sc.Within == key && slices.Contains(r.o.Only, sc.Key) {
+		if sc.RunBy == key && slices.Contains(r.o.Only, sc.Key) {
 			return true
 		}
 	}
