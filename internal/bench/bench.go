@@ -69,8 +69,8 @@ type Options struct {
 	GraphLatency     time.Duration
 	GraphMaxInFlight int
 	GraphRate        int
-	// Profile takes a CPU profile of the worker during each rollout (b, c,
-	// e), of Profile's length, written next to Out.
+	// Profile takes a CPU profile of the (first) worker during each
+	// rollout, of Profile's length, written next to Out.
 	Profile time.Duration
 	// BaselineConcurrency are the concurrencies at which (a) processes
 	// its tasks; the best is the baseline.

@@ -1,7 +1,9 @@
 package bench
 
 // The scenarios of the bench: (a) bare asynq, (b) rollout with (d)
-// interactive operations alongside, (c) four-SKU change, (e) Graph simulator.
+// interactive operations alongside, (c) four-SKU change, (e) Graph
+// simulator; and what they share: processes, seeding, timed operations,
+// the checker. scale.go, watch.go and download.go hold the others.
 
 import (
 	"bytes"
@@ -36,10 +38,9 @@ import (
 )
 
 const (
-	// benchOpPoll is how often a big operation is polled. Each GET counts
-	// the operation's items, a scan of 100,000 rows (tens of ms of Postgres
-	// CPU), so polling faster would load the Postgres it measures; the
-	// precise end comes from max(finished_at) anyway.
+	// benchOpPoll is how often the bench polls a big operation, as a
+	// watching CLI does; the precise end comes from max(finished_at), and
+	// the watch scenario measures what more polling costs.
 	benchOpPoll = time.Second
 	// benchInteractivePoll is how often an interactive operation is polled.
 	benchInteractivePoll = 10 * time.Millisecond
