@@ -58,7 +58,7 @@ lint: deps ## gofmt, go vet, gosec and govulncheck
 	fi; \
 	exit $$status
 
-bench: deps build build-dev ## end-to-end benchmark (minutes): one table, figures in bench-results/*.json; BENCH_FLAGS="--only a,b"
+bench: deps build build-dev ## end-to-end benchmark (many minutes) on a durable private Postgres: one table with verdicts, figures in bench-results/*.json; BENCH_FLAGS="--only a,b,scale --users 20000"
 	./$(DEVBIN) bench --exe $(BIN) --out bench-results/bench-$$(date -u +%Y%m%dT%H%M%SZ).json $(BENCH_FLAGS)
 
 clean: ## remove build output

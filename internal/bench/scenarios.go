@@ -1,7 +1,9 @@
 package bench
 
 // The scenarios of the bench: (a) bare asynq, (b) rollout with (d)
-// interactive operations alongside, (c) four-SKU change, (e) Graph simulator.
+// interactive operations alongside, (c) four-SKU change, (e) Graph
+// simulator; and what they share: processes, seeding, timed operations,
+// the checker. scale.go, watch.go and download.go hold the others.
 
 import (
 	"bytes"
@@ -36,10 +38,9 @@ import (
 )
 
 const (
-	// benchOpPoll is how often a big operation is polled. Each GET counts
-	// the operation's items, a scan of 100,000 rows (tens of ms of Postgres
-	// CPU), so polling faster would load the Postgres it measures; the
-	// precise end comes from max(finished_at) anyway.
+	// benchOpPoll is how often the bench polls a big operation, as a
+	// watching CLI does; the precise end comes from max(finished_at), and
+	// the watch scenario measures what more polling costs.
 	benchOpPoll = time.Second
 	// benchInteractivePoll is how often an interactive operation is polled.
 	benchInteractivePoll = 10 * time.Millisecond
@@ -67,10 +68,33 @@ func benchOpTimeout(n int) time.Duration { return 5*time.Minute + time.Duration(
 
 // runBaseline measures bare asynq: the api's parallel enqueuer puts N
 // no-op tasks on the queue, then an asynq server configured like the
-// worker's (concurrency, queues, poll interval, Redis pool) processes them.
+// worker's (queues, poll interval, Redis pool) processes them, once for
+// each concurrency of --baseline-concurrency. The best run is the baseline:
+// the queue's ceiling on this machine, whatever concurrency reaches it.
 func (r *benchRunner) runBaseline(ctx context.Context) error {
+	base := &benchBaseline{Tasks: r.o.Users, EnqueueWorker: intake.Config{}.WithDefaults().EnqueueParallelism}
+	for _, conc := range r.o.BaselineConcurrency {
+		run, err := r.baselineRun(ctx, conc)
+		if err != nil {
+			return fmt.Errorf("concurrency %d: %w", conc, err)
+		}
+		base.Runs = append(base.Runs, run)
+		base.NoiseCores = max(base.NoiseCores, run.CPU.Noise())
+		if run.ProcessPerS > base.ProcessPerS {
+			base.EnqueueS, base.EnqueuePerS, base.ProcessS, base.ProcessPerS, base.Concurrency = run.EnqueueS, run.EnqueuePerS, run.ProcessS, run.ProcessPerS, run.Concurrency
+		}
+	}
+	r.rep.Baseline = base
+	r.progress("(a) baseline: %.0f tasks/s at concurrency %d", base.ProcessPerS, base.Concurrency)
+	return nil
+}
+
+// baselineRun enqueues N no-op tasks on the flushed Redis and processes them
+// with a bare asynq server of concurrency conc.
+func (r *benchRunner) baselineRun(ctx context.Context, conc int) (benchBaselineRun, error) {
+	run := benchBaselineRun{Concurrency: conc}
 	if err := r.flushRedis(ctx); err != nil {
-		return err
+		return run, err
 	}
 	n := r.o.Users
 	r.progress("(a) bare asynq: enqueueing %d no-op tasks", n)
@@ -80,39 +104,40 @@ func (r *benchRunner) runBaseline(ctx context.Context) error {
 			return nil, err
 		}
 		// The pool NewApp gives the api and the worker.
-		opts.PoolSize = min(max(r.o.Concurrency/2, 64), 256)
+		opts.PoolSize = min(max(conc/2, 64), 256)
 		return redis.NewClient(opts), nil
 	}
 	enqRDB, err := newClient()
 	if err != nil {
-		return err
+		return run, err
 	}
 	defer enqRDB.Close()
 	srvRDB, err := newClient()
 	if err != nil {
-		return err
+		return run, err
 	}
 	defer srvRDB.Close()
 	par := intake.Config{}.WithDefaults().EnqueueParallelism
 	enq := &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(enqRDB), Parallelism: par}
 	ids := benchUserIDs(0, n)
 	start := time.Now()
-	res, err := enq.EnqueueItems(ctx, "bench-baseline-"+r.runID, jobs.QueueDefault, ids)
+	res, err := enq.EnqueueItems(ctx, fmt.Sprintf("bench-baseline-%s-%d", r.runID, conc), jobs.QueueDefault, ids)
 	if err != nil {
-		return err
+		return run, err
 	}
 	enqueue := time.Since(start)
 	if res.Enqueued != n {
-		return fmt.Errorf("enqueued %d tasks of %d (%d already there)", res.Enqueued, n, res.Existing)
+		return run, fmt.Errorf("enqueued %d tasks of %d (%d already there)", res.Enqueued, n, res.Existing)
 	}
-	r.progress("(a) processing them with concurrency %d", r.o.Concurrency)
-	wcfg := worker.Config{Concurrency: r.o.Concurrency}.WithDefaults()
+	r.progress("(a) processing them with concurrency %d", conc)
+	wcfg := worker.Config{Concurrency: conc}.WithDefaults()
 	var done atomic.Int64
 	finished := make(chan struct{})
 	srv := asynq.NewServerFromRedisClient(srvRDB, asynq.Config{
 		Concurrency: wcfg.Concurrency, Queues: jobs.QueueWeights, TaskCheckInterval: wcfg.TaskCheckInterval,
 		ShutdownTimeout: wcfg.ShutdownTimeout, LogLevel: asynq.WarnLevel,
 	})
+	window := benchStartWindow(nil)
 	start = time.Now()
 	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
 		if done.Add(1) == int64(n) {
@@ -120,49 +145,58 @@ func (r *benchRunner) runBaseline(ctx context.Context) error {
 		}
 		return nil
 	})); err != nil {
-		return err
+		return run, err
 	}
 	defer srv.Shutdown()
 	select {
 	case <-finished:
 	case <-ctx.Done():
-		return ctx.Err()
+		return run, ctx.Err()
 	case <-time.After(benchOpTimeout(n)):
-		return fmt.Errorf("processed %d tasks of %d in %s", done.Load(), n, benchOpTimeout(n))
+		return run, fmt.Errorf("processed %d tasks of %d in %s", done.Load(), n, benchOpTimeout(n))
 	}
 	process := time.Since(start)
-	r.rep.Baseline = &benchBaseline{
-		Tasks: n, EnqueueS: enqueue.Seconds(), EnqueuePerS: float64(n) / enqueue.Seconds(),
-		ProcessS: process.Seconds(), ProcessPerS: float64(n) / process.Seconds(),
-		Concurrency: wcfg.Concurrency, EnqueueWorker: par,
-	}
-	r.progress("(a) %.0f tasks/s enqueued, %.0f tasks/s processed", r.rep.Baseline.EnqueuePerS, r.rep.Baseline.ProcessPerS)
-	return nil
+	run.CPU = window.stop()
+	run.EnqueueS, run.EnqueuePerS = enqueue.Seconds(), float64(n)/enqueue.Seconds()
+	run.ProcessS, run.ProcessPerS = process.Seconds(), float64(n)/process.Seconds()
+	r.progress("(a) %.0f tasks/s enqueued, %.0f tasks/s processed at concurrency %d (others %.2f cores)", run.EnqueuePerS, run.ProcessPerS, conc, run.CPU.Noise())
+	return run, nil
 }
 
 // ---------------------------------------------------------------- processes
 
-// benchStack is an api and a worker process.
+// benchStack is an api and one or more worker processes.
 type benchStack struct {
-	api, worker *stack.Proc
-	url         string
+	api     *stack.Proc
+	workers []*stack.Proc
+	url     string
 }
 
-// startStack starts a worker and an api process and waits until both are
-// ready: the api answers /readyz, the worker's asynq server is registered
-// and its sweeper has swept once (on the flushed Redis, a sweeper's first
-// sweep takes every pending item for lost and enqueues it again, which a
-// long-running deployment never does).
+// startStack starts a worker and an api process; see startStackWorkers.
 func (r *benchRunner) startStack(ctx context.Context, extraEnv []string) (*benchStack, error) {
+	return r.startStackWorkers(ctx, extraEnv, 1)
+}
+
+// startStackWorkers starts n workers and an api process and waits until all
+// are ready: the api answers /readyz, each worker's asynq server is
+// registered and its sweeper has swept once (on the flushed Redis, a
+// sweeper's first sweep takes every pending item for lost and enqueues it
+// again, which a long-running deployment never does).
+func (r *benchRunner) startStackWorkers(ctx context.Context, extraEnv []string, n int) (*benchStack, error) {
 	env := append(slices.Clone(extraEnv), "LICENSEOPS_WORKER_CONCURRENCY="+strconv.Itoa(r.o.Concurrency))
 	if r.o.Profile > 0 {
 		env = append(env, "LICENSEOPS_PPROF=true") // on the worker's metrics listener
 	}
 	s := &benchStack{}
-	var err error
-	if s.worker, err = r.s.StartWorker(ctx, env...); err != nil {
-		return nil, err
+	for range n {
+		w, err := r.s.StartWorker(ctx, env...)
+		if err != nil {
+			_ = s.stop() // the start error is the one to report
+			return nil, err
+		}
+		s.workers = append(s.workers, w)
 	}
+	var err error
 	if s.api, err = r.s.StartAPI(ctx, env...); err != nil {
 		_ = s.stop() // the start error is the one to report
 		return nil, err
@@ -171,9 +205,17 @@ func (r *benchRunner) startStack(ctx context.Context, extraEnv []string) (*bench
 	return s, nil
 }
 
-// alive returns an error when the api or the worker has ended.
+// procs are the stack's processes, the api first.
+func (s *benchStack) procs() []*stack.Proc {
+	return append([]*stack.Proc{s.api}, s.workers...)
+}
+
+// window starts measuring the CPU of the machine and of the stack's processes.
+func (s *benchStack) window() *benchWindow { return benchStartWindow(s.api, s.workers...) }
+
+// alive returns an error when the api or a worker has ended.
 func (s *benchStack) alive() error {
-	for _, p := range []*stack.Proc{s.api, s.worker} {
+	for _, p := range s.procs() {
 		if p != nil && p.Exited() {
 			return p.Err()
 		}
@@ -181,21 +223,29 @@ func (s *benchStack) alive() error {
 	return nil
 }
 
-// peakRSS returns the api's and the worker's VmHWM in MiB.
+// peakRSS returns the api's and the largest worker's VmHWM in MiB.
 func (s *benchStack) peakRSS() (apiMiB, workerMiB float64, err error) {
 	a, err := s.api.PeakRSS()
 	if err != nil {
 		return 0, 0, err
 	}
-	w, err := s.worker.PeakRSS()
-	return benchMiB(a), benchMiB(w), err
+	var w int64
+	for _, p := range s.workers {
+		v, err := p.PeakRSS()
+		if err != nil {
+			return 0, 0, err
+		}
+		w = max(w, v)
+	}
+	return benchMiB(a), benchMiB(w), nil
 }
 
-// stop stops both processes (SIGTERM, then SIGKILL after a timeout).
+// stop stops the processes (SIGTERM, then SIGKILL after a timeout).
 func (s *benchStack) stop() error {
 	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, p := range []*stack.Proc{s.api, s.worker} {
+	procs := s.procs()
+	errs := make([]error, len(procs))
+	for i, p := range procs {
 		if p == nil {
 			continue
 		}
@@ -270,12 +320,30 @@ func (r *benchRunner) submitAndFinish(ctx context.Context, s *benchStack, c *cli
 // runs after the 202 and itemsDone once no item is pending (for (d)).
 func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, customer string, users, assign, revoke []string,
 	accepted, itemsDone func()) (*benchRollout, error) {
+	h := benchOpHooks{itemsDone: itemsDone}
+	if accepted != nil {
+		h.accepted = func(string) { accepted() }
+	}
+	return r.timedOperationHooks(ctx, s, customer, users, assign, revoke, h)
+}
+
+// benchOpHooks run during a timed operation: accepted after the 202, with
+// the operation's ID, and itemsDone once no item is pending. Either may be nil.
+type benchOpHooks struct {
+	accepted  func(id string)
+	itemsDone func()
+}
+
+// timedOperationHooks is timedOperation with hooks that get the operation.
+func (r *benchRunner) timedOperationHooks(ctx context.Context, s *benchStack, customer string, users, assign, revoke []string,
+	h benchOpHooks) (*benchRollout, error) {
 	body, err := json.Marshal(client.OperationRequest{UserIDs: users, Assign: assign, Revoke: revoke})
 	if err != nil {
 		return nil, err
 	}
 	c := r.client(s.url)
-	cpu0 := benchSampleCPU(s.api, s.worker)
+	window := s.window()
+	intakeWindow := s.window()
 	post := time.Now()
 	// The body is encoded already, so that the intake time holds no JSON
 	// encoding of the bench's own: the SDK's raw request path.
@@ -284,17 +352,23 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 		return nil, err
 	}
 	intake := time.Since(post)
+	intakeCPU := intakeWindow.stop()
 	r.progress("    accepted in %s: operation %s", intake.Round(time.Millisecond), acc.ID)
-	profiled := r.profileWorker(ctx, s, customer)
+	// A scenario may roll out several times to one customer: a profile per SKU.
+	name := fmt.Sprintf("%s-%dw", customer, len(s.workers))
+	if len(assign) > 0 {
+		name += "-" + assign[0]
+	}
+	profiled := r.profileWorker(ctx, s, name)
 	defer func() { <-profiled }()
-	if accepted != nil {
-		accepted()
+	if h.accepted != nil {
+		h.accepted(acc.ID)
 	}
 	_, err = benchWaitOperation(ctx, s, c, acc.ID, benchOpPoll, benchOpTimeout(len(users)), func(op client.Operation) bool { return op.Pending == 0 })
 	pendingZero := time.Since(post)
-	cpu1 := benchSampleCPU(s.api, s.worker)
-	if itemsDone != nil {
-		itemsDone()
+	cpu := window.stop()
+	if h.itemsDone != nil {
+		h.itemsDone()
 	}
 	if err != nil {
 		return nil, err
@@ -320,16 +394,16 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 		completed = d
 	}
 	ro := &benchRollout{
-		Users: len(users), Assign: assign, Revoke: revoke,
+		Users: len(users), Workers: len(s.workers), Assign: assign, Revoke: revoke,
 		IntakeS: intake.Seconds(), LastItemS: lastItem.Seconds(), PendingZeroS: pendingZero.Seconds(), CompletedS: completed.Seconds(),
 		UsersPerS: float64(len(users)) / lastItem.Seconds(), Succeeded: op.Succeeded, Failed: op.Failed,
-		CPU: cpu1.usageSince(cpu0),
+		CPU: cpu, IntakeCPU: intakeCPU,
 	}
 	if ro.APIPeakRSSMiB, ro.WorkerPeakRSSMiB, err = s.peakRSS(); err != nil {
 		return nil, fmt.Errorf("read peak RSS: %w", err)
 	}
-	r.progress("    %d users in %.1fs: %.0f users/s (%d failed); completed at %.1fs; peak RSS api %.0f MiB, worker %.0f MiB",
-		len(users), lastItem.Seconds(), ro.UsersPerS, ro.Failed, completed.Seconds(), ro.APIPeakRSSMiB, ro.WorkerPeakRSSMiB)
+	r.progress("    %d users in %.1fs: %.0f users/s (%d failed); completed at %.1fs; peak RSS api %.0f MiB, worker %.0f MiB; others %.2f cores",
+		len(users), lastItem.Seconds(), ro.UsersPerS, ro.Failed, completed.Seconds(), ro.APIPeakRSSMiB, ro.WorkerPeakRSSMiB, cpu.Noise())
 	return ro, nil
 }
 
@@ -361,7 +435,7 @@ func (r *benchRunner) profileWorker(ctx context.Context, s *benchStack, name str
 	go func() {
 		defer close(done)
 		err := func() error {
-			url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.worker.URL, max(1, int(r.o.Profile.Seconds())))
+			url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.workers[0].URL, max(1, int(r.o.Profile.Seconds())))
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
 				return err
@@ -396,11 +470,27 @@ func (r *benchRunner) profileWorker(ctx context.Context, s *benchStack, name str
 	return done
 }
 
-// scenarioRun seeds with one api and worker, then measures with fresh ones,
-// so that peak RSS and CPU count the measured operation only, and Redis is
-// flushed in between. measure gets the fresh stack.
+// scenarioRun seeds with one api and worker, then measures with fresh ones;
+// see scenarioRuns.
 func (r *benchRunner) scenarioRun(ctx context.Context, key string, env []string,
 	seedWith func(*benchStack, *client.Client) error, measure func(*benchStack) error) error {
+	return r.scenarioRuns(ctx, key, env, seedWith, benchMeasure{Workers: 1, Measure: measure})
+}
+
+// benchMeasure is one measured part of a scenario: Measure gets a fresh
+// api and Workers fresh workers.
+type benchMeasure struct {
+	Workers int
+	Measure func(*benchStack) error
+}
+
+// scenarioRuns seeds with one api and worker, then runs each measure with
+// fresh processes, so that peak RSS and CPU count the measured operation
+// only, after a VACUUM (ANALYZE) and a Redis flush. Then `licenseops check`
+// checks the customers that the scenario made (the check is recorded under
+// key; a broken invariant is an error).
+func (r *benchRunner) scenarioRuns(ctx context.Context, key string, env []string,
+	seedWith func(*benchStack, *client.Client) error, measures ...benchMeasure) error {
 	if err := r.flushRedis(ctx); err != nil {
 		return err
 	}
@@ -409,28 +499,79 @@ func (r *benchRunner) scenarioRun(ctx context.Context, key string, env []string,
 	if err != nil {
 		return err
 	}
-	err = seedWith(s, r.client(s.url))
+	c := r.client(s.url)
+	before, err := c.ListCustomers(ctx)
+	if err == nil {
+		err = seedWith(s, c)
+	}
 	if serr := s.stop(); err == nil {
 		err = serr
 	}
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	r.progress("(%s) seeded in %.1fs; vacuuming, then starting a fresh api and worker", key, time.Since(start).Seconds())
-	if err := r.quiesceDB(ctx); err != nil {
-		return err
+	r.progress("(%s) seeded in %.1fs", key, time.Since(start).Seconds())
+	var after []client.Customer
+	for i, m := range measures {
+		r.progress("(%s) vacuuming, then starting a fresh api and %d worker(s)", key, m.Workers)
+		if err := r.quiesceDB(ctx); err != nil {
+			return err
+		}
+		if err := r.flushRedis(ctx); err != nil {
+			return err
+		}
+		if s, err = r.startStackWorkers(ctx, env, max(m.Workers, 1)); err != nil {
+			return err
+		}
+		err = m.Measure(s)
+		if err == nil && i == len(measures)-1 {
+			after, err = r.client(s.url).ListCustomers(ctx)
+		}
+		if serr := s.stop(); err == nil {
+			err = serr
+		}
+		if err != nil {
+			return err
+		}
 	}
-	if err := r.flushRedis(ctx); err != nil {
-		return err
+	var made []string
+	for _, cu := range after {
+		if !slices.ContainsFunc(before, func(b client.Customer) bool { return b.ID == cu.ID }) {
+			made = append(made, cu.ID)
+		}
 	}
-	if s, err = r.startStack(ctx, env); err != nil {
-		return err
+	return r.check(ctx, key, env, made)
+}
+
+// check runs `licenseops check` for each of the customers, with the
+// scenario's environment (a Graph customer's directory is checked too),
+// and records what it said under key. Broken invariants are recorded as
+// an error of the run (key + " check"), not of the scenario.
+func (r *benchRunner) check(ctx context.Context, key string, env []string, customers []string) error {
+	c := &benchCheck{Customers: customers, Clean: true}
+	r.rep.Checks[key] = c
+	start := time.Now()
+	for _, cu := range customers {
+		res, err := r.s.Run(ctx, env, "check", "--partner", r.s.Partner, "--customer", cu)
+		if err != nil {
+			return err
+		}
+		if res.Code != 0 || !strings.Contains(res.Stdout, "ok: every invariant holds") {
+			c.Clean = false
+			c.Problems += max(strings.Count(res.Stdout, "\n  - "), 1)
+			c.Output += fmt.Sprintf("customer %s: exit %d\n%s%s", cu, res.Code, res.Stdout, res.Stderr)
+		}
 	}
-	err = measure(s)
-	if serr := s.stop(); err == nil {
-		err = serr
+	c.Seconds = time.Since(start).Seconds()
+	if !c.Clean {
+		// Recorded apart from the scenario's error, so that the table
+		// still shows the scenario's figures; the bench exits 1 all the same.
+		r.rep.Errors[key+" check"] = fmt.Sprintf("licenseops check found %d problems:\n%s", c.Problems, c.Output)
+		r.progress("(%s) licenseops check: %d problems\n%s", key, c.Problems, c.Output)
+		return nil
 	}
-	return err
+	r.progress("(%s) licenseops check: clean (%s, %.1fs)", key, benchPlural(len(customers), "customer"), c.Seconds)
+	return nil
 }
 
 // quiesceDB vacuums and analyzes the database, then waits (up to a minute)
