@@ -52,17 +52,18 @@ func TestPostgresBackendsTerminated(t *testing.T) {
 
 // Postgres stopped (fast shutdown) for two seconds and started again
 // mid-rollout: every process loses its connections, handlers fail until it
-// is back, asynq retries them with backoff.
+// is back, asynq retries them with backoff. The rollout goes through asynq
+// groups: a failed batch task is retried whole, and redoes only the users
+// it had not recorded.
 func TestPostgresRestart(t *testing.T) {
 	srv := testenv.PostgresServer(t)
 	if !srv.Owned() {
 		t.Skip("Postgres comes from TEST_DATABASE_URL: fault tests only restart servers they started")
 	}
 	s := newStack(t)
-	c := s.client(s.startAPI())
+	c := s.client(s.startAPI(groupedRollout))
 	users := c.seed("restart", rolloutUsers, "E5", rolloutSeats)
-	s.startWorker()
-	s.startWorker()
+	w1, w2 := s.startWorker(), s.startWorker()
 	op := c.start("restart", operationRequest{UserIDs: users, Assign: []string{"E5"}, AllowPartial: true})
 	s.waitDone(op, 0.25)
 	if err := srv.Stop(); err != nil {
@@ -76,5 +77,6 @@ func TestPostgresRestart(t *testing.T) {
 	t.Logf("Postgres down for %.1fs", time.Since(stoppedAt).Seconds())
 	f := s.waitFinished(op, 2*time.Minute)
 	recovery(t, "Postgres restart", stoppedAt, f.At)
+	checkGrouped(t, w1, w2)
 	s.verifyRollout(c, op, rolloutUsers, "E5", rolloutSeats)
 }

@@ -59,14 +59,15 @@ func TestRedisRestartWithAOF(t *testing.T) {
 
 // Redis restarted mid-rollout without persistence: the queue is gone. The
 // sweeper notices (its epoch key is gone too) and enqueues every pending
-// item again from Postgres.
+// item again from Postgres. The rollout goes through asynq groups, so
+// groups waiting for aggregation are lost with the rest.
 func TestRedisRestartWithoutPersistence(t *testing.T) {
 	srv := testenv.RedisServer(t)
 	if !srv.Owned() {
 		t.Skip("Redis comes from TEST_REDIS_URL: fault tests only restart servers they started")
 	}
 	s := newStack(t)
-	c := s.client(s.startAPI())
+	c := s.client(s.startAPI(groupedRollout))
 	users := c.seed("nopersist", rolloutUsers, "E5", rolloutSeats)
 	w1, w2 := s.startWorker(), s.startWorker()
 	op := c.start("nopersist", operationRequest{UserIDs: users, Assign: []string{"E5"}, AllowPartial: true})
@@ -89,6 +90,7 @@ func TestRedisRestartWithoutPersistence(t *testing.T) {
 	if d > 30*time.Second {
 		t.Errorf("recovery took %v; the sweeper should have rebuilt the queue within a few sweeps", d)
 	}
+	checkGrouped(t, w1, w2)
 	s.verifyRollout(c, op, rolloutUsers, "E5", rolloutSeats)
 }
 

@@ -146,9 +146,30 @@ func metric(p *proc, name string, labels ...string) float64 {
 
 // reenqueued sums licenseops_sweeper_reenqueued_total{reason} over workers.
 func reenqueued(reason string, workers ...*proc) float64 {
+	return workersMetric("licenseops_sweeper_reenqueued_total", `reason="`+reason+`"`, workers...)
+}
+
+// groupedRollout is the api's environment that sends a fault test's
+// rollout of rolloutUsers through asynq groups, as operations of
+// LICENSEOPS_AGGREGATE_MIN users or more go: the fault then meets
+// license:apply-batch tasks of up to a thousand users instead of a task
+// per user.
+const groupedRollout = "LICENSEOPS_AGGREGATE_MIN=1000"
+
+// checkGrouped fails the test when the workers handled no
+// license:apply-batch task: its rollout did not go through groups.
+func checkGrouped(t *testing.T, workers ...*proc) {
+	t.Helper()
+	if n := workersMetric("licenseops_worker_tasks_total", `type="license:apply-batch"`, workers...); n <= 0 {
+		t.Errorf("the workers handled no license:apply-batch task (%v): the rollout did not go through groups", n)
+	}
+}
+
+// workersMetric sums a metric over the workers that still answer.
+func workersMetric(name, labels string, workers ...*proc) float64 {
 	sum := 0.0
 	for _, w := range workers {
-		if v := metric(w, "licenseops_sweeper_reenqueued_total", `reason="`+reason+`"`); v > 0 {
+		if v := metric(w, name, labels); v > 0 {
 			sum += v
 		}
 	}

@@ -27,9 +27,12 @@ const busyWorker = "LICENSEOPS_WORKER_CONCURRENCY=64"
 // worker) sees it: so the rollout finishes about a minute after the kill.
 // The killed worker is restarted at once, as a supervisor would; the other
 // worker goes on meanwhile.
+//
+// The rollout goes through asynq groups, so the killed worker holds batches
+// of users (license:apply-batch), each under one lease.
 func TestWorkerKilled(t *testing.T) {
 	s := newStack(t)
-	c := s.client(s.startAPI())
+	c := s.client(s.startAPI(groupedRollout))
 	users := c.seed("killed", rolloutUsers, "E5", rolloutSeats)
 	victim := s.startWorker(busyWorker)
 	survivor := s.startWorker()
@@ -46,6 +49,7 @@ func TestWorkerKilled(t *testing.T) {
 	if d > 2*time.Minute+10*time.Second {
 		t.Errorf("recovery took %v, more than asynq's bound (30 s lease, 30 s slack, a 60 s recoverer tick)", d)
 	}
+	checkGrouped(t, survivor, restarted)
 	s.verifyRollout(c, op, rolloutUsers, "E5", rolloutSeats)
 }
 

@@ -27,6 +27,11 @@ import (
 type Config struct {
 	// InteractiveMax is the largest operation sent to the critical queue.
 	InteractiveMax int
+	// AggregateMin is the smallest operation on the local directory whose
+	// tasks are enqueued in asynq groups, so that workers take them a
+	// thousand at a time (jobs.EnqueueGrouped); it costs up to a second
+	// (jobs.GroupGracePeriod) before the first user starts. Negative: never.
+	AggregateMin int
 	// MaxUsersPerOperation bounds one operation, in distinct users.
 	MaxUsersPerOperation int
 	// EnqueueParallelism is the number of concurrent enqueue requests per operation.
@@ -42,6 +47,9 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	if c.InteractiveMax <= 0 {
 		c.InteractiveMax = 100
+	}
+	if c.AggregateMin == 0 {
+		c.AggregateMin = 5_000
 	}
 	if c.MaxUsersPerOperation <= 0 {
 		c.MaxUsersPerOperation = 100_000
@@ -163,7 +171,7 @@ func (s *Service) Submit(ctx context.Context, req Request) (Submission, error) {
 		return Submission{}, err
 	}
 	failpoint("operation-committed") // fault tests: the api dies between commit and enqueue
-	s.accepted(op, req.UserIDs)
+	s.accepted(op, req.UserIDs, s.grouped(req.Customer, len(req.UserIDs)))
 	return Submission{Operation: op}, nil
 }
 
@@ -204,14 +212,23 @@ func (s *Service) RunCleanup(ctx context.Context, req storage.CleanupRunRequest)
 		return res, err
 	}
 	if res.Operation != nil {
-		s.accepted(*res.Operation, res.UserIDs)
+		s.accepted(*res.Operation, res.UserIDs, false)
 	}
 	return res, nil
 }
 
+// grouped reports whether an operation's tasks go into asynq groups: large
+// ones on the local directory. An external directory paces each user's
+// write as its task comes (worker.Pacer), which a batch of a thousand
+// would defeat, and at a few dozen writes a second the queue's cost per
+// task does not matter there.
+func (s *Service) grouped(c licensing.Customer, users int) bool {
+	return s.cfg.AggregateMin > 0 && users >= s.cfg.AggregateMin && c.Directory.Kind == licensing.DirectoryLocal
+}
+
 // accepted counts a committed operation and enqueues its tasks in the
 // background.
-func (s *Service) accepted(op licensing.Operation, users []string) {
+func (s *Service) accepted(op licensing.Operation, users []string, grouped bool) {
 	s.metrics.operationsCreated.WithLabelValues(op.Source, op.Queue).Inc()
 	s.metrics.operationUsers.Observe(float64(op.Total))
 	s.mu.Lock()
@@ -223,21 +240,25 @@ func (s *Service) accepted(op licensing.Operation, users []string) {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		s.enqueue(s.bgCtx, op, users)
+		s.enqueue(s.bgCtx, op, users, grouped)
 	}()
 }
 
 // enqueue puts an operation's tasks on its queue. The operation is durable
 // already: if this fails or the process dies half-way, the sweeper
 // enqueues the rest after its grace period.
-func (s *Service) enqueue(ctx context.Context, op licensing.Operation, users []string) {
+func (s *Service) enqueue(ctx context.Context, op licensing.Operation, users []string, grouped bool) {
 	start := time.Now()
 	// Before the first task: every batch of this operation plans with
 	// statistics that know its size.
 	if err := s.store.AnalyzeItems(ctx, op.Total); err != nil {
 		s.log.Warn("could not refresh statistics after a large intake", "operation_id", op.ID, "error", err)
 	}
-	res, err := s.enqueuer.EnqueueItems(ctx, op.ID, op.Queue, users)
+	enqueue := s.enqueuer.EnqueueItems
+	if grouped {
+		enqueue = s.enqueuer.EnqueueGrouped
+	}
+	res, err := enqueue(ctx, op.ID, op.Queue, users)
 	if err != nil {
 		s.metrics.enqueueFailures.Inc()
 		s.log.Warn("enqueue of operation incomplete; the sweeper will finish it",
@@ -248,7 +269,7 @@ func (s *Service) enqueue(ctx context.Context, op licensing.Operation, users []s
 		s.log.Warn("could not mark operation enqueued", "operation_id", op.ID, "error", err)
 	}
 	s.log.Info("operation accepted and enqueued", "operation_id", op.ID, "customer_id", op.CustomerID, "source", op.Source,
-		"queue", op.Queue, "total", op.Total, "tasks", res.Enqueued, "enqueue_duration", time.Since(start))
+		"queue", op.Queue, "grouped", grouped, "total", op.Total, "tasks", res.Enqueued, "enqueue_duration", time.Since(start))
 }
 
 // metrics of the intake, exported by every process that creates operations.

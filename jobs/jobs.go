@@ -8,10 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+
 	"github.com/licenseops/licenseops/licensing"
 )
 
@@ -58,12 +62,77 @@ func TaskID(operationID, userID string) string { return operationID + ":" + user
 // (database or directory unavailable) before it is archived.
 const MaxRetry = 25
 
-// NewApplyTask builds the task of one item.
-func NewApplyTask(operationID, userID, queue string) *asynq.Task {
+// NewApplyTask builds the task of one item, with further options (a group).
+func NewApplyTask(operationID, userID, queue string, opts ...asynq.Option) *asynq.Task {
 	payload, _ := json.Marshal(ApplyPayload{OperationID: operationID, UserID: userID})
-	return asynq.NewTask(TypeApplyLicenses, payload,
-		asynq.TaskID(TaskID(operationID, userID)), asynq.Queue(queue), asynq.MaxRetry(MaxRetry),
-		asynq.Timeout(5*time.Minute))
+	opts = append([]asynq.Option{asynq.TaskID(TaskID(operationID, userID)), asynq.Queue(queue), asynq.MaxRetry(MaxRetry),
+		asynq.Timeout(5 * time.Minute)}, opts...)
+	return asynq.NewTask(TypeApplyLicenses, payload, opts...)
+}
+
+// TypeApplyBatch applies one operation's change to many users at once. The
+// api never enqueues it: asynq's aggregator builds it from the grouped
+// TypeApplyLicenses tasks of a large operation (EnqueueGrouped), so that a
+// worker dequeues and acknowledges a thousand users in one round trip
+// instead of one each, which is what the queue costs per task. Each user
+// is still enqueued as its own task under its TaskID, so enqueueing stays
+// idempotent and asynqmon shows every user until its group is aggregated.
+const TypeApplyBatch = "license:apply-batch"
+
+// Aggregation of grouped tasks (asynq.Config's Group settings). asynq
+// checks the groups every GroupGracePeriod (a second at least) and makes at
+// most one batch of up to GroupMaxSize tasks per group per check, so an
+// operation is spread over several groups (GroupsFor) to move more than
+// GroupMaxSize users a second.
+const (
+	GroupMaxSize     = 1000
+	GroupGracePeriod = time.Second
+	GroupMaxDelay    = 3 * time.Second
+	// usersPerGroup sizes GroupsFor: 100,000 users are 25 groups, up to
+	// 25,000 users a second out of the aggregator of each worker process.
+	usersPerGroup = 4000
+	maxGroups     = 32
+)
+
+// GroupsFor is the number of asynq groups of an operation of n users.
+func GroupsFor(n int) int { return min(max((n+usersPerGroup-1)/usersPerGroup, 1), maxGroups) }
+
+// GroupKey names the shard-th group of an operation.
+func GroupKey(operationID string, shard int) string { return operationID + "#" + strconv.Itoa(shard) }
+
+// ApplyBatchPayload is the items of a TypeApplyBatch task.
+type ApplyBatchPayload struct {
+	Items []ApplyPayload `json:"i"`
+}
+
+// AggregateApply is the asynq GroupAggregator of grouped TypeApplyLicenses
+// tasks. The batch gets a TaskID under its operation's prefix, so that the
+// sweeper finds it among the archived tasks of a stalled operation.
+func AggregateApply(group string, tasks []*asynq.Task) *asynq.Task {
+	p := ApplyBatchPayload{Items: make([]ApplyPayload, 0, len(tasks))}
+	for _, t := range tasks {
+		if it, err := ParseApplyPayload(t.Payload()); err == nil {
+			p.Items = append(p.Items, it)
+		}
+	}
+	opID, _, _ := strings.Cut(group, "#")
+	payload, _ := json.Marshal(p)
+	return asynq.NewTask(TypeApplyBatch, payload, asynq.TaskID(TaskID(opID, "batch-"+uuid.NewString())),
+		asynq.MaxRetry(MaxRetry), asynq.Timeout(5*time.Minute))
+}
+
+// ParseApplyBatchPayload decodes an ApplyBatchPayload.
+func ParseApplyBatchPayload(b []byte) (ApplyBatchPayload, error) {
+	var p ApplyBatchPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode %s payload: %w", TypeApplyBatch, err)
+	}
+	for _, it := range p.Items {
+		if it.OperationID == "" || it.UserID == "" {
+			return p, fmt.Errorf("decode %s payload: operation and user are required", TypeApplyBatch)
+		}
+	}
+	return p, nil
 }
 
 // ParseApplyPayload decodes an ApplyPayload.
@@ -95,6 +164,20 @@ type EnqueueResult struct {
 // EnqueueItems enqueues one task per user. A task that already exists is
 // counted, not an error. It stops at the first other error.
 func (e *Enqueuer) EnqueueItems(ctx context.Context, operationID, queue string, userIDs []string) (EnqueueResult, error) {
+	return e.enqueue(ctx, operationID, userIDs, func(_ int, u string) *asynq.Task { return NewApplyTask(operationID, u, queue) })
+}
+
+// EnqueueGrouped enqueues one task per user, as EnqueueItems does, in the
+// asynq groups of the operation (GroupsFor), so that workers dequeue them
+// GroupMaxSize at a time as TypeApplyBatch tasks.
+func (e *Enqueuer) EnqueueGrouped(ctx context.Context, operationID, queue string, userIDs []string) (EnqueueResult, error) {
+	groups := GroupsFor(len(userIDs))
+	return e.enqueue(ctx, operationID, userIDs, func(i int, u string) *asynq.Task {
+		return NewApplyTask(operationID, u, queue, asynq.Group(GroupKey(operationID, i%groups)))
+	})
+}
+
+func (e *Enqueuer) enqueue(ctx context.Context, operationID string, userIDs []string, task func(i int, userID string) *asynq.Task) (EnqueueResult, error) {
 	par := e.Parallelism
 	if par <= 0 {
 		par = 16
@@ -108,14 +191,18 @@ func (e *Enqueuer) EnqueueItems(ctx context.Context, operationID, queue string, 
 		firstErr error
 		wg       sync.WaitGroup
 	)
-	next := make(chan string, par*4)
+	type item struct {
+		i int
+		u string
+	}
+	next := make(chan item, par*4)
 	for range par {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var enq, existing int
-			for u := range next {
-				_, err := e.Client.EnqueueContext(ctx, NewApplyTask(operationID, u, queue))
+			for it := range next {
+				_, err := e.Client.EnqueueContext(ctx, task(it.i, it.u))
 				switch {
 				case err == nil:
 					enq++
@@ -124,7 +211,7 @@ func (e *Enqueuer) EnqueueItems(ctx context.Context, operationID, queue string, 
 				default:
 					mu.Lock()
 					if firstErr == nil {
-						firstErr = fmt.Errorf("enqueue %s: %w", TaskID(operationID, u), err)
+						firstErr = fmt.Errorf("enqueue %s: %w", TaskID(operationID, it.u), err)
 					}
 					mu.Unlock()
 					cancel()
@@ -137,9 +224,9 @@ func (e *Enqueuer) EnqueueItems(ctx context.Context, operationID, queue string, 
 		}()
 	}
 feed:
-	for _, u := range userIDs {
+	for i, u := range userIDs {
 		select {
-		case next <- u:
+		case next <- item{i, u}:
 		case <-ctx.Done():
 			break feed
 		}

@@ -95,18 +95,29 @@ type lockedItem struct {
 
 // lockItems locks the items of a batch and their users, in user ID order so
 // that concurrent batches of overlapping operations cannot deadlock, and
-// reads what the decision needs.
+// reads what the decision needs. Each user is two index lookups driven by
+// the batch's sorted IDs (LATERAL), whatever the statistics say: left to
+// the planner, a users table not analyzed since a bulk import (a customer's
+// 20,000 users estimated at 52) made Postgres walk every user of the
+// customer for each batch, 170 ms for 256 users.
 func lockItems(ctx context.Context, tx *sqlx.Tx, plan *Plan, userIDs []string) ([]lockedItem, error) {
+	sorted := append([]string(nil), userIDs...)
+	sortStrings(sorted)
 	var items []lockedItem
 	err := tx.SelectContext(ctx, &items, `
 		SELECT i.user_id, i.status, i.granted_mask, i.error_code, i.error_message,
 			u.usage_location, u.account_enabled, u.applying_operation::text AS applying_operation,
-			i.assigned, i.revoked, i.licenses, i.usage_location AS item_location,
-			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = $2 AND a.user_id = i.user_id ORDER BY a.sku_id) AS held
-		FROM operation_items i JOIN users u ON u.customer_key = $2 AND u.id = i.user_id
-		WHERE i.operation_id = $1 AND i.user_id = ANY($3)
-		ORDER BY i.user_id
-		FOR NO KEY UPDATE OF i, u`, plan.ID, plan.CustomerKey, pq.StringArray(userIDs))
+			i.assigned, i.revoked, i.licenses, i.item_location,
+			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = $2 AND a.user_id = x.id ORDER BY a.sku_id) AS held
+		FROM unnest($3::text[]) WITH ORDINALITY AS x(id, n)
+		CROSS JOIN LATERAL (
+			SELECT user_id, status, granted_mask, error_code, error_message, assigned, revoked, licenses,
+				usage_location AS item_location
+			FROM operation_items WHERE operation_id = $1 AND user_id = x.id FOR NO KEY UPDATE) i
+		CROSS JOIN LATERAL (
+			SELECT usage_location, account_enabled, applying_operation
+			FROM users WHERE customer_key = $2 AND id = x.id FOR NO KEY UPDATE) u
+		ORDER BY x.n`, plan.ID, plan.CustomerKey, pq.StringArray(sorted))
 	return items, err
 }
 
@@ -179,15 +190,30 @@ var errSettleFirst = errors.New("storage: settle the operation, then run the bat
 // settled set. Settling inside the batch's transaction deadlocked with
 // redelivered batches: those hold the finished items settlement updates
 // while they wait for the pending items the batch holds.
+//
+// Every statement of a batch touches its few hundred items, users and
+// assignments by key, so the transaction turns off hash and merge joins: a
+// hash join reads every item of the operation for each batch, which the
+// planner prefers for an operation of a few ten thousand items (measured:
+// 86 ms instead of 2 ms for 256 users of 20,000) and whenever its
+// statistics lag a bulk import.
 func (s *Store) inBatchTx(ctx context.Context, opID string, fn func(tx *sqlx.Tx, settled bool) error) error {
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error { return fn(tx, false) })
+	run := func(settled bool) error {
+		return s.inTx(ctx, func(tx *sqlx.Tx) error {
+			if _, err := tx.ExecContext(ctx, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`); err != nil {
+				return err
+			}
+			return fn(tx, settled)
+		})
+	}
+	err := run(false)
 	if !errors.Is(err, errSettleFirst) {
 		return err
 	}
 	if err := settle(ctx, s.db, opID, false); err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *sqlx.Tx) error { return fn(tx, true) })
+	return run(true)
 }
 
 func recordedOutcome(it lockedItem) ItemOutcome {

@@ -457,14 +457,27 @@ func (s *Store) Report(ctx context.Context, opID string, fn func(*licensing.Repo
 // statistics of operation items.
 const analyzeThreshold = 1000
 
-// AnalyzeItems refreshes the planner's statistics of operation_items after a
-// large intake. Until then the planner believes the new operation has a
-// handful of items and reads all of them for every batch instead of looking
-// up each item by its key — measured at 3× slower on a 100,000-user rollout.
+// AnalyzeItems refreshes the planner's statistics before the batches of a
+// large operation run: those of operation_items, which just got the
+// operation's items, and those of users and assignments when enough of
+// them changed since their last analysis (autovacuum's own rule, which
+// autovacuum applies only once a minute). Batches look up each item, user
+// and license by key; with statistics from before a bulk import, a
+// rollout or the intake, Postgres believes a customer has a few dozen rows
+// and reads all of them for every batch instead — measured at 3× slower on
+// a 100,000-user rollout, and 150 ms instead of 1 ms per batch of a revoke
+// right after a rollout of 20,000.
 func (s *Store) AnalyzeItems(ctx context.Context, total int) error {
 	if total < analyzeThreshold {
 		return nil
 	}
-	_, err := s.db.ExecContext(ctx, `ANALYZE operation_items`)
+	var stale pq.StringArray
+	if err := s.db.QueryRowContext(ctx, `
+		SELECT ARRAY(SELECT quote_ident(relname) FROM pg_stat_user_tables
+		WHERE schemaname = current_schema() AND relname IN ('users', 'assignments')
+		AND n_mod_since_analyze > 50 + 0.1 * n_live_tup)`).Scan(&stale); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, `ANALYZE `+strings.Join(append([]string{"operation_items"}, stale...), ", "))
 	return err
 }

@@ -56,20 +56,41 @@ func newBatcher(store *storage.Store, flushers, maxBatch int) *batcher {
 
 // Do processes one item and returns its outcome.
 func (b *batcher) Do(ctx context.Context, plan *storage.Plan, userID string) (storage.ItemOutcome, error) {
-	req := &itemRequest{ctx: ctx, plan: plan, userID: userID, done: make(chan itemResult, 1)}
-	select {
-	case b.in <- req:
-	case <-ctx.Done():
-		return storage.ItemOutcome{}, ctx.Err()
+	r := b.DoMany(ctx, plan, []string{userID})[0]
+	return r.outcome, r.err
+}
+
+// DoMany processes items of one operation and returns their results in the
+// order of userIDs. The flushers take them into their batches as they come,
+// with other handlers' items.
+func (b *batcher) DoMany(ctx context.Context, plan *storage.Plan, userIDs []string) []itemResult {
+	results := make([]itemResult, len(userIDs))
+	reqs := make([]itemRequest, len(userIDs))
+	sent := 0
+send:
+	for i, u := range userIDs {
+		reqs[i] = itemRequest{ctx: ctx, plan: plan, userID: u, done: make(chan itemResult, 1)}
+		select {
+		case b.in <- &reqs[i]:
+			sent++
+		case <-ctx.Done():
+			break send
+		}
 	}
-	select {
-	case r := <-req.done:
-		return r.outcome, r.err
-	case <-ctx.Done():
-		// The batch may still commit; the retry will then find the item
-		// terminal and report its recorded outcome.
-		return storage.ItemOutcome{}, ctx.Err()
+	for i := range results {
+		if i >= sent {
+			results[i] = itemResult{err: ctx.Err()}
+			continue
+		}
+		select {
+		case results[i] = <-reqs[i].done:
+		case <-ctx.Done():
+			// The batch may still commit; the retry will then find the
+			// item terminal and report its recorded outcome.
+			results[i] = itemResult{err: ctx.Err()}
+		}
 	}
+	return results
 }
 
 // Close stops the flushers after the batches in progress.

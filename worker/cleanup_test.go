@@ -74,22 +74,33 @@ func (s *cleanupSetup) newRunner() *worker.CleanupRunner {
 // runners' intake.
 func (s *cleanupSetup) created(t *testing.T, source, queue string) float64 {
 	t.Helper()
-	families, err := s.reg.Gather()
+	return counterValue(t, s.reg, "licenseops_operations_created_total", map[string]string{"source": source, "queue": queue})
+}
+
+// counterValue is the value of the counter name with the given labels in
+// reg, 0 when it is absent.
+func counterValue(t *testing.T, reg prometheus.Gatherer, name string, want map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() != "licenseops_operations_created_total" {
+		if f.GetName() != name {
 			continue
 		}
+	metrics:
 		for _, m := range f.GetMetric() {
 			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["source"] == source && labels["queue"] == queue {
-				return m.GetCounter().GetValue()
+			for k, v := range want {
+				if labels[k] != v {
+					continue metrics
+				}
 			}
+			return m.GetCounter().GetValue()
 		}
 	}
 	return 0

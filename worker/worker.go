@@ -162,6 +162,10 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 		Logger:                   asynqLogger{cfg.Logger},
 		LogLevel:                 asynq.WarnLevel,
 		RetryDelayFunc:           w.retryDelay,
+		GroupAggregator:          asynq.GroupAggregatorFunc(jobs.AggregateApply),
+		GroupGracePeriod:         jobs.GroupGracePeriod,
+		GroupMaxDelay:            jobs.GroupMaxDelay,
+		GroupMaxSize:             jobs.GroupMaxSize,
 	})
 	if !cfg.DisableSweeper {
 		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
@@ -183,6 +187,7 @@ func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.Use(w.recoverer, w.observer)
 	mux.HandleFunc(jobs.TypeApplyLicenses, w.handleApply)
+	mux.HandleFunc(jobs.TypeApplyBatch, w.handleApplyBatch)
 	mux.HandleFunc(jobs.TypeSyncDirectory, w.handleSync)
 	mux.Handle(jobs.TypeCleanupRun, w.cleanup)
 	return mux
@@ -232,28 +237,62 @@ func (w *Worker) handleApply(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
+	return w.apply(ctx, p.OperationID, []string{p.UserID})
+}
+
+// handleApplyBatch handles the batch asynq aggregated from the grouped
+// tasks of a large operation: every user goes to the batcher at once, so
+// its transactions fill up, and the task succeeds when every user's change
+// is recorded. A transient error fails the task, and its retry finds the
+// recorded users terminal and does the rest.
+func (w *Worker) handleApplyBatch(ctx context.Context, t *asynq.Task) error {
+	p, err := jobs.ParseApplyBatchPayload(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
+	}
+	users := make(map[string][]string, 1) // by operation; one, as grouped
+	for _, it := range p.Items {
+		users[it.OperationID] = append(users[it.OperationID], it.UserID)
+	}
+	var errs []error
+	for opID, ids := range users {
+		errs = append(errs, w.apply(ctx, opID, ids))
+	}
+	return errors.Join(errs...)
+}
+
+// apply processes users of one operation through the batcher and records
+// their outcomes.
+func (w *Worker) apply(ctx context.Context, opID string, users []string) error {
 	taskID, _ := asynq.GetTaskID(ctx)
-	plan, err := w.plans.Get(ctx, p.OperationID)
+	plan, err := w.plans.Get(ctx, opID)
 	if licensing.ErrorCode(err) == licensing.CodeNotFound {
-		w.log.WarnContext(ctx, "operation no longer exists; dropping task", "operation_id", p.OperationID, "user_id", p.UserID,
+		w.log.WarnContext(ctx, "operation no longer exists; dropping task", "operation_id", opID, "users", len(users),
 			"task_id", taskID)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	outcome, err := w.batcher.Do(ctx, plan, p.UserID)
-	if err != nil {
-		return err
+	results := w.batcher.DoMany(ctx, plan, users)
+	var firstErr error
+	for i, r := range results {
+		if r.err != nil {
+			if firstErr == nil {
+				firstErr = r.err
+			}
+			continue
+		}
+		outcome := r.outcome
+		if outcome.Changed {
+			w.metrics.itemsFinished.WithLabelValues(outcome.Status, string(outcome.Code)).Inc()
+		}
+		if outcome.Status == licensing.ItemFailed && outcome.Changed {
+			w.log.InfoContext(ctx, "user change failed", "operation_id", plan.ID, "customer_id", plan.CustomerID,
+				"user_id", users[i], "task_id", taskID, "code", outcome.Code)
+		}
 	}
-	if outcome.Changed {
-		w.metrics.itemsFinished.WithLabelValues(outcome.Status, string(outcome.Code)).Inc()
-	}
-	if outcome.Status == licensing.ItemFailed && outcome.Changed {
-		w.log.InfoContext(ctx, "user change failed", "operation_id", plan.ID, "customer_id", plan.CustomerID,
-			"user_id", p.UserID, "task_id", taskID, "code", outcome.Code)
-	}
-	return nil
+	return firstErr
 }
 
 // finalizeSmall completes interactive operations as soon as their last item

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/licenseops/licenseops/intake"
 	seeder "github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/internal/testenv"
@@ -517,6 +519,41 @@ func TestCheckerFindsBrokenInvariants(t *testing.T) {
 			t.Errorf("after %q the checker reported %v, want %q", k.breakIt, problems, k.invariant)
 		}
 		b.DB.MustExec(k.repair)
+	}
+	noProblems(t, b)
+}
+
+// A large operation's tasks are enqueued in groups and taken by the workers
+// as batches (license:apply-batch): every user is changed once, seats are
+// exact, and a user short of a seat fails as with single tasks. Two workers
+// aggregate and process at once.
+func TestGroupedRollout(t *testing.T) {
+	t.Parallel()
+	regs := []*prometheus.Registry{prometheus.NewRegistry(), prometheus.NewRegistry()}
+	b := testapp.New(t, testapp.Options{IntakeConfig: intake.Config{AggregateMin: 100}})
+	for _, reg := range regs {
+		b.StartWorker(worker.Config{Registerer: reg})
+	}
+	c := b.Client("p", "global_admin")
+	const n, total = 3000, 2900
+	users := seed(t, c, "grouped", n, "E5", total)
+	var acc struct{ ID string }
+	c.Must(http.StatusAccepted, "POST", "/v1/customers/grouped/license-operations", map[string]any{
+		"user_ids": users, "assign": []string{"E5"}, "allow_partial": true,
+	}).JSON(t, &acc)
+	op := c.WaitOperation(acc.ID, 2*time.Minute)
+	if op.Succeeded != total || op.Failed != n-total {
+		t.Fatalf("operation = %+v, want %d succeeded, %d failed", op, total, n-total)
+	}
+	if s := seats(t, b, "E5"); s.Assignments != total || s.Consumed != total || s.Reserved != 0 {
+		t.Fatalf("seats = %+v, want exactly %d consumed and assigned", s, total)
+	}
+	batches := 0.0
+	for _, reg := range regs {
+		batches += counterValue(t, reg, "licenseops_worker_tasks_total", map[string]string{"type": jobs.TypeApplyBatch, "result": "ok"})
+	}
+	if batches == 0 {
+		t.Fatalf("worker processed no %s task: the operation did not go through groups", jobs.TypeApplyBatch)
 	}
 	noProblems(t, b)
 }

@@ -226,6 +226,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 
 	interactiveMax := e.count("LICENSEOPS_INTERACTIVE_MAX", c.Intake.InteractiveMax)
 	c.Intake.InteractiveMax, c.Worker.InteractiveMax = interactiveMax, interactiveMax
+	c.Intake.AggregateMin = e.integer("LICENSEOPS_AGGREGATE_MIN", c.Intake.AggregateMin)
 	c.Worker.Concurrency = e.count("LICENSEOPS_WORKER_CONCURRENCY", c.Worker.Concurrency)
 	c.Worker.ShutdownTimeout = e.duration("LICENSEOPS_SHUTDOWN_TIMEOUT", c.Worker.ShutdownTimeout)
 	c.Worker.Sweep.Interval = e.duration("LICENSEOPS_SWEEP_INTERVAL", c.Worker.Sweep.Interval)

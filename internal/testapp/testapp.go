@@ -36,6 +36,9 @@ type Options struct {
 	WorkerConfig worker.Config
 	// NoAPI skips the HTTP API.
 	NoAPI bool
+	// IntakeConfig is the base config of the intake (the api's and the
+	// workers' cleanup runs').
+	IntakeConfig intake.Config
 	// APIConfig is the base config of the API. Its Registry, when set, also
 	// gets the intake's metrics, as `licenseops api` serves them.
 	APIConfig api.Config
@@ -87,7 +90,9 @@ func New(t testing.TB, opts Options) *Bundle {
 	if opts.APIConfig.Registry == nil {
 		opts.APIConfig.Registry = prometheus.NewRegistry()
 	}
-	svc, err := intake.New(intake.Config{Logger: b.Log, Registerer: opts.APIConfig.Registry}, store, b.Redis)
+	icfg := opts.IntakeConfig
+	icfg.Logger, icfg.Registerer = b.Log, opts.APIConfig.Registry
+	svc, err := intake.New(icfg, store, b.Redis)
 	if err != nil {
 		t.Fatalf("intake: %v", err)
 	}
