@@ -162,6 +162,7 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 		Logger:                   asynqLogger{cfg.Logger},
 		LogLevel:                 asynq.WarnLevel,
 		RetryDelayFunc:           w.retryDelay,
+		IsFailure:                isFailure,
 	})
 	if !cfg.DisableSweeper {
 		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
@@ -295,8 +296,11 @@ func (w *Worker) observer(next asynq.Handler) asynq.Handler {
 		result := "ok"
 		if err != nil {
 			result = "error"
-			if errors.Is(err, asynq.SkipRetry) {
+			switch {
+			case errors.Is(err, asynq.SkipRetry):
 				result = "dropped"
+			case errors.Is(err, errWaitForSeat):
+				result = "waiting"
 			}
 			retried, _ := asynq.GetRetryCount(ctx)
 			if retried > 0 {
@@ -307,6 +311,8 @@ func (w *Worker) observer(next asynq.Handler) asynq.Handler {
 			switch {
 			case result == "dropped":
 				msg = "task failed and is dropped"
+			case result == "waiting":
+				msg, level = "the user waits for a seat another user of its operation may leave; asynq will retry it", slog.LevelDebug
 			case isLastAttempt(ctx):
 				msg = "task failed on its last attempt; asynq archives it"
 			case errors.As(err, &derr) && derr.Kind == provider.Throttled:
