@@ -100,18 +100,51 @@ type lockedItem struct {
 // lockItems locks the items of a batch and their users, in user ID order so
 // that concurrent batches of overlapping operations cannot deadlock, and
 // reads what the decision needs.
+//
+// The licenses the users hold are read by a second statement, after the
+// locks are taken: under READ COMMITTED a statement reads with the snapshot
+// it started with, so licenses read by the locking statement itself could
+// predate a batch of another operation that held one of these users and
+// committed while this one waited for its lock (the user's row is returned
+// as it is now, the assignments as they were).
 func lockItems(ctx context.Context, tx *sqlx.Tx, plan *Plan, userIDs []string) ([]lockedItem, error) {
 	var items []lockedItem
 	err := tx.SelectContext(ctx, &items, `
 		SELECT i.user_id, i.status, i.granted_mask, i.error_code, i.error_message,
 			u.usage_location, u.account_enabled, u.applying_operation::text AS applying_operation,
-			i.assigned, i.revoked, i.licenses, i.usage_location AS item_location,
-			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = $2 AND a.user_id = i.user_id ORDER BY a.sku_id) AS held
+			i.assigned, i.revoked, i.licenses, i.usage_location AS item_location, '{}'::text[] AS held
 		FROM operation_items i JOIN users u ON u.customer_key = $2 AND u.id = i.user_id
 		WHERE i.operation_id = $1 AND i.user_id = ANY($3)
 		ORDER BY i.user_id
 		FOR NO KEY UPDATE OF i, u`, plan.ID, plan.CustomerKey, pq.StringArray(userIDs))
-	return items, err
+	if err != nil || len(items) == 0 {
+		return items, err
+	}
+	locked := make([]string, len(items))
+	for i, it := range items {
+		locked[i] = it.UserID
+	}
+	var held []struct {
+		UserID string         `db:"user_id"`
+		SKUs   pq.StringArray `db:"skus"`
+	}
+	if err := tx.SelectContext(ctx, &held, `
+		SELECT user_id, array_agg(sku_id ORDER BY sku_id) AS skus FROM assignments
+		WHERE customer_key = $1 AND user_id = ANY($2) GROUP BY user_id`, plan.CustomerKey, pq.StringArray(locked)); err != nil {
+		return nil, err
+	}
+	byUser := make(map[string]pq.StringArray, len(held))
+	for _, h := range held {
+		byUser[h.UserID] = h.SKUs
+	}
+	for i := range items {
+		if h, ok := byUser[items[i].UserID]; ok {
+			items[i].Held = h
+		} else {
+			items[i].Held = pq.StringArray{}
+		}
+	}
+	return items, nil
 }
 
 // itemWrite is the decided outcome of one pending item.
