@@ -27,6 +27,12 @@ test: deps test-ops ## go vet and all tests with the race detector, against priv
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+MODEL_RUNS ?= 300
+MODEL_SEED ?= $(shell date +%s)
+.PHONY: soak
+soak: deps ## the randomized model test (worker TestModel) for longer: MODEL_RUNS runs (300) from MODEL_SEED (the clock)
+	LICENSEOPS_MODEL_RUNS=$(MODEL_RUNS) LICENSEOPS_MODEL_SEED=$(MODEL_SEED) $(GO) test -race -count=1 -timeout 60m -run '^TestModel$$' -v ./worker
+
 .PHONY: test-faults
 test-faults: deps ## the fault suite (about 3 minutes): real api and worker processes, workers killed, Postgres and Redis restarted
 	$(GO) vet -tags faultinject ./faults/... ./api/... ./intake/...

@@ -54,7 +54,8 @@ func TestAuditLog(t *testing.T) {
 	helpdesk.Must(http.StatusAccepted, "POST", "/v1/customers/audited/license-operations", op, "Idempotency-Key", "k").JSON(t, &acc)
 	// Neither a replay nor a refused change is a change.
 	helpdesk.Must(http.StatusAccepted, "POST", "/v1/customers/audited/license-operations", op, "Idempotency-Key", "k")
-	helpdesk.Must(http.StatusConflict, "POST", "/v1/customers/audited/license-operations", map[string]any{"user_ids": []string{"u3"}, "assign": []string{"E5"}})
+	helpdesk.Must(http.StatusConflict, "POST", "/v1/customers/audited/license-operations",
+		map[string]any{"user_ids": []string{"u2", "u3"}, "assign": []string{"E5"}, "usage_location": "US"})
 	sales.Must(http.StatusConflict, "POST", "/v1/customers", map[string]any{"id": "audited", "name": "Again"})
 	admin.Must(http.StatusBadRequest, "PATCH", "/v1/customers/audited/users/u1", map[string]any{"usage_location": "UK"})
 

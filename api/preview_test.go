@@ -115,8 +115,9 @@ func previewTenant(t *testing.T, b *testapp.Bundle, c *testapp.Client) []string 
 // A dry run predicts each user's outcome as the operation then has it, row
 // for row in the report's order: a disabled account, a missing usage
 // location, an exclusive pair, a missing prerequisite, and seats short
-// under allow_partial (the third user of the list in need of one gets
-// none, although its name sorts first). Nothing is written, and the
+// under allow_partial: only the three users the rules let take E5 need a
+// seat, and the two free seats go in report order (Aaron, Maria), so Zoe
+// gets none although she is second in the list. Nothing is written, and the
 // Idempotency-Key sent with the dry run is still free for the real submit.
 func TestDryRunPredictsOutcome(t *testing.T) {
 	t.Parallel()
@@ -139,13 +140,13 @@ func TestDryRunPredictsOutcome(t *testing.T) {
 	if r.Header.Get("Location") != "" {
 		t.Errorf("a preview has a Location: %q", r.Header.Get("Location"))
 	}
-	wantSKUs := []previewSKU{{SKU: "E5", Needed: 7, Available: 2,
+	wantSKUs := []previewSKU{{SKU: "E5", Needed: 3, Available: 2,
 		BuyMoreURL: "https://partner.example.com/customers/mixed/subscriptions/E5/buy-more"}}
 	if !pv.DryRun || pv.CustomerID != "mixed" || pv.Total != 8 || pv.WouldSucceed != 3 || pv.WouldFail != 5 ||
 		!reflect.DeepEqual(pv.SKUs, wantSKUs) {
 		t.Fatalf("preview summary = %+v, skus %+v", pv, pv.SKUs)
 	}
-	want := map[string]string{"ok1": "", "ok2": "", "holder": "", "ok3": "CountViolation", "disabled": "UserDisabled",
+	want := map[string]string{"ok1": "", "ok2": "CountViolation", "holder": "", "ok3": "", "disabled": "UserDisabled",
 		"noloc": "UsageLocationMissing", "excl": "MutuallyExclusiveViolation", "dep": "DependencyViolation"}
 	for _, row := range pv.Results {
 		code := ""

@@ -214,7 +214,7 @@ func (c *Client) CreateOperation(ctx context.Context, customerID string, req Ope
 // (CountViolation when seats are short and AllowPartial is false, unknown
 // users and SKUs), but nothing is written or queued and no idempotency key
 // is taken. With AllowPartial and too few seats, the users that need a seat
-// get one in the order of req.UserIDs, as at intake.
+// get one in report order (display name, then user ID), as at intake.
 func (c *Client) PreviewOperation(ctx context.Context, customerID string, req OperationRequest) (OperationPreview, error) {
 	body := struct {
 		OperationRequest

@@ -222,7 +222,7 @@ func TestSubmitSeatShortage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 5, map[string]int{"E5": 2, "E3": 10}, intake.Config{})
 	before := e.state(t)
-	req := e.request(e.users, []string{"E3", "E5"}, nil)
+	req := e.request(e.users, []string{"E5"}, nil)
 	req.IdempotencyKey = "k1"
 	req.Respond = func(op licensing.Operation) storage.StoredResponse {
 		return storage.StoredResponse{Status: http.StatusAccepted, Body: []byte(op.ID)}
@@ -453,9 +453,8 @@ func TestPreviewSeats(t *testing.T) {
 		}
 	}
 	before := e.state(t)
-	// E5: u00, u01, u02, u03 need a seat and 2 are free. Intake grants
-	// them to u00 (disabled) and u01 (holds E3); both fail a rule, so
-	// their seats go on to u02 and u03.
+	// E5: u00 (disabled) and u01 (holds E3) fail a rule, so only u02 and
+	// u03 could use a seat, and 2 are free: intake grants them theirs.
 	req := e.request(e.users, []string{"E5"}, nil)
 	req.AllowPartial = true
 	pv, err := e.svc.Preview(context.Background(), req)
@@ -463,7 +462,7 @@ func TestPreviewSeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	if pv.CustomerID != "acme" || pv.Total != 5 || pv.WouldSucceed != 3 || pv.WouldFail != 2 ||
-		!slices.Equal(pv.SKUs, []licensing.SeatShortage{{SKU: "E5", Needed: 4, Available: 2}}) {
+		!slices.Equal(pv.SKUs, []licensing.SeatShortage{{SKU: "E5", Needed: 2, Available: 2}}) {
 		t.Fatalf("preview %+v", pv)
 	}
 	got := map[string]string{}
@@ -481,8 +480,8 @@ func TestPreviewSeats(t *testing.T) {
 	if !maps.Equal(got, want) || !slices.Equal(order, []string{"u03", "u01", "u02", "u04", "u00"}) {
 		t.Fatalf("preview %v in order %v, want %v in report order", got, order, want)
 	}
-	// One seat free for u02 and u03: the second of the list gets none,
-	// though its name comes first in the report.
+	// One seat free for u02 and u03: it goes in report order, to u03
+	// ("aa first"), though u02 comes first in the list.
 	e.c.Must(http.StatusOK, "PUT", "/v1/customers/acme/subscriptions/E5", map[string]int{"total": 2})
 	before = e.state(t)
 	short := e.request([]string{"u02", "u03", "u04"}, []string{"E5"}, nil)
@@ -493,8 +492,8 @@ func TestPreviewSeats(t *testing.T) {
 	}
 	for _, r := range pv.Results {
 		fail := r.Status == intake.StatusWouldFail
-		if fail != (r.UserID == "u03") || (fail && (r.Error.Code != licensing.CodeCountViolation || len(r.Assigned) != 0)) {
-			t.Fatalf("%s: %+v %+v, want only u03 short of a seat", r.UserID, r, r.Error)
+		if fail != (r.UserID == "u02") || (fail && (r.Error.Code != licensing.CodeCountViolation || len(r.Assigned) != 0)) {
+			t.Fatalf("%s: %+v %+v, want only u02 short of a seat", r.UserID, r, r.Error)
 		}
 	}
 	if after := e.state(t); after != before {

@@ -19,7 +19,7 @@ type Preview struct {
 	// Total counts the distinct users; WouldSucceed and WouldFail split them.
 	Total, WouldSucceed, WouldFail int
 	// SKUs has an entry for every SKU to assign, in the request's order:
-	// the selected users that do not hold it yet (needed) and the seats
+	// the selected users the rules let newly get it (needed) and the seats
 	// free now (available).
 	SKUs []licensing.SeatShortage
 	// Results are the users' predicted report lines, in the report's order
@@ -33,9 +33,9 @@ type Preview struct {
 // AllowPartial is false), but writes, queues and counts nothing and takes
 // no idempotency key. Each user's outcome is worked out by the code the
 // workers run, on what Postgres holds now (storage.PredictOperation):
-// with AllowPartial and too few seats, the users of req.UserIDs that need
-// a seat get one in the list's order, as at intake, and the rest are
-// predicted CountViolation.
+// with AllowPartial and too few seats, the users of req.UserIDs that pass
+// the rules and need a seat get one in report order (display name, then
+// user ID), as at intake, and the rest are predicted CountViolation.
 func (s *Service) Preview(ctx context.Context, req Request) (Preview, error) {
 	if err := req.validate(s.cfg.MaxUsersPerOperation); err != nil {
 		return Preview{}, err

@@ -88,6 +88,20 @@ func (s *Store) Check(ctx context.Context, scope CheckScope) ([]Problem, error) 
 			FROM subscriptions s JOIN customers c USING (customer_key)
 			WHERE s.reserved <> 0 AND ($1 = 0 OR s.customer_key = $1) AND $2::uuid IS NULL
 			AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.customer_key = s.customer_key AND o.finished_at IS NULL)`},
+		// Fairness: a user of a finished operation failed short of a seat
+		// of a SKU (as the worker decided it, short_skus) while another
+		// user of the same operation left a grant of that SKU unused.
+		{"CountViolation while the operation left a grant unused", `
+			SELECT o.id || ' user ' || i.user_id || ' failed CountViolation for ' || x.sku
+				|| ' while user ' || g.user_id || ' left a grant of it unused'
+			FROM operations o JOIN operation_items i ON i.operation_id = o.id
+			CROSS JOIN LATERAL unnest(i.short_skus) AS x(sku)
+			JOIN LATERAL (SELECT a.n FROM unnest(o.assign) WITH ORDINALITY AS a(sku, n) WHERE a.sku = x.sku) a ON true
+			JOIN LATERAL (SELECT g.user_id FROM operation_items g
+				WHERE g.operation_id = o.id AND g.user_id <> i.user_id AND g.granted_mask & (1 << (a.n::int - 1)) <> 0
+				AND NOT (g.status = 'succeeded' AND x.sku = ANY(g.assigned)) ORDER BY g.user_id LIMIT 1) g ON true
+			WHERE o.finished_at IS NOT NULL AND i.status = 'failed' AND i.error_code = 'CountViolation'
+			AND ($1 = 0 OR o.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)`},
 		{"user claimed by a finished operation", `
 			SELECT c.id || ' user ' || u.id || ' claimed by ' || u.applying_operation
 			FROM users u JOIN customers c USING (customer_key) JOIN operations o ON o.id = u.applying_operation

@@ -19,6 +19,10 @@ type ExternalItem struct {
 	// Busy means another operation is changing this user in the directory
 	// right now; the item stays pending and should be retried later.
 	Busy bool
+	// Wait means the item is short of a seat that an unfinished item of its
+	// operation may leave unused; it stays pending and should be retried
+	// shortly (see ItemOutcome.Wait).
+	Wait bool
 	// Add, Remove and Location are the change to make in the directory.
 	Add, Remove []string
 	Location    string
@@ -35,7 +39,7 @@ type ExternalItem struct {
 // died during the call) is returned with its recorded plan to resume.
 func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []string) ([]ExternalItem, error) {
 	var out []ExternalItem
-	err := s.inBatchTx(ctx, plan.ID, func(tx *sqlx.Tx, settled bool) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		items, err := lockItems(ctx, tx, plan, userIDs)
 		if err != nil {
 			return err
@@ -69,13 +73,14 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 		for i := range applying {
 			ptrs = append(ptrs, &applying[i])
 		}
-		passOnGrants(plan, ptrs)
-		if err := reserveMissingSeats(ctx, tx, plan, applying, settled); err != nil {
+		if err := reserveSeats(ctx, tx, plan, ptrs, userIDs); err != nil {
 			return err
 		}
 		var ready []itemWrite
 		for _, w := range applying {
-			if w.status == licensing.ItemSucceeded {
+			if w.wait {
+				out = append(out, ExternalItem{UserID: w.userID, Wait: true})
+			} else if w.status == licensing.ItemSucceeded {
 				ready = append(ready, w)
 			} else {
 				decided = append(decided, w) // no seat

@@ -3,8 +3,8 @@ package storage
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -74,6 +74,10 @@ type ItemOutcome struct {
 	Message string
 	// Changed is false when the item was already terminal (a redelivery).
 	Changed bool
+	// Wait means the item stays pending: it is short of a seat that an
+	// unfinished item of its operation holds and may leave unused. Retry
+	// it shortly; waiting is not a failure.
+	Wait bool
 }
 
 type lockedItem struct {
@@ -96,20 +100,25 @@ type lockedItem struct {
 // lockItems locks the items of a batch and their users, in user ID order so
 // that concurrent batches of overlapping operations cannot deadlock, and
 // reads what the decision needs. Each user is two index lookups driven by
-// the batch's sorted IDs (LATERAL), whatever the statistics say: left to
-// the planner, a users table not analyzed since a bulk import (a customer's
+// the batch's IDs (LATERAL), whatever the statistics say: left to the
+// planner, a users table not analyzed since a bulk import (a customer's
 // 20,000 users estimated at 52) made Postgres walk every user of the
-// customer for each batch, 170 ms for 256 users.
+// customer for each batch, 170 ms for 256 users. The IDs are sorted by
+// Postgres, in the column's collation, the order settlement locks in.
+//
+// The licenses the users hold are read by a second statement, after the
+// locks are taken: under READ COMMITTED a statement reads with the snapshot
+// it started with, so licenses read by the locking statement itself could
+// predate a batch of another operation that held one of these users and
+// committed while this one waited for its lock (the user's row is returned
+// as it is now, the assignments as they were).
 func lockItems(ctx context.Context, tx *sqlx.Tx, plan *Plan, userIDs []string) ([]lockedItem, error) {
-	sorted := append([]string(nil), userIDs...)
-	sortStrings(sorted)
 	var items []lockedItem
 	err := tx.SelectContext(ctx, &items, `
 		SELECT i.user_id, i.status, i.granted_mask, i.error_code, i.error_message,
 			u.usage_location, u.account_enabled, u.applying_operation::text AS applying_operation,
-			i.assigned, i.revoked, i.licenses, i.item_location,
-			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = $2 AND a.user_id = x.id ORDER BY a.sku_id) AS held
-		FROM unnest($3::text[]) WITH ORDINALITY AS x(id, n)
+			i.assigned, i.revoked, i.licenses, i.item_location, '{}'::text[] AS held
+		FROM (SELECT DISTINCT id FROM unnest($3::text[]) AS id ORDER BY id) x
 		CROSS JOIN LATERAL (
 			SELECT user_id, status, granted_mask, error_code, error_message, assigned, revoked, licenses,
 				usage_location AS item_location
@@ -117,8 +126,32 @@ func lockItems(ctx context.Context, tx *sqlx.Tx, plan *Plan, userIDs []string) (
 		CROSS JOIN LATERAL (
 			SELECT usage_location, account_enabled, applying_operation
 			FROM users WHERE customer_key = $2 AND id = x.id FOR NO KEY UPDATE) u
-		ORDER BY x.n`, plan.ID, plan.CustomerKey, pq.StringArray(sorted))
-	return items, err
+		ORDER BY x.id`, plan.ID, plan.CustomerKey, pq.StringArray(userIDs))
+	if err != nil || len(items) == 0 {
+		return items, err
+	}
+	locked := make([]string, len(items))
+	for i, it := range items {
+		locked[i] = it.UserID
+	}
+	var held []struct {
+		UserID string         `db:"user_id"`
+		SKUs   pq.StringArray `db:"skus"`
+	}
+	if err := tx.SelectContext(ctx, &held, `
+		SELECT x.id AS user_id,
+			ARRAY(SELECT sku_id FROM assignments WHERE customer_key = $1 AND user_id = x.id ORDER BY sku_id) AS skus
+		FROM unnest($2::text[]) AS x(id)`, plan.CustomerKey, pq.StringArray(locked)); err != nil {
+		return nil, err
+	}
+	byUser := make(map[string]pq.StringArray, len(held))
+	for _, h := range held {
+		byUser[h.UserID] = h.SKUs
+	}
+	for i := range items {
+		items[i].Held = byUser[items[i].UserID]
+	}
+	return items, nil
 }
 
 // itemWrite is the decided outcome of one pending item.
@@ -131,89 +164,77 @@ type itemWrite struct {
 	code     licensing.Code
 	message  string
 	location string // set when the user's usage location changes
+	// wait: short of a seat another item may leave; the item stays pending.
+	wait bool
+	// short: the SKUs a CountViolation found no seat for.
+	short []string
 }
 
 // ApplyLocal processes a batch of items of one operation against the local
 // directory (Postgres) in one transaction: lock the items and their users,
-// evaluate the rules per user, take any seat not granted at intake, then
-// write assignments, users and outcomes in a single statement. Batching is
-// what lets one worker process keep up with the queue: the round trips are
-// per batch, not per user.
+// evaluate the rules per user, find a seat for every user that newly gets a
+// SKU without one granted at intake (reserveSeats), then write assignments,
+// users and outcomes in a single statement. Batching is what lets one
+// worker process keep up with the queue: the round trips are per batch,
+// not per user.
 //
 // Users are locked in ID order so that concurrent batches of overlapping
 // operations cannot deadlock. An item that is already terminal is reported
-// with its recorded outcome and not touched (at-least-once delivery).
+// with its recorded outcome and not touched (at-least-once delivery). An
+// item that must wait for a seat (ItemOutcome.Wait) stays pending.
 func (s *Store) ApplyLocal(ctx context.Context, plan *Plan, userIDs []string) ([]ItemOutcome, error) {
 	var out []ItemOutcome
-	err := s.inBatchTx(ctx, plan.ID, func(tx *sqlx.Tx, settled bool) error {
+	err := s.inBatchTx(ctx, func(tx *sqlx.Tx) error {
 		items, err := lockItems(ctx, tx, plan, userIDs)
 		if err != nil {
 			return err
 		}
 		out = make([]ItemOutcome, 0, len(items))
-		writes := make([]itemWrite, 0, len(items))
+		writes := make([]*itemWrite, 0, len(items))
 		for _, it := range items {
 			if it.Status != licensing.ItemPending {
 				out = append(out, recordedOutcome(it))
 				continue
 			}
-			writes = append(writes, decide(plan, it))
+			w := decide(plan, it)
+			writes = append(writes, &w)
 		}
 		if len(writes) == 0 {
 			return nil
 		}
-		ptrs := make([]*itemWrite, len(writes))
-		for i := range writes {
-			ptrs[i] = &writes[i]
-		}
-		passOnGrants(plan, ptrs)
-		if err := reserveMissingSeats(ctx, tx, plan, writes, settled); err != nil {
+		if err := reserveSeats(ctx, tx, plan, writes, userIDs); err != nil {
 			return err
 		}
-		if err := writeOutcomes(ctx, tx, plan, writes); err != nil {
-			return err
-		}
+		var done []itemWrite
 		for _, w := range writes {
+			if w.wait {
+				out = append(out, ItemOutcome{UserID: w.userID, Status: licensing.ItemPending, Wait: true})
+				continue
+			}
+			done = append(done, *w)
 			out = append(out, ItemOutcome{UserID: w.userID, Status: w.status, Code: w.code, Message: w.message, Changed: true})
 		}
-		return nil
+		if len(done) == 0 {
+			return nil
+		}
+		return writeOutcomes(ctx, tx, plan, done)
 	})
 	return out, err
 }
 
-// errSettleFirst asks inBatchTx to settle the operation and run the batch again.
-var errSettleFirst = errors.New("storage: settle the operation, then run the batch again")
-
-// inBatchTx runs a batch of an operation in a transaction. When the batch
-// ran short of seats that settling the operation would free, it rolls back,
-// settles in a transaction of its own and runs the batch once more with
-// settled set. Settling inside the batch's transaction deadlocked with
-// redelivered batches: those hold the finished items settlement updates
-// while they wait for the pending items the batch holds.
-//
-// Every statement of a batch touches its few hundred items, users and
-// assignments by key, so the transaction turns off hash and merge joins: a
-// hash join reads every item of the operation for each batch, which the
-// planner prefers for an operation of a few ten thousand items (measured:
-// 86 ms instead of 2 ms for 256 users of 20,000) and whenever its
-// statistics lag a bulk import.
-func (s *Store) inBatchTx(ctx context.Context, opID string, fn func(tx *sqlx.Tx, settled bool) error) error {
-	run := func(settled bool) error {
-		return s.inTx(ctx, func(tx *sqlx.Tx) error {
-			if _, err := tx.ExecContext(ctx, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`); err != nil {
-				return err
-			}
-			return fn(tx, settled)
-		})
-	}
-	err := run(false)
-	if !errors.Is(err, errSettleFirst) {
-		return err
-	}
-	if err := settle(ctx, s.db, opID, false); err != nil {
-		return err
-	}
-	return run(true)
+// inBatchTx runs a batch of an operation in a transaction. Every statement
+// of a batch touches its few hundred items, users and assignments by key,
+// so the transaction turns off hash and merge joins: a hash join reads
+// every item of the operation for each batch, which the planner prefers for
+// an operation of a few ten thousand items (measured: 86 ms instead of 2 ms
+// for 256 users of 20,000) and whenever its statistics lag a bulk import.
+func (s *Store) inBatchTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 func recordedOutcome(it lockedItem) ItemOutcome {
@@ -250,52 +271,43 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 	return w
 }
 
-// passOnGrants moves seats granted at intake within a batch: from users who
-// will not use them (they fail a rule, or already hold the SKU) to users of
-// the same batch who need one and got none (the grants ran out at intake, in
-// list order). Without it such users fail with CountViolation although a
-// seat of their batch goes unused, since the unused grant comes back only at
-// settlement. Totals do not change: a seat moves from one item's mask to
-// another's.
-func passOnGrants(plan *Plan, items []*itemWrite) {
-	if plan.DryRun {
-		return
-	}
-	for _, sku := range plan.Change.Assign {
-		bit := skuBit(plan, sku)
-		var spare []*itemWrite
-		for _, w := range items {
-			if w.mask&bit != 0 && !(w.status == licensing.ItemSucceeded && slices.Contains(w.result.Assigned, sku)) {
-				spare = append(spare, w)
-			}
-		}
-		for _, w := range items {
-			if len(spare) == 0 {
-				break
-			}
-			if w.status == licensing.ItemSucceeded && w.mask&bit == 0 && slices.Contains(w.result.Assigned, sku) {
-				spare[0].mask &^= bit
-				w.mask |= bit
-				spare = spare[1:]
-			}
-		}
-	}
+// usesSeat reports whether w, as decided, newly assigns sku.
+func (w *itemWrite) usesSeat(sku string) bool {
+	return w.status == licensing.ItemSucceeded && slices.Contains(w.result.Assigned, sku)
 }
 
-// reserveMissingSeats takes, from the subscription, a seat for every SKU a
-// succeeding user newly gets but was not granted at intake (the user lost
-// the SKU since, or the operation was partial and seats were freed). This is
-// the only place a worker touches the hot subscription row, and only for
-// exceptions. Users left without a seat fail with CountViolation, unless
-// settling the operation could free one and settled is false: then it
-// returns errSettleFirst (see inBatchTx).
-func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWrite, settled bool) error {
+// reserveSeats finds a seat for every succeeding user of writes (a batch,
+// in user ID order) that newly gets a SKU not granted to it at intake: the
+// user lost the SKU since intake, or seats were short at intake and a
+// grant went unused. Seats come, in this order, from
+//
+//  1. grants of the batch's own users that will not use them (they fail a
+//     rule, or hold the SKU already): the seat moves from one mask to
+//     another;
+//  2. unused grants of the operation's finished, unsettled items (a hand
+//     over: the grant moves to this user's mask; items another
+//     transaction holds are skipped, never waited for);
+//  3. the subscription's free seats, with a conditional update that cannot
+//     go below zero: the only place a worker touches the hot row, and only
+//     for exceptions.
+//
+// A user still short of a seat waits (w.wait: the item stays pending and
+// the task is retried) while another unfinished item of the operation
+// holds a grant of that SKU it might not use; otherwise it fails with
+// CountViolation. So no user fails CountViolation while a seat of the
+// operation could still be its. A waiting user gives back the seats it was
+// offered in this attempt and keeps only its intake grants, which follow
+// report order: a pending item waits only for items before it in that
+// order, so waits cannot form a cycle.
+//
+// Unused grants stay with the operation until it finishes (settle keeps
+// them for running operations), which is what lets them be handed over.
+func reserveSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []*itemWrite, batch []string) error {
 	if plan.DryRun {
 		return nil
 	}
 	need := map[string]int{}
-	for i := range writes {
-		w := &writes[i]
+	for _, w := range writes {
 		if w.status != licensing.ItemSucceeded {
 			continue
 		}
@@ -308,68 +320,193 @@ func reserveMissingSeats(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []
 	if len(need) == 0 {
 		return nil
 	}
-	skus := make([]string, 0, len(need))
-	for sku := range need {
-		skus = append(skus, sku)
-	}
-	sortStrings(skus)
-	got := map[string]int{}
+	skus := slices.Sorted(maps.Keys(need))
+	spares := map[string][]*itemWrite{}
+	donors := map[string][]string{}
+	free := map[string]int{}
 	for _, sku := range skus {
-		n, err := takeSeats(ctx, tx, plan.CustomerKey, sku, need[sku])
+		spares[sku] = batchSpares(plan, writes, sku)
+		n := need[sku] - len(spares[sku])
+		if n <= 0 {
+			continue
+		}
+		d, err := lockDonors(ctx, tx, plan, sku, n, batch)
 		if err != nil {
 			return err
 		}
-		if n < need[sku] && !settled {
-			// Seats granted at intake to users that then failed a rule are
-			// free, but come back only at settlement. Settle and run the
-			// batch again rather than fail a user while a seat sits unused;
-			// but not inside this transaction, which holds item, user and
-			// subscription locks that settlement would have to take in
-			// another order.
-			ok, err := settleWouldFree(ctx, tx, plan, sku)
+		donors[sku] = d
+		if n -= len(d); n > 0 {
+			if free[sku], err = freeSeats(ctx, tx, plan.CustomerKey, sku); err != nil {
+				return err
+			}
+		}
+	}
+	capacity := map[string]int{}
+	for _, sku := range skus {
+		capacity[sku] = len(spares[sku]) + len(donors[sku]) + free[sku]
+	}
+	outstanding := map[string]bool{}
+	waitFor := func(sku string) (bool, error) {
+		if v, ok := outstanding[sku]; ok {
+			return v, nil
+		}
+		v, err := grantsOutstanding(ctx, tx, plan, sku, batch, len(donors[sku]))
+		outstanding[sku] = v
+		return v, err
+	}
+	used, err := allocateSeats(plan, writes, capacity, waitFor)
+	if err != nil {
+		return err
+	}
+	for _, sku := range skus {
+		n := used[sku]
+		bit := skuBit(plan, sku)
+		recipients := make([]*itemWrite, 0, n)
+		for _, w := range writes {
+			if !w.wait && w.usesSeat(sku) && w.mask&bit == 0 {
+				recipients = append(recipients, w)
+			}
+		}
+		for _, w := range recipients {
+			w.mask |= bit
+		}
+		k := min(n, len(spares[sku]))
+		for _, sp := range spares[sku][:k] {
+			sp.mask &^= bit
+		}
+		n -= k
+		k = min(n, len(donors[sku]))
+		if k > 0 {
+			if _, err := tx.ExecContext(ctx, `
+				UPDATE operation_items SET granted_mask = granted_mask & ~$2::int
+				WHERE operation_id = $1 AND user_id = ANY($3)`, plan.ID, bit, pq.StringArray(donors[sku][:k])); err != nil {
+				return err
+			}
+		}
+		n -= k
+		if n > 0 {
+			got, err := takeSeats(ctx, tx, plan.CustomerKey, sku, n)
 			if err != nil {
 				return err
 			}
-			if ok {
-				return errSettleFirst
+			if got != n {
+				return fmt.Errorf("storage: took %d of %d free seats of %s under lock", got, n, sku)
 			}
 		}
-		got[sku] = n
 	}
-	useTakenSeats(plan, writes, got)
 	return nil
 }
 
-// useTakenSeats gives the seats taken from the subscriptions, got by SKU,
-// to the succeeding users that newly get a SKU without a seat of it, in
-// the order of writes. Users left without one fail with CountViolation.
-func useTakenSeats(plan *Plan, writes []itemWrite, got map[string]int) {
-	for i := range writes {
-		w := &writes[i]
+// batchSpares returns the writes holding a grant of sku they will not use.
+func batchSpares(plan *Plan, writes []*itemWrite, sku string) []*itemWrite {
+	bit := skuBit(plan, sku)
+	var spare []*itemWrite
+	for _, w := range writes {
+		if w.mask&bit != 0 && !w.usesSeat(sku) {
+			spare = append(spare, w)
+		}
+	}
+	return spare
+}
+
+// unusedGrant is the condition, on operation_items i, that the item holds a
+// grant of the SKU with bit $bit and name $sku that it has not used and
+// still may not: pending or applying, or finished without newly assigning
+// the SKU.
+const unusedGrant = `i.granted_mask & %[1]s <> 0 AND NOT (i.status = 'succeeded' AND %[2]s = ANY(i.assigned))`
+
+// lockDonors locks up to n finished, unsettled items of the operation
+// outside the batch that hold an unused grant of sku, skipping items that
+// another transaction holds, and returns their users.
+func lockDonors(ctx context.Context, tx *sqlx.Tx, plan *Plan, sku string, n int, batch []string) ([]string, error) {
+	var users []string
+	err := tx.SelectContext(ctx, &users, `
+		SELECT i.user_id FROM operation_items i
+		WHERE i.operation_id = $1 AND NOT i.settled AND i.status NOT IN ('pending','applying')
+		AND `+fmt.Sprintf(unusedGrant, "$2::int", "$3")+` AND i.user_id <> ALL($4)
+		ORDER BY i.user_id LIMIT $5 FOR NO KEY UPDATE SKIP LOCKED`,
+		plan.ID, skuBit(plan, sku), sku, pq.StringArray(batch), n)
+	return users, err
+}
+
+// grantsOutstanding reports whether items of the operation outside the
+// batch, other than the donors locked already, hold a grant of sku they
+// have not used: pending or applying items (they may fail and leave it),
+// or finished ones that another transaction held. A user short of sku
+// waits for them rather than fail.
+func grantsOutstanding(ctx context.Context, tx *sqlx.Tx, plan *Plan, sku string, batch []string, donors int) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `
+		SELECT count(*) FROM (SELECT 1 FROM operation_items i
+			WHERE i.operation_id = $1 AND NOT i.settled AND `+fmt.Sprintf(unusedGrant, "$2::int", "$3")+`
+			AND i.user_id <> ALL($4) LIMIT $5) x`,
+		plan.ID, skuBit(plan, sku), sku, pq.StringArray(batch), donors+1).Scan(&n)
+	return n > donors, err
+}
+
+// allocateSeats decides, in the order of writes, which succeeding users
+// that newly get a SKU without a seat of it get one of capacity[sku]
+// seats, and returns how many of each SKU were given. A user short of some
+// SKU gives back what it was given; it waits (w.wait) when waitFor says
+// seats of a SKU it lacks may still come, else it fails with
+// CountViolation, its seats short recorded in w.short.
+func allocateSeats(plan *Plan, writes []*itemWrite, capacity map[string]int, waitFor func(sku string) (bool, error)) (map[string]int, error) {
+	used := map[string]int{}
+	for _, w := range writes {
 		if w.status != licensing.ItemSucceeded {
 			continue
 		}
-		var short []string
+		var got, short []string
 		for _, sku := range w.result.Assigned {
-			bit := skuBit(plan, sku)
-			if w.mask&bit != 0 {
+			if w.mask&skuBit(plan, sku) != 0 {
 				continue
 			}
-			if got[sku] > 0 {
-				got[sku]--
-				w.mask |= bit
+			if capacity[sku] > 0 {
+				capacity[sku]--
+				got = append(got, sku)
 			} else {
 				short = append(short, sku)
 			}
 		}
-		if len(short) > 0 {
-			// Seats this user did get stay in its mask and are released at settlement.
+		if len(short) == 0 {
+			for _, sku := range got {
+				used[sku]++
+			}
+			continue
+		}
+		for _, sku := range got {
+			capacity[sku]++
+		}
+		for _, sku := range short {
+			wait, err := waitFor(sku)
+			if err != nil {
+				return nil, err
+			}
+			if wait {
+				w.wait = true
+				break
+			}
+		}
+		if !w.wait {
 			w.status, w.code = licensing.ItemFailed, licensing.CodeCountViolation
 			w.message = fmt.Sprintf("no seat is left for %s; buy more seats or revoke the license from another user, then run the change again for this user",
 				strings.Join(short, ", "))
+			w.short = short
 			w.result, w.location = licensing.Result{}, ""
 		}
 	}
+	return used, nil
+}
+
+// freeSeats locks a subscription row and returns its free seats.
+func freeSeats(ctx context.Context, tx *sqlx.Tx, customerKey int64, sku string) (int, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT total - consumed - reserved FROM subscriptions
+		WHERE customer_key = $1 AND sku_id = $2 FOR UPDATE`, customerKey, sku).Scan(&n)
+	if isNoRows(err) {
+		return 0, nil
+	}
+	return max(n, 0), err
 }
 
 // takeSeats reserves up to n free seats of a subscription and returns how many it got.
@@ -407,12 +544,16 @@ func skuBit(plan *Plan, sku string) int32 {
 func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWrite) error {
 	var insUsers, insSKUs, delUsers, delSKUs, locUsers, locs []string
 	n := len(writes)
-	users, statuses, assigned, revoked, licenses, codes, messages, itemLocs :=
-		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	users, statuses, assigned, revoked, licenses, codes, messages, itemLocs, shorts :=
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n)
 	masks := make([]int32, n)
 	for i, w := range writes {
 		users[i], statuses[i], masks[i], codes[i], messages[i] = w.userID, w.status, w.mask, string(w.code), w.message
 		assigned[i], revoked[i] = arrayLiteral(w.result.Assigned), arrayLiteral(w.result.Revoked)
+		if len(w.short) > 0 {
+			shorts[i] = arrayLiteral(w.short)
+		}
 		// A failed user keeps what it held: that is what it holds "after".
 		// So does every user of a dry run; revoked says what it would lose.
 		licenses[i] = arrayLiteral(w.held)
@@ -454,15 +595,15 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 		UPDATE operation_items i SET status = x.status, granted_mask = x.mask,
 			assigned = x.assigned::text[], revoked = x.revoked::text[], licenses = NULLIF(x.licenses, '')::text[],
 			usage_location = NULLIF(x.loc, ''), error_code = NULLIF(x.code, ''), error_message = NULLIF(x.msg, ''),
-			finished_at = clock_timestamp()
-		FROM unnest($9::text[], $10::text[], $11::int[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[])
-			AS x(u, status, mask, assigned, revoked, licenses, loc, code, msg)
+			short_skus = NULLIF(x.short, '')::text[], finished_at = clock_timestamp()
+		FROM unnest($9::text[], $10::text[], $11::int[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])
+			AS x(u, status, mask, assigned, revoked, licenses, loc, code, msg, short)
 		WHERE i.operation_id = $1 AND i.user_id = x.u`,
 		plan.ID, plan.CustomerKey,
 		pq.StringArray(insUsers), pq.StringArray(insSKUs), pq.StringArray(delUsers), pq.StringArray(delSKUs),
 		pq.StringArray(locUsers), pq.StringArray(locs),
 		pq.StringArray(users), pq.StringArray(statuses), pq.Array(masks), pq.StringArray(assigned), pq.StringArray(revoked),
-		pq.StringArray(licenses), pq.StringArray(itemLocs), pq.StringArray(codes), pq.StringArray(messages))
+		pq.StringArray(licenses), pq.StringArray(itemLocs), pq.StringArray(codes), pq.StringArray(messages), pq.StringArray(shorts))
 	return err
 }
 

@@ -45,8 +45,8 @@ type ShortageError struct{ Shortages []licensing.SeatShortage }
 func (e *ShortageError) Error() string { return "not enough seats" }
 
 // CreateOperation is the intake: in one transaction it checks IDs and seats,
-// grants a seat to every item that needs one (so workers never touch the hot
-// subscription row), and writes the operation with one item per user. It
+// grants a seat to every item that could use one by the rules (so workers
+// never touch the hot subscription row; see grantSeats), and writes the operation with one item per user. It
 // returns the operation; enqueueing is the caller's job after commit.
 func (s *Store) CreateOperation(ctx context.Context, req NewOperation) (licensing.Operation, error) {
 	var op licensing.Operation
@@ -68,11 +68,11 @@ func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOpera
 	if err := checkKnownUsers(ctx, tx, req.Customer.Key, req.UserIDs); err != nil {
 		return err
 	}
-	masks, grants, err := grantSeats(ctx, tx, req)
+	catalog, err := s.catalogTx(ctx, tx, req.PartnerKey)
 	if err != nil {
 		return err
 	}
-	catalog, err := s.catalogTx(ctx, tx, req.PartnerKey)
+	masks, grants, err := grantSeats(ctx, tx, req, catalog)
 	if err != nil {
 		return err
 	}
@@ -237,73 +237,149 @@ func checkKnownUsers(ctx context.Context, q sqlx.QueryerContext, customerKey int
 // grantSeats decides, per item, which assigned SKUs get a seat reserved now.
 // It locks the subscriptions of the assigned SKUs for the rest of the
 // transaction, so concurrent intakes cannot both spend the same seats.
-func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation) (masks []int32, grants map[string]int, err error) {
+//
+// Seats go only to users who could use them: each user's change is
+// evaluated by the static rules (licensing.Evaluate on the user's account,
+// usage location and licenses as they are now), and a user needs a seat of
+// a SKU only when the change would newly assign it. Where seats are short,
+// the users who need one get them in report order (display name, then user
+// ID), whatever the order of the selection; workers keep that order
+// (reserveSeats).
+func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation, catalog licensing.Catalog) (masks []int32, grants map[string]int, err error) {
 	if len(req.Assign) == 0 || req.DryRun {
 		return make([]int32, len(req.UserIDs)), nil, nil
 	}
-	type seatRow struct {
+	available, err := availableSeats(ctx, tx, req, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	users, err := loadIntakeUsers(ctx, tx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	masks, grants, _, err = planGrants(req, seatNeeds(intakePlan(req, catalog), users), reportOrder(users), available)
+	return masks, grants, err
+}
+
+// availableSeats reads the free seats of the SKUs to assign; lock takes the
+// subscription rows for the rest of the transaction.
+func availableSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation, lock bool) (map[string]int, error) {
+	query := `SELECT sku_id, total - consumed - reserved AS available FROM subscriptions
+		WHERE customer_key = $1 AND sku_id = ANY($2) ORDER BY sku_id`
+	if lock {
+		query += ` FOR UPDATE`
+	}
+	var seats []struct {
 		SKU       string `db:"sku_id"`
 		Available int    `db:"available"`
 	}
-	var seats []seatRow
-	if err := tx.SelectContext(ctx, &seats, `
-		SELECT sku_id, total - consumed - reserved AS available FROM subscriptions
-		WHERE customer_key = $1 AND sku_id = ANY($2) ORDER BY sku_id FOR UPDATE`,
-		req.Customer.Key, pq.StringArray(req.Assign)); err != nil {
-		return nil, nil, err
+	if err := tx.SelectContext(ctx, &seats, query, req.Customer.Key, pq.StringArray(req.Assign)); err != nil {
+		return nil, err
 	}
 	available := make(map[string]int, len(seats))
 	for _, r := range seats {
 		available[r.SKU] = r.Available
 	}
-	// Who already holds which SKU: their items need no seat.
-	index := make(map[string]int, len(req.UserIDs))
-	for i, u := range req.UserIDs {
-		index[u] = i
-	}
-	held := make([]int32, len(req.UserIDs))
-	rows, err := tx.QueryContext(ctx, `
-		SELECT user_id, sku_id FROM assignments
-		WHERE customer_key = $1 AND sku_id = ANY($2) AND user_id = ANY($3)`,
-		req.Customer.Key, pq.StringArray(req.Assign), pq.StringArray(req.UserIDs))
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	skuBit := make(map[string]int32, len(req.Assign))
-	for i, sku := range req.Assign {
-		skuBit[sku] = 1 << i
-	}
-	for rows.Next() {
-		var u, sku string
-		if err := rows.Scan(&u, &sku); err != nil {
-			return nil, nil, err
-		}
-		held[index[u]] |= skuBit[sku]
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	masks, grants, _, err = planGrants(req, held, available)
-	return masks, grants, err
+	return available, nil
 }
 
-// planGrants is grantSeats' decision on what it read: held has a bit per
+// intakeUser is a selected user as intake reads it: what the rules need
+// (lockedItem's columns) and its report line's names.
+type intakeUser struct {
+	index int // in req.UserIDs
+	row   licensing.ReportRow
+	item  lockedItem
+}
+
+// loadIntakeUsers reads the selected users in report order (display name,
+// then user ID), each with its account state, usage location and every
+// license it holds: one query for the whole selection.
+func loadIntakeUsers(ctx context.Context, tx *sqlx.Tx, req NewOperation) ([]intakeUser, error) {
+	users := make([]intakeUser, 0, len(req.UserIDs))
+	rows, err := tx.QueryContext(ctx, `
+		SELECT x.n - 1, u.display_name, u.user_principal_name, u.usage_location, u.account_enabled,
+			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = $1 AND a.user_id = u.id ORDER BY a.sku_id)
+		FROM unnest($2::text[]) WITH ORDINALITY AS x(id, n)
+		JOIN users u ON u.customer_key = $1 AND u.id = x.id
+		ORDER BY u.display_name, u.id`, req.Customer.Key, pq.StringArray(req.UserIDs))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			u    intakeUser
+			held pq.StringArray
+		)
+		if err := rows.Scan(&u.index, &u.row.DisplayName, &u.row.UserPrincipalName, &u.item.UsageLocation, &u.item.AccountEnabled, &held); err != nil {
+			return nil, err
+		}
+		id := req.UserIDs[u.index]
+		u.row.UserID, u.item.UserID, u.item.Status, u.item.Held = id, id, licensing.ItemPending, held
+		users = append(users, u)
+	}
+	return users, rows.Err()
+}
+
+// intakePlan is the plan an operation of req will carry, as far as the
+// rules need it.
+func intakePlan(req NewOperation, catalog licensing.Catalog) *Plan {
+	plan := &Plan{
+		PartnerKey: req.PartnerKey, CustomerKey: req.Customer.Key, CustomerID: req.Customer.ID,
+		Change: licensing.Change{Assign: nonNil(req.Assign), Revoke: nonNil(req.Revoke), UsageLocation: req.UsageLocation},
+		DryRun: req.DryRun, Catalog: catalog, Total: len(req.UserIDs), Source: req.Source, Directory: req.Customer.Directory,
+	}
+	if req.Customer.DefaultUsageLocation != nil {
+		plan.DefaultLocation = *req.Customer.DefaultUsageLocation
+	}
+	return plan
+}
+
+// seatNeeds returns, for each user of req.UserIDs, a bit per SKU of
+// plan.Change.Assign (1 << index) that the change would newly assign it by
+// the rules: the seats the user could use. A user that fails a rule needs
+// none, since each user's change is all-or-nothing.
+func seatNeeds(plan *Plan, users []intakeUser) []int32 {
+	needs := make([]int32, plan.Total)
+	for _, u := range users {
+		w := decide(plan, u.item)
+		if w.status != licensing.ItemSucceeded && w.status != licensing.ItemWouldRevoke {
+			continue
+		}
+		for _, sku := range w.result.Assigned {
+			needs[u.index] |= skuBit(plan, sku)
+		}
+	}
+	return needs
+}
+
+// reportOrder returns the indexes (in req.UserIDs) of users, which are in
+// report order.
+func reportOrder(users []intakeUser) []int {
+	order := make([]int, len(users))
+	for i, u := range users {
+		order[i] = u.index
+	}
+	return order
+}
+
+// planGrants is grantSeats' decision on what it read: needs has a bit per
 // SKU of req.Assign (1 << index) for each user, in the order of
-// req.UserIDs, and available the free seats by SKU. The users who do not
-// hold a SKU need a seat of it, and the first of them in list order get
-// one while seats last. It also returns, for every SKU of req.Assign in
-// its order, the seats needed and available, and a *ShortageError when a
-// SKU lacks seats and req.AllowPartial is false.
-func planGrants(req NewOperation, held []int32, available map[string]int) (masks []int32, grants map[string]int, seats []licensing.SeatShortage, err error) {
+// req.UserIDs, set when the user could use a seat of it (seatNeeds);
+// order is the order to grant in (report order); available the free seats
+// by SKU. The first users in order that need a SKU get a seat of it while
+// seats last. It also returns, for every SKU of req.Assign in its order,
+// the seats needed and available, and a *ShortageError when a SKU lacks
+// seats and req.AllowPartial is false.
+func planGrants(req NewOperation, needs []int32, order []int, available map[string]int) (masks []int32, grants map[string]int, seats []licensing.SeatShortage, err error) {
 	masks = make([]int32, len(req.UserIDs))
 	var shortages []licensing.SeatShortage
 	grants = make(map[string]int, len(req.Assign))
 	for i, sku := range req.Assign {
 		bit := int32(1) << i
 		needed := 0
-		for _, h := range held {
-			if h&bit == 0 {
+		for _, h := range needs {
+			if h&bit != 0 {
 				needed++
 			}
 		}
@@ -315,11 +391,11 @@ func planGrants(req NewOperation, held []int32, available map[string]int) (masks
 		}
 		n := min(needed, avail)
 		grants[sku] = n
-		for j := range masks {
+		for _, j := range order {
 			if n == 0 {
 				break
 			}
-			if held[j]&bit == 0 {
+			if needs[j]&bit != 0 {
 				masks[j] |= bit
 				n--
 			}

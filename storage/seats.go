@@ -2,14 +2,12 @@ package storage
 
 import (
 	"context"
-	"sort"
+	"fmt"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/licenseops/licenseops/licensing"
 )
-
-func sortStrings(s []string) { sort.Strings(s) }
 
 // settle folds the seat effects of an operation's finished items into the
 // subscription counters in one statement: each new assignment moves a seat
@@ -19,36 +17,41 @@ func sortStrings(s []string) { sort.Strings(s) }
 // per item however often it runs. Deferring this is always on the safe side:
 // until settled, a seat counts as reserved or consumed, never as free.
 //
+// final is for an operation whose items are all finished (Finalize): it
+// waits for item locks and settles every item. Otherwise (the periodic
+// settlement of a running operation) items another transaction holds (a
+// redelivered batch reading its recorded outcomes) are skipped rather than
+// waited for, and so are items holding a grant they did not use: that seat
+// stays with the operation, for a user of it short of one (reserveSeats
+// hands it over), until the operation finishes.
+//
 // Items are locked in user order and subscriptions in SKU order, the orders
 // batches use, so settlement cannot deadlock with them as long as it does
-// not run inside a batch's transaction (see inBatchTx). With skipLocked,
-// items another transaction holds (a redelivered batch reading its recorded
-// outcomes) are left for the next settlement instead of waited for: the
-// periodic settlement of a running operation should not queue behind
-// batches. Finalize and a batch short of seats wait, since they need those
-// seats now.
-func settle(ctx context.Context, q sqlx.ExecerContext, opID string, skipLocked bool) error {
-	query := settleWait
-	if skipLocked {
-		query = settleSkipLocked
+// not run inside a batch's transaction.
+func settle(ctx context.Context, q sqlx.ExecerContext, opID string, final bool) error {
+	query := settleRunning
+	if final {
+		query = settleFinal
 	}
 	_, err := q.ExecContext(ctx, query, opID)
 	return err
 }
 
 var (
-	settleWait       = settleQuery("")
-	settleSkipLocked = settleQuery("SKIP LOCKED")
+	settleFinal   = settleQuery("", "")
+	settleRunning = settleQuery("SKIP LOCKED", `AND NOT EXISTS (
+				SELECT 1 FROM unnest(op.assign) WITH ORDINALITY AS a(sku, n)
+				WHERE `+fmt.Sprintf(unusedGrant, "(1 << (a.n::int - 1))", "a.sku")+`)`)
 )
 
-func settleQuery(lockMode string) string {
+func settleQuery(lockMode, keep string) string {
 	return `
 		WITH op AS (
 			SELECT customer_key, assign, dry_run FROM operations WHERE id = $1
 		), todo AS (
-			SELECT user_id FROM operation_items
-			WHERE operation_id = $1 AND NOT settled AND status NOT IN ('pending','applying')
-			ORDER BY user_id FOR NO KEY UPDATE ` + lockMode + `
+			SELECT i.user_id FROM operation_items i, op
+			WHERE i.operation_id = $1 AND NOT i.settled AND i.status NOT IN ('pending','applying') ` + keep + `
+			ORDER BY i.user_id FOR NO KEY UPDATE OF i ` + lockMode + `
 		), done AS (
 			UPDATE operation_items i SET settled = true FROM todo
 			WHERE i.operation_id = $1 AND i.user_id = todo.user_id
@@ -72,24 +75,12 @@ func settleQuery(lockMode string) string {
 		WHERE s.customer_key = op.customer_key AND s.sku_id = delta.sku AND locked.sku_id = delta.sku`
 }
 
-// settleWouldFree reports whether settling the operation would free a seat
-// of sku: a finished, unsettled item holds a seat of it granted at intake
-// that it did not use (it failed, or the user held the SKU already), or
-// revoked the SKU from its user.
-func settleWouldFree(ctx context.Context, tx *sqlx.Tx, plan *Plan, sku string) (bool, error) {
-	var ok bool
-	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM operation_items
-		WHERE operation_id = $1 AND NOT settled AND status NOT IN ('pending','applying')
-		AND ((granted_mask & $2) <> 0 AND NOT (status = 'succeeded' AND $3 = ANY(assigned))
-			OR status = 'succeeded' AND $3 = ANY(revoked)))`, plan.ID, skuBit(plan, sku), sku).Scan(&ok)
-	return ok, err
-}
-
 // Settle folds the seats of an operation's finished items into the
 // subscription counters, so that revoked seats come back while a long
-// operation still runs.
+// operation still runs. Grants its items left unused stay with the
+// operation until it finishes (see settle).
 func (s *Store) Settle(ctx context.Context, opID string) error {
-	return settle(ctx, s.db, opID, true)
+	return settle(ctx, s.db, opID, false)
 }
 
 // FinalizeIfDone completes an operation whose items are all terminal: seats
@@ -152,7 +143,7 @@ func (s *Store) Finalize(ctx context.Context, opID string) (Finalized, error) {
 		if pending > 0 {
 			return nil
 		}
-		if err := settle(ctx, tx, opID, false); err != nil {
+		if err := settle(ctx, tx, opID, true); err != nil {
 			return err
 		}
 		final := licensing.StatusCompleted

@@ -200,6 +200,10 @@ func (b *batcher) applyLocal(ctx context.Context, plan *storage.Plan, reqs []*it
 		return results
 	}
 	for _, o := range outcomes {
+		if o.Wait {
+			results[o.UserID] = itemResult{err: errWaitForSeat}
+			continue
+		}
 		results[o.UserID] = itemResult{outcome: o}
 	}
 	return results

@@ -20,6 +20,17 @@ import (
 // directory; the task is retried shortly.
 var errUserBusy = errors.New("another operation is changing this user in the directory; retrying")
 
+// errWaitForSeat means the user is short of a seat that an unfinished user
+// of the same operation holds and may leave unused (storage.ItemOutcome's
+// Wait). The task is retried shortly and the retry is not a failure
+// (isFailure): it does not spend the task's retries, which are for
+// failures of the database or the directory, however long it waits.
+var errWaitForSeat = errors.New("waiting for a seat another user of the operation may leave unused; retrying")
+
+// isFailure is asynq's Config.IsFailure: every error is a failure that
+// spends one of the task's retries, except waiting for a seat.
+func isFailure(err error) bool { return !errors.Is(err, errWaitForSeat) }
+
 // applyExternal processes a batch of one operation whose customer keeps its
 // licenses in an external directory, in three steps: PrepareExternal (rules,
 // seats, claims; one short transaction for the batch), the directory calls
@@ -62,6 +73,9 @@ func (w *Worker) applyExternal(ctx context.Context, plan *storage.Plan, reqs []*
 			continue
 		case it.Busy:
 			results[it.UserID] = itemResult{err: errUserBusy}
+			continue
+		case it.Wait:
+			results[it.UserID] = itemResult{err: errWaitForSeat}
 			continue
 		}
 		wg.Add(1)
@@ -182,13 +196,13 @@ func isLastAttempt(ctx context.Context) bool {
 }
 
 // retryDelay waits what the directory asked for (Retry-After), a short
-// while for a busy user, else backs off exponentially with jitter from
+// while for a busy user or one waiting for a seat, else backs off exponentially with jitter from
 // RetryBase up to RetryMax.
 func (w *Worker) retryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if d, ok := provider.RetryAfter(err); ok && d > 0 {
 		return d + time.Duration(rand.Int64N(int64(d/4)+1)) // #nosec G404 -- retry jitter, not a secret
 	}
-	if errors.Is(err, errUserBusy) {
+	if errors.Is(err, errUserBusy) || errors.Is(err, errWaitForSeat) {
 		return w.cfg.RetryBase/2 + time.Duration(rand.Int64N(int64(w.cfg.RetryBase))) // #nosec G404 -- retry jitter, not a secret
 	}
 	d := min(w.cfg.RetryBase<<min(n, 20), w.cfg.RetryMax)

@@ -166,6 +166,7 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 		GroupGracePeriod:         jobs.GroupGracePeriod,
 		GroupMaxDelay:            jobs.GroupMaxDelay,
 		GroupMaxSize:             jobs.GroupMaxSize,
+		IsFailure:                isFailure,
 	})
 	if !cfg.DisableSweeper {
 		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
@@ -275,10 +276,12 @@ func (w *Worker) apply(ctx context.Context, opID string, users []string) error {
 		return err
 	}
 	results := w.batcher.DoMany(ctx, plan, users)
+	// The task's error: a real failure before a wait for a seat, so that a
+	// batch with both counts as failed (isFailure) and spends a retry.
 	var firstErr error
 	for i, r := range results {
 		if r.err != nil {
-			if firstErr == nil {
+			if firstErr == nil || errors.Is(firstErr, errWaitForSeat) && !errors.Is(r.err, errWaitForSeat) {
 				firstErr = r.err
 			}
 			continue
@@ -334,8 +337,11 @@ func (w *Worker) observer(next asynq.Handler) asynq.Handler {
 		result := "ok"
 		if err != nil {
 			result = "error"
-			if errors.Is(err, asynq.SkipRetry) {
+			switch {
+			case errors.Is(err, asynq.SkipRetry):
 				result = "dropped"
+			case errors.Is(err, errWaitForSeat):
+				result = "waiting"
 			}
 			retried, _ := asynq.GetRetryCount(ctx)
 			if retried > 0 {
@@ -346,6 +352,8 @@ func (w *Worker) observer(next asynq.Handler) asynq.Handler {
 			switch {
 			case result == "dropped":
 				msg = "task failed and is dropped"
+			case result == "waiting":
+				msg, level = "the user waits for a seat another user of its operation may leave; asynq will retry it", slog.LevelDebug
 			case isLastAttempt(ctx):
 				msg = "task failed on its last attempt; asynq archives it"
 			case errors.As(err, &derr) && derr.Kind == provider.Throttled:

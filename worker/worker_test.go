@@ -328,16 +328,18 @@ func TestSweeperRunsArchivedTasks(t *testing.T) {
 	noProblems(t, b)
 }
 
-// Seats granted at intake to users that then fail a rule go to users that
-// got no grant, instead of sitting unused while those users fail.
+// Seats granted at intake to users that then fail a rule (their accounts
+// were disabled after intake) go to users that got no grant, instead of
+// sitting unused while those users fail.
 func TestUnusedGrantsGoToOtherUsers(t *testing.T) {
 	t.Parallel()
 	b := testapp.New(t, testapp.Options{})
 	c := b.Client("p", "global_admin")
 	users := seed(t, c, "regrant", 10, "E5", 5)
-	disable(t, c, "regrant", users[:5]...)
-	// The disabled users come first, so they receive the five grants.
+	// The first users in report order receive the five grants, then lose
+	// their accounts.
 	op := createOperation(t, b, "regrant", users, true)
+	disable(t, c, "regrant", users[:5]...)
 	w, err := worker.New(worker.Config{DisableSweeper: true, Logger: b.Log}, b.Store, b.Redis)
 	if err != nil {
 		t.Fatal(err)
@@ -360,20 +362,21 @@ func TestUnusedGrantsGoToOtherUsers(t *testing.T) {
 	}
 }
 
-// A batch short of seats settles its operation to free the seats of users
-// that failed; a redelivered batch holding one of those failed items while it
-// waits for the short batch's pending item must not deadlock with it. (The
-// settlement used to run inside the short batch's transaction, so each such
-// pair cost a deadlock and Postgres' deadlock_timeout.)
-func TestShortBatchSettlesWithoutDeadlock(t *testing.T) {
+// A batch short of seats never waits for a lock on another item: the seat
+// a failed user left unused is handed over from its item, and while a
+// redelivered batch holds that item, the short user waits (stays pending,
+// its task retried) instead of blocking on it or failing. A redelivery
+// holding a finished item while it waits for the short batch's pending
+// item used to deadlock with a settlement inside the short batch.
+func TestShortBatchNeverWaitsForALock(t *testing.T) {
 	t.Parallel()
 	b := testapp.New(t, testapp.Options{})
 	c := b.Client("p", "global_admin")
 	users := seed(t, c, "nodeadlock", 2, "E5", 1)
 	granted, waiting := users[0], users[1]
-	disable(t, c, "nodeadlock", granted)
 	ctx := context.Background()
 	op := createOperation(t, b, "nodeadlock", users, true)
+	disable(t, c, "nodeadlock", granted)
 	plan := planOf(t, b, op)
 	// The disabled user holds the only seat, granted at intake, and fails.
 	if out, err := b.Store.ApplyLocal(ctx, plan, []string{granted}); err != nil || len(out) != 1 || out[0].Status != licensing.ItemFailed {
@@ -388,41 +391,22 @@ func TestShortBatchSettlesWithoutDeadlock(t *testing.T) {
 	if _, err := redelivery.ExecContext(ctx, `SELECT 1 FROM operation_items WHERE operation_id = $1 AND user_id = $2 FOR NO KEY UPDATE`, op.ID, granted); err != nil {
 		t.Fatal(err)
 	}
-	// ...while the other user's batch runs short and needs that seat back.
-	type result struct {
-		out []storage.ItemOutcome
-		err error
+	// ...so the other user's batch cannot take the seat now: it waits.
+	out, err := b.Store.ApplyLocal(ctx, plan, []string{waiting})
+	if err != nil || len(out) != 1 || !out[0].Wait || out[0].Status != licensing.ItemPending {
+		t.Fatalf("short batch: %+v, %v; want the user to wait", out, err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		out, err := b.Store.ApplyLocal(ctx, plan, []string{waiting})
-		done <- result{out, err}
-	}()
-	// Wait until the batch waits for the redelivery's lock.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		var blocked int
-		if err := b.DB.Get(&blocked, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%operation_items%'`); err != nil {
-			t.Fatal(err)
-		}
-		if blocked > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the short batch never waited for the redelivered item")
-		}
-	}
-	// The redelivery now reaches the pending item: with the settlement
-	// inside the batch's transaction this was a deadlock.
+	// The redelivery reaches the pending item, which nobody holds.
 	if _, err := redelivery.ExecContext(ctx, `SELECT 1 FROM operation_items WHERE operation_id = $1 AND user_id = $2 FOR NO KEY UPDATE`, op.ID, waiting); err != nil {
 		t.Fatalf("redelivery: %v", err)
 	}
 	if err := redelivery.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	r := <-done
-	if r.err != nil || len(r.out) != 1 || r.out[0].Status != licensing.ItemSucceeded {
-		t.Fatalf("short batch: %+v, %v; want the user to get the freed seat", r.out, r.err)
+	// The retry gets the seat handed over.
+	out, err = b.Store.ApplyLocal(ctx, plan, []string{waiting})
+	if err != nil || len(out) != 1 || out[0].Status != licensing.ItemSucceeded {
+		t.Fatalf("retry: %+v, %v; want the user to get the seat left unused", out, err)
 	}
 	if done, err := b.Store.FinalizeIfDone(ctx, op.ID); err != nil || !done {
 		t.Fatalf("finalize: %v %v", done, err)
@@ -433,17 +417,58 @@ func TestShortBatchSettlesWithoutDeadlock(t *testing.T) {
 	noProblems(t, b)
 }
 
+// A user short of a seat waits while another user of its operation, still
+// pending, holds a grant it may leave unused, and gets that seat when it
+// does: it never fails CountViolation while a seat could still be its.
+// The wait is the task's error, which asynq retries without counting it as
+// a failure.
+func TestShortUserWaitsForAPendingGrant(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	users := seed(t, c, "wait", 2, "E5", 1)
+	granted, short := users[0], users[1]
+	op := createOperation(t, b, "wait", users, true)
+	disable(t, c, "wait", granted)
+	w, err := worker.New(worker.Config{DisableSweeper: true, Logger: b.Log}, b.Store, b.Redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown()
+	run := func(u string) error {
+		return w.Handler().ProcessTask(context.Background(), jobs.NewApplyTask(op.ID, u, jobs.QueueDefault))
+	}
+	if err := run(short); err == nil {
+		t.Fatal("the short user finished while the granted user was pending; want it to wait")
+	}
+	if err := run(granted); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(short); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := b.Store.FinalizeIfDone(context.Background(), op.ID); err != nil || !done {
+		t.Fatalf("finalize: %v %v", done, err)
+	}
+	got := outcomes(t, c, op.ID)
+	if got[granted] != "failed UserDisabled" || got[short] != "succeeded " {
+		t.Fatalf("outcomes %v", got)
+	}
+	noProblems(t, b)
+}
+
 // Within one batch, a seat granted at intake to a user who fails a rule
-// goes to a user of the same batch who got no grant: 3 seats, a disabled
-// user listed first, 3 enabled users → all 3 enabled users get a seat.
+// goes to a user of the same batch who got no grant: 3 seats, the first
+// user disabled after intake, 3 enabled users → all 3 enabled users get a
+// seat.
 func TestGrantsPassWithinABatch(t *testing.T) {
 	t.Parallel()
 	b := testapp.New(t, testapp.Options{})
 	c := b.Client("p", "global_admin")
 	users := seed(t, c, "inbatch", 4, "E5", 3)
-	disable(t, c, "inbatch", users[0])
 	ctx := context.Background()
 	op := createOperation(t, b, "inbatch", users, true)
+	disable(t, c, "inbatch", users[0]) // after intake, which granted it a seat
 	plan := planOf(t, b, op)
 	out, err := b.Store.ApplyLocal(ctx, plan, users)
 	if err != nil {
@@ -501,6 +526,10 @@ func TestCheckerFindsBrokenInvariants(t *testing.T) {
 		{"user claimed by a finished operation",
 			`UPDATE users SET applying_operation = '` + acc.ID + `' WHERE id = 'user-00005'`,
 			`UPDATE users SET applying_operation = NULL`},
+		{"CountViolation while the operation left a grant unused",
+			`UPDATE operation_items SET status = 'failed', error_code = 'CountViolation', short_skus = '{E5}' WHERE user_id = 'user-00006';
+			 UPDATE operation_items SET status = 'failed', error_code = 'UserDisabled' WHERE user_id = 'user-00007'`,
+			`UPDATE operation_items SET status = 'succeeded', error_code = NULL, short_skus = NULL WHERE user_id IN ('user-00006', 'user-00007')`},
 		{"progress counters disagree with items",
 			`UPDATE operation_progress SET succeeded = succeeded - 1 WHERE ctid = (SELECT ctid FROM operation_progress WHERE succeeded > 0 LIMIT 1)`,
 			`UPDATE operation_progress SET succeeded = succeeded + 1 WHERE ctid = (SELECT ctid FROM operation_progress LIMIT 1)`},

@@ -413,7 +413,7 @@ func printPreview(w io.Writer, cid string, ch licensing.Change, pv *client.Opera
 	tw := newTable(w)
 	fmt.Fprintln(tw, "SKU\tCHANGE\tUSERS AFFECTED\tUNCHANGED\tSEATS NEEDED\tAVAILABLE\tSHORT")
 	for _, s := range pv.SKUs {
-		fmt.Fprintf(tw, "%s\tassign\t%d would get it\t%s\t%d\t%d\t%d\n", s.SKU, s.Needed, plural(pv.Total-s.Needed, "holds it", "hold it"),
+		fmt.Fprintf(tw, "%s\tassign\t%d would get it\t%s\t%d\t%d\t%d\n", s.SKU, s.Needed, plural(pv.Total-s.Needed, "holds it or would fail", "hold it or would fail"),
 			s.Needed, s.Available, max(0, s.Needed-s.Available))
 	}
 	for _, sku := range ch.Revoke {

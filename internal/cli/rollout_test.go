@@ -80,12 +80,13 @@ func TestRolloutEndToEnd(t *testing.T) {
 	}
 
 	// Without --allow-partial the intake refuses: the API's error with
-	// its code, message and per-SKU seats, and exit status 1.
+	// its code, message and per-SKU seats, and exit status 1. ADDON needs
+	// E5, so only the 25 users who hold E5 now need a seat of it.
 	e.setSeats("ADDON", 2)
 	before := e.operationCount()
 	code, stdout, stderr = e.run("rollout", "--customer", "c1", "--users-file", ids, "--assign", "ADDON")
 	wantCode(t, "rollout refused for seats", code, ExitError, stdout, stderr)
-	for _, want := range []string{"CountViolation (HTTP 409)", "ADDON", "NEEDED", "30", "2", "buy-more", "pass --allow-partial", "Nothing was queued"} {
+	for _, want := range []string{"CountViolation (HTTP 409)", "ADDON", "NEEDED", "25", "2", "buy-more", "pass --allow-partial", "Nothing was queued"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
@@ -204,9 +205,9 @@ func TestRolloutDryRun(t *testing.T) {
 	wantCode(t, "dry run", code, ExitPartial, stdout, stderr)
 	for _, want := range []string{
 		"Dry run for customer c1: 60 selected users",
-		"E5   assign  60 would get it",
+		"E5   assign  57 would get it  3 hold it or would fail",
 		"E3   revoke  9 would lose it",
-		"E5 is 10 seats short",
+		"E5 is 7 seats short",
 		"Without --allow-partial the rollout would be refused with CountViolation; the outcomes below are those with --allow-partial.",
 		"10 of 60 users would fail.",
 		"UserDisabled", userUPN(4), userUPN(40),
@@ -217,9 +218,9 @@ func TestRolloutDryRun(t *testing.T) {
 			t.Errorf("dry run output lacks %q:\n%s", want, stdout)
 		}
 	}
-	// The API's prediction, per user: the seats go to the users in the
-	// order of the file, those failing a rule pass theirs on, and the last
-	// seven are left without one.
+	// The API's prediction, per user: the seats go to the 57 users who
+	// pass the rules, in report order, and the last seven are left
+	// without one.
 	for _, re := range []string{`(?m)^  would succeed +50$`, `(?m)^  CountViolation +7 +` + regexp.QuoteMeta(userUPN(53)+" ("+userID(53)+")"), `(?m)^  UserDisabled +2 +`} {
 		if !regexp.MustCompile(re).MatchString(stdout) {
 			t.Errorf("dry run output does not match %s:\n%s", re, stdout)
