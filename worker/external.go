@@ -185,6 +185,10 @@ func isLastAttempt(ctx context.Context) bool {
 // while for a busy user, else backs off exponentially with jitter from
 // RetryBase up to RetryMax.
 func (w *Worker) retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	var pe *pacedError
+	if errors.As(err, &pe) {
+		return pe.retryIn()
+	}
 	if d, ok := provider.RetryAfter(err); ok && d > 0 {
 		return d + time.Duration(rand.Int64N(int64(d/4)+1)) // #nosec G404 -- retry jitter, not a secret
 	}

@@ -51,8 +51,14 @@ type Config struct {
 	// Directories are the external license directories by kind ("msgraph").
 	// The local directory (Postgres) needs none.
 	Directories map[string]provider.Directory
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// Pacer, when set, admits the changes of users on external directories
+	// at their tenant's write pace before they take a place in a batch; a
+	// task whose tenant is over its pace goes back to the queue until its
+	// slot instead of holding a worker slot (see pace.go). Without it the
+	// directory client paces its own writes, waiting in the handler.
+	Pacer      Pacer
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 	// Intake creates the operations of scheduled cleanup runs. A process
 	// that also runs the api passes the api's; nil builds one of this
 	// worker's own, registered with Registerer and closed by Shutdown.
@@ -162,6 +168,9 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 		Logger:                   asynqLogger{cfg.Logger},
 		LogLevel:                 asynq.WarnLevel,
 		RetryDelayFunc:           w.retryDelay,
+		// Waiting for a tenant's write slot is not a failure: it spends
+		// none of the task's retries, which are for real failures.
+		IsFailure: func(err error) bool { return !isPaced(err) },
 	})
 	if !cfg.DisableSweeper {
 		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
@@ -242,6 +251,9 @@ func (w *Worker) handleApply(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	if err := w.pace(ctx, plan, taskID); err != nil {
+		return err
+	}
 	outcome, err := w.batcher.Do(ctx, plan, p.UserID)
 	if err != nil {
 		return err
@@ -293,6 +305,12 @@ func (w *Worker) observer(next asynq.Handler) asynq.Handler {
 		start := time.Now()
 		err := next.ProcessTask(ctx, t)
 		result := "ok"
+		if isPaced(err) {
+			// Expected while a tenant has a backlog: not a failure, and
+			// not worth a line per user.
+			w.metrics.tasks.WithLabelValues(t.Type(), "paced").Inc()
+			return err
+		}
 		if err != nil {
 			result = "error"
 			if errors.Is(err, asynq.SkipRetry) {
