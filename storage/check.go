@@ -58,6 +58,14 @@ func (s *Store) Check(ctx context.Context, scope CheckScope) ([]Problem, error) 
 			WHERE o.finished_at IS NOT NULL AND ($1 = 0 OR o.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)
 			GROUP BY o.id HAVING o.succeeded <> count(*) FILTER (WHERE i.status IN ('succeeded','would_revoke'))
 				OR o.failed <> count(*) FILTER (WHERE i.status = 'failed')`},
+		{"progress counters disagree with items", `
+			SELECT o.id || ': counters succeeded ' || coalesce(p.s, 0) || '/' || i.s || ', failed ' || coalesce(p.f, 0) || '/' || i.f
+			FROM operations o
+			CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE status IN ('succeeded','would_revoke')) AS s,
+				count(*) FILTER (WHERE status = 'failed') AS f FROM operation_items WHERE operation_id = o.id) i
+			LEFT JOIN LATERAL (SELECT sum(succeeded) AS s, sum(failed) AS f FROM operation_progress WHERE operation_id = o.id) p ON true
+			WHERE ($1 = 0 OR o.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)
+			AND (coalesce(p.s, 0) <> i.s OR coalesce(p.f, 0) <> i.f)`},
 		{"seats: consumed differs from assignments", `
 			SELECT c.id || ' ' || s.sku_id || ': consumed ' || s.consumed || ', assignments ' || a.n
 				|| ', unsettled new assignments ' || coalesce(u.n, 0) || ', unsettled revocations ' || coalesce(r.n, 0)

@@ -121,7 +121,10 @@ func (s *Store) Finalize(ctx context.Context, opID string) (Finalized, error) {
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		f = Finalized{}
 		var status string
-		if err := tx.QueryRowContext(ctx, `SELECT status FROM operations WHERE id = $1 FOR UPDATE`, opID).Scan(&status); err != nil {
+		var total, finished int
+		if err := tx.QueryRowContext(ctx, `
+			SELECT status, total, (SELECT COALESCE(sum(succeeded + failed), 0) FROM operation_progress WHERE operation_id = $1)
+			FROM operations WHERE id = $1 FOR UPDATE OF operations`, opID).Scan(&status, &total, &finished); err != nil {
 			if isNoRows(err) {
 				f.Done = true
 				return nil
@@ -130,6 +133,12 @@ func (s *Store) Finalize(ctx context.Context, opID string) (Finalized, error) {
 		}
 		if status == licensing.StatusCompleted || status == licensing.StatusCompletedWithErrors {
 			f.Done = true
+			return nil
+		}
+		if finished < total {
+			// The counters are as current as the items (see
+			// operation_progress): items are still pending, and counting
+			// them would read every item of a large operation per call.
 			return nil
 		}
 		var ok, failed, pending int
