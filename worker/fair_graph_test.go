@@ -3,48 +3,45 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 
-	"github.com/licenseops/licenseops/internal/tenantrate"
+	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/jobs"
-	"github.com/licenseops/licenseops/provider"
 	"github.com/licenseops/licenseops/provider/graphsim"
-	"github.com/licenseops/licenseops/provider/msgraph"
-	"github.com/licenseops/licenseops/worker"
 )
 
-// fairPacer is the worker's Pacer on tenantrate, as the app wires it.
-type fairPacer struct{ l *tenantrate.Limiter }
-
-func (p fairPacer) Admit(ctx context.Context, tenantID, ticket string, writes int) (worker.Admission, error) {
-	a, err := p.l.Admit(ctx, tenantID, ticket, writes)
-	return worker.Admission{Go: a.Go, Reserved: a.Reserved, Wait: a.Wait}, err
-}
-
-// startPacedGraphWorker starts a worker as `licenseops worker` runs one
-// against Graph: its own msgraph client (its own calls in flight and
-// tokens), writes paced per tenant at rate through Redis, shared with the
-// other workers.
-func startPacedGraphWorker(t *testing.T, b *testapp.Bundle, sim *graphsim.Server, rate float64) {
+// startGraphWorker starts a worker as `licenseops worker` runs one, with
+// the environment it is given (internal/app, in this process): its own
+// Postgres pool, Redis client and msgraph client, its Graph writes paced
+// through Redis with the other workers at LICENSEOPS_GRAPH_RATE per tenant.
+func startGraphWorker(t *testing.T, b *testapp.Bundle, sim *graphsim.Server, env map[string]string) {
 	t.Helper()
-	limiter, err := tenantrate.New(b.Redis, rate)
+	vars := map[string]string{
+		"DATABASE_URL": b.DatabaseURL, "REDIS_URL": b.RedisURL, "LICENSEOPS_METRICS_ADDR": "127.0.0.1:0",
+		"LICENSEOPS_GRAPH_BASE_URL": sim.GraphURL(), "LICENSEOPS_GRAPH_TOKEN_URL": sim.TokenURL(),
+		"LICENSEOPS_GRAPH_CLIENT_ID": graphClientID, "LICENSEOPS_GRAPH_CLIENT_SECRET": graphSecret,
+		"LICENSEOPS_SWEEP_INTERVAL": "250ms",
+	}
+	maps.Copy(vars, env)
+	getenv := func(k string) string { return vars[k] }
+	cfg, err := app.FromEnv(getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := msgraph.New(msgraph.Config{
-		BaseURL: sim.GraphURL(), TokenURL: sim.TokenURL(),
-		Credentials:   msgraph.Credentials{ClientID: graphClientID, ClientSecret: graphSecret},
-		RatePerSecond: rate, PacedByCaller: true,
-	})
+	a, err := app.Open(context.Background(), cfg, app.ModeWorker, b.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.StartWorker(worker.Config{Directories: map[string]provider.Directory{"msgraph": client}, Pacer: fairPacer{limiter}})
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close(context.Background()) })
 }
 
 // fairCustomer is a customer on Graph with its own tenant in the simulator.
@@ -54,18 +51,20 @@ type fairCustomer struct {
 }
 
 // startFairGraph starts a simulator with one tenant per customer, each
-// with n users and as many E5 seats, and licenseops with workers workers,
-// the customers synced.
-func startFairGraph(t *testing.T, workers int, sizes map[string]int) (*testapp.Bundle, *testapp.Client, *graphsim.Server, map[string]fairCustomer) {
+// with n users and as many E5 seats, and licenseops (the api, and workers
+// worker processes with env) on it, the customers synced. The simulator
+// answers 429 beyond 60 writes a second per tenant, Graph's quota of a
+// tenant across apps (18,000 per 5 minutes).
+func startFairGraph(t *testing.T, workers int, env map[string]string, sizes map[string]int) (*testapp.Bundle, *testapp.Client, *graphsim.Server, map[string]fairCustomer) {
 	t.Helper()
-	sim := graphsim.NewServer(graphsim.Config{Latency: 10 * time.Millisecond, Jitter: 10 * time.Millisecond})
+	sim := graphsim.NewServer(graphsim.Config{Latency: 10 * time.Millisecond, Jitter: 10 * time.Millisecond, WriteQuotaPerSecond: 60})
 	if err := sim.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
 	b := testapp.New(t, testapp.Options{})
 	for range workers {
-		startPacedGraphWorker(t, b, sim, 20)
+		startGraphWorker(t, b, sim, env)
 	}
 	c := b.Client("p", "global_admin")
 	c.Must(200, "PUT", "/v1/products/E5", map[string]any{"name": "E5"})
@@ -121,7 +120,7 @@ func TestGraphTenantsShareWorkersFairly(t *testing.T) {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
 			t.Parallel()
 			const nA, nB = 2000, 300
-			b, c, sim, cs := startFairGraph(t, workers, map[string]int{"a": nA, "b": nB})
+			b, c, sim, cs := startFairGraph(t, workers, map[string]string{"LICENSEOPS_GRAPH_RATE": "20"}, map[string]int{"a": nA, "b": nB})
 			var opA, opB struct{ ID string }
 			c.Must(http.StatusAccepted, "POST", "/v1/customers/a/license-operations",
 				map[string]any{"user_ids": cs["a"].users, "assign": []string{"E5"}}).JSON(t, &opA)

@@ -72,7 +72,7 @@ type Options struct {
 	Args   []string
 }
 
-const benchScenarios = "abcde"
+const benchScenarios = "abcdef"
 
 const benchUsage = `Usage: licenseops-dev bench [flags]
 
@@ -85,6 +85,8 @@ targets; writes the figures as JSON (--out) so that runs can be compared.
   (c) change: assign two SKUs and revoke two (that the users hold) for N users
   (d) interactive: a two-user operation every second while (b) runs
   (e) Graph simulator: a rollout to --graph-users users of an msgraph customer
+  (f) fairness: customer B's rollout of 1,000 users started while customer
+      A's rollout of N runs, and a two-user change of B every second
 Uses private Postgres and Redis unless DATABASE_URL and REDIS_URL are set; the
 Redis database is flushed between scenarios. Exits 0 unless something broke:
 a missed target is reported, not a failure.
@@ -101,10 +103,10 @@ func ParseFlags(args []string) (*Options, error) {
 		fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
 	}
-	fs.IntVar(&o.Users, "users", 100_000, "users of the rollouts (b) and (c), and tasks of the baseline (a)")
+	fs.IntVar(&o.Users, "users", 100_000, "users of the rollouts (b), (c) and customer A's in (f), and tasks of the baseline (a)")
 	fs.IntVar(&o.GraphUsers, "graph-users", 20_000, "users of the Graph simulator rollout (e)")
 	fs.IntVar(&o.Concurrency, "concurrency", defaultConcurrency(), "worker concurrency, for the baseline and the worker process (default: the worker's, LICENSEOPS_WORKER_CONCURRENCY)")
-	only := fs.String("only", "a,b,c,d,e", "scenarios to run, comma-separated; d runs alongside b, so it runs b too")
+	only := fs.String("only", "a,b,c,d,e,f", "scenarios to run, comma-separated; d runs alongside b, so it runs b too")
 	fs.StringVar(&o.Out, "out", "", "JSON file for the figures (default bench-results/bench-<UTC time>.json)")
 	fs.DurationVar(&o.GraphLatency, "graph-latency", 20*time.Millisecond, "latency of every simulated Graph call in (e)")
 	fs.IntVar(&o.GraphMaxInFlight, "graph-max-in-flight", 32, "LICENSEOPS_GRAPH_MAX_IN_FLIGHT of the worker in (e): Graph calls in flight per tenant")
@@ -127,7 +129,7 @@ func ParseFlags(args []string) (*Options, error) {
 	for s := range strings.SplitSeq(*only, ",") {
 		s = strings.ToLower(strings.TrimSpace(s))
 		if len(s) != 1 || !strings.Contains(benchScenarios, s) {
-			return nil, fmt.Errorf("%w: --only takes letters among a,b,c,d,e, not %q", ErrUsage, s)
+			return nil, fmt.Errorf("%w: --only takes letters among a,b,c,d,e,f, not %q", ErrUsage, s)
 		}
 		if !slices.Contains(o.Only, s) {
 			o.Only = append(o.Only, s)
@@ -157,6 +159,7 @@ type Report struct {
 	Change     *benchRollout     `json:"change,omitempty"`
 	Interact   *benchInteractive `json:"interactive,omitempty"`
 	Graph      *benchGraph       `json:"graph,omitempty"`
+	Fair       *benchFair        `json:"fairness,omitempty"`
 	Targets    []benchTarget     `json:"targets"`
 	Errors     map[string]string `json:"errors,omitempty"`
 	ProcessLog string            `json:"process_logs,omitempty"`
@@ -316,6 +319,9 @@ func Run(ctx context.Context, o *Options) (*Report, error) {
 	}
 	if sel("e") {
 		run("e", r.runGraph)
+	}
+	if sel("f") {
+		run("f", r.runFair)
 	}
 	r.rep.Machine.LoadEnd = benchLoadAvg()
 	r.rep.DurationS = time.Since(start).Seconds()
@@ -536,6 +542,7 @@ func (r *benchRunner) evaluate() {
 		add("e.ratio", "Graph users/s ÷ bound", g.RatioToBound, "", "≥ 0.80", g.RatioToBound >= 0.8)
 		r.rss("e", &g.benchRollout)
 	}
+	r.fairTargets()
 }
 
 const benchRSSLimitMiB = 256
@@ -636,6 +643,9 @@ func (r *benchRunner) printTable(w io.Writer) {
 			row("", "api / worker peak RSS", fmt.Sprintf("%.0f / %.0f MiB", g.APIPeakRSSMiB, g.WorkerPeakRSSMiB), "")
 			row("", benchCPUHeader, benchCPURow(g.CPU), "")
 		}
+	}
+	if sel("f") && !failed("f", "(f) fairness") {
+		r.fairRows(row)
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\n(a) in the ratios is (a)'s processing rate. \"Last item recorded\" is max(finished_at) of the items in Postgres\n"+

@@ -72,6 +72,7 @@ func TestBench(t *testing.T) {
 		"interactive.operations", "interactive.p50_ms", "interactive.p99_ms",
 		"graph.users_per_s", "graph.bound_per_s", "graph.ratio_to_bound",
 		"graph.api_peak_rss_mib", "graph.worker_peak_rss_mib",
+		"fairness.b_last_item_s", "fairness.b_users_per_s", "fairness.a_users_per_s", "fairness.interactive.p99_ms",
 	}
 	for _, path := range figures {
 		v, ok := lookupJSON(doc, path)
@@ -96,7 +97,7 @@ func TestBench(t *testing.T) {
 	for _, sc := range []struct {
 		name  string
 		users float64
-	}{{"rollout", 2000}, {"change", 2000}, {"graph", 500}} {
+	}{{"rollout", 2000}, {"change", 2000}, {"graph", 500}, {"fairness", 3000}} {
 		succeeded, _ := lookupJSON(doc, sc.name+".succeeded")
 		failed, _ := lookupJSON(doc, sc.name+".failed")
 		if succeeded != sc.users || failed != 0.0 {
@@ -111,7 +112,7 @@ func TestBench(t *testing.T) {
 		t.Errorf("targets = %v, want one per target figure", targets)
 	}
 	// One table, with each target's verdict.
-	for _, want := range []string{"(a) bare asynq", "(b) rollout", "(c) change", "(d) interactive", "(e) Graph simulator", "≤ 2 s", "≥ 0.80"} {
+	for _, want := range []string{"(a) bare asynq", "(b) rollout", "(c) change", "(d) interactive", "(e) Graph simulator", "(f) fairness", "≤ 2 s", "≥ 0.80"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

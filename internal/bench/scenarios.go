@@ -1,7 +1,8 @@
 package bench
 
 // The scenarios of the bench: (a) bare asynq, (b) rollout with (d)
-// interactive operations alongside, (c) four-SKU change, (e) Graph simulator.
+// interactive operations alongside, (c) four-SKU change, (e) Graph simulator,
+// (f) fairness between two customers' rollouts.
 
 import (
 	"bytes"
@@ -741,4 +742,181 @@ func (r *benchRunner) runGraph(ctx context.Context) error {
 				g.UsersPerS, g.BoundPerS, g.RatioToBound, g.GraphRequests, g.PeakInFlight)
 			return nil
 		})
+}
+
+// ---------------------------------------------------------------- (f)
+
+// benchFairBUsers is the size of customer B's rollout in (f).
+const benchFairBUsers = 1000
+
+// benchFair is (f): customer B's rollout started while customer A's runs,
+// with a two-user change every second during both. Times are from B's
+// POST unless said otherwise.
+type benchFair struct {
+	UsersA int `json:"users_a"`
+	UsersB int `json:"users_b"`
+	// BStartedAfterS is A's POST to B's POST; ADoneAtBStart is how many
+	// of A's users were finished then.
+	BStartedAfterS float64 `json:"b_started_after_a_s"`
+	ADoneAtBStart  int     `json:"a_done_at_b_start"`
+	// BLastItemS is B's POST to B's last item recorded, BCompletedS to its
+	// finished report.
+	BLastItemS  float64 `json:"b_last_item_s"`
+	BCompletedS float64 `json:"b_completed_s"`
+	BUsersPerS  float64 `json:"b_users_per_s"`
+	// AUsersPerSDuringB is A's users finished per second from B's POST to
+	// B's finished report, and APendingAtBEnd A's users still pending then:
+	// B did not wait for A.
+	AUsersPerSDuringB float64 `json:"a_users_per_s_during_b"`
+	APendingAtBEnd    int     `json:"a_pending_at_b_end"`
+	// BShare is B's share of the users finished while B ran.
+	BShare float64 `json:"b_share"`
+	// ALastItemS is A's POST to A's last item recorded.
+	ALastItemS  float64           `json:"a_last_item_s"`
+	AUsersPerS  float64           `json:"a_users_per_s"`
+	Succeeded   int               `json:"succeeded"`
+	Failed      int               `json:"failed"`
+	Interactive *benchInteractive `json:"interactive"`
+}
+
+// runFair measures fairness between customers on the local directory:
+// customer A's rollout to --users users (the bulk queue from
+// LICENSEOPS_BULK_MIN users) runs; once a tenth of it is done, a
+// two-user change of customer B starts every second and B's rollout of
+// 1,000 users is posted. B should finish in about its own share of the
+// throughput, not after A, and the two-user changes within a second.
+func (r *benchRunner) runFair(ctx context.Context) error {
+	nA, nB := r.o.Users, benchFairBUsers
+	customerA, customerB := "bench-"+r.runID+"-fa", "bench-"+r.runID+"-fb"
+	usersA, usersB, iusers := benchUserIDs(5, nA), benchUserIDs(6, nB), benchUserIDs(7, 2*benchInteractivePairs)
+	r.progress("(f) seeding customers %s (%d users) and %s (%d users, %d for the two-user changes)", customerA, nA, customerB, nB, len(iusers))
+	return r.scenarioRun(ctx, "f", nil,
+		func(s *benchStack, c *client.Client) error {
+			if err := seedTenant(ctx, c, client.CustomerRequest{ID: customerA, Name: "Bench fairness A", DefaultUsageLocation: new("US")},
+				usersA, map[string]int{"BENCH_E5": nA}); err != nil {
+				return err
+			}
+			return seedTenant(ctx, c, client.CustomerRequest{ID: customerB, Name: "Bench fairness B", DefaultUsageLocation: new("US")},
+				append(slices.Clone(usersB), iusers...), map[string]int{"BENCH_E5": nB, benchInteractiveSKU: len(iusers)})
+		},
+		func(s *benchStack) error {
+			c := r.client(s.url)
+			f := &benchFair{UsersA: nA, UsersB: nB}
+			opOf := func(customer string, users []string) (client.AcceptedOperation, error) {
+				body, err := json.Marshal(client.OperationRequest{UserIDs: users, Assign: []string{"BENCH_E5"}})
+				if err != nil {
+					return client.AcceptedOperation{}, err
+				}
+				return postOperation(ctx, c, customer, body)
+			}
+			r.progress("(f) A: assign BENCH_E5 to %d users", nA)
+			postA := time.Now()
+			accA, err := opOf(customerA, usersA)
+			if err != nil {
+				return err
+			}
+			opA, err := benchWaitOperation(ctx, s, c, accA.ID, 100*time.Millisecond, benchOpTimeout(nA),
+				func(op client.Operation) bool { return op.Total-op.Pending >= max(1, nA/10) })
+			if err != nil {
+				return err
+			}
+			d := r.newInteractive(s.url, customerB, iusers)
+			d.start(ctx)
+			stopped := false
+			defer func() {
+				if !stopped {
+					d.stop()
+				}
+			}()
+			postB := time.Now()
+			f.BStartedAfterS, f.ADoneAtBStart = postB.Sub(postA).Seconds(), opA.Total-opA.Pending
+			r.progress("(f) B: assign BENCH_E5 to %d users, %.1fs after A's POST (%d of A's users done)", nB, f.BStartedAfterS, f.ADoneAtBStart)
+			accB, err := opOf(customerB, usersB)
+			if err != nil {
+				return err
+			}
+			opB, err := benchWaitOperation(ctx, s, c, accB.ID, 50*time.Millisecond, benchOpTimeout(nA+nB),
+				func(op client.Operation) bool { return op.FinishedAt != nil })
+			if err != nil {
+				return err
+			}
+			bDone := time.Since(postB)
+			if opA, err = c.GetOperation(ctx, accA.ID); err != nil {
+				return err
+			}
+			f.BCompletedS, f.BLastItemS = bDone.Seconds(), bDone.Seconds()
+			if d := opB.FinishedAt.Sub(postB); d > 0 && d <= bDone {
+				f.BCompletedS = d.Seconds()
+			}
+			if last, err := r.s.Store.LastItemFinishedAt(ctx, accB.ID); err == nil && last != nil {
+				if d := last.Sub(postB); d > 0 && d <= bDone {
+					f.BLastItemS = d.Seconds()
+				}
+			}
+			aDuringB := opA.Total - opA.Pending - f.ADoneAtBStart
+			f.APendingAtBEnd = opA.Pending
+			f.BUsersPerS = float64(nB) / f.BLastItemS
+			f.AUsersPerSDuringB = float64(aDuringB) / bDone.Seconds()
+			f.BShare = float64(nB) / float64(nB+aDuringB)
+			r.progress("(f) B's %d users done %.2fs after its POST (finished report %.2fs), %d of A's users meanwhile (%.0f/s), %d of A's pending",
+				nB, f.BLastItemS, f.BCompletedS, aDuringB, f.AUsersPerSDuringB, f.APendingAtBEnd)
+			opA, err = benchWaitOperation(ctx, s, c, accA.ID, benchOpPoll, benchOpTimeout(nA),
+				func(op client.Operation) bool { return op.FinishedAt != nil })
+			d.stop()
+			stopped = true
+			if err != nil {
+				return err
+			}
+			f.ALastItemS = time.Since(postA).Seconds()
+			if last, err := r.s.Store.LastItemFinishedAt(ctx, accA.ID); err == nil && last != nil {
+				if d := last.Sub(postA); d > 0 && d.Seconds() <= f.ALastItemS {
+					f.ALastItemS = d.Seconds()
+				}
+			}
+			f.AUsersPerS = float64(nA) / f.ALastItemS
+			f.Succeeded, f.Failed = opA.Succeeded+opB.Succeeded, opA.Failed+opB.Failed
+			f.Interactive = d.result()
+			r.rep.Fair = f
+			if f.Interactive.Operations == 0 {
+				return fmt.Errorf("(f): no two-user change finished: %v", d.firstErr)
+			}
+			r.progress("(f) A's %d users in %.1fs (%.0f/s); two-user changes: %d, p50 %.0f ms, p99 %.0f ms",
+				nA, f.ALastItemS, f.AUsersPerS, f.Interactive.Operations, f.Interactive.P50Ms, f.Interactive.P99Ms)
+			return nil
+		})
+}
+
+// benchFairBTargetS is how soon after its POST B's 1,000 users are to be
+// done: a few seconds, about B's share of the throughput.
+const benchFairBTargetS = 5
+
+// fairTargets adds the targets of (f).
+func (r *benchRunner) fairTargets() {
+	f := r.rep.Fair
+	if f == nil {
+		return
+	}
+	r.rep.Targets = append(r.rep.Targets,
+		benchTarget{ID: "f.b", Figure: "B's rollout, POST to last item", Value: f.BLastItemS, Unit: "s",
+			Target: fmt.Sprintf("≤ %d s", benchFairBTargetS), Met: f.BLastItemS <= benchFairBTargetS},
+		benchTarget{ID: "f.p99", Figure: "two-user change p99 during A and B", Value: f.Interactive.P99Ms / 1000, Unit: "s",
+			Target: "≤ 1 s", Met: f.Interactive.P99Ms <= 1000})
+}
+
+// fairRows prints the rows of (f).
+func (r *benchRunner) fairRows(row func(scenario, figure, value, id string)) {
+	f := r.rep.Fair
+	if f == nil {
+		return
+	}
+	row(fmt.Sprintf("(f) fairness: B's %s users", benchInt(f.UsersB)), "B: POST to last item", benchSecs(f.BLastItemS), "f.b")
+	row(fmt.Sprintf("    during A's %s", benchInt(f.UsersA)), "B: POST to finished report", benchSecs(f.BCompletedS), "")
+	row("", "B's share of the users done while B ran", fmt.Sprintf("%.2f", f.BShare), "")
+	row("", "A while B ran / A's pending at B's end", fmt.Sprintf("%s / %s", benchRate(f.AUsersPerSDuringB, "users/s"), benchInt(f.APendingAtBEnd)), "")
+	row("", "A: end to end", benchRate(f.AUsersPerS, "users/s"), "")
+	row(fmt.Sprintf("    2 users every 1 s, n=%d", f.Interactive.Operations), "two-user change p50 / p99",
+		fmt.Sprintf("%s / %s", benchMs(f.Interactive.P50Ms), benchMs(f.Interactive.P99Ms)), "f.p99")
+	if f.Failed > 0 || f.Interactive.Failed > 0 {
+		row("", "users failed / changes failed", fmt.Sprintf("%d / %d", f.Failed, f.Interactive.Failed), "")
+	}
 }

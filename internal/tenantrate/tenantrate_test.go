@@ -231,3 +231,41 @@ func TestAppShareAndPressure(t *testing.T) {
 		t.Fatalf("under pressure 1.0, nine intervals take %v, want 1.125 s", gap)
 	}
 }
+
+// Pressure Graph reports is shared by every process: up to 0.8 of a limit
+// used changes nothing; pressure on the app's limit across tenants
+// (reported by one process for one tenant) slows every tenant, as paced by
+// another process, in proportion.
+func TestAppPressureSlowsEveryTenant(t *testing.T) {
+	t.Parallel()
+	rdb := client(t)
+	cfg := Config{PerSecond: 10, Hold: time.Millisecond, Horizon: time.Hour}
+	l1, err := NewWithConfig(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := NewWithConfig(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// tenGaps is the time the 30th to 40th of 40 writes to tenant take:
+	// ten intervals after the burst.
+	tenGaps := func(l *Limiter, tenant string) time.Duration {
+		got := admitN(t, l, tenant, 40)
+		return got[39].Wait - got[29].Wait
+	}
+	if err := l1.ReportPressure(ctx, "x", PressureThreshold, false); err != nil {
+		t.Fatal(err)
+	}
+	if gap := tenGaps(l2, "x"); gap < 950*time.Millisecond || gap > 1050*time.Millisecond {
+		t.Fatalf("at %.1f of its limit, 10 writes of a tenant at 10/s take %v, want 1 s", PressureThreshold, gap)
+	}
+	if err := l1.ReportPressure(ctx, "x", 1.6, true); err != nil {
+		t.Fatal(err)
+	}
+	// 10/s slowed to 0.8/1.6 of it: 5/s.
+	if gap := tenGaps(l2, "y"); gap < 1950*time.Millisecond || gap > 2050*time.Millisecond {
+		t.Fatalf("with the app at 1.6 of its limit, 10 writes of another tenant at 10/s take %v, want 2 s", gap)
+	}
+}
