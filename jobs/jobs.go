@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
 	"github.com/licenseops/licenseops/licensing"
 )
 
