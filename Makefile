@@ -5,7 +5,7 @@ DEVBIN  := bin/licenseops-dev
 PKGS    := ./...
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: help build build-dev demo test test-ops lint bench deps clean
+.PHONY: help build build-dev demo test test-ops lint bench bench-console screenshots deps clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,8 +58,15 @@ lint: deps ## gofmt, go vet, gosec and govulncheck
 	fi; \
 	exit $$status
 
-bench: deps build build-dev ## end-to-end benchmark (minutes): one table, figures in bench-results/*.json; BENCH_FLAGS="--only a,b"
+bench: deps build build-dev ## end-to-end benchmark (many minutes) on a durable private Postgres: one table with verdicts, figures in bench-results/*.json; BENCH_FLAGS="--only a,b,scale --users 20000"
 	./$(DEVBIN) bench --exe $(BIN) --out bench-results/bench-$$(date -u +%Y%m%dT%H%M%SZ).json $(BENCH_FLAGS)
+
+bench-console: deps ## the web console's page benchmarks (Manage licenses for 10,000 selected users, a users page)
+	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./console
+
+screenshots: deps ## PNGs of every console page in docs/console/, taken by the browser test in Chromium
+	rm -f docs/console/*.png
+	LICENSEOPS_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run '^TestBrowser(PartnerProcedure|Reader)$$' ./console
 
 clean: ## remove build output
 	rm -rf bin

@@ -10,35 +10,6 @@ import (
 	"github.com/licenseops/licenseops/licensing"
 )
 
-// statusOf maps an error code to its HTTP status. It is the only place that
-// does, so a code means the same status everywhere.
-func statusOf(code licensing.Code) int {
-	switch code {
-	case licensing.CodeInvalidRequest:
-		return http.StatusBadRequest
-	case licensing.CodeUnauthenticated:
-		return http.StatusUnauthorized
-	case licensing.CodeForbidden:
-		return http.StatusForbidden
-	case licensing.CodeNotFound:
-		return http.StatusNotFound
-	case licensing.CodeMethodNotAllowed:
-		return http.StatusMethodNotAllowed
-	case licensing.CodeConflict, licensing.CodeCountViolation, licensing.CodeIdempotencyKeyInUse, licensing.CodeSeatsInUse:
-		return http.StatusConflict
-	case licensing.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case licensing.CodeIdempotencyKeyReused, licensing.CodeUnknownUsers, licensing.CodeUnknownSkus:
-		return http.StatusUnprocessableEntity
-	case licensing.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case licensing.CodeUnavailable, licensing.CodeNotMigrated:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }
@@ -61,7 +32,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == licensing.CodeInternal {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
-	writeJSON(w, statusOf(code), body)
+	writeJSON(w, licensing.HTTPStatus(code), body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -137,7 +137,7 @@ func FuzzCSVRecord(f *testing.F) {
 			Error: &licensing.Error{Code: licensing.CodeCountViolation, Message: message},
 		}
 		rec := make([]string, len(CSVHeader))
-		csvRecord(rec, row)
+		licensing.ReportCSVRecord(rec, row)
 		raw := []string{userID, name, upn, "failed", skuA, skuB, skuA + ";" + skuB, loc, string(licensing.CodeCountViolation), message}
 		for i, cell := range rec {
 			if cell != "" && strings.ContainsRune("=+-@\t\r\n", rune(cell[0])) {

@@ -272,7 +272,7 @@ func (s *Server) writeJSONReport(w http.ResponseWriter, r *http.Request, op lice
 }
 
 // CSVHeader is the header line of the CSV report.
-var CSVHeader = []string{"user_id", "display_name", "user_principal_name", "status", "assigned", "revoked", "licenses", "usage_location", "error_code", "error_message"}
+var CSVHeader = licensing.ReportCSVHeader
 
 func (s *Server) writeCSVReport(w http.ResponseWriter, r *http.Request, op licensing.Operation) error {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -281,7 +281,7 @@ func (s *Server) writeCSVReport(w http.ResponseWriter, r *http.Request, op licen
 	_ = cw.Write(CSVHeader)
 	rec := make([]string, len(CSVHeader))
 	err := s.store.Report(r.Context(), op.ID, func(row *licensing.ReportRow) error {
-		csvRecord(rec, row)
+		licensing.ReportCSVRecord(rec, row)
 		return cw.Write(rec)
 	})
 	cw.Flush()
@@ -289,32 +289,4 @@ func (s *Server) writeCSVReport(w http.ResponseWriter, r *http.Request, op licen
 		s.log.Error("report stream failed", "operation_id", op.ID, "error", err)
 	}
 	return nil
-}
-
-// csvRecord fills rec (len(CSVHeader) cells) with row. Every cell goes
-// through csvSafe, not only the names: user and SKU IDs are chosen by
-// clients and may start with '=', and error messages quote them.
-func csvRecord(rec []string, row *licensing.ReportRow) {
-	rec[0], rec[1], rec[2], rec[3] = row.UserID, row.DisplayName, row.UserPrincipalName, row.Status
-	rec[4], rec[5], rec[6] = strings.Join(row.Assigned, ";"), strings.Join(row.Revoked, ";"), strings.Join(row.Licenses, ";")
-	rec[7], rec[8], rec[9] = "", "", ""
-	if row.UsageLocation != nil {
-		rec[7] = *row.UsageLocation
-	}
-	if row.Error != nil {
-		rec[8], rec[9] = string(row.Error.Code), row.Error.Message
-	}
-	for i, v := range rec {
-		rec[i] = csvSafe(v)
-	}
-}
-
-// csvSafe defuses spreadsheet formula injection: a cell starting with
-// = + - @, a tab or a line break is prefixed with a quote, which
-// spreadsheets show as text and do not evaluate (OWASP "CSV Injection").
-func csvSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r\n", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }

@@ -44,6 +44,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry is where the API's metrics are registered and served from.
 	Registry *prometheus.Registry
+	// Console, when set, serves the web console under /console/ (and "/"
+	// as a redirect to it) beside the API in the same process.
+	Console http.Handler
 }
 
 // WithDefaults returns the config with every unset field at its default.
@@ -253,6 +256,10 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /healthz", s.instrument("GET /healthz", http.HandlerFunc(health.Live)))
 	mux.Handle("GET /readyz", s.instrument("GET /readyz", health.Ready(s.store, s.rdb)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	if s.cfg.Console != nil {
+		mux.Handle("/console/", s.instrument("/console/", s.cfg.Console))
+		mux.Handle("GET /{$}", s.instrument("GET /", s.cfg.Console))
+	}
 	// No catch-all "/": it would match every path with every method and
 	// hide the ServeMux's own 405. Requests that no pattern matches go to
 	// unmatched instead, which answers in the contract's error body.

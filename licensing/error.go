@@ -12,7 +12,7 @@ import (
 // code once published never changes its meaning.
 type Code string
 
-// Request-level codes (mapped to HTTP statuses in one place, in package api).
+// Request-level codes (mapped to HTTP statuses in one place, HTTPStatus).
 const (
 	CodeInvalidRequest       Code = "InvalidRequest"
 	CodeUnauthenticated      Code = "Unauthenticated"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test`, `make demo` and `make bench` need and a fresh
 # Debian machine may lack: the PostgreSQL and Redis server binaries (the
-# tests and the demo start private servers from them; none is started here)
+# tests and the demo start private servers from them; none is started here),
+# Debian's headless Chromium and axe-core for the console's browser tests,
 # and make's other tools. Go modules come through the Go module proxy.
 set -euo pipefail
 
@@ -15,6 +16,10 @@ missing=()
 have_postgres || missing+=(postgresql)
 have_redis || missing+=(redis-server)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)   # go test -race needs cgo
+# The console's browser tests (console/browser_test.go) drive this one.
+command -v chromium-headless-shell >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium-headless-shell ] ||
+  missing+=(chromium-headless-shell)
+command -v npm >/dev/null 2>&1 || missing+=(npm)    # fetches axe-core, below
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -39,3 +44,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 go mod download
+# axe-core, the accessibility checker the browser tests inject into each
+# page: a pinned version from the npm registry, kept in .cache/ (ignored by
+# git) so that it is fetched once.
+./scripts/ensure-axe.sh >/dev/null

@@ -169,22 +169,33 @@ type UserPage struct {
 // optionally filtered by a case-insensitive substring of the display or
 // principal name.
 func (s *Store) ListUsers(ctx context.Context, customerKey int64, q string, limit, offset int) (UserPage, error) {
-	pattern := ""
-	if q != "" {
-		pattern = "%" + likeEscaper.Replace(q) + "%"
+	return s.listUsers(ctx, customerKey, nil, false, q, limit, offset)
+}
+
+// ListUsersIn is ListUsers restricted to the users of ids (the console's
+// selection).
+func (s *Store) ListUsersIn(ctx context.Context, customerKey int64, ids []string, q string, limit, offset int) (UserPage, error) {
+	return s.listUsers(ctx, customerKey, ids, true, q, limit, offset)
+}
+
+func (s *Store) listUsers(ctx context.Context, customerKey int64, ids []string, restrict bool, q string, limit, offset int) (UserPage, error) {
+	from := "users u"
+	args := []any{customerKey, likePattern(q)}
+	if restrict {
+		from += " JOIN unnest($3::text[]) AS x(id) ON u.id = x.id"
+		args = append(args, pq.StringArray(ids))
 	}
+	where := " WHERE u.customer_key = $1 AND ($2 = '' OR u.display_name ILIKE $2 OR u.user_principal_name ILIKE $2)"
 	var page UserPage
-	if err := s.db.GetContext(ctx, &page.Total, `
-		SELECT count(*) FROM users WHERE customer_key = $1
-		AND ($2 = '' OR display_name ILIKE $2 OR user_principal_name ILIKE $2)`, customerKey, pattern); err != nil {
+	if err := s.db.GetContext(ctx, &page.Total, "SELECT count(*) FROM "+from+where, args...); err != nil {
 		return page, err
 	}
+	n := len(args)
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT u.id, u.user_principal_name, u.display_name, u.usage_location, u.account_enabled, u.last_sign_in_at,
 			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY a.sku_id)
-		FROM users u WHERE u.customer_key = $1
-		AND ($2 = '' OR u.display_name ILIKE $2 OR u.user_principal_name ILIKE $2)
-		ORDER BY u.display_name, u.id LIMIT $3 OFFSET $4`, customerKey, pattern, limit, offset)
+		FROM `+from+where+`
+		ORDER BY u.display_name, u.id LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2), append(args, limit, offset)...)
 	if err != nil {
 		return page, err
 	}
@@ -200,6 +211,14 @@ func (s *Store) ListUsers(ctx context.Context, customerKey int64, q string, limi
 		page.Users = append(page.Users, u)
 	}
 	return page, rows.Err()
+}
+
+// likePattern is the ILIKE pattern of a substring search, "" for none.
+func likePattern(q string) string {
+	if q == "" {
+		return ""
+	}
+	return "%" + likeEscaper.Replace(q) + "%"
 }
 
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)

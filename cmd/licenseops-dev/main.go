@@ -26,8 +26,9 @@ Usage:
 Commands:
   demo       run a tenant-wide change of licenses on a demo tenant, end to end
              (make demo): --users N, --directory local|graphsim, --out DIR
-  bench      end-to-end benchmark, api and worker as processes of the licenseops
-             binary (make bench); prints a table, writes JSON
+  bench      end-to-end benchmark, api and workers as processes of the licenseops
+             binary, on a durable Postgres unless --fast-unsafe-postgres (make
+             bench); prints a table with each target's verdict, writes JSON
   graphsim   serve a Microsoft Graph simulator: --addr, --seed FILE, --latency, --throttle …
 
 demo and bench start private Postgres and Redis unless DATABASE_URL and

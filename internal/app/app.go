@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/api"
+	"github.com/licenseops/licenseops/console"
 	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/internal/health"
 	"github.com/licenseops/licenseops/internal/tenantrate"
@@ -111,6 +112,14 @@ func Open(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) (*App, e
 		reg.MustRegister(api.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(a.rdb)))
 		apiCfg := cfg.API
 		apiCfg.Logger, apiCfg.Registry = log, reg
+		apiCfg = apiCfg.WithDefaults() // the console shares its buy-more URL and rate limits
+		con, err := console.New(console.Config{BuyMoreURL: apiCfg.BuyMoreURL, RateLimitPerSecond: apiCfg.RateLimitPerSecond,
+			RateLimitBurst: apiCfg.RateLimitBurst, TrustProxy: cfg.ConsoleTrustProxy, Logger: log}, a.intake, store, a.rdb)
+		if err != nil {
+			_ = a.close()
+			return nil, err
+		}
+		apiCfg.Console = con.Handler()
 		a.api, err = api.New(apiCfg, a.intake, store, a.rdb)
 		if err != nil {
 			_ = a.close()

@@ -40,6 +40,10 @@ type Config struct {
 
 	// API is the HTTP API's part (listen address, buy-more URL, rate limit).
 	API api.Config
+	// ConsoleTrustProxy marks the web console's session cookies Secure
+	// when a proxy in front says the request came over HTTPS
+	// (X-Forwarded-Proto); the console takes the rest from API.
+	ConsoleTrustProxy bool
 	// Intake is the part of operation intake, shared by the api and the
 	// worker's cleanup runs (queue threshold, limits, enqueue parallelism).
 	Intake intake.Config
@@ -218,6 +222,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.API.BuyMoreURL = e.str("LICENSEOPS_BUY_MORE_URL", c.API.BuyMoreURL)
 	c.API.RateLimitPerSecond = e.integer("LICENSEOPS_RATE_LIMIT", c.API.RateLimitPerSecond)
 	c.API.RateLimitBurst = e.count("LICENSEOPS_RATE_LIMIT_BURST", c.API.RateLimitBurst)
+	c.ConsoleTrustProxy = e.boolean("LICENSEOPS_CONSOLE_TRUST_PROXY")
 
 	interactiveMax := e.count("LICENSEOPS_INTERACTIVE_MAX", c.Intake.InteractiveMax)
 	c.Intake.InteractiveMax, c.Worker.InteractiveMax = interactiveMax, interactiveMax

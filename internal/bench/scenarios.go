@@ -1,8 +1,9 @@
 package bench
 
 // The scenarios of the bench: (a) bare asynq, (b) rollout with (d)
-// interactive operations alongside, (c) four-SKU change, (e) Graph simulator,
-// (f) fairness between two customers' rollouts.
+// interactive operations alongside, (c) four-SKU change, (e) Graph
+// simulator; and what they share: processes, seeding, timed operations,
+// the checker. scale.go, watch.go and download.go hold the others.
 
 import (
 	"bytes"
@@ -37,10 +38,9 @@ import (
 )
 
 const (
-	// benchOpPoll is how often a big operation is polled. Each GET counts
-	// the operation's items, a scan of 100,000 rows (tens of ms of Postgres
-	// CPU), so polling faster would load the Postgres it measures; the
-	// precise end comes from max(finished_at) anyway.
+	// benchOpPoll is how often the bench polls a big operation, as a
+	// watching CLI does; the precise end comes from max(finished_at), and
+	// the watch scenario measures what more polling costs.
 	benchOpPoll = time.Second
 	// benchInteractivePoll is how often an interactive operation is polled.
 	benchInteractivePoll = 10 * time.Millisecond
@@ -68,10 +68,33 @@ func benchOpTimeout(n int) time.Duration { return 5*time.Minute + time.Duration(
 
 // runBaseline measures bare asynq: the api's parallel enqueuer puts N
 // no-op tasks on the queue, then an asynq server configured like the
-// worker's (concurrency, queues, poll interval, Redis pool) processes them.
+// worker's (queues, poll interval, Redis pool) processes them, once for
+// each concurrency of --baseline-concurrency. The best run is the baseline:
+// the queue's ceiling on this machine, whatever concurrency reaches it.
 func (r *benchRunner) runBaseline(ctx context.Context) error {
+	base := &benchBaseline{Tasks: r.o.Users, EnqueueWorker: intake.Config{}.WithDefaults().EnqueueParallelism}
+	for _, conc := range r.o.BaselineConcurrency {
+		run, err := r.baselineRun(ctx, conc)
+		if err != nil {
+			return fmt.Errorf("concurrency %d: %w", conc, err)
+		}
+		base.Runs = append(base.Runs, run)
+		base.NoiseCores = max(base.NoiseCores, run.CPU.Noise())
+		if run.ProcessPerS > base.ProcessPerS {
+			base.EnqueueS, base.EnqueuePerS, base.ProcessS, base.ProcessPerS, base.Concurrency = run.EnqueueS, run.EnqueuePerS, run.ProcessS, run.ProcessPerS, run.Concurrency
+		}
+	}
+	r.rep.Baseline = base
+	r.progress("(a) baseline: %.0f tasks/s at concurrency %d", base.ProcessPerS, base.Concurrency)
+	return nil
+}
+
+// baselineRun enqueues N no-op tasks on the flushed Redis and processes them
+// with a bare asynq server of concurrency conc.
+func (r *benchRunner) baselineRun(ctx context.Context, conc int) (benchBaselineRun, error) {
+	run := benchBaselineRun{Concurrency: conc}
 	if err := r.flushRedis(ctx); err != nil {
-		return err
+		return run, err
 	}
 	n := r.o.Users
 	r.progress("(a) bare asynq: enqueueing %d no-op tasks", n)
@@ -81,39 +104,40 @@ func (r *benchRunner) runBaseline(ctx context.Context) error {
 			return nil, err
 		}
 		// The pool NewApp gives the api and the worker.
-		opts.PoolSize = min(max(r.o.Concurrency/2, 64), 256)
+		opts.PoolSize = min(max(conc/2, 64), 256)
 		return redis.NewClient(opts), nil
 	}
 	enqRDB, err := newClient()
 	if err != nil {
-		return err
+		return run, err
 	}
 	defer enqRDB.Close()
 	srvRDB, err := newClient()
 	if err != nil {
-		return err
+		return run, err
 	}
 	defer srvRDB.Close()
 	par := intake.Config{}.WithDefaults().EnqueueParallelism
 	enq := &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(enqRDB), Parallelism: par}
 	ids := benchUserIDs(0, n)
 	start := time.Now()
-	res, err := enq.EnqueueItems(ctx, "bench-baseline-"+r.runID, jobs.QueueDefault, ids)
+	res, err := enq.EnqueueItems(ctx, fmt.Sprintf("bench-baseline-%s-%d", r.runID, conc), jobs.QueueDefault, ids)
 	if err != nil {
-		return err
+		return run, err
 	}
 	enqueue := time.Since(start)
 	if res.Enqueued != n {
-		return fmt.Errorf("enqueued %d tasks of %d (%d already there)", res.Enqueued, n, res.Existing)
+		return run, fmt.Errorf("enqueued %d tasks of %d (%d already there)", res.Enqueued, n, res.Existing)
 	}
-	r.progress("(a) processing them with concurrency %d", r.o.Concurrency)
-	wcfg := worker.Config{Concurrency: r.o.Concurrency}.WithDefaults()
+	r.progress("(a) processing them with concurrency %d", conc)
+	wcfg := worker.Config{Concurrency: conc}.WithDefaults()
 	var done atomic.Int64
 	finished := make(chan struct{})
 	srv := asynq.NewServerFromRedisClient(srvRDB, asynq.Config{
 		Concurrency: wcfg.Concurrency, Queues: jobs.QueueWeights, TaskCheckInterval: wcfg.TaskCheckInterval,
 		ShutdownTimeout: wcfg.ShutdownTimeout, LogLevel: asynq.WarnLevel,
 	})
+	window := benchStartWindow(nil)
 	start = time.Now()
 	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
 		if done.Add(1) == int64(n) {
@@ -121,49 +145,58 @@ func (r *benchRunner) runBaseline(ctx context.Context) error {
 		}
 		return nil
 	})); err != nil {
-		return err
+		return run, err
 	}
 	defer srv.Shutdown()
 	select {
 	case <-finished:
 	case <-ctx.Done():
-		return ctx.Err()
+		return run, ctx.Err()
 	case <-time.After(benchOpTimeout(n)):
-		return fmt.Errorf("processed %d tasks of %d in %s", done.Load(), n, benchOpTimeout(n))
+		return run, fmt.Errorf("processed %d tasks of %d in %s", done.Load(), n, benchOpTimeout(n))
 	}
 	process := time.Since(start)
-	r.rep.Baseline = &benchBaseline{
-		Tasks: n, EnqueueS: enqueue.Seconds(), EnqueuePerS: float64(n) / enqueue.Seconds(),
-		ProcessS: process.Seconds(), ProcessPerS: float64(n) / process.Seconds(),
-		Concurrency: wcfg.Concurrency, EnqueueWorker: par,
-	}
-	r.progress("(a) %.0f tasks/s enqueued, %.0f tasks/s processed", r.rep.Baseline.EnqueuePerS, r.rep.Baseline.ProcessPerS)
-	return nil
+	run.CPU = window.stop()
+	run.EnqueueS, run.EnqueuePerS = enqueue.Seconds(), float64(n)/enqueue.Seconds()
+	run.ProcessS, run.ProcessPerS = process.Seconds(), float64(n)/process.Seconds()
+	r.progress("(a) %.0f tasks/s enqueued, %.0f tasks/s processed at concurrency %d (others %.2f cores)", run.EnqueuePerS, run.ProcessPerS, conc, run.CPU.Noise())
+	return run, nil
 }
 
 // ---------------------------------------------------------------- processes
 
-// benchStack is an api and a worker process.
+// benchStack is an api and one or more worker processes.
 type benchStack struct {
-	api, worker *stack.Proc
-	url         string
+	api     *stack.Proc
+	workers []*stack.Proc
+	url     string
 }
 
-// startStack starts a worker and an api process and waits until both are
-// ready: the api answers /readyz, the worker's asynq server is registered
-// and its sweeper has swept once (on the flushed Redis, a sweeper's first
-// sweep takes every pending item for lost and enqueues it again, which a
-// long-running deployment never does).
+// startStack starts a worker and an api process; see startStackWorkers.
 func (r *benchRunner) startStack(ctx context.Context, extraEnv []string) (*benchStack, error) {
+	return r.startStackWorkers(ctx, extraEnv, 1)
+}
+
+// startStackWorkers starts n workers and an api process and waits until all
+// are ready: the api answers /readyz, each worker's asynq server is
+// registered and its sweeper has swept once (on the flushed Redis, a
+// sweeper's first sweep takes every pending item for lost and enqueues it
+// again, which a long-running deployment never does).
+func (r *benchRunner) startStackWorkers(ctx context.Context, extraEnv []string, n int) (*benchStack, error) {
 	env := append(slices.Clone(extraEnv), "LICENSEOPS_WORKER_CONCURRENCY="+strconv.Itoa(r.o.Concurrency))
 	if r.o.Profile > 0 {
 		env = append(env, "LICENSEOPS_PPROF=true") // on the worker's metrics listener
 	}
 	s := &benchStack{}
-	var err error
-	if s.worker, err = r.s.StartWorker(ctx, env...); err != nil {
-		return nil, err
+	for range n {
+		w, err := r.s.StartWorker(ctx, env...)
+		if err != nil {
+			_ = s.stop() // the start error is the one to report
+			return nil, err
+		}
+		s.workers = append(s.workers, w)
 	}
+	var err error
 	if s.api, err = r.s.StartAPI(ctx, env...); err != nil {
 		_ = s.stop() // the start error is the one to report
 		return nil, err
@@ -172,9 +205,17 @@ func (r *benchRunner) startStack(ctx context.Context, extraEnv []string) (*bench
 	return s, nil
 }
 
-// alive returns an error when the api or the worker has ended.
+// procs are the stack's processes, the api first.
+func (s *benchStack) procs() []*stack.Proc {
+	return append([]*stack.Proc{s.api}, s.workers...)
+}
+
+// window starts measuring the CPU of the machine and of the stack's processes.
+func (s *benchStack) window() *benchWindow { return benchStartWindow(s.api, s.workers...) }
+
+// alive returns an error when the api or a worker has ended.
 func (s *benchStack) alive() error {
-	for _, p := range []*stack.Proc{s.api, s.worker} {
+	for _, p := range s.procs() {
 		if p != nil && p.Exited() {
 			return p.Err()
 		}
@@ -182,21 +223,29 @@ func (s *benchStack) alive() error {
 	return nil
 }
 
-// peakRSS returns the api's and the worker's VmHWM in MiB.
+// peakRSS returns the api's and the largest worker's VmHWM in MiB.
 func (s *benchStack) peakRSS() (apiMiB, workerMiB float64, err error) {
 	a, err := s.api.PeakRSS()
 	if err != nil {
 		return 0, 0, err
 	}
-	w, err := s.worker.PeakRSS()
-	return benchMiB(a), benchMiB(w), err
+	var w int64
+	for _, p := range s.workers {
+		v, err := p.PeakRSS()
+		if err != nil {
+			return 0, 0, err
+		}
+		w = max(w, v)
+	}
+	return benchMiB(a), benchMiB(w), nil
 }
 
-// stop stops both processes (SIGTERM, then SIGKILL after a timeout).
+// stop stops the processes (SIGTERM, then SIGKILL after a timeout).
 func (s *benchStack) stop() error {
 	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, p := range []*stack.Proc{s.api, s.worker} {
+	procs := s.procs()
+	errs := make([]error, len(procs))
+	for i, p := range procs {
 		if p == nil {
 			continue
 		}
@@ -271,12 +320,30 @@ func (r *benchRunner) submitAndFinish(ctx context.Context, s *benchStack, c *cli
 // runs after the 202 and itemsDone once no item is pending (for (d)).
 func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, customer string, users, assign, revoke []string,
 	accepted, itemsDone func()) (*benchRollout, error) {
+	h := benchOpHooks{itemsDone: itemsDone}
+	if accepted != nil {
+		h.accepted = func(string) { accepted() }
+	}
+	return r.timedOperationHooks(ctx, s, customer, users, assign, revoke, h)
+}
+
+// benchOpHooks run during a timed operation: accepted after the 202, with
+// the operation's ID, and itemsDone once no item is pending. Either may be nil.
+type benchOpHooks struct {
+	accepted  func(id string)
+	itemsDone func()
+}
+
+// timedOperationHooks is timedOperation with hooks that get the operation.
+func (r *benchRunner) timedOperationHooks(ctx context.Context, s *benchStack, customer string, users, assign, revoke []string,
+	h benchOpHooks) (*benchRollout, error) {
 	body, err := json.Marshal(client.OperationRequest{UserIDs: users, Assign: assign, Revoke: revoke})
 	if err != nil {
 		return nil, err
 	}
 	c := r.client(s.url)
-	cpu0 := benchSampleCPU(s.api, s.worker)
+	window := s.window()
+	intakeWindow := s.window()
 	post := time.Now()
 	// The body is encoded already, so that the intake time holds no JSON
 	// encoding of the bench's own: the SDK's raw request path.
@@ -285,17 +352,23 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 		return nil, err
 	}
 	intake := time.Since(post)
+	intakeCPU := intakeWindow.stop()
 	r.progress("    accepted in %s: operation %s", intake.Round(time.Millisecond), acc.ID)
-	profiled := r.profileWorker(ctx, s, customer)
+	// A scenario may roll out several times to one customer: a profile per SKU.
+	name := fmt.Sprintf("%s-%dw", customer, len(s.workers))
+	if len(assign) > 0 {
+		name += "-" + assign[0]
+	}
+	profiled := r.profileWorker(ctx, s, name)
 	defer func() { <-profiled }()
-	if accepted != nil {
-		accepted()
+	if h.accepted != nil {
+		h.accepted(acc.ID)
 	}
 	_, err = benchWaitOperation(ctx, s, c, acc.ID, benchOpPoll, benchOpTimeout(len(users)), func(op client.Operation) bool { return op.Pending == 0 })
 	pendingZero := time.Since(post)
-	cpu1 := benchSampleCPU(s.api, s.worker)
-	if itemsDone != nil {
-		itemsDone()
+	cpu := window.stop()
+	if h.itemsDone != nil {
+		h.itemsDone()
 	}
 	if err != nil {
 		return nil, err
@@ -321,16 +394,16 @@ func (r *benchRunner) timedOperation(ctx context.Context, s *benchStack, custome
 		completed = d
 	}
 	ro := &benchRollout{
-		Users: len(users), Assign: assign, Revoke: revoke,
+		Users: len(users), Workers: len(s.workers), Assign: assign, Revoke: revoke,
 		IntakeS: intake.Seconds(), LastItemS: lastItem.Seconds(), PendingZeroS: pendingZero.Seconds(), CompletedS: completed.Seconds(),
 		UsersPerS: float64(len(users)) / lastItem.Seconds(), Succeeded: op.Succeeded, Failed: op.Failed,
-		CPU: cpu1.usageSince(cpu0),
+		CPU: cpu, IntakeCPU: intakeCPU,
 	}
 	if ro.APIPeakRSSMiB, ro.WorkerPeakRSSMiB, err = s.peakRSS(); err != nil {
 		return nil, fmt.Errorf("read peak RSS: %w", err)
 	}
-	r.progress("    %d users in %.1fs: %.0f users/s (%d failed); completed at %.1fs; peak RSS api %.0f MiB, worker %.0f MiB",
-		len(users), lastItem.Seconds(), ro.UsersPerS, ro.Failed, completed.Seconds(), ro.APIPeakRSSMiB, ro.WorkerPeakRSSMiB)
+	r.progress("    %d users in %.1fs: %.0f users/s (%d failed); completed at %.1fs; peak RSS api %.0f MiB, worker %.0f MiB; others %.2f cores",
+		len(users), lastItem.Seconds(), ro.UsersPerS, ro.Failed, completed.Seconds(), ro.APIPeakRSSMiB, ro.WorkerPeakRSSMiB, cpu.Noise())
 	return ro, nil
 }
 
@@ -362,7 +435,7 @@ func (r *benchRunner) profileWorker(ctx context.Context, s *benchStack, name str
 	go func() {
 		defer close(done)
 		err := func() error {
-			url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.worker.URL, max(1, int(r.o.Profile.Seconds())))
+			url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.workers[0].URL, max(1, int(r.o.Profile.Seconds())))
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
 				return err
@@ -397,11 +470,27 @@ func (r *benchRunner) profileWorker(ctx context.Context, s *benchStack, name str
 	return done
 }
 
-// scenarioRun seeds with one api and worker, then measures with fresh ones,
-// so that peak RSS and CPU count the measured operation only, and Redis is
-// flushed in between. measure gets the fresh stack.
+// scenarioRun seeds with one api and worker, then measures with fresh ones;
+// see scenarioRuns.
 func (r *benchRunner) scenarioRun(ctx context.Context, key string, env []string,
 	seedWith func(*benchStack, *client.Client) error, measure func(*benchStack) error) error {
+	return r.scenarioRuns(ctx, key, env, seedWith, benchMeasure{Workers: 1, Measure: measure})
+}
+
+// benchMeasure is one measured part of a scenario: Measure gets a fresh
+// api and Workers fresh workers.
+type benchMeasure struct {
+	Workers int
+	Measure func(*benchStack) error
+}
+
+// scenarioRuns seeds with one api and worker, then runs each measure with
+// fresh processes, so that peak RSS and CPU count the measured operation
+// only, after a VACUUM (ANALYZE) and a Redis flush. Then `licenseops check`
+// checks the customers that the scenario made (the check is recorded under
+// key; a broken invariant is an error).
+func (r *benchRunner) scenarioRuns(ctx context.Context, key string, env []string,
+	seedWith func(*benchStack, *client.Client) error, measures ...benchMeasure) error {
 	if err := r.flushRedis(ctx); err != nil {
 		return err
 	}
@@ -410,28 +499,79 @@ func (r *benchRunner) scenarioRun(ctx context.Context, key string, env []string,
 	if err != nil {
 		return err
 	}
-	err = seedWith(s, r.client(s.url))
+	c := r.client(s.url)
+	before, err := c.ListCustomers(ctx)
+	if err == nil {
+		err = seedWith(s, c)
+	}
 	if serr := s.stop(); err == nil {
 		err = serr
 	}
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	r.progress("(%s) seeded in %.1fs; vacuuming, then starting a fresh api and worker", key, time.Since(start).Seconds())
-	if err := r.quiesceDB(ctx); err != nil {
-		return err
+	r.progress("(%s) seeded in %.1fs", key, time.Since(start).Seconds())
+	var after []client.Customer
+	for i, m := range measures {
+		r.progress("(%s) vacuuming, then starting a fresh api and %d worker(s)", key, m.Workers)
+		if err := r.quiesceDB(ctx); err != nil {
+			return err
+		}
+		if err := r.flushRedis(ctx); err != nil {
+			return err
+		}
+		if s, err = r.startStackWorkers(ctx, env, max(m.Workers, 1)); err != nil {
+			return err
+		}
+		err = m.Measure(s)
+		if err == nil && i == len(measures)-1 {
+			after, err = r.client(s.url).ListCustomers(ctx)
+		}
+		if serr := s.stop(); err == nil {
+			err = serr
+		}
+		if err != nil {
+			return err
+		}
 	}
-	if err := r.flushRedis(ctx); err != nil {
-		return err
+	var made []string
+	for _, cu := range after {
+		if !slices.ContainsFunc(before, func(b client.Customer) bool { return b.ID == cu.ID }) {
+			made = append(made, cu.ID)
+		}
 	}
-	if s, err = r.startStack(ctx, env); err != nil {
-		return err
+	return r.check(ctx, key, env, made)
+}
+
+// check runs `licenseops check` for each of the customers, with the
+// scenario's environment (a Graph customer's directory is checked too),
+// and records what it said under key. Broken invariants are recorded as
+// an error of the run (key + " check"), not of the scenario.
+func (r *benchRunner) check(ctx context.Context, key string, env []string, customers []string) error {
+	c := &benchCheck{Customers: customers, Clean: true}
+	r.rep.Checks[key] = c
+	start := time.Now()
+	for _, cu := range customers {
+		res, err := r.s.Run(ctx, env, "check", "--partner", r.s.Partner, "--customer", cu)
+		if err != nil {
+			return err
+		}
+		if res.Code != 0 || !strings.Contains(res.Stdout, "ok: every invariant holds") {
+			c.Clean = false
+			c.Problems += max(strings.Count(res.Stdout, "\n  - "), 1)
+			c.Output += fmt.Sprintf("customer %s: exit %d\n%s%s", cu, res.Code, res.Stdout, res.Stderr)
+		}
 	}
-	err = measure(s)
-	if serr := s.stop(); err == nil {
-		err = serr
+	c.Seconds = time.Since(start).Seconds()
+	if !c.Clean {
+		// Recorded apart from the scenario's error, so that the table
+		// still shows the scenario's figures; the bench exits 1 all the same.
+		r.rep.Errors[key+" check"] = fmt.Sprintf("licenseops check found %d problems:\n%s", c.Problems, c.Output)
+		r.progress("(%s) licenseops check: %d problems\n%s", key, c.Problems, c.Output)
+		return nil
 	}
-	return err
+	r.progress("(%s) licenseops check: clean (%s, %.1fs)", key, benchPlural(len(customers), "customer"), c.Seconds)
+	return nil
 }
 
 // quiesceDB vacuums and analyzes the database, then waits (up to a minute)
@@ -742,179 +882,4 @@ func (r *benchRunner) runGraph(ctx context.Context) error {
 				g.UsersPerS, g.BoundPerS, g.RatioToBound, g.GraphRequests, g.PeakInFlight)
 			return nil
 		})
-}
-
-// ---------------------------------------------------------------- (f)
-
-// benchFairBUsers is the size of customer B's rollout in (f).
-const benchFairBUsers = 1000
-
-// benchFair is (f): customer B's rollout started while customer A's runs,
-// with a two-user change every second during both. Times are from B's
-// POST unless said otherwise.
-type benchFair struct {
-	UsersA int `json:"users_a"`
-	UsersB int `json:"users_b"`
-	// BStartedAfterS is A's POST to B's POST; ADoneAtBStart is how many
-	// of A's users were finished then.
-	BStartedAfterS float64 `json:"b_started_after_a_s"`
-	ADoneAtBStart  int     `json:"a_done_at_b_start"`
-	// BLastItemS is B's POST to B's last item recorded, BCompletedS to its
-	// finished report.
-	BLastItemS  float64 `json:"b_last_item_s"`
-	BCompletedS float64 `json:"b_completed_s"`
-	BUsersPerS  float64 `json:"b_users_per_s"`
-	// AUsersPerSDuringB is A's users finished per second from B's POST to
-	// B's finished report, and APendingAtBEnd A's users still pending then:
-	// B did not wait for A.
-	AUsersPerSDuringB float64 `json:"a_users_per_s_during_b"`
-	APendingAtBEnd    int     `json:"a_pending_at_b_end"`
-	// ALastItemS is A's POST to A's last item recorded.
-	ALastItemS  float64           `json:"a_last_item_s"`
-	AUsersPerS  float64           `json:"a_users_per_s"`
-	Succeeded   int               `json:"succeeded"`
-	Failed      int               `json:"failed"`
-	Interactive *benchInteractive `json:"interactive"`
-}
-
-// runFair measures fairness between customers on the local directory:
-// customer A's rollout to --users users (the bulk queue from
-// LICENSEOPS_BULK_MIN users) runs; once a tenth of it is done, a
-// two-user change of customer B starts every second and B's rollout of
-// 1,000 users is posted. B should finish in about its own share of the
-// throughput, not after A, and the two-user changes within a second.
-func (r *benchRunner) runFair(ctx context.Context) error {
-	nA, nB := r.o.Users, benchFairBUsers
-	customerA, customerB := "bench-"+r.runID+"-fa", "bench-"+r.runID+"-fb"
-	usersA, usersB, iusers := benchUserIDs(5, nA), benchUserIDs(6, nB), benchUserIDs(7, 2*benchInteractivePairs)
-	r.progress("(f) seeding customers %s (%d users) and %s (%d users, %d for the two-user changes)", customerA, nA, customerB, nB, len(iusers))
-	return r.scenarioRun(ctx, "f", nil,
-		func(s *benchStack, c *client.Client) error {
-			if err := seedTenant(ctx, c, client.CustomerRequest{ID: customerA, Name: "Bench fairness A", DefaultUsageLocation: new("US")},
-				usersA, map[string]int{"BENCH_E5": nA}); err != nil {
-				return err
-			}
-			return seedTenant(ctx, c, client.CustomerRequest{ID: customerB, Name: "Bench fairness B", DefaultUsageLocation: new("US")},
-				append(slices.Clone(usersB), iusers...), map[string]int{"BENCH_E5": nB, benchInteractiveSKU: len(iusers)})
-		},
-		func(s *benchStack) error {
-			c := r.client(s.url)
-			f := &benchFair{UsersA: nA, UsersB: nB}
-			opOf := func(customer string, users []string) (client.AcceptedOperation, error) {
-				body, err := json.Marshal(client.OperationRequest{UserIDs: users, Assign: []string{"BENCH_E5"}})
-				if err != nil {
-					return client.AcceptedOperation{}, err
-				}
-				return postOperation(ctx, c, customer, body)
-			}
-			r.progress("(f) A: assign BENCH_E5 to %d users", nA)
-			postA := time.Now()
-			accA, err := opOf(customerA, usersA)
-			if err != nil {
-				return err
-			}
-			opA, err := benchWaitOperation(ctx, s, c, accA.ID, 100*time.Millisecond, benchOpTimeout(nA),
-				func(op client.Operation) bool { return op.Total-op.Pending >= max(1, nA/10) })
-			if err != nil {
-				return err
-			}
-			d := r.newInteractive(s.url, customerB, iusers)
-			d.start(ctx)
-			stopped := false
-			defer func() {
-				if !stopped {
-					d.stop()
-				}
-			}()
-			postB := time.Now()
-			f.BStartedAfterS, f.ADoneAtBStart = postB.Sub(postA).Seconds(), opA.Total-opA.Pending
-			r.progress("(f) B: assign BENCH_E5 to %d users, %.1fs after A's POST (%d of A's users done)", nB, f.BStartedAfterS, f.ADoneAtBStart)
-			accB, err := opOf(customerB, usersB)
-			if err != nil {
-				return err
-			}
-			opB, err := benchWaitOperation(ctx, s, c, accB.ID, 50*time.Millisecond, benchOpTimeout(nA+nB),
-				func(op client.Operation) bool { return op.FinishedAt != nil })
-			if err != nil {
-				return err
-			}
-			bDone := time.Since(postB)
-			if opA, err = c.GetOperation(ctx, accA.ID); err != nil {
-				return err
-			}
-			f.BCompletedS, f.BLastItemS = bDone.Seconds(), bDone.Seconds()
-			if d := opB.FinishedAt.Sub(postB); d > 0 && d <= bDone {
-				f.BCompletedS = d.Seconds()
-			}
-			if last, err := r.s.Store.LastItemFinishedAt(ctx, accB.ID); err == nil && last != nil {
-				if d := last.Sub(postB); d > 0 && d <= bDone {
-					f.BLastItemS = d.Seconds()
-				}
-			}
-			aDuringB := opA.Total - opA.Pending - f.ADoneAtBStart
-			f.APendingAtBEnd = opA.Pending
-			f.BUsersPerS = float64(nB) / f.BLastItemS
-			f.AUsersPerSDuringB = float64(aDuringB) / bDone.Seconds()
-			r.progress("(f) B's %d users done %.2fs after its POST (finished report %.2fs), %d of A's users meanwhile (%.0f/s), %d of A's pending",
-				nB, f.BLastItemS, f.BCompletedS, aDuringB, f.AUsersPerSDuringB, f.APendingAtBEnd)
-			opA, err = benchWaitOperation(ctx, s, c, accA.ID, benchOpPoll, benchOpTimeout(nA),
-				func(op client.Operation) bool { return op.FinishedAt != nil })
-			d.stop()
-			stopped = true
-			if err != nil {
-				return err
-			}
-			f.ALastItemS = time.Since(postA).Seconds()
-			if last, err := r.s.Store.LastItemFinishedAt(ctx, accA.ID); err == nil && last != nil {
-				if d := last.Sub(postA); d > 0 && d.Seconds() <= f.ALastItemS {
-					f.ALastItemS = d.Seconds()
-				}
-			}
-			f.AUsersPerS = float64(nA) / f.ALastItemS
-			f.Succeeded, f.Failed = opA.Succeeded+opB.Succeeded, opA.Failed+opB.Failed
-			f.Interactive = d.result()
-			r.rep.Fair = f
-			if f.Interactive.Operations == 0 {
-				return fmt.Errorf("(f): no two-user change finished: %v", d.firstErr)
-			}
-			r.progress("(f) A's %d users in %.1fs (%.0f/s); two-user changes: %d, p50 %.0f ms, p99 %.0f ms",
-				nA, f.ALastItemS, f.AUsersPerS, f.Interactive.Operations, f.Interactive.P50Ms, f.Interactive.P99Ms)
-			return nil
-		})
-}
-
-// benchFairBTargetS is how soon after its POST B's 1,000 users are to be
-// done: a few seconds, about B's share of the throughput.
-const benchFairBTargetS = 5
-
-// fairTargets adds the targets of (f).
-func (r *benchRunner) fairTargets() {
-	f := r.rep.Fair
-	if f == nil {
-		return
-	}
-	r.rep.Targets = append(r.rep.Targets,
-		benchTarget{ID: "f.b", Figure: "B's rollout, POST to last item", Value: f.BLastItemS, Unit: "s",
-			Target: fmt.Sprintf("≤ %d s", benchFairBTargetS), Met: f.BLastItemS <= benchFairBTargetS},
-		benchTarget{ID: "f.p99", Figure: "two-user change p99 during A and B", Value: f.Interactive.P99Ms / 1000, Unit: "s",
-			Target: "≤ 1 s", Met: f.Interactive.P99Ms <= 1000})
-}
-
-// fairRows prints the rows of (f).
-func (r *benchRunner) fairRows(row func(scenario, figure, value, id string)) {
-	f := r.rep.Fair
-	if f == nil {
-		return
-	}
-	row(fmt.Sprintf("(f) fairness: B's %s users", benchInt(f.UsersB)), "B: POST to last item", benchSecs(f.BLastItemS), "f.b")
-	row(fmt.Sprintf("    during A's %s", benchInt(f.UsersA)), "B: POST to finished report", benchSecs(f.BCompletedS), "")
-	row("", "B: end to end (to last item)", benchRate(f.BUsersPerS, "users/s"), "")
-	row("", "A while B ran (to B's report)", benchRate(f.AUsersPerSDuringB, "users/s"), "")
-	row("", "A's users pending at B's report", benchInt(f.APendingAtBEnd), "")
-	row("", "A: end to end", benchRate(f.AUsersPerS, "users/s"), "")
-	row(fmt.Sprintf("    2 users every 1 s, n=%d", f.Interactive.Operations), "two-user change p50 / p99",
-		fmt.Sprintf("%s / %s", benchMs(f.Interactive.P50Ms), benchMs(f.Interactive.P99Ms)), "f.p99")
-	if f.Failed > 0 || f.Interactive.Failed > 0 {
-		row("", "users failed / changes failed", fmt.Sprintf("%d / %d", f.Failed, f.Interactive.Failed), "")
-	}
 }

@@ -1,0 +1,35 @@
+package licensing
+
+import "strings"
+
+// ReportCSVHeader is the header line of the CSV report, served by the JSON
+// API and the console alike.
+var ReportCSVHeader = []string{"user_id", "display_name", "user_principal_name", "status", "assigned", "revoked", "licenses", "usage_location", "error_code", "error_message"}
+
+// ReportCSVRecord fills rec (len(ReportCSVHeader) cells) with row. Every
+// cell goes through CSVSafe, not only the names: user and SKU IDs are
+// chosen by clients and may start with '=', and error messages quote them.
+func ReportCSVRecord(rec []string, row *ReportRow) {
+	rec[0], rec[1], rec[2], rec[3] = row.UserID, row.DisplayName, row.UserPrincipalName, row.Status
+	rec[4], rec[5], rec[6] = strings.Join(row.Assigned, ";"), strings.Join(row.Revoked, ";"), strings.Join(row.Licenses, ";")
+	rec[7], rec[8], rec[9] = "", "", ""
+	if row.UsageLocation != nil {
+		rec[7] = *row.UsageLocation
+	}
+	if row.Error != nil {
+		rec[8], rec[9] = string(row.Error.Code), row.Error.Message
+	}
+	for i, v := range rec {
+		rec[i] = CSVSafe(v)
+	}
+}
+
+// CSVSafe defuses spreadsheet formula injection: a cell starting with
+// = + - @, a tab or a line break is prefixed with a quote, which
+// spreadsheets show as text and do not evaluate (OWASP "CSV Injection").
+func CSVSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r\n", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
