@@ -32,6 +32,9 @@ type Config struct {
 	// thousand at a time (jobs.EnqueueGrouped); it costs up to a second
 	// (jobs.GroupGracePeriod) before the first user starts. Negative: never.
 	AggregateMin int
+	// BulkMin is the smallest operation sent to the bulk queue, which
+	// shares the workers with default by weight (jobs.QueueWeights).
+	BulkMin int
 	// MaxUsersPerOperation bounds one operation, in distinct users.
 	MaxUsersPerOperation int
 	// EnqueueParallelism is the number of concurrent enqueue requests per operation.
@@ -50,6 +53,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.AggregateMin == 0 {
 		c.AggregateMin = 5_000
+	}
+	if c.BulkMin <= 0 {
+		c.BulkMin = 10_000
 	}
 	if c.MaxUsersPerOperation <= 0 {
 		c.MaxUsersPerOperation = 100_000
@@ -182,7 +188,7 @@ func (s *Service) newOperation(req Request) (storage.NewOperation, error) {
 	newOp := storage.NewOperation{
 		PartnerKey: p.PartnerKey, Customer: req.Customer, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
 		AllowPartial: req.AllowPartial, Source: req.Source, CreatedBy: p.TokenName,
-		Queue: jobs.QueueFor(len(req.UserIDs), req.Source, s.cfg.InteractiveMax),
+		Queue: jobs.QueueFor(len(req.UserIDs), req.Source, s.cfg.InteractiveMax, s.cfg.BulkMin),
 	}
 	if req.UsageLocation != nil {
 		newOp.UsageLocation = *req.UsageLocation
@@ -206,7 +212,7 @@ const AuditOperationCreate = "operation.create"
 // and enqueues that operation's tasks as Submit does. The queue is the
 // intake's choice: req.Queue is ignored.
 func (s *Service) RunCleanup(ctx context.Context, req storage.CleanupRunRequest) (storage.CleanupRunResult, error) {
-	req.Queue = jobs.QueueFor(0, licensing.SourceCleanup, s.cfg.InteractiveMax)
+	req.Queue = jobs.QueueFor(0, licensing.SourceCleanup, s.cfg.InteractiveMax, s.cfg.BulkMin)
 	res, err := s.store.RunCleanup(ctx, req)
 	if err != nil {
 		return res, err

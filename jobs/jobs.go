@@ -23,24 +23,38 @@ import (
 const TypeApplyLicenses = "license:apply"
 
 // Queues, strongest first. Interactive operations (a helpdesk agent changing
-// two users) go to critical so they never wait behind a tenant-wide rollout
-// in default; scheduled cleanups yield to both.
+// two users) go to critical so they never wait behind a tenant-wide rollout;
+// rollouts of at least the bulk size go to bulk, which shares the workers
+// with default by weight, so that a customer's rollout of a thousand users
+// started during another customer's rollout of a hundred thousand gets
+// half of the workers instead of waiting for all of it (one queue is a
+// FIFO list); scheduled cleanups yield to all of them.
 const (
 	QueueCritical = "critical"
 	QueueDefault  = "default"
+	QueueBulk     = "bulk"
 	QueueLow      = "low"
 )
 
-// QueueWeights are the asynq priorities of the queues.
-var QueueWeights = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
+// QueueWeights are the asynq priorities of the queues. asynq orders the
+// queues at random by weight for each task it takes and takes from the
+// first that has one: while default and bulk both hold tasks, each gets
+// half of them; alone, either gets all the workers. Each further queue
+// costs an empty look (a Redis round trip) per task taken, which is why
+// customers do not get a queue each.
+var QueueWeights = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueBulk: 3, QueueLow: 1}
 
-// QueueFor picks the queue of an operation from its size and source.
-func QueueFor(total int, source string, interactiveMax int) string {
+// QueueFor picks the queue of an operation from its size and source:
+// critical up to interactiveMax users, bulk from bulkMin users (never,
+// when bulkMin is 0), default between.
+func QueueFor(total int, source string, interactiveMax, bulkMin int) string {
 	switch {
 	case source == licensing.SourceCleanup:
 		return QueueLow
 	case total <= interactiveMax:
 		return QueueCritical
+	case bulkMin > 0 && total >= bulkMin:
+		return QueueBulk
 	default:
 		return QueueDefault
 	}

@@ -28,8 +28,9 @@ var errUserBusy = errors.New("another operation is changing this user in the dir
 var errWaitForSeat = errors.New("waiting for a seat another user of the operation may leave unused; retrying")
 
 // isFailure is asynq's Config.IsFailure: every error is a failure that
-// spends one of the task's retries, except waiting for a seat.
-func isFailure(err error) bool { return !errors.Is(err, errWaitForSeat) }
+// spends one of the task's retries, except waiting for a seat and waiting
+// for the tenant's write pace (pacedError).
+func isFailure(err error) bool { return !errors.Is(err, errWaitForSeat) && !isPaced(err) }
 
 // applyExternal processes a batch of one operation whose customer keeps its
 // licenses in an external directory, in three steps: PrepareExternal (rules,
@@ -199,6 +200,10 @@ func isLastAttempt(ctx context.Context) bool {
 // while for a busy user or one waiting for a seat, else backs off exponentially with jitter from
 // RetryBase up to RetryMax.
 func (w *Worker) retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	var pe *pacedError
+	if errors.As(err, &pe) {
+		return pe.retryIn()
+	}
 	if d, ok := provider.RetryAfter(err); ok && d > 0 {
 		return d + time.Duration(rand.Int64N(int64(d/4)+1)) // #nosec G404 -- retry jitter, not a secret
 	}

@@ -42,7 +42,7 @@ var (
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "licenseops_worker_tasks_total", Help: "Tasks handled, by type and result (ok, error, dropped).",
+			Name: "licenseops_worker_tasks_total", Help: "Tasks handled, by type and result (ok, error, dropped; paced: sent back to the queue until its tenant's write slot).",
 		}, []string{"type", "result"}),
 		taskDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "licenseops_worker_task_duration_seconds", Help: "Time to handle one task.",

@@ -51,8 +51,14 @@ type Config struct {
 	// Directories are the external license directories by kind ("msgraph").
 	// The local directory (Postgres) needs none.
 	Directories map[string]provider.Directory
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// Pacer, when set, admits the changes of users on external directories
+	// at their tenant's write pace before they take a place in a batch; a
+	// task whose tenant is over its pace goes back to the queue until its
+	// slot instead of holding a worker slot (see pace.go). Without it the
+	// directory client paces its own writes, waiting in the handler.
+	Pacer      Pacer
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 	// Intake creates the operations of scheduled cleanup runs. A process
 	// that also runs the api passes the api's; nil builds one of this
 	// worker's own, registered with Registerer and closed by Shutdown.
@@ -166,7 +172,9 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 		GroupGracePeriod:         jobs.GroupGracePeriod,
 		GroupMaxDelay:            jobs.GroupMaxDelay,
 		GroupMaxSize:             jobs.GroupMaxSize,
-		IsFailure:                isFailure,
+		// Waiting for a tenant's write slot or for a seat is not a
+		// failure: it spends none of the task's retries (isFailure).
+		IsFailure: isFailure,
 	})
 	if !cfg.DisableSweeper {
 		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
@@ -275,6 +283,9 @@ func (w *Worker) apply(ctx context.Context, opID string, users []string) error {
 	if err != nil {
 		return err
 	}
+	if err := w.pace(ctx, plan, taskID); err != nil {
+		return err
+	}
 	results := w.batcher.DoMany(ctx, plan, users)
 	// The task's error: a real failure before a wait for a seat, so that a
 	// batch with both counts as failed (isFailure) and spends a retry.
@@ -335,6 +346,12 @@ func (w *Worker) observer(next asynq.Handler) asynq.Handler {
 		start := time.Now()
 		err := next.ProcessTask(ctx, t)
 		result := "ok"
+		if isPaced(err) {
+			// Expected while a tenant has a backlog: not a failure, and
+			// not worth a line per user.
+			w.metrics.tasks.WithLabelValues(t.Type(), "paced").Inc()
+			return err
+		}
 		if err != nil {
 			result = "error"
 			switch {

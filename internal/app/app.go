@@ -127,13 +127,16 @@ func Open(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) (*App, e
 		}
 	}
 	if mode.serves(ModeWorker) {
-		dirs, err := directories(cfg, log, a.rdb)
+		dirs, pacer, err := directories(cfg, log, a.rdb)
 		if err != nil {
 			_ = a.close()
 			return nil, err
 		}
 		wcfg := cfg.Worker
 		wcfg.Directories, wcfg.Logger, wcfg.Registerer, wcfg.Intake = dirs, log, reg, a.intake
+		if pacer != nil {
+			wcfg.Pacer = pacer
+		}
 		a.worker, err = worker.New(wcfg, store, a.rdb)
 		if err != nil {
 			_ = a.close()
@@ -155,9 +158,11 @@ func Open(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) (*App, e
 
 // directories builds the external license directories. With rdb, writes to
 // a tenant are paced across every worker process through Redis
-// (LICENSEOPS_GRAPH_RATE per tenant, not per process); without (the
+// (LICENSEOPS_GRAPH_RATE per tenant and LICENSEOPS_GRAPH_APP_RATE across
+// tenants, not per process) by the worker, which admits each user's change
+// before it takes a place in a batch (the returned pacer); without (the
 // checker, which only reads), in this process.
-func directories(cfg Config, log *slog.Logger, rdb redis.UniversalClient) (map[string]provider.Directory, error) {
+func directories(cfg Config, log *slog.Logger, rdb redis.UniversalClient) (map[string]provider.Directory, worker.Pacer, error) {
 	getenv := cfg.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -165,28 +170,44 @@ func directories(cfg Config, log *slog.Logger, rdb redis.UniversalClient) (map[s
 	creds, err := msgraph.LoadCredentials(getenv)
 	if errors.Is(err, msgraph.ErrNoCredentials) {
 		log.Info("no Microsoft Graph credentials: customers on directory msgraph will wait until they are configured")
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	gcfg := cfg.Graph
+	gcfg := cfg.Graph.WithPacingDefaults()
 	gcfg.Credentials = creds
+	var pacer worker.Pacer
 	if rdb != nil {
-		rate := gcfg.RatePerSecond
-		if rate <= 0 {
-			rate = msgraph.DefaultRatePerSecond
+		limiter, err := tenantrate.NewWithConfig(rdb, tenantrate.Config{PerSecond: gcfg.RatePerSecond, AppPerSecond: gcfg.AppRatePerSecond})
+		if err != nil {
+			return nil, nil, err
 		}
-		if gcfg.WriteLimiter, err = tenantrate.New(rdb, rate); err != nil {
-			return nil, err
+		pacer = GraphPacer{limiter}
+		gcfg.PacedByCaller = true
+		gcfg.OnThrottleLimit = func(tenantID string, share float64, appWide bool) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if err := limiter.ReportPressure(ctx, tenantID, share, appWide); err != nil {
+				log.Warn("could not record Graph's throttle pressure", "tenant_id", tenantID, "error", err)
+			}
 		}
 	}
 	client, err := msgraph.New(gcfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log.Info("Microsoft Graph directory configured", "graph", client.String())
-	return map[string]provider.Directory{"msgraph": client}, nil
+	return map[string]provider.Directory{"msgraph": client}, pacer, nil
+}
+
+// GraphPacer is the worker's Pacer on a tenantrate.Limiter.
+type GraphPacer struct{ Limiter *tenantrate.Limiter }
+
+// Admit implements worker.Pacer.
+func (p GraphPacer) Admit(ctx context.Context, tenantID, ticket string, writes int) (worker.Admission, error) {
+	a, err := p.Limiter.Admit(ctx, tenantID, ticket, writes)
+	return worker.Admission{Go: a.Go, Reserved: a.Reserved, Wait: a.Wait}, err
 }
 
 // serviceMux serves /metrics, /healthz and /readyz for a worker process.

@@ -31,7 +31,7 @@ func Check(ctx context.Context, store *storage.Store, cfg Config, partnerID, cus
 	if err != nil {
 		return nil, err
 	}
-	dirs, err := directories(cfg, slog.New(slog.DiscardHandler), nil)
+	dirs, _, err := directories(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil || len(dirs) == 0 {
 		return problems, err
 	}

@@ -227,6 +227,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	interactiveMax := e.count("LICENSEOPS_INTERACTIVE_MAX", c.Intake.InteractiveMax)
 	c.Intake.InteractiveMax, c.Worker.InteractiveMax = interactiveMax, interactiveMax
 	c.Intake.AggregateMin = e.integer("LICENSEOPS_AGGREGATE_MIN", c.Intake.AggregateMin)
+	c.Intake.BulkMin = e.count("LICENSEOPS_BULK_MIN", c.Intake.BulkMin)
+	if c.Intake.BulkMin <= c.Intake.InteractiveMax {
+		e.errs = append(e.errs, fmt.Errorf("LICENSEOPS_BULK_MIN=%d is not above LICENSEOPS_INTERACTIVE_MAX=%d: an operation cannot be both interactive and bulk; raise LICENSEOPS_BULK_MIN",
+			c.Intake.BulkMin, c.Intake.InteractiveMax))
+	}
 	c.Worker.Concurrency = e.count("LICENSEOPS_WORKER_CONCURRENCY", c.Worker.Concurrency)
 	c.Worker.ShutdownTimeout = e.duration("LICENSEOPS_SHUTDOWN_TIMEOUT", c.Worker.ShutdownTimeout)
 	c.Worker.Sweep.Interval = e.duration("LICENSEOPS_SWEEP_INTERVAL", c.Worker.Sweep.Interval)
@@ -239,6 +244,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.Graph.BaseURL = e.str("LICENSEOPS_GRAPH_BASE_URL", c.Graph.BaseURL)
 	c.Graph.TokenURL = e.str("LICENSEOPS_GRAPH_TOKEN_URL", c.Graph.TokenURL)
 	c.Graph.RatePerSecond = e.rate("LICENSEOPS_GRAPH_RATE", c.Graph.RatePerSecond)
+	c.Graph.AppRatePerSecond = e.rate("LICENSEOPS_GRAPH_APP_RATE", c.Graph.AppRatePerSecond)
 	c.Graph.MaxInFlight = e.count("LICENSEOPS_GRAPH_MAX_IN_FLIGHT", c.Graph.MaxInFlight)
 	c.Getenv = getenv
 	return c, errors.Join(e.errs...)

@@ -32,6 +32,8 @@ func TestCheckEnv(t *testing.T) {
 		{env: map[string]string{"LICENSEOPS_SWEEP_INTERVAL": "5"}, wantBad: []string{"LICENSEOPS_SWEEP_INTERVAL"}},
 		{env: map[string]string{"LICENSEOPS_GRAPH_RATE": "fast", "LICENSEOPS_WORKER_CONCURRENCY": "0", "LICENSEOPS_STALL_AFTER": "-5m"},
 			wantBad: []string{"LICENSEOPS_GRAPH_RATE", "LICENSEOPS_WORKER_CONCURRENCY", "LICENSEOPS_STALL_AFTER"}},
+		{env: map[string]string{"LICENSEOPS_GRAPH_APP_RATE": "0", "LICENSEOPS_BULK_MIN": "-1"},
+			wantBad: []string{"LICENSEOPS_GRAPH_APP_RATE", "LICENSEOPS_BULK_MIN"}},
 		{env: map[string]string{"LICENSEOPS_RATE_LIMIT": "1.5", "LICENSEOPS_DIRECTORY_SYNC_EVERY": "hourly", "LICENSEOPS_PPROF": "yes"},
 			wantBad: []string{"LICENSEOPS_RATE_LIMIT", "LICENSEOPS_DIRECTORY_SYNC_EVERY", "LICENSEOPS_PPROF"}},
 	}
@@ -62,6 +64,14 @@ func TestCheckEnv(t *testing.T) {
 	cfg, err := FromEnv(func(k string) string { return map[string]string{"LICENSEOPS_GRAPH_RATE": "6.5"}[k] })
 	if err != nil || cfg.Graph.RatePerSecond != 6.5 {
 		t.Errorf("Graph rate = %v (%v), want 6.5 (a fraction of Graph's quota per worker)", cfg.Graph.RatePerSecond, err)
+	}
+	if _, err := FromEnv(func(k string) string { return map[string]string{"LICENSEOPS_BULK_MIN": "50"}[k] }); err == nil ||
+		!strings.Contains(err.Error(), "LICENSEOPS_BULK_MIN=50") {
+		t.Errorf("a bulk size below the interactive size: %v, want an error naming LICENSEOPS_BULK_MIN", err)
+	}
+	cfg, err = FromEnv(func(k string) string { return map[string]string{"LICENSEOPS_GRAPH_APP_RATE": "100.5"}[k] })
+	if err != nil || cfg.Graph.AppRatePerSecond != 100.5 {
+		t.Errorf("Graph app rate = %v (%v), want 100.5", cfg.Graph.AppRatePerSecond, err)
 	}
 }
 
@@ -140,8 +150,9 @@ func TestServeFlagsPerMode(t *testing.T) {
 	}
 }
 
-// Workers pace Graph writes per tenant through Redis, shared by all of
-// them; the checker, which only reads, paces in process.
+// Workers pace Graph writes per tenant and per app through Redis, shared by
+// all of them, before the directory is called (the client does not pace
+// again); the checker, which only reads, paces in process.
 func TestGraphWritesPacedPerTenantAcrossWorkers(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Getenv = func(k string) string {
@@ -157,10 +168,13 @@ func TestGraphWritesPacedPerTenantAcrossWorkers(t *testing.T) {
 	for _, c := range []struct {
 		rdb  redis.UniversalClient
 		want string
-	}{{rdb, "WriteRate: shared"}, {nil, "WriteRate: 20/s"}} {
-		dirs, err := directories(cfg, log, c.rdb)
+	}{{rdb, "WriteRate: caller"}, {nil, "WriteRate: 20/s, app 233.3"}} {
+		dirs, pacer, err := directories(cfg, log, c.rdb)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if (pacer != nil) != (c.rdb != nil) {
+			t.Errorf("with Redis %v: pacer %v", c.rdb != nil, pacer)
 		}
 		if got := fmt.Sprint(dirs["msgraph"]); !strings.Contains(got, c.want) {
 			t.Errorf("directory %s, want %s", got, c.want)

@@ -141,6 +141,9 @@ func benchScenarioList() []benchScenario {
 		{Key: "report", About: fmt.Sprintf("report download: the api's peak RSS while %d clients download the report of an\n"+
 			"N-user operation at once, as JSON, then as CSV", benchDownloaders),
 			Run: (*benchRunner).runReport, Targets: (*benchRunner).targetsReport, Table: (*benchRunner).tableReport},
+		{Key: "fair", About: "fairness: customer B's rollout of 1,000 users posted while customer A's of N runs,\n" +
+			"and a two-user change of B every second during both",
+			Run: (*benchRunner).runFair, Targets: (*benchRunner).targetsFair, Table: (*benchRunner).tableFair},
 	}
 }
 
@@ -188,7 +191,7 @@ func ParseFlags(args []string) (*Options, error) {
 		fmt.Fprint(fs.Output(), benchUsageTail)
 		fs.PrintDefaults()
 	}
-	fs.IntVar(&o.Users, "users", benchTargetUsers, "users of the rollouts (b, c, scale, watch, report), and tasks of the baseline (a)")
+	fs.IntVar(&o.Users, "users", benchTargetUsers, "users of the rollouts (b, c, scale, watch, report; customer A's in fair), and tasks of the baseline (a)")
 	fs.IntVar(&o.GraphUsers, "graph-users", 20_000, "users of the Graph simulator rollout (e)")
 	fs.IntVar(&o.Concurrency, "concurrency", defaultConcurrency(), "worker concurrency of the worker processes (default: the worker's, LICENSEOPS_WORKER_CONCURRENCY)")
 	baseline := fs.String("baseline-concurrency", "20,50,256", "concurrencies of the bare asynq server in (a), comma-separated; the best is the baseline")
@@ -263,6 +266,7 @@ type Report struct {
 	Scale      *benchScale            `json:"scale,omitempty"`
 	Watch      *benchWatch            `json:"watch,omitempty"`
 	Download   *benchDownload         `json:"report_download,omitempty"`
+	Fair       *benchFair             `json:"fairness,omitempty"`
 	Checks     map[string]*benchCheck `json:"checks,omitempty"` // by scenario
 	Targets    []benchTarget          `json:"targets"`
 	Errors     map[string]string      `json:"errors,omitempty"`

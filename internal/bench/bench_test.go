@@ -78,6 +78,7 @@ func TestBench(t *testing.T) {
 		"watch.alone.users_per_s", "watch.watched.users_per_s",
 		"report_download.json.api_peak_rss_mib", "report_download.json.rows",
 		"report_download.csv.api_peak_rss_mib", "report_download.csv.rows", "report_download.csv.bytes",
+		"fairness.b_last_item_s", "fairness.b_users_per_s", "fairness.a_users_per_s", "fairness.interactive.p99_ms",
 	}
 	for _, path := range figures {
 		v, ok := lookupJSON(doc, path)
@@ -102,7 +103,7 @@ func TestBench(t *testing.T) {
 	for _, sc := range []struct {
 		name  string
 		users float64
-	}{{"rollout", 2000}, {"change", 2000}, {"graph", 500}} {
+	}{{"rollout", 2000}, {"change", 2000}, {"graph", 500}, {"fairness", 3000}} {
 		succeeded, _ := lookupJSON(doc, sc.name+".succeeded")
 		failed, _ := lookupJSON(doc, sc.name+".failed")
 		if succeeded != sc.users || failed != 0.0 {
@@ -139,7 +140,7 @@ func TestBench(t *testing.T) {
 		t.Errorf("settings.postgres.mode = %v, want not durable", mode)
 	}
 	// The checker ran after every scenario and found nothing.
-	for _, key := range []string{"b", "c", "e", "scale", "watch", "report"} {
+	for _, key := range []string{"b", "c", "e", "scale", "watch", "report", "fair"} {
 		if clean, _ := lookupJSON(doc, "checks."+key+".clean"); clean != true {
 			t.Errorf("checks.%s.clean = %v", key, clean)
 		}
@@ -168,7 +169,7 @@ func TestBench(t *testing.T) {
 	// One table, with each target's verdict.
 	for _, want := range []string{"(a) bare asynq", "← best: the baseline", "(b) rollout", "(c) change", "(d) interactive", "(e) Graph simulator",
 		"(scale) rollout", "3 workers ÷ 1", "(watch) rollout", "watched ÷ alone", "(report) 5 clients download", "csv: api peak RSS",
-		"licenseops check", "≤ 1 s", "≥ 1.00", "≥ 0.60", "≥ 0.80", "NOT DURABLE", "not durable", "small run"} {
+		"(fair) B's 1,000 users", "two-user change p50 / p99", "licenseops check", "≤ 1 s", "≥ 1.00", "≥ 0.60", "≥ 0.80", "NOT DURABLE", "not durable", "small run"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -189,7 +190,7 @@ func TestBenchFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(o.Only, ",") != "a,b,d,c,e,scale,watch,report" || o.Users != 100_000 {
+	if strings.Join(o.Only, ",") != "a,b,d,c,e,scale,watch,report,fair" || o.Users != 100_000 {
 		t.Fatalf("default options = %+v", o)
 	}
 	o, err = ParseFlags([]string{"--baseline-concurrency", "64", "--fast-unsafe-postgres"})

@@ -48,6 +48,7 @@ type wireConfig struct {
 	TimeoutRatio        float64 `json:"timeout_ratio"`
 	HangFor             string  `json:"hang_for"`
 	WriteQuotaPerSecond float64 `json:"write_quota_per_second"`
+	AppWriteQuota       float64 `json:"app_write_quota_per_second"`
 	TokenLifetime       string  `json:"token_lifetime"`
 	RandSeed            uint64  `json:"rand_seed"`
 }
@@ -56,14 +57,14 @@ func toWire(c Config) wireConfig {
 	return wireConfig{
 		Latency: c.Latency.String(), Jitter: c.Jitter.String(), ThrottleRatio: c.ThrottleRatio,
 		RetryAfter: c.RetryAfter.String(), ErrorRatio: c.ErrorRatio, TimeoutRatio: c.TimeoutRatio,
-		HangFor: c.HangFor.String(), WriteQuotaPerSecond: c.WriteQuotaPerSecond,
+		HangFor: c.HangFor.String(), WriteQuotaPerSecond: c.WriteQuotaPerSecond, AppWriteQuota: c.AppWriteQuotaPerSecond,
 		TokenLifetime: c.TokenLifetime.String(), RandSeed: c.RandSeed,
 	}
 }
 
 func fromWire(w wireConfig) (Config, error) {
 	c := Config{ThrottleRatio: w.ThrottleRatio, ErrorRatio: w.ErrorRatio, TimeoutRatio: w.TimeoutRatio,
-		WriteQuotaPerSecond: w.WriteQuotaPerSecond, RandSeed: w.RandSeed}
+		WriteQuotaPerSecond: w.WriteQuotaPerSecond, AppWriteQuotaPerSecond: w.AppWriteQuota, RandSeed: w.RandSeed}
 	for _, d := range []struct {
 		s   string
 		dst *time.Duration

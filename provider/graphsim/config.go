@@ -37,6 +37,16 @@ type Config struct {
 	// writes beyond it get 429 with the Retry-After that the quota implies.
 	// 0 means unlimited.
 	WriteQuotaPerSecond float64
+	// AppWriteQuotaPerSecond is the app's rate of writes across all its
+	// tenants (by the client ID of the token), with one second's worth of
+	// burst, like Graph's 70,000 writes per 5 minutes per app. 0 means
+	// unlimited.
+	//
+	// Like Graph's identity service, every answer to a write sent while the
+	// tenant or the app has used more than 0.8 of its quota over the last
+	// second carries x-ms-throttle-limit-percentage (the share used), and a
+	// 429 of a quota names it in x-ms-throttle-scope.
+	AppWriteQuotaPerSecond float64
 	// TokenLifetime is the lifetime of issued access tokens.
 	TokenLifetime time.Duration
 	// RandSeed seeds the random draws (faults, jitter), so that a sequence
@@ -69,7 +79,7 @@ func (c Config) validate() error {
 	if c.ThrottleRatio+c.ErrorRatio+c.TimeoutRatio > 1 {
 		return errors.New("graphsim: throttle, error and timeout ratios add up to more than 1")
 	}
-	if c.Latency < 0 || c.Jitter < 0 || c.WriteQuotaPerSecond < 0 {
+	if c.Latency < 0 || c.Jitter < 0 || c.WriteQuotaPerSecond < 0 || c.AppWriteQuotaPerSecond < 0 {
 		return errors.New("graphsim: latency, jitter and write quota cannot be negative")
 	}
 	return nil
@@ -87,6 +97,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.TimeoutRatio, "timeouts", c.TimeoutRatio, "fraction of Graph calls applied but never answered")
 	fs.DurationVar(&c.HangFor, "hang-for", c.HangFor, "how long an unanswered call hangs at most")
 	fs.Float64Var(&c.WriteQuotaPerSecond, "write-quota", c.WriteQuotaPerSecond, "writes per second per tenant before 429s (0: unlimited; Graph's is 20)")
+	fs.Float64Var(&c.AppWriteQuotaPerSecond, "app-write-quota", c.AppWriteQuotaPerSecond, "writes per second per app across its tenants before 429s (0: unlimited; Graph's is about 233)")
 	fs.DurationVar(&c.TokenLifetime, "token-lifetime", c.TokenLifetime, "lifetime of issued access tokens")
 	fs.Uint64Var(&c.RandSeed, "rand-seed", c.RandSeed, "seed of the random fault and jitter draws")
 }

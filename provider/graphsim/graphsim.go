@@ -57,6 +57,9 @@ type Simulator struct {
 	tokens tokenStore
 	stats  counters
 
+	appsMu sync.Mutex
+	apps   map[string]*appQuota // by client ID
+
 	closed    chan struct{} // releases hanging calls
 	closeOnce sync.Once
 }
@@ -170,16 +173,59 @@ func (s *Simulator) graph(write bool, h graphHandler) http.HandlerFunc {
 			writeGraphError(sw, http.StatusGatewayTimeout, "UnknownError", "The request timed out.")
 			return
 		}
-		if write {
-			if d, ok := t.takeWrite(cfg.WriteQuotaPerSecond, time.Now()); !ok {
-				s.stats.quotaExceeded.Add(1)
-				sw.Header().Set("x-ms-throttle-information", "WriteLimitExceeded")
-				writeThrottled(sw, d, "Too many requests. The tenant's write quota is exceeded.")
-				return
-			}
+		if write && !s.takeWrite(sw, cfg, t, time.Now()) {
+			return
 		}
 		h(sw, r, t)
 	}
+}
+
+// takeWrite spends a write of the tenant's and the app's quotas, or
+// answers 429 naming the quota exceeded (x-ms-throttle-scope) and returns
+// false. Above 0.8 of either quota used over the last second, the answer
+// carries x-ms-throttle-limit-percentage, as Graph's identity service's do.
+func (s *Simulator) takeWrite(w http.ResponseWriter, cfg Config, t *tenant, now time.Time) bool {
+	app := s.app(t.clientID)
+	scope := func(kind string) string { return kind + "/Write/" + t.clientID + "/" + t.id }
+	d, ok, refund := t.takeWrite(cfg.WriteQuotaPerSecond, now)
+	if !ok {
+		s.stats.quotaExceeded.Add(1)
+		w.Header().Set("x-ms-throttle-scope", scope("Tenant_Application"))
+		w.Header().Set("x-ms-throttle-information", "WriteLimitExceeded")
+		t.mu.Lock()
+		share := t.recent.share(cfg.WriteQuotaPerSecond, now)
+		t.mu.Unlock()
+		setLimitPercentage(w, max(share, 1))
+		writeThrottled(w, d, "Too many requests. The tenant's write quota is exceeded.")
+		return false
+	}
+	if d, ok := app.take(cfg.AppWriteQuotaPerSecond, now); !ok {
+		s.stats.quotaExceeded.Add(1)
+		refund() // nothing was written to the tenant
+		w.Header().Set("x-ms-throttle-scope", scope("Application"))
+		w.Header().Set("x-ms-throttle-information", "WriteLimitExceeded")
+		app.mu.Lock()
+		share := app.recent.share(cfg.AppWriteQuotaPerSecond, now)
+		app.mu.Unlock()
+		setLimitPercentage(w, max(share, 1))
+		writeThrottled(w, d, "Too many requests. The application's write quota is exceeded.")
+		return false
+	}
+	t.mu.Lock()
+	share := t.recent.add(now, cfg.WriteQuotaPerSecond)
+	t.mu.Unlock()
+	share = max(share, app.record(now, cfg.AppWriteQuotaPerSecond))
+	if share > 0.8 {
+		s.stats.limitWarnings.Add(1)
+		setLimitPercentage(w, share)
+	}
+	return true
+}
+
+// setLimitPercentage sets x-ms-throttle-limit-percentage: Graph sends the
+// share of the limit used, 0.8 to 1.8.
+func setLimitPercentage(w http.ResponseWriter, share float64) {
+	w.Header().Set("x-ms-throttle-limit-percentage", strconv.FormatFloat(min(share, 1.8), 'f', 2, 64))
 }
 
 // draw picks this call's fault and latency from the seeded source.
@@ -237,7 +283,9 @@ type Stats struct {
 	NotFound      int64 `json:"not_found"`      // 404
 	Unauthorized  int64 `json:"unauthorized"`   // 401: missing, unknown or expired token
 	Throttled     int64 `json:"throttled"`      // 429 drawn by ThrottleRatio
-	QuotaExceeded int64 `json:"quota_exceeded"` // 429 beyond WriteQuotaPerSecond
+	QuotaExceeded int64 `json:"quota_exceeded"` // 429 beyond WriteQuotaPerSecond or AppWriteQuotaPerSecond
+	// LimitWarnings are the writes answered with x-ms-throttle-limit-percentage.
+	LimitWarnings int64 `json:"limit_warnings"`
 	ServerErrors  int64 `json:"server_errors"`  // 500 and 503 drawn by ErrorRatio
 	Timeouts      int64 `json:"timeouts"`       // calls left unanswered by TimeoutRatio
 	Tokens        int64 `json:"tokens"`         // access tokens issued
@@ -252,6 +300,7 @@ type counters struct {
 	requests, succeeded, badRequests, notFound, unauthorized atomic.Int64
 	throttled, quotaExceeded, serverErrors, timeouts         atomic.Int64
 	tokens, tokenFailures, inFlight, peakInFlight            atomic.Int64
+	limitWarnings                                            atomic.Int64
 }
 
 func (c *counters) enter() {
@@ -281,7 +330,7 @@ func (c *counters) snapshot() Stats {
 	return Stats{
 		Requests: c.requests.Load(), Succeeded: c.succeeded.Load(), BadRequests: c.badRequests.Load(),
 		NotFound: c.notFound.Load(), Unauthorized: c.unauthorized.Load(), Throttled: c.throttled.Load(),
-		QuotaExceeded: c.quotaExceeded.Load(), ServerErrors: c.serverErrors.Load(), Timeouts: c.timeouts.Load(),
+		QuotaExceeded: c.quotaExceeded.Load(), LimitWarnings: c.limitWarnings.Load(), ServerErrors: c.serverErrors.Load(), Timeouts: c.timeouts.Load(),
 		Tokens: c.tokens.Load(), TokenFailures: c.tokenFailures.Load(), PeakInFlight: c.peakInFlight.Load(),
 	}
 }

@@ -107,6 +107,8 @@ type tenant struct {
 	// writes enforces Config.WriteQuotaPerSecond; made for quota.
 	writes *rate.Limiter
 	quota  float64
+	// recent are the writes of the last second, for the share of the quota used.
+	recent window
 }
 
 type sku struct {
@@ -340,10 +342,10 @@ func (t *tenant) userIDs() []string {
 }
 
 // takeWrite spends one write of the tenant's quota, or says how long until
-// one is free. A quota of 0 means none.
-func (t *tenant) takeWrite(quota float64, now time.Time) (time.Duration, bool) {
+// one is free. A quota of 0 means none. refund gives the write back.
+func (t *tenant) takeWrite(quota float64, now time.Time) (wait time.Duration, ok bool, refund func()) {
 	if quota <= 0 {
-		return 0, true
+		return 0, true, func() {}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -354,7 +356,86 @@ func (t *tenant) takeWrite(quota float64, now time.Time) (time.Duration, bool) {
 	r := t.writes.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
+		return d, false, nil
+	}
+	return 0, true, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		r.CancelAt(now)
+	}
+}
+
+// window counts the events of the last second.
+type window struct{ times []time.Time }
+
+// add records an event at now and returns the share of quota per second
+// that the last second's events are (0 when quota is 0).
+func (w *window) add(now time.Time, quota float64) float64 {
+	w.times = append(w.trim(now), now)
+	return w.share(quota, now)
+}
+
+func (w *window) trim(now time.Time) []time.Time {
+	i := 0
+	for i < len(w.times) && now.Sub(w.times[i]) >= time.Second {
+		i++
+	}
+	return w.times[i:]
+}
+
+func (w *window) share(quota float64, now time.Time) float64 {
+	if quota <= 0 {
+		return 0
+	}
+	w.times = w.trim(now)
+	return float64(len(w.times)) / quota
+}
+
+// appQuota is an app's write quota across its tenants.
+type appQuota struct {
+	mu     sync.Mutex
+	writes *rate.Limiter
+	quota  float64
+	recent window
+}
+
+// app returns the quota of the app with the client ID.
+func (s *Simulator) app(clientID string) *appQuota {
+	s.appsMu.Lock()
+	defer s.appsMu.Unlock()
+	if s.apps == nil {
+		s.apps = make(map[string]*appQuota)
+	}
+	a := s.apps[clientID]
+	if a == nil {
+		a = &appQuota{}
+		s.apps[clientID] = a
+	}
+	return a
+}
+
+// take spends one write of the app's quota, or says how long until one is free.
+func (a *appQuota) take(quota float64, now time.Time) (time.Duration, bool) {
+	if quota <= 0 {
+		return 0, true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.writes == nil || a.quota != quota {
+		a.writes = rate.NewLimiter(rate.Limit(quota), max(1, int(math.Ceil(quota))))
+		a.quota = quota
+	}
+	r := a.writes.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
 		return d, false
 	}
 	return 0, true
+}
+
+// record counts a write and returns the share of the quota used over the last second.
+func (a *appQuota) record(now time.Time, quota float64) float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.recent.add(now, quota)
 }

@@ -18,9 +18,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +43,9 @@ type Client struct {
 
 	mu      sync.Mutex
 	tenants map[string]*tenant
+	// appWrites paces the app's writes across tenants in this process,
+	// when no WriteLimiter is set.
+	appWrites *rate.Limiter
 }
 
 var _ provider.Directory = (*Client)(nil)
@@ -60,10 +65,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	u, _ := url.Parse(cfg.BaseURL) // validated
 	return &Client{
-		cfg:     cfg,
-		http:    &http.Client{Transport: cfg.Transport, Timeout: cfg.Timeout},
-		origin:  u.Scheme + "://" + u.Host,
-		tenants: make(map[string]*tenant),
+		cfg:       cfg,
+		appWrites: rate.NewLimiter(rate.Limit(cfg.AppRatePerSecond), max(1, int(cfg.AppRatePerSecond))),
+		http:      &http.Client{Transport: cfg.Transport, Timeout: cfg.Timeout},
+		origin:    u.Scheme + "://" + u.Host,
+		tenants:   make(map[string]*tenant),
 	}, nil
 }
 
@@ -111,7 +117,7 @@ func (c *Client) call(ctx context.Context, tenantID, method, u string, body, out
 	t := c.tenant(tenantID)
 	// The pace before the slot: a write waiting for its turn must not hold
 	// a slot that a read (the resume check of another user) could use.
-	if method != http.MethodGet {
+	if method != http.MethodGet && !c.cfg.PacedByCaller {
 		if err := c.waitWrite(ctx, tenantID, t); err != nil {
 			return err
 		}
@@ -128,7 +134,7 @@ func (c *Client) call(ctx context.Context, tenantID, method, u string, body, out
 		if err != nil {
 			return tokenError(ctx, tenantID, err, c.cfg.Timeout, time.Now())
 		}
-		err = c.roundTrip(ctx, method, u, tok, payload, out)
+		err = c.roundTrip(ctx, tenantID, method, u, tok, payload, out)
 		var pe *provider.Error
 		if attempt == 0 && errors.As(err, &pe) && pe.Status == http.StatusUnauthorized {
 			// Entra ID can invalidate a token before its expiry (signing
@@ -140,10 +146,45 @@ func (c *Client) call(ctx context.Context, tenantID, method, u string, body, out
 	}
 }
 
+// Headers of Graph's identity service about its quotas.
+const (
+	// HeaderThrottleLimitPercentage is sent once the app has used more than
+	// 0.8 of a limit: the share used, 0.8 to 1.8.
+	HeaderThrottleLimitPercentage = "x-ms-throttle-limit-percentage"
+	// HeaderThrottleScope names the limit a 429 is about:
+	// <Scope>/<Limit>/<ApplicationId>/<TenantId>, Scope being
+	// Tenant_Application, Tenant or Application.
+	HeaderThrottleScope = "x-ms-throttle-scope"
+)
+
+// reportPressure passes x-ms-throttle-limit-percentage on to
+// Config.OnThrottleLimit, with whether the limit is the app's across all
+// tenants (a 429 whose x-ms-throttle-scope says Application).
+func (c *Client) reportPressure(tenantID string, h http.Header) {
+	if c.cfg.OnThrottleLimit == nil {
+		return
+	}
+	v := strings.TrimSpace(h.Get(HeaderThrottleLimitPercentage))
+	if v == "" {
+		return
+	}
+	share, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+	if err != nil || math.IsNaN(share) || share <= 0 {
+		return
+	}
+	if share > 5 || strings.HasSuffix(v, "%") {
+		share /= 100 // a percentage rather than Graph's documented share
+	}
+	appWide := strings.HasPrefix(h.Get(HeaderThrottleScope), "Application/")
+	c.cfg.OnThrottleLimit(tenantID, share, appWide)
+}
+
 func (c *Client) waitWrite(ctx context.Context, tenantID string, t *tenant) error {
 	var err error
 	if t.writes != nil {
-		err = t.writes.Wait(ctx)
+		if err = c.appWrites.Wait(ctx); err == nil {
+			err = t.writes.Wait(ctx)
+		}
 	} else {
 		err = c.cfg.WriteLimiter.Wait(ctx, tenantID)
 	}
@@ -161,7 +202,7 @@ func (c *Client) waitWrite(ctx context.Context, tenantID string, t *tenant) erro
 // maxErrorBody bounds what is read of an error answer; Graph's are small.
 const maxErrorBody = 64 << 10
 
-func (c *Client) roundTrip(ctx context.Context, method, u, token string, payload []byte, out any) error {
+func (c *Client) roundTrip(ctx context.Context, tenantID, method, u, token string, payload []byte, out any) error {
 	var body io.Reader
 	if payload != nil {
 		body = bytes.NewReader(payload)
@@ -180,6 +221,7 @@ func (c *Client) roundTrip(ctx context.Context, method, u, token string, payload
 		return transportError(ctx, err, c.cfg.Timeout)
 	}
 	defer resp.Body.Close()
+	c.reportPressure(tenantID, resp.Header)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		return classify(resp.StatusCode, resp.Header, b, time.Now())

@@ -24,6 +24,11 @@ const (
 	// rollout run at Graph's pace instead of living on 429s and their
 	// Retry-After waits.
 	DefaultRatePerSecond = 20
+	// DefaultAppRatePerSecond is the rate of writes of the app across all
+	// its tenants: Graph's identity write quota per application is 70,000
+	// requests per 5 minutes, about 233 per second. Twenty tenants rolling
+	// out at once share it (about 11.7 each) instead of living on 429s.
+	DefaultAppRatePerSecond = 70_000.0 / 300
 	// DefaultMaxInFlight bounds the calls in flight per tenant. At 20 writes
 	// a second and a few hundred milliseconds per call, about six calls are
 	// in flight at any moment (Little's law); eight leaves headroom without
@@ -150,8 +155,21 @@ type Config struct {
 	// DefaultRatePerSecond for why 20. Reads have a quota over a hundred
 	// times larger and are bounded by MaxInFlight only.
 	RatePerSecond float64
+	// AppRatePerSecond paces the writes of the app across all tenants; see
+	// DefaultAppRatePerSecond. It is applied by the shared pacer (the
+	// worker's, through Redis) and by the in-process pacing.
+	AppRatePerSecond float64
 	// WriteLimiter, when set, replaces the in-process RatePerSecond pacing.
 	WriteLimiter WriteLimiter
+	// PacedByCaller means the caller admits writes at the tenant's pace
+	// before calling (the worker does, without holding a worker slot while
+	// a tenant is over its pace): the client then does not pace them again.
+	PacedByCaller bool
+	// OnThrottleLimit, when set, is told the share of a limit Graph says the
+	// app has used (x-ms-throttle-limit-percentage, sent above 0.8), and
+	// whether the limit is the app's across tenants rather than the
+	// tenant's, so that the pace can slow down before Graph answers 429.
+	OnThrottleLimit func(tenantID string, share float64, appWide bool)
 	// PageSize is the $top of ListUsers, 1–999.
 	PageSize int
 	// NoSignInActivity leaves signInActivity out of ListUsers. Graph serves
@@ -183,9 +201,7 @@ func (c Config) WithDefaults() Config {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = DefaultMaxInFlight
 	}
-	if c.RatePerSecond <= 0 {
-		c.RatePerSecond = DefaultRatePerSecond
-	}
+	c = c.WithPacingDefaults()
 	if c.PageSize <= 0 {
 		c.PageSize = DefaultPageSize
 	}
@@ -194,6 +210,18 @@ func (c Config) WithDefaults() Config {
 		t.MaxIdleConnsPerHost = 256
 		t.MaxIdleConns = 256
 		c.Transport = t
+	}
+	return c
+}
+
+// WithPacingDefaults returns the config with the write rates at their
+// defaults when unset, for a caller that paces the writes itself.
+func (c Config) WithPacingDefaults() Config {
+	if c.RatePerSecond <= 0 {
+		c.RatePerSecond = DefaultRatePerSecond
+	}
+	if c.AppRatePerSecond <= 0 {
+		c.AppRatePerSecond = DefaultAppRatePerSecond
 	}
 	return c
 }
@@ -221,8 +249,11 @@ func (c Config) validate() error {
 // String describes the config with the secret redacted, so that logging a
 // Config (with %v, %+v or %s) is safe.
 func (c Config) String() string {
-	limiter := fmt.Sprintf("%g/s", c.RatePerSecond)
-	if c.WriteLimiter != nil {
+	limiter := fmt.Sprintf("%g/s, app %g/s", c.RatePerSecond, c.AppRatePerSecond)
+	switch {
+	case c.PacedByCaller:
+		limiter = "caller"
+	case c.WriteLimiter != nil:
 		limiter = "shared"
 	}
 	return fmt.Sprintf("msgraph.Config{BaseURL: %s, TokenURL: %s, ClientID: %s, ClientSecret: %s, Scopes: %v, Timeout: %s, MaxInFlight: %d, WriteRate: %s, PageSize: %d, NoSignInActivity: %t}",

@@ -697,3 +697,75 @@ func BenchmarkApply(b *testing.B) {
 		}
 	})
 }
+
+// A client whose caller paces the writes does not pace them again.
+func TestPacedByCallerSkipsTheLimiter(t *testing.T) {
+	t.Parallel()
+	l := &countingLimiter{}
+	b := setup(t, graphsim.Config{}, func(c *msgraph.Config) { c.WriteLimiter, c.PacedByCaller = l, true }, nil)
+	if err := b.client.Apply(context.Background(), contoso, provider.Change{UserID: "u2", Add: add(skuE3)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.waits.Load(); n != 0 {
+		t.Fatalf("limiter paced %d writes of a client paced by its caller", n)
+	}
+}
+
+// pressure is a report of OnThrottleLimit.
+type pressure struct {
+	tenant  string
+	share   float64
+	appWide bool
+}
+
+// Above 0.8 of a write quota used, the simulator's answers carry
+// x-ms-throttle-limit-percentage, and the client reports it with the
+// tenant; a 429 of the app's quota across tenants is reported as app-wide.
+func TestThrottleLimitPercentageIsReported(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []pressure
+	b := setup(t, graphsim.Config{WriteQuotaPerSecond: 5, AppWriteQuotaPerSecond: 8}, func(c *msgraph.Config) {
+		c.RatePerSecond = 1e6
+		c.OnThrottleLimit = func(tenant string, share float64, appWide bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, pressure{tenant, share, appWide})
+		}
+	}, nil)
+	ctx := context.Background()
+	// Five writes to contoso use its quota of 5/s: the fifth is at 1.0.
+	for range 5 {
+		if err := b.client.SetUsageLocation(ctx, contoso, "u2", "PL"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	tenantReports := slices.Clone(got)
+	mu.Unlock()
+	if len(tenantReports) == 0 || tenantReports[len(tenantReports)-1] != (pressure{contoso, 1, false}) {
+		t.Fatalf("reports after 5 writes at a quota of 5/s: %+v, want the last {contoso 1 false}", tenantReports)
+	}
+	for _, p := range tenantReports {
+		if p.share <= 0.8 {
+			t.Fatalf("reported %+v: Graph sends the header above 0.8 only", p)
+		}
+	}
+	// Writes to fabrikam go over the app's 8/s before fabrikam's own 5/s:
+	// the 4th, or a later one if the app's budget refilled meanwhile.
+	var throttled error
+	for i := 0; i < 5 && throttled == nil; i++ {
+		throttled = b.client.SetUsageLocation(ctx, fabrikam, "u2", "PL")
+	}
+	if pe := providerError(t, throttled); pe.Kind != provider.Throttled {
+		t.Fatalf("the app's writes beyond 8 in a second = %+v, want throttled", pe)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if last := got[len(got)-1]; last.tenant != fabrikam || !last.appWide || last.share < 1 {
+		t.Fatalf("the app's 429 was reported as %+v, want app-wide, at 1 or more", last)
+	}
+	if st := b.sim.Stats(); st.LimitWarnings == 0 || st.QuotaExceeded != 1 {
+		t.Fatalf("simulator stats %+v, want warnings and one 429", st)
+	}
+}
