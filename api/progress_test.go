@@ -80,3 +80,42 @@ func TestProgressCountersFollowItems(t *testing.T) {
 		t.Errorf("list progress = %+v, items say %+v", l, want)
 	}
 }
+
+// Items have no foreign key to their operation (it cost a check per item at
+// intake); deleting an operation still deletes its items and counters.
+func TestDeletingAnOperationDeletesItsItems(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p", "global_admin")
+	ids := c.Seed(seed.OneSKU("del", 30, "E5", 30))
+	ctx := context.Background()
+	var ops []string
+	for _, part := range [][]string{ids[:10], ids[10:]} {
+		acc, err := c.CreateOperation(ctx, "del", client.OperationRequest{UserIDs: part, Assign: []string{"E5"}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops = append(ops, acc.ID)
+	}
+	b.DB.MustExec(`UPDATE operation_items SET status = 'succeeded' WHERE operation_id = $1`, ops[0])
+	count := func(table, op string) (n int) {
+		t.Helper()
+		if err := b.DB.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE operation_id = $1`, op).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if count("operation_items", ops[0]) != 10 || count("operation_progress", ops[0]) == 0 {
+		t.Fatal("the operation should have 10 items and progress counters before it is deleted")
+	}
+	b.DB.MustExec(`DELETE FROM operations WHERE id = $1`, ops[0])
+	if n := count("operation_items", ops[0]); n != 0 {
+		t.Errorf("%d items of the deleted operation are left", n)
+	}
+	if n := count("operation_progress", ops[0]); n != 0 {
+		t.Errorf("%d progress rows of the deleted operation are left", n)
+	}
+	if n := count("operation_items", ops[1]); n != 20 {
+		t.Errorf("the other operation has %d items, want 20", n)
+	}
+}

@@ -102,6 +102,11 @@ func (s *Store) Check(ctx context.Context, scope CheckScope) ([]Problem, error) 
 				AND NOT (g.status = 'succeeded' AND x.sku = ANY(g.assigned)) ORDER BY g.user_id LIMIT 1) g ON true
 			WHERE o.finished_at IS NOT NULL AND i.status = 'failed' AND i.error_code = 'CountViolation'
 			AND ($1 = 0 OR o.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)`},
+		// Items reference their operation without a foreign key (see
+		// migration 00008); this is the key's check, for the whole database.
+		{"item without an operation", `
+			SELECT i.operation_id || ' user ' || i.user_id FROM operation_items i
+			WHERE $1 = 0 AND $2::uuid IS NULL AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.id = i.operation_id)`},
 		{"user claimed by a finished operation", `
 			SELECT c.id || ' user ' || u.id || ' claimed by ' || u.applying_operation
 			FROM users u JOIN customers c USING (customer_key) JOIN operations o ON o.id = u.applying_operation

@@ -530,6 +530,9 @@ func TestCheckerFindsBrokenInvariants(t *testing.T) {
 			`UPDATE operation_items SET status = 'failed', error_code = 'CountViolation', short_skus = '{E5}' WHERE user_id = 'user-00006';
 			 UPDATE operation_items SET status = 'failed', error_code = 'UserDisabled' WHERE user_id = 'user-00007'`,
 			`UPDATE operation_items SET status = 'succeeded', error_code = NULL, short_skus = NULL WHERE user_id IN ('user-00006', 'user-00007')`},
+		{"item without an operation",
+			`INSERT INTO operation_items (operation_id, user_id) VALUES ('00000000-0000-0000-0000-000000000001', 'user-00001')`,
+			`DELETE FROM operation_items WHERE operation_id = '00000000-0000-0000-0000-000000000001'`},
 		{"progress counters disagree with items",
 			`UPDATE operation_progress SET succeeded = succeeded - 1 WHERE ctid = (SELECT ctid FROM operation_progress WHERE succeeded > 0 LIMIT 1)`,
 			`UPDATE operation_progress SET succeeded = succeeded + 1 WHERE ctid = (SELECT ctid FROM operation_progress LIMIT 1)`},
