@@ -580,8 +580,16 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 			SELECT $2, x.u, x.s, $1 FROM unnest($3::text[], $4::text[]) AS x(u, s)
 			ON CONFLICT DO NOTHING
 		), del AS (
-			DELETE FROM assignments a USING unnest($5::text[], $6::text[]) AS x(u, s)
-			WHERE a.customer_key = $2 AND a.user_id = x.u AND a.sku_id = x.s
+			-- Each license looked up by its key (LATERAL), then deleted by
+			-- row address. Joined directly, a customer whose assignments
+			-- grew since they were analyzed (a rollout that is running)
+			-- is estimated at a row or two, and Postgres walked all of them
+			-- for each batch, even with nothing to delete: 44 ms a batch
+			-- at 77,000 assignments.
+			DELETE FROM assignments WHERE ctid = ANY(ARRAY(
+				SELECT a.ctid FROM unnest($5::text[], $6::text[]) AS x(u, s)
+				CROSS JOIN LATERAL (SELECT ctid FROM assignments
+					WHERE customer_key = $2 AND user_id = x.u AND sku_id = x.s) a))
 		), loc AS (
 			UPDATE users u SET usage_location = x.l, updated_at = now()
 			FROM unnest($7::text[], $8::text[]) AS x(u, l)

@@ -53,8 +53,11 @@ func settleQuery(lockMode, keep string) string {
 			WHERE i.operation_id = $1 AND NOT i.settled AND i.status NOT IN ('pending','applying') ` + keep + `
 			ORDER BY i.user_id FOR NO KEY UPDATE OF i ` + lockMode + `
 		), done AS (
-			UPDATE operation_items i SET settled = true FROM todo
-			WHERE i.operation_id = $1 AND i.user_id = todo.user_id
+			-- By key, through the primary key: joined to todo, the planner
+			-- hashes every item of the operation on each sweep (a scan of
+			-- 100,000 rows a second during a rollout, 0.2-0.6 s each).
+			UPDATE operation_items i SET settled = true
+			WHERE i.operation_id = $1 AND i.user_id = ANY(ARRAY(SELECT user_id FROM todo))
 			RETURNING i.status, i.assigned, i.revoked, i.granted_mask
 		), delta AS (
 			SELECT sku, sum(dc)::int AS dc, sum(dr)::int AS dr FROM (
