@@ -75,7 +75,7 @@ func TestBench(t *testing.T) {
 		"graph.users_per_s", "graph.bound_per_s", "graph.ratio_to_bound",
 		"graph.api_peak_rss_mib", "graph.worker_peak_rss_mib",
 		"baseline.concurrency", "scale.ratio_most_to_one", "watch.ratio", "watch.polls",
-		"watch.alone.users_per_s", "watch.watched.users_per_s",
+		"watch.alone.users_per_s", "watch.watched.users_per_s", "watch.watched_again.users_per_s", "watch.alone_again.users_per_s",
 		"report_download.json.api_peak_rss_mib", "report_download.json.rows",
 		"report_download.csv.api_peak_rss_mib", "report_download.csv.rows", "report_download.csv.bytes",
 		"fairness.b_last_item_s", "fairness.b_users_per_s", "fairness.a_users_per_s", "fairness.interactive.p99_ms",
@@ -88,8 +88,8 @@ func TestBench(t *testing.T) {
 	}
 	// --profile: a CPU profile of the worker per rollout, gzipped protobuf.
 	profiles, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "bench-*-worker.cpu.pprof"))
-	if len(profiles) != 8 {
-		t.Errorf("worker profiles %v, want one for each rollout: (b), (c), (e), 3 of scale and 2 of watch", profiles)
+	if len(profiles) != 13 {
+		t.Errorf("worker profiles %v, want one for each rollout: (b), (c), (e), 6 of scale and 4 of watch", profiles)
 	}
 	for _, p := range profiles {
 		if b, err := os.ReadFile(p); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
@@ -124,12 +124,12 @@ func TestBench(t *testing.T) {
 	}
 	// Scale-out: one run per number of workers, each complete.
 	scaleRuns, _ := lookupJSON(doc, "scale.runs")
-	if list, _ := scaleRuns.([]any); len(list) != 3 {
-		t.Errorf("scale.runs = %v, want 3", scaleRuns)
+	if list, _ := scaleRuns.([]any); len(list) != 6 {
+		t.Errorf("scale.runs = %v, want 6", scaleRuns)
 	} else {
 		for i, run := range list {
 			m := run.(map[string]any)
-			if m["workers"] != float64(i+1) || m["succeeded"] != 2000.0 {
+			if m["workers"] != float64([]int{1, 2, 3, 3, 2, 1}[i]) || m["succeeded"] != 2000.0 {
 				t.Errorf("scale run %d: workers %v, succeeded %v", i, m["workers"], m["succeeded"])
 			}
 		}
@@ -168,7 +168,7 @@ func TestBench(t *testing.T) {
 	}
 	// One table, with each target's verdict.
 	for _, want := range []string{"(a) bare asynq", "← best: the baseline", "(b) rollout", "(c) change", "(d) interactive", "(e) Graph simulator",
-		"(scale) rollout", "3 workers ÷ 1", "(watch) rollout", "watched ÷ alone", "(report) 5 clients download", "csv: api peak RSS",
+		"(scale) rollout", "3 workers ÷ 1 (means)", "(watch) rollout", "watched ÷ alone (means)", "(report) 5 clients download", "csv: api peak RSS",
 		"(fair) B's 1,000 users", "two-user change p50 / p99", "licenseops check", "≤ 1 s", "≥ 1.00", "≥ 0.60", "≥ 0.80", "NOT DURABLE", "not durable", "small run"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
