@@ -91,10 +91,11 @@ func (cat *catalog) translate(lang, id string, kv ...any) string {
 func (c *Console) switchLanguage(w http.ResponseWriter, r *http.Request) {
 	lang := r.PathValue("lang")
 	if _, ok := c.i18n.localizers[lang]; ok {
+		// #nosec G124 -- Secure follows the request (c.secure: TLS, or a trusted proxy that says so), since the console also serves plain HTTP on a private address; HttpOnly and SameSite=Strict are always set
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: lang, Path: "/", HttpOnly: true, Secure: c.secure(r),
 			SameSite: http.SameSiteStrictMode, MaxAge: 365 * 24 * 3600})
 	}
-	http.Redirect(w, r, localPath(r.URL.Query().Get("next")), http.StatusSeeOther)
+	http.Redirect(w, r, localPath(r.URL.Query().Get("next")), http.StatusSeeOther) // #nosec G710 -- localPath keeps only a path of the console
 }
 
 // localPath returns p when it is a path of the console, else the console's

@@ -107,6 +107,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.setSessionCookie(w, r, id)
+	// #nosec G124 -- Secure follows the request (c.secure: TLS, or a trusted proxy that says so), since the console also serves plain HTTP on a private address; HttpOnly and SameSite=Strict are always set
 	http.SetCookie(w, &http.Cookie{Name: preCSRFCookie, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true,
 		Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 	c.log.InfoContext(r.Context(), "console sign-in", "partner_id", p.PartnerID, "token_id", p.TokenID, "role", p.Role)
@@ -353,7 +354,7 @@ func (c *Console) changeSelection(w http.ResponseWriter, r *http.Request, s *ses
 		w.Header().Set("Content-Type", "application/json")
 		return json.NewEncoder(w).Encode(map[string]any{"count": n, "text": c.i18n.translate(s.lang, "SelectedUsersLink", "Count", n)})
 	}
-	http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther)
+	http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther) // #nosec G710 -- localPath keeps only a path of the console
 	return nil
 }
 

@@ -150,6 +150,7 @@ func (c *Console) setSessionCookie(w http.ResponseWriter, r *http.Request, id st
 	if c.secure(r) {
 		name = secureSessionCookie
 	}
+	// #nosec G124 -- Secure follows the request (c.secure: TLS, or a trusted proxy that says so), since the console also serves plain HTTP on a private address; HttpOnly and SameSite=Strict are always set
 	http.SetCookie(w, &http.Cookie{Name: name, Value: id, Path: "/", HttpOnly: true, Secure: c.secure(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: int(c.cfg.MaxLifetime.Seconds())})
 }
@@ -157,6 +158,7 @@ func (c *Console) setSessionCookie(w http.ResponseWriter, r *http.Request, id st
 func (c *Console) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	for _, name := range []string{sessionCookie, secureSessionCookie} {
 		if _, err := r.Cookie(name); err == nil {
+			// #nosec G124 -- Secure follows the request (c.secure: TLS, or a trusted proxy that says so), since the console also serves plain HTTP on a private address; HttpOnly and SameSite=Strict are always set
 			http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", HttpOnly: true, Secure: name == secureSessionCookie || c.secure(r),
 				SameSite: http.SameSiteStrictMode, MaxAge: -1})
 		}
@@ -174,6 +176,7 @@ func (c *Console) preSessionCSRF(w http.ResponseWriter, r *http.Request) (string
 	if err != nil {
 		return "", err
 	}
+	// #nosec G124 -- Secure follows the request (c.secure: TLS, or a trusted proxy that says so), since the console also serves plain HTTP on a private address; HttpOnly and SameSite=Strict are always set
 	http.SetCookie(w, &http.Cookie{Name: preCSRFCookie, Value: v, Path: "/console/", HttpOnly: true, Secure: c.secure(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	return v, nil

@@ -290,7 +290,7 @@ func (w *Worker) apply(ctx context.Context, opID string, users []string) error {
 	// The task's error: a real failure before a wait for a seat, so that a
 	// batch with both counts as failed (isFailure) and spends a retry.
 	var firstErr error
-	for i, r := range results {
+	for _, r := range results {
 		if r.err != nil {
 			if firstErr == nil || errors.Is(firstErr, errWaitForSeat) && !errors.Is(r.err, errWaitForSeat) {
 				firstErr = r.err
@@ -303,7 +303,7 @@ func (w *Worker) apply(ctx context.Context, opID string, users []string) error {
 		}
 		if outcome.Status == licensing.ItemFailed && outcome.Changed {
 			w.log.InfoContext(ctx, "user change failed", "operation_id", plan.ID, "customer_id", plan.CustomerID,
-				"user_id", users[i], "task_id", taskID, "code", outcome.Code)
+				"user_id", outcome.UserID, "task_id", taskID, "code", outcome.Code)
 		}
 	}
 	return firstErr
