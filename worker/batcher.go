@@ -16,7 +16,12 @@ import (
 // is quiet, a lone item goes at once, so interactive latency does not suffer.
 type batcher struct {
 	store    *storage.Store
+	// in takes the items of single-user tasks, bulk those of batch tasks
+	// (a thousand users of one large operation at a time). Flushers take
+	// from in first, so that a helpdesk change or a smaller rollout's
+	// users are not queued behind the thousands of a large one.
 	in       chan *itemRequest
+	bulk     chan *itemRequest
 	maxBatch int
 	// apply processes the items of one operation and returns each user's
 	// result; it is chosen by the customer's directory.
@@ -44,6 +49,7 @@ func newBatcher(store *storage.Store, flushers, maxBatch int) *batcher {
 	b := &batcher{
 		store:    store,
 		in:       make(chan *itemRequest, flushers*maxBatch),
+		bulk:     make(chan *itemRequest, flushers*maxBatch),
 		maxBatch: maxBatch,
 		stop:     make(chan struct{}),
 	}
@@ -62,16 +68,21 @@ func (b *batcher) Do(ctx context.Context, plan *storage.Plan, userID string) (st
 
 // DoMany processes items of one operation and returns their results in the
 // order of userIDs. The flushers take them into their batches as they come,
-// with other handlers' items.
+// with other handlers' items; many at once (a batch task's) yield to single
+// ones.
 func (b *batcher) DoMany(ctx context.Context, plan *storage.Plan, userIDs []string) []itemResult {
 	results := make([]itemResult, len(userIDs))
 	reqs := make([]itemRequest, len(userIDs))
+	queue := b.in
+	if len(userIDs) > 1 {
+		queue = b.bulk
+	}
 	sent := 0
 send:
 	for i, u := range userIDs {
 		reqs[i] = itemRequest{ctx: ctx, plan: plan, userID: u, done: make(chan itemResult, 1)}
 		select {
-		case b.in <- &reqs[i]:
+		case queue <- &reqs[i]:
 			sent++
 		case <-ctx.Done():
 			break send
@@ -107,13 +118,28 @@ func (b *batcher) flushLoop() {
 		select {
 		case r := <-b.in:
 			batch = append(batch, r)
-		case <-b.stop:
-			return
+		default:
+			select {
+			case r := <-b.in:
+				batch = append(batch, r)
+			case r := <-b.bulk:
+				batch = append(batch, r)
+			case <-b.stop:
+				return
+			}
 		}
 	drain:
 		for len(batch) < b.maxBatch {
 			select {
 			case r := <-b.in:
+				batch = append(batch, r)
+				continue
+			default:
+			}
+			select {
+			case r := <-b.in:
+				batch = append(batch, r)
+			case r := <-b.bulk:
 				batch = append(batch, r)
 			default:
 				break drain
