@@ -15,7 +15,7 @@ import (
 // waiting handler. Under load, batches fill up by themselves; when the queue
 // is quiet, a lone item goes at once, so interactive latency does not suffer.
 type batcher struct {
-	store    *storage.Store
+	store *storage.Store
 	// in takes the items of single-user tasks, bulk those of batch tasks
 	// (a thousand users of one large operation at a time). Flushers take
 	// from in first, so that a helpdesk change or a smaller rollout's
