@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/licenseops/licenseops/internal/ratelimit"
+
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -86,8 +88,8 @@ type Server struct {
 	http     *http.Server
 	listener net.Listener
 	metrics  *metrics
-	limiter  *rateLimiter // nil when rate limiting is off
-	pruner   *pruner      // nil when pruning is off
+	limiter  *ratelimit.Limiter // nil when rate limiting is off
+	pruner   *pruner            // nil when pruning is off
 }
 
 // New builds the server. Open starts listening. Operations are created by
@@ -101,8 +103,8 @@ func New(cfg Config, svc *intake.Service, store *storage.Store, rdb redis.Univer
 	}
 	s := &Server{cfg: cfg, intake: svc, store: store, rdb: rdb, log: cfg.Logger, metrics: m,
 		client: asynq.NewClientFromRedisClient(rdb)}
-	if cfg.RateLimitPerSecond > 0 {
-		s.limiter = newRateLimiter(rdb, cfg.RateLimitPerSecond, cfg.RateLimitBurst, cfg.Logger, m.rateLimitErrors)
+	if s.limiter = ratelimit.New(rdb, cfg.RateLimitPerSecond, cfg.RateLimitBurst, cfg.Logger); s.limiter != nil {
+		s.limiter.OnError = m.rateLimitErrors.Inc
 	}
 	if cfg.PruneInterval > 0 {
 		s.pruner = &pruner{store: store, interval: cfg.PruneInterval, log: cfg.Logger}
@@ -341,7 +343,7 @@ func (s *Server) authorize(rt route) http.Handler {
 			s.writeError(w, r, licensing.Errorf(licensing.CodeUnauthenticated, "the token is unknown or revoked; ask an administrator for a new one"))
 			return
 		}
-		if err := s.limiter.allow(r.Context(), w, p); err != nil {
+		if err := s.allowToken(r.Context(), w, p); err != nil {
 			s.writeError(w, r, err)
 			return
 		}

@@ -14,11 +14,13 @@ import (
 	"embed"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
+	"github.com/licenseops/licenseops/internal/ratelimit"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licenseops/licenseops/intake"
@@ -93,8 +95,7 @@ type Console struct {
 	log      *slog.Logger
 	pages    *pages
 	i18n     *catalog
-	limiter  *redis_rate.Limiter // nil when limiting is off
-	limit    redis_rate.Limit
+	limiter  *ratelimit.Limiter // nil when limiting is off
 	sessions *sessions
 }
 
@@ -114,11 +115,7 @@ func New(cfg Config, svc *intake.Service, store *storage.Store, rdb redis.Univer
 	}
 	c := &Console{cfg: cfg, intake: svc, store: store, rdb: rdb, log: cfg.Logger, pages: pg, i18n: cat,
 		sessions: &sessions{rdb: rdb, idle: cfg.IdleTimeout, max: cfg.MaxLifetime}}
-	if cfg.RateLimitPerSecond > 0 {
-		cfg.RateLimitBurst = max(cfg.RateLimitBurst, 1)
-		c.limiter = redis_rate.NewLimiter(rdb)
-		c.limit = redis_rate.Limit{Rate: cfg.RateLimitPerSecond, Burst: cfg.RateLimitBurst, Period: time.Second}
-	}
+	c.limiter = ratelimit.New(rdb, cfg.RateLimitPerSecond, max(cfg.RateLimitBurst, 1), cfg.Logger)
 	return c, nil
 }
 
@@ -254,23 +251,34 @@ func (c *Console) authenticated(h page) http.Handler {
 	})
 }
 
+// rateLimit charges one request to p's token, the budget the JSON API
+// charges too (internal/ratelimit).
 func (c *Console) rateLimit(ctx context.Context, w http.ResponseWriter, p *licensing.Principal) error {
-	if c.limiter == nil {
+	d := c.limiter.AllowToken(ctx, p.TokenID)
+	if d.Allowed {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	res, err := c.limiter.Allow(ctx, "licenseops:token:"+itoa64(p.TokenID), c.limit)
+	w.Header().Set("Retry-After", itoa(d.RetryAfter))
+	return pageErr(licensing.CodeRateLimited, "RateLimited", "Count", d.RetryAfter)
+}
+
+// clientAddr is the address sign-in attempts are counted by: the peer's,
+// or behind a trusted proxy the one the proxy appended last to
+// X-Forwarded-For (earlier entries are the client's to write).
+func (c *Console) clientAddr(r *http.Request) string {
+	if c.cfg.TrustProxy {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			parts := strings.Split(xff, ",")
+			if last := strings.TrimSpace(parts[len(parts)-1]); last != "" {
+				return last
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		c.log.WarnContext(ctx, "rate limit check failed; request let through", "token_id", p.TokenID, "error", err)
-		return nil
+		return r.RemoteAddr
 	}
-	if res.Allowed > 0 {
-		return nil
-	}
-	secs := max(1, int((res.RetryAfter+time.Second-1)/time.Second))
-	w.Header().Set("Retry-After", itoa(secs))
-	return pageErr(licensing.CodeRateLimited, "RateLimited", "Count", secs)
+	return host
 }
 
 // renderError answers with the error page. A foreign object and a missing

@@ -54,7 +54,7 @@ func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
 	c.renderSignIn(w, r, http.StatusOK, "", r.URL.Query().Get("expired") != "")
 }
 
-func (c *Console) renderSignIn(w http.ResponseWriter, r *http.Request, status int, errID string, expired bool) {
+func (c *Console) renderSignIn(w http.ResponseWriter, r *http.Request, status int, errID string, expired bool, kv ...any) {
 	tok, err := c.preSessionCSRF(w, r)
 	if err != nil {
 		c.renderError(w, r, nil, err)
@@ -64,7 +64,7 @@ func (c *Console) renderSignIn(w http.ResponseWriter, r *http.Request, status in
 	v.Title = v.T("SignInTitle")
 	data := signInPage{View: v, FormCSRF: tok}
 	if errID != "" {
-		data.Error = v.T(errID)
+		data.Error = v.T(errID, kv...)
 	}
 	if expired {
 		data.Notice = v.T("SessionEnded")
@@ -81,6 +81,13 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	if !validPreSessionCSRF(r) {
 		c.renderSignIn(w, r, http.StatusForbidden, "SignInFormExpired", false)
+		return
+	}
+	// Attempts are counted per client address before the token is looked
+	// up (ratelimit.SignIn).
+	if d := c.limiter.AllowSignIn(r.Context(), c.clientAddr(r)); !d.Allowed {
+		w.Header().Set("Retry-After", itoa(d.RetryAfter))
+		c.renderSignIn(w, r, http.StatusTooManyRequests, "SignInRateLimited", false, "Count", d.RetryAfter)
 		return
 	}
 	secret := r.PostFormValue("token")

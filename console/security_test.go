@@ -3,6 +3,7 @@ package console_test
 import (
 	"bytes"
 	"context"
+	"html"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -270,5 +271,47 @@ func TestSessionCookieSetByNoOtherPath(t *testing.T) {
 				t.Errorf("%s set a session cookie", path)
 			}
 		}
+	}
+}
+
+// TestSignInRateLimit counts sign-in attempts per client address, before
+// the token is looked up: past the budget even the right token is refused,
+// with Retry-After and a message in the page's language.
+func TestSignInRateLimit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{users: 1, config: console.Config{RateLimitPerSecond: 100, RateLimitBurst: 100}})
+	token := f.b.Token("p", licensing.RoleReader)
+	b := f.browser()
+	attempt := func(secret string) page {
+		t.Helper()
+		form := b.mustStatus(b.get("/console/sign-in"), 200, "sign-in page")
+		m := csrfInput.FindStringSubmatch(form.Body)
+		if m == nil {
+			t.Fatalf("sign-in form has no CSRF field")
+		}
+		return b.do("POST", "/console/sign-in", url.Values{"csrf": {html.UnescapeString(m[1])}, "token": {secret}})
+	}
+	var refused page
+	for i := range 40 {
+		p := attempt("lo_wrong-" + strconv.Itoa(i))
+		if p.Status == http.StatusTooManyRequests {
+			refused = p
+			break
+		}
+		if p.Status != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: status %d", i, p.Status)
+		}
+	}
+	if refused.Status != http.StatusTooManyRequests {
+		t.Fatalf("40 wrong tokens from one address were all looked up")
+	}
+	if s, err := strconv.Atoi(refused.Header.Get("Retry-After")); err != nil || s < 1 {
+		t.Errorf("Retry-After %q", refused.Header.Get("Retry-After"))
+	}
+	if !refused.has("Too many sign-in attempts from this address.") {
+		t.Errorf("refusal page:\n%s", truncate(refused.Body, 2000))
+	}
+	if p := attempt(token); p.Status != http.StatusTooManyRequests {
+		t.Errorf("the right token past the budget: status %d, want 429", p.Status)
 	}
 }

@@ -1,4 +1,4 @@
-package api
+package ratelimit
 
 import (
 	"testing"
@@ -14,8 +14,8 @@ func TestRetryAfterSecondsRoundsUp(t *testing.T) {
 		{-1, 1}, {0, 1}, {time.Nanosecond, 1}, {999 * time.Millisecond, 1},
 		{time.Second, 1}, {time.Second + time.Millisecond, 2}, {59*time.Second + time.Microsecond, 60},
 	} {
-		if got := retryAfterSeconds(tc.wait); got != tc.want {
-			t.Errorf("retryAfterSeconds(%v) = %d, want %d", tc.wait, got, tc.want)
+		if got := RetryAfterSeconds(tc.wait); got != tc.want {
+			t.Errorf("RetryAfterSeconds(%v) = %d, want %d", tc.wait, got, tc.want)
 		}
 	}
 }
