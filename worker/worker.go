@@ -288,12 +288,44 @@ func (w *Worker) apply(ctx context.Context, opID string, users []string) error {
 	if err := w.pace(ctx, plan, taskID); err != nil {
 		return err
 	}
-	results := w.batcher.DoMany(ctx, plan, users)
-	// The task's error: a real failure before a wait for a seat, so that a
-	// batch with both counts as failed (isFailure) and spends a retry.
+	// A batch task whose users wait for a seat (errWaitForSeat) tries them
+	// again here a few times before the task goes back to the queue: the
+	// queue would bring the whole batch back only after a second or two,
+	// and the users it waits for are usually in batches running now.
 	var firstErr error
-	for _, r := range results {
+	for attempt := 0; ; attempt++ {
+		firstErr = w.record(ctx, plan, taskID, w.batcher.DoMany(ctx, plan, users), &users)
+		if len(users) == 0 || attempt == batchWaitRetries || !errors.Is(firstErr, errWaitForSeat) {
+			return firstErr
+		}
+		select {
+		case <-ctx.Done():
+			return firstErr
+		case <-time.After(batchWaitPause):
+		}
+	}
+}
+
+// A batch task tries the users that wait for a seat batchWaitRetries more
+// times, batchWaitPause apart, before it goes back to the queue.
+const (
+	batchWaitRetries = 10
+	batchWaitPause   = 200 * time.Millisecond
+)
+
+// record counts and logs the outcomes of users (in the order of *users) and
+// returns the task's error: a real failure before a wait for a seat, so
+// that a batch with both counts as failed (isFailure) and spends a retry.
+// It leaves in *users the users that wait for a seat (none when another
+// error failed the task: the queue brings all of them back).
+func (w *Worker) record(ctx context.Context, plan *storage.Plan, taskID string, results []itemResult, users *[]string) error {
+	var firstErr error
+	var waiting []string
+	for i, r := range results {
 		if r.err != nil {
+			if errors.Is(r.err, errWaitForSeat) && len(*users) > 1 {
+				waiting = append(waiting, (*users)[i])
+			}
 			if firstErr == nil || errors.Is(firstErr, errWaitForSeat) && !errors.Is(r.err, errWaitForSeat) {
 				firstErr = r.err
 			}
@@ -308,6 +340,10 @@ func (w *Worker) apply(ctx context.Context, opID string, users []string) error {
 				"user_id", outcome.UserID, "task_id", taskID, "code", outcome.Code)
 		}
 	}
+	if firstErr != nil && !errors.Is(firstErr, errWaitForSeat) {
+		waiting = nil
+	}
+	*users = waiting
 	return firstErr
 }
 
