@@ -189,37 +189,32 @@ func (s *Simulator) takeWrite(w http.ResponseWriter, cfg Config, t *tenant, now 
 	scope := func(kind string) string { return kind + "/Write/" + t.clientID + "/" + t.id }
 	d, ok, refund := t.takeWrite(cfg.WriteQuotaPerSecond, now)
 	if !ok {
-		s.stats.quotaExceeded.Add(1)
-		w.Header().Set("x-ms-throttle-scope", scope("Tenant_Application"))
-		w.Header().Set("x-ms-throttle-information", "WriteLimitExceeded")
-		t.mu.Lock()
-		share := t.recent.share(cfg.WriteQuotaPerSecond, now)
-		t.mu.Unlock()
-		setLimitPercentage(w, max(share, 1))
-		writeThrottled(w, d, "Too many requests. The tenant's write quota is exceeded.")
+		s.refuseWrite(w, scope("Tenant_Application"), t.writeShare(cfg.WriteQuotaPerSecond, now, false), d,
+			"Too many requests. The tenant's write quota is exceeded.")
 		return false
 	}
 	if d, ok := app.take(cfg.AppWriteQuotaPerSecond, now); !ok {
-		s.stats.quotaExceeded.Add(1)
 		refund() // nothing was written to the tenant
-		w.Header().Set("x-ms-throttle-scope", scope("Application"))
-		w.Header().Set("x-ms-throttle-information", "WriteLimitExceeded")
-		app.mu.Lock()
-		share := app.recent.share(cfg.AppWriteQuotaPerSecond, now)
-		app.mu.Unlock()
-		setLimitPercentage(w, max(share, 1))
-		writeThrottled(w, d, "Too many requests. The application's write quota is exceeded.")
+		s.refuseWrite(w, scope("Application"), app.writeShare(cfg.AppWriteQuotaPerSecond, now, false), d,
+			"Too many requests. The application's write quota is exceeded.")
 		return false
 	}
-	t.mu.Lock()
-	share := t.recent.add(now, cfg.WriteQuotaPerSecond)
-	t.mu.Unlock()
-	share = max(share, app.record(now, cfg.AppWriteQuotaPerSecond))
+	share := max(t.writeShare(cfg.WriteQuotaPerSecond, now, true), app.writeShare(cfg.AppWriteQuotaPerSecond, now, true))
 	if share > 0.8 {
 		s.stats.limitWarnings.Add(1)
 		setLimitPercentage(w, share)
 	}
 	return true
+}
+
+// refuseWrite answers a write over a quota as Graph does: 429 with the
+// quota's scope, the share of it used and when to come back.
+func (s *Simulator) refuseWrite(w http.ResponseWriter, scope string, share float64, wait time.Duration, message string) {
+	s.stats.quotaExceeded.Add(1)
+	w.Header().Set("x-ms-throttle-scope", scope)
+	w.Header().Set("x-ms-throttle-information", "WriteLimitExceeded")
+	setLimitPercentage(w, max(share, 1))
+	writeThrottled(w, wait, message)
 }
 
 // setLimitPercentage sets x-ms-throttle-limit-percentage: Graph sends the

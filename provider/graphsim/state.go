@@ -104,11 +104,8 @@ type tenant struct {
 	// ids are the user IDs in listing order (sorted); stale while !sorted.
 	ids    []string
 	sorted bool
-	// writes enforces Config.WriteQuotaPerSecond; made for quota.
-	writes *rate.Limiter
-	quota  float64
-	// recent are the writes of the last second, for the share of the quota used.
-	recent window
+	// write enforces Config.WriteQuotaPerSecond.
+	write writeQuota
 }
 
 type sku struct {
@@ -349,13 +346,8 @@ func (t *tenant) takeWrite(quota float64, now time.Time) (wait time.Duration, ok
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.writes == nil || t.quota != quota {
-		t.writes = rate.NewLimiter(rate.Limit(quota), max(1, int(math.Ceil(quota))))
-		t.quota = quota
-	}
-	r := t.writes.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
+	d, r := t.write.take(quota, now)
+	if r == nil {
 		return d, false, nil
 	}
 	return 0, true, func() {
@@ -363,6 +355,47 @@ func (t *tenant) takeWrite(quota float64, now time.Time) (wait time.Duration, ok
 		defer t.mu.Unlock()
 		r.CancelAt(now)
 	}
+}
+
+// writeShare is the share of the tenant's quota used over the last second;
+// with count, it first counts a write.
+func (t *tenant) writeShare(quota float64, now time.Time, count bool) float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.write.share(quota, now, count)
+}
+
+// writeQuota is a write quota as Graph keeps one, for a tenant or an app:
+// a token bucket of quota writes a second, and the writes of the last
+// second for the share of the quota used. Its owner's mutex guards it.
+type writeQuota struct {
+	writes *rate.Limiter
+	quota  float64 // what writes was made for
+	recent window
+}
+
+// take spends one write and returns its reservation (to cancel, for a
+// refund), or nil and how long until one is free.
+func (q *writeQuota) take(quota float64, now time.Time) (time.Duration, *rate.Reservation) {
+	if q.writes == nil || q.quota != quota {
+		q.writes = rate.NewLimiter(rate.Limit(quota), max(1, int(math.Ceil(quota))))
+		q.quota = quota
+	}
+	r := q.writes.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d, nil
+	}
+	return 0, r
+}
+
+// share is the share of the quota used over the last second; with count,
+// it first counts a write.
+func (q *writeQuota) share(quota float64, now time.Time, count bool) float64 {
+	if count {
+		return q.recent.add(now, quota)
+	}
+	return q.recent.share(quota, now)
 }
 
 // window counts the events of the last second.
@@ -393,10 +426,8 @@ func (w *window) share(quota float64, now time.Time) float64 {
 
 // appQuota is an app's write quota across its tenants.
 type appQuota struct {
-	mu     sync.Mutex
-	writes *rate.Limiter
-	quota  float64
-	recent window
+	mu    sync.Mutex
+	write writeQuota
 }
 
 // app returns the quota of the app with the client ID.
@@ -421,21 +452,14 @@ func (a *appQuota) take(quota float64, now time.Time) (time.Duration, bool) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.writes == nil || a.quota != quota {
-		a.writes = rate.NewLimiter(rate.Limit(quota), max(1, int(math.Ceil(quota))))
-		a.quota = quota
-	}
-	r := a.writes.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return d, false
-	}
-	return 0, true
+	d, r := a.write.take(quota, now)
+	return d, r != nil
 }
 
-// record counts a write and returns the share of the quota used over the last second.
-func (a *appQuota) record(now time.Time, quota float64) float64 {
+// writeShare is the share of the app's quota used over the last second;
+// with count, it first counts a write.
+func (a *appQuota) writeShare(quota float64, now time.Time, count bool) float64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.recent.add(now, quota)
+	return a.write.share(quota, now, count)
 }
