@@ -512,7 +512,7 @@ func (s *Store) GetOperation(ctx context.Context, partnerKey int64, id string) (
 
 // fillProgress sets the progress of a running operation from its counters
 // (operation_progress, kept by a trigger on item statuses): a sum of at most
-// 64 rows (migration 00009), however large the operation. A finished one carries its final
+// 64 rows, however large the operation. A finished one carries its final
 // counts, taken from its items when it finished.
 func (s *Store) fillProgress(ctx context.Context, op *licensing.Operation) error {
 	if op.FinishedAt != nil {
