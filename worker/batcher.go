@@ -114,38 +114,45 @@ func (b *batcher) flushLoop() {
 	defer b.wg.Done()
 	batch := make([]*itemRequest, 0, b.maxBatch)
 	for {
-		batch = batch[:0]
-		select {
-		case r := <-b.in:
-			batch = append(batch, r)
-		default:
-			select {
-			case r := <-b.in:
-				batch = append(batch, r)
-			case r := <-b.bulk:
-				batch = append(batch, r)
-			case <-b.stop:
-				return
-			}
+		r := b.next(true)
+		if r == nil {
+			return
 		}
-	drain:
+		batch = append(batch[:0], r)
 		for len(batch) < b.maxBatch {
-			select {
-			case r := <-b.in:
-				batch = append(batch, r)
-				continue
-			default:
+			if r = b.next(false); r == nil {
+				break
 			}
-			select {
-			case r := <-b.in:
-				batch = append(batch, r)
-			case r := <-b.bulk:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
+			batch = append(batch, r)
 		}
 		b.process(batch)
+	}
+}
+
+// next takes the next item, single-user items before those of batch tasks.
+// With wait it blocks until one comes, or returns nil when the batcher
+// stops; without, it returns nil when none is waiting.
+func (b *batcher) next(wait bool) *itemRequest {
+	select {
+	case r := <-b.in:
+		return r
+	default:
+	}
+	if !wait {
+		select {
+		case r := <-b.bulk:
+			return r
+		default:
+			return nil
+		}
+	}
+	select {
+	case r := <-b.in:
+		return r
+	case r := <-b.bulk:
+		return r
+	case <-b.stop:
+		return nil
 	}
 }
 

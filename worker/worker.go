@@ -292,15 +292,15 @@ func (w *Worker) apply(ctx context.Context, opID string, users []string) error {
 	// again here a few times before the task goes back to the queue: the
 	// queue would bring the whole batch back only after a second or two,
 	// and the users it waits for are usually in batches running now.
-	var firstErr error
 	for attempt := 0; ; attempt++ {
-		firstErr = w.record(ctx, plan, taskID, w.batcher.DoMany(ctx, plan, users), &users)
-		if len(users) == 0 || attempt == batchWaitRetries || !errors.Is(firstErr, errWaitForSeat) {
-			return firstErr
+		waiting, err := w.record(ctx, plan, taskID, users, w.batcher.DoMany(ctx, plan, users))
+		if len(waiting) == 0 || attempt == batchWaitRetries {
+			return err
 		}
+		users = waiting
 		select {
 		case <-ctx.Done():
-			return firstErr
+			return err
 		case <-time.After(batchWaitPause):
 		}
 	}
@@ -313,21 +313,19 @@ const (
 	batchWaitPause   = 200 * time.Millisecond
 )
 
-// record counts and logs the outcomes of users (in the order of *users) and
-// returns the task's error: a real failure before a wait for a seat, so
-// that a batch with both counts as failed (isFailure) and spends a retry.
-// It leaves in *users the users that wait for a seat (none when another
-// error failed the task: the queue brings all of them back).
-func (w *Worker) record(ctx context.Context, plan *storage.Plan, taskID string, results []itemResult, users *[]string) error {
-	var firstErr error
-	var waiting []string
+// record counts and logs the outcomes of users (results in their order)
+// and returns the task's error: a real failure before a wait for a seat,
+// so that a batch with both counts as failed (isFailure) and spends a
+// retry. Of a batch task that only waits for seats, it also returns the
+// users that wait.
+func (w *Worker) record(ctx context.Context, plan *storage.Plan, taskID string, users []string, results []itemResult) (waiting []string, err error) {
 	for i, r := range results {
 		if r.err != nil {
-			if errors.Is(r.err, errWaitForSeat) && len(*users) > 1 {
-				waiting = append(waiting, (*users)[i])
+			if errors.Is(r.err, errWaitForSeat) {
+				waiting = append(waiting, users[i])
 			}
-			if firstErr == nil || errors.Is(firstErr, errWaitForSeat) && !errors.Is(r.err, errWaitForSeat) {
-				firstErr = r.err
+			if err == nil || errors.Is(err, errWaitForSeat) && !errors.Is(r.err, errWaitForSeat) {
+				err = r.err
 			}
 			continue
 		}
@@ -340,11 +338,12 @@ func (w *Worker) record(ctx context.Context, plan *storage.Plan, taskID string, 
 				"user_id", outcome.UserID, "task_id", taskID, "code", outcome.Code)
 		}
 	}
-	if firstErr != nil && !errors.Is(firstErr, errWaitForSeat) {
+	if len(users) == 1 || !errors.Is(err, errWaitForSeat) {
+		// A single task goes back to the queue to wait; another error
+		// fails the batch, and the queue brings all of it back.
 		waiting = nil
 	}
-	*users = waiting
-	return firstErr
+	return waiting, err
 }
 
 // finalizeSmall completes interactive operations as soon as their last item
