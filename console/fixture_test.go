@@ -230,15 +230,22 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// signIn signs in with token and returns the customers page.
-func (b *browser) signIn(token string) page {
+// postSignIn fetches the sign-in form and posts token with the form's CSRF
+// field (and headers, as name, value pairs); it returns the answer as is.
+func (b *browser) postSignIn(token string, headers ...string) page {
 	b.t.Helper()
 	form := b.mustStatus(b.get("/console/sign-in"), 200, "sign-in page")
 	m := csrfInput.FindStringSubmatch(form.Body)
 	if m == nil {
 		b.t.Fatalf("sign-in form has no CSRF field")
 	}
-	p := b.do("POST", "/console/sign-in", url.Values{"csrf": {html.UnescapeString(m[1])}, "token": {token}})
+	return b.do("POST", "/console/sign-in", url.Values{"csrf": {html.UnescapeString(m[1])}, "token": {token}}, headers...)
+}
+
+// signIn signs in with token and returns the customers page.
+func (b *browser) signIn(token string) page {
+	b.t.Helper()
+	p := b.postSignIn(token)
 	if p.Status != http.StatusSeeOther || p.Header.Get("Location") != "/console/customers" {
 		b.t.Fatalf("sign in: %d %s\n%s", p.Status, p.Header.Get("Location"), truncate(p.Body, 2000))
 	}

@@ -3,7 +3,6 @@ package console_test
 import (
 	"bytes"
 	"context"
-	"html"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -87,16 +86,14 @@ func TestSecureCookieOverTLS(t *testing.T) {
 	hc := srv.Client()
 	hc.Jar, hc.CheckRedirect = b.hc.Jar, b.hc.CheckRedirect
 	b.hc = hc
-	m := csrfInput.FindStringSubmatch(b.get("/console/sign-in").Body)
-	p := b.do("POST", "/console/sign-in", url.Values{"csrf": {m[1]}, "token": {f.b.Token("p", licensing.RoleReader)}})
+	p := b.postSignIn(f.b.Token("p", licensing.RoleReader))
 	c := sessionCookie(t, p.Header)
 	if !c.Secure || c.Name != "__Host-lops_session" || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" {
 		t.Fatalf("cookie over TLS: %+v", c)
 	}
 	// Without TrustProxy, a client's X-Forwarded-Proto does not count.
 	b2 := f.browser()
-	m = csrfInput.FindStringSubmatch(b2.get("/console/sign-in").Body)
-	p = b2.do("POST", "/console/sign-in", url.Values{"csrf": {m[1]}, "token": {f.b.Token("p", licensing.RoleReader)}}, "X-Forwarded-Proto", "https")
+	p = b2.postSignIn(f.b.Token("p", licensing.RoleReader), "X-Forwarded-Proto", "https")
 	if c := sessionCookie(t, p.Header); c.Secure {
 		t.Fatalf("X-Forwarded-Proto trusted without TrustProxy: %+v", c)
 	}
@@ -282,18 +279,9 @@ func TestSignInRateLimit(t *testing.T) {
 	f := newFixture(t, fixtureOptions{users: 1, config: console.Config{RateLimitPerSecond: 100, RateLimitBurst: 100}})
 	token := f.b.Token("p", licensing.RoleReader)
 	b := f.browser()
-	attempt := func(secret string) page {
-		t.Helper()
-		form := b.mustStatus(b.get("/console/sign-in"), 200, "sign-in page")
-		m := csrfInput.FindStringSubmatch(form.Body)
-		if m == nil {
-			t.Fatalf("sign-in form has no CSRF field")
-		}
-		return b.do("POST", "/console/sign-in", url.Values{"csrf": {html.UnescapeString(m[1])}, "token": {secret}})
-	}
 	var refused page
 	for i := range 40 {
-		p := attempt("lo_wrong-" + strconv.Itoa(i))
+		p := b.postSignIn("lo_wrong-" + strconv.Itoa(i))
 		if p.Status == http.StatusTooManyRequests {
 			refused = p
 			break
@@ -311,7 +299,7 @@ func TestSignInRateLimit(t *testing.T) {
 	if !refused.has("Too many sign-in attempts from this address.") {
 		t.Errorf("refusal page:\n%s", truncate(refused.Body, 2000))
 	}
-	if p := attempt(token); p.Status != http.StatusTooManyRequests {
+	if p := b.postSignIn(token); p.Status != http.StatusTooManyRequests {
 		t.Errorf("the right token past the budget: status %d, want 429", p.Status)
 	}
 }
