@@ -52,16 +52,19 @@ const (
 // Operation statuses (Operation.Status) and per-user statuses
 // (ReportRow.Status).
 const (
+	StatusScheduled           = licensing.StatusScheduled
 	StatusQueued              = licensing.StatusQueued
 	StatusRunning             = licensing.StatusRunning
 	StatusCompleted           = licensing.StatusCompleted
 	StatusCompletedWithErrors = licensing.StatusCompletedWithErrors
+	StatusCancelled           = licensing.StatusCancelled
 
 	ItemPending     = licensing.ItemPending
 	ItemApplying    = licensing.ItemApplying
 	ItemSucceeded   = licensing.ItemSucceeded
 	ItemFailed      = licensing.ItemFailed
 	ItemWouldRevoke = licensing.ItemWouldRevoke
+	ItemCancelled   = licensing.ItemCancelled
 )
 
 // ---------------------------------------------------------------- requests

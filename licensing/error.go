@@ -43,6 +43,9 @@ const (
 	CodeUserDisabled                       Code = "UserDisabled"
 	CodeProviderThrottled                  Code = "ProviderThrottled"
 	CodeProviderError                      Code = "ProviderError"
+	// CodeChangedSince: an undo left the user alone because another change
+	// reached the user after the operation it reverses.
+	CodeChangedSince Code = "ChangedSince"
 )
 
 // Error is the one error type that carries a code to the caller. Anything

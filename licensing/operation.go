@@ -4,11 +4,22 @@ import "time"
 
 // Operation statuses.
 const (
+	// StatusScheduled waits for its not_before time; its seats are granted
+	// when it starts.
+	StatusScheduled           = "scheduled"
 	StatusQueued              = "queued"
 	StatusRunning             = "running"
 	StatusCompleted           = "completed"
 	StatusCompletedWithErrors = "completed_with_errors"
+	// StatusCancelled ended because it was cancelled: items not applied by
+	// then were not applied (ItemCancelled).
+	StatusCancelled = "cancelled"
 )
+
+// Finished reports whether an operation status is final.
+func Finished(status string) bool {
+	return status == StatusCompleted || status == StatusCompletedWithErrors || status == StatusCancelled
+}
 
 // Item statuses.
 const (
@@ -17,6 +28,8 @@ const (
 	ItemSucceeded   = "succeeded"
 	ItemFailed      = "failed"
 	ItemWouldRevoke = "would_revoke"
+	// ItemCancelled was not applied: its operation was cancelled first.
+	ItemCancelled = "cancelled"
 )
 
 // MaxSKUsPerOperation bounds assign+revoke lists; granted_mask is a 32-bit integer.
@@ -30,6 +43,7 @@ type Operation struct {
 	Total         int        `json:"total"`
 	Succeeded     int        `json:"succeeded"`
 	Failed        int        `json:"failed"`
+	Cancelled     int        `json:"cancelled"`
 	Pending       int        `json:"pending"`
 	CreatedAt     time.Time  `json:"created_at"`
 	FinishedAt    *time.Time `json:"finished_at"`
@@ -40,7 +54,13 @@ type Operation struct {
 	UsageLocation *string    `json:"usage_location"`
 	AllowPartial  bool       `json:"allow_partial"`
 	DryRun        bool       `json:"dry_run"`
-	Queue         string     `json:"-"`
+	// NotBefore is when a scheduled operation starts (nil: at once).
+	NotBefore *time.Time `json:"not_before"`
+	// UndoOf is the operation an undo reverses (nil for others).
+	UndoOf *string `json:"undo_of"`
+	// CancelRequestedAt is when a cancel was asked for (nil: never).
+	CancelRequestedAt *time.Time `json:"cancel_requested_at"`
+	Queue             string     `json:"-"`
 }
 
 // SeatShortage is one SKU that lacks seats at intake.
@@ -67,4 +87,6 @@ type ReportRow struct {
 const (
 	SourceAPI     = "api"
 	SourceCleanup = "cleanup"
+	// SourceUndo reverses another operation (Operation.UndoOf).
+	SourceUndo = "undo"
 )

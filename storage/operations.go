@@ -482,13 +482,15 @@ func planGrants(req NewOperation, needs []int32, order []int, available map[stri
 }
 
 const operationColumns = `o.id, c.id AS customer_id, o.status, o.total, o.succeeded, o.failed, o.created_at, o.finished_at,
-	o.created_by, o.source, o.assign, o.revoke, o.usage_location, o.allow_partial, o.dry_run, o.queue`
+	o.created_by, o.source, o.assign, o.revoke, o.usage_location, o.allow_partial, o.dry_run, o.queue,
+	o.cancelled, o.not_before, o.undo_of::text, o.cancel_requested_at`
 
 func scanOperation(row interface{ Scan(...any) error }) (licensing.Operation, error) {
 	var op licensing.Operation
 	var assign, revoke pq.StringArray
 	err := row.Scan(&op.ID, &op.CustomerID, &op.Status, &op.Total, &op.Succeeded, &op.Failed, &op.CreatedAt, &op.FinishedAt,
-		&op.CreatedBy, &op.Source, &assign, &revoke, &op.UsageLocation, &op.AllowPartial, &op.DryRun, &op.Queue)
+		&op.CreatedBy, &op.Source, &assign, &revoke, &op.UsageLocation, &op.AllowPartial, &op.DryRun, &op.Queue,
+		&op.Cancelled, &op.NotBefore, &op.UndoOf, &op.CancelRequestedAt)
 	op.Assign, op.Revoke = nonNil(assign), nonNil(revoke)
 	return op, err
 }
@@ -520,11 +522,11 @@ func (s *Store) fillProgress(ctx context.Context, op *licensing.Operation) error
 		return nil
 	}
 	if err := s.db.QueryRowContext(ctx, `
-		SELECT COALESCE(sum(succeeded), 0), COALESCE(sum(failed), 0)
-		FROM operation_progress WHERE operation_id = $1`, op.ID).Scan(&op.Succeeded, &op.Failed); err != nil {
+		SELECT COALESCE(sum(succeeded), 0), COALESCE(sum(failed), 0), COALESCE(sum(cancelled), 0)
+		FROM operation_progress WHERE operation_id = $1`, op.ID).Scan(&op.Succeeded, &op.Failed, &op.Cancelled); err != nil {
 		return err
 	}
-	op.Pending = op.Total - op.Succeeded - op.Failed
+	op.Pending = op.Total - op.Succeeded - op.Failed - op.Cancelled
 	return nil
 }
 
