@@ -187,6 +187,18 @@ func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p *licensi
 	return nil
 }
 
+// cancelOperation stops an operation (intake.Service.Cancel): 202 with the
+// operation, 'cancelled' unless an item is still in flight to an external
+// directory (then it becomes 'cancelled' once that call is recorded).
+func (s *Server) cancelOperation(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
+	op, err := s.intake.Cancel(r.Context(), p, r.PathValue("oid"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, operationView{Operation: op, Links: linksOf(op.ID)})
+	return nil
+}
+
 func (s *Server) listOperations(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {

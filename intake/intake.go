@@ -283,6 +283,7 @@ type metrics struct {
 	operationsCreated *prometheus.CounterVec
 	operationUsers    prometheus.Histogram
 	enqueueFailures   prometheus.Counter
+	cancels           prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -297,8 +298,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		enqueueFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "licenseops_enqueue_failures_total", Help: "Operations whose tasks could not all be enqueued at intake (the sweeper completes them).",
 		}),
+		cancels: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "licenseops_operation_cancels_total", Help: "Operations cancelled on request (once each, however often the cancel is sent).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.operationsCreated, m.operationUsers, m.enqueueFailures} {
+	for _, c := range []prometheus.Collector{m.operationsCreated, m.operationUsers, m.enqueueFailures, m.cancels} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -16,12 +16,14 @@ type UnfinishedOperation struct {
 	EnqueuedAt *time.Time `db:"enqueued_at"`
 }
 
-// UnfinishedOperations lists operations not yet completed, oldest first.
+// UnfinishedOperations lists operations not yet completed, oldest first:
+// started ones, and scheduled ones that were cancelled before they started
+// (they only need finalizing).
 func (s *Store) UnfinishedOperations(ctx context.Context) ([]UnfinishedOperation, error) {
 	var out []UnfinishedOperation
 	err := s.db.SelectContext(ctx, &out, `
 		SELECT id, queue, created_at, enqueued_at FROM operations
-		WHERE finished_at IS NULL ORDER BY created_at`)
+		WHERE finished_at IS NULL AND (status <> 'scheduled' OR cancel_requested_at IS NOT NULL) ORDER BY created_at`)
 	return out, err
 }
 

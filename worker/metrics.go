@@ -35,7 +35,7 @@ var (
 	directoryCallNames = []string{"user_licenses", "set_usage_location", "assign_license"}
 	directoryResults   = []string{"ok", "throttled", "transient", "permanent", "error"}
 	reenqueueReasons   = []string{"never_enqueued", "queue_lost", "stalled", "archived"}
-	finishedStatuses   = []string{licensing.StatusCompleted, licensing.StatusCompletedWithErrors}
+	finishedStatuses   = []string{licensing.StatusCompleted, licensing.StatusCompletedWithErrors, licensing.StatusCancelled}
 	taskTypes          = []string{jobs.TypeApplyLicenses, jobs.TypeSyncDirectory, jobs.TypeCleanupRun}
 )
 
@@ -63,7 +63,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 		operationsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "licenseops_operations_finished_total", Help: "Operations this process brought to a final status (completed, completed_with_errors).",
+			Name: "licenseops_operations_finished_total", Help: "Operations this process brought to a final status (completed, completed_with_errors, cancelled).",
 		}, []string{"status"}),
 		sweepReenqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "licenseops_sweeper_reenqueued_total", Help: "Tasks the sweeper put back on the queue, by reason.",
