@@ -178,9 +178,6 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 		// failure: it spends none of the task's retries (isFailure).
 		IsFailure: isFailure,
 	})
-	if !cfg.DisableSweeper {
-		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
-	}
 	w.client = asynq.NewClientFromRedisClient(rdb)
 	svc := cfg.Intake
 	if svc == nil {
@@ -188,6 +185,10 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 			return nil, err
 		}
 		w.intake = svc
+	}
+	if !cfg.DisableSweeper {
+		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
+		w.sweeper.scheduler = svc
 	}
 	w.cleanup = NewCleanupRunner(CleanupConfig{Logger: cfg.Logger}, svc)
 	return w, nil
