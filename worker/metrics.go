@@ -119,7 +119,7 @@ func (m *metrics) operationFinished(final string) {
 // (measured within staleAfter); a process that has not swept lately exports
 // nothing instead of old numbers. Dashboards take max over instances.
 type backlogCollector struct {
-	unfinished, pending, oldest *prometheus.Desc
+	unfinished, pending, oldest, scheduled *prometheus.Desc
 
 	mu         sync.Mutex
 	staleAfter time.Duration
@@ -130,11 +130,13 @@ type backlogCollector struct {
 func newBacklogCollector() *backlogCollector {
 	return &backlogCollector{
 		unfinished: prometheus.NewDesc("licenseops_operations_unfinished",
-			"Operations not finished yet, by queue, as of the last sweep.", []string{"queue"}, nil),
+			"Operations started and not finished yet, by queue, as of the last sweep (scheduled ones are licenseops_operations_scheduled).", []string{"queue"}, nil),
 		pending: prometheus.NewDesc("licenseops_items_pending",
 			"Users of unfinished operations still waiting for their change, by queue, as of the last sweep.", []string{"queue"}, nil),
 		oldest: prometheus.NewDesc("licenseops_operation_oldest_unfinished_age_seconds",
-			"Age of the oldest unfinished operation, by queue (0 when there is none).", []string{"queue"}, nil),
+			"Age of the oldest unfinished operation, by queue (0 when there is none); a scheduled one counts from its start.", []string{"queue"}, nil),
+		scheduled: prometheus.NewDesc("licenseops_operations_scheduled",
+			"Scheduled operations waiting for their time, by queue, as of the last sweep.", []string{"queue"}, nil),
 		staleAfter: 30 * time.Second,
 	}
 }
@@ -161,6 +163,7 @@ func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.unfinished
 	ch <- c.pending
 	ch <- c.oldest
+	ch <- c.scheduled
 }
 
 // Collect implements prometheus.Collector.
@@ -180,5 +183,6 @@ func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 			age = b.OldestAge.Seconds() + since.Seconds()
 		}
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age, q)
+		ch <- prometheus.MustNewConstMetric(c.scheduled, prometheus.GaugeValue, float64(b.Scheduled), q)
 	}
 }
