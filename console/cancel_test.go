@@ -31,7 +31,7 @@ func TestCancelFromTheConfirmationPage(t *testing.T) {
 	admin := f.browser()
 	admin.signIn(f.b.Token("p", licensing.RoleGlobalAdmin))
 	p := admin.mustStatus(admin.get(path), 200, "operation page")
-	if !p.has(`action="` + path + `/cancel"`) || !p.has(`>Cancel</button>`) {
+	if !p.has(`action="`+path+`/cancel"`) || !p.has(`>Cancel</button>`) {
 		t.Fatalf("no Cancel button on a running operation's page:\n%s", truncate(p.Body, 3000))
 	}
 	if p := admin.post(path+"/cancel", nil); p.Status != http.StatusSeeOther || p.Header.Get("Location") != path {

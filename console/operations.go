@@ -36,7 +36,6 @@ type operationPage struct {
 	CanCancel bool
 }
 
-
 // operationOf resolves {oid} within the session's partner with its
 // customer: a foreign operation is NotFound, like a missing one.
 func (c *Console) operationOf(r *http.Request, s *session) (licensing.Operation, licensing.Customer, error) {
