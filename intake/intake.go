@@ -158,26 +158,53 @@ func (s *Service) Submit(ctx context.Context, req Request) (Submission, error) {
 	if err != nil {
 		return Submission{}, err
 	}
-	p := req.Principal
-	if req.IdempotencyKey != "" {
-		stored, err := s.store.ClaimIdempotencyKey(ctx, p.PartnerKey, req.IdempotencyKey, req.fingerprint())
+	key := keyed{partnerKey: req.Principal.PartnerKey, key: req.IdempotencyKey, fingerprint: req.fingerprint(), respond: req.Respond}
+	sub, err := s.createKeyed(ctx, key, func(k *storage.IdempotencyKey) (licensing.Operation, error) {
+		newOp.Idempotency = k
+		return s.store.CreateOperation(ctx, newOp)
+	})
+	if err != nil || sub.Replayed != nil {
+		return sub, err
+	}
+	failpoint("operation-committed") // fault tests: the api dies between commit and enqueue
+	s.accepted(sub.Operation, req.UserIDs, s.grouped(req.Customer, len(req.UserIDs)))
+	return sub, nil
+}
+
+// keyed is the idempotency key of a request that creates an operation
+// ("" key: none), with the request's fingerprint and the rendering of its
+// answer.
+type keyed struct {
+	partnerKey  int64
+	key         string
+	fingerprint []byte
+	respond     func(licensing.Operation) storage.StoredResponse
+}
+
+// createKeyed runs create under the request's idempotency key: a repeat
+// of a request taken before gets its stored answer (Submission.Replayed)
+// and creates nothing; create gets the key to complete in the operation's
+// own transaction (nil without a key). A failed create releases the key,
+// so that the request may be retried.
+func (s *Service) createKeyed(ctx context.Context, k keyed, create func(*storage.IdempotencyKey) (licensing.Operation, error)) (Submission, error) {
+	var ik *storage.IdempotencyKey
+	if k.key != "" {
+		stored, err := s.store.ClaimIdempotencyKey(ctx, k.partnerKey, k.key, k.fingerprint)
 		if err != nil {
 			return Submission{}, err
 		}
 		if stored != nil {
 			return Submission{Replayed: stored}, nil
 		}
-		newOp.Idempotency = &storage.IdempotencyKey{Key: req.IdempotencyKey, Respond: req.Respond}
+		ik = &storage.IdempotencyKey{Key: k.key, Respond: k.respond}
 	}
-	op, err := s.store.CreateOperation(ctx, newOp)
+	op, err := create(ik)
 	if err != nil {
-		if req.IdempotencyKey != "" {
-			_ = s.store.ReleaseIdempotencyKey(context.WithoutCancel(ctx), p.PartnerKey, req.IdempotencyKey)
+		if ik != nil {
+			_ = s.store.ReleaseIdempotencyKey(context.WithoutCancel(ctx), k.partnerKey, k.key)
 		}
 		return Submission{}, err
 	}
-	failpoint("operation-committed") // fault tests: the api dies between commit and enqueue
-	s.accepted(op, req.UserIDs, s.grouped(req.Customer, len(req.UserIDs)))
 	return Submission{Operation: op}, nil
 }
 
