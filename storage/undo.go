@@ -125,8 +125,8 @@ func lockUndoable(ctx context.Context, tx *sqlx.Tx, partnerKey int64, opID strin
 // builds each one's change back (in user ID order). A later operation
 // that changed the user (a succeeded item that assigned, revoked or moved
 // the location, finished after the original's) marks it ChangedSince.
-// A usage location the user did not have before ('' in location_before)
-// cannot be given back: the undo leaves the location as it is.
+// A user that had no usage location before (an empty location_before)
+// cannot get "none" back: the undo leaves the location as it is.
 func undoItems(ctx context.Context, tx *sqlx.Tx, customerKey int64, opID string) ([]string, []ItemChange, error) {
 	rows, err := tx.QueryContext(ctx, `
 		WITH later AS (
