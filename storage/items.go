@@ -659,14 +659,18 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 				CROSS JOIN LATERAL (SELECT ctid FROM assignments
 					WHERE customer_key = $2 AND user_id = x.u AND sku_id = x.s) a))
 		), loc AS (
-			UPDATE users u SET usage_location = x.l, updated_at = now()
+			-- Releases the claim of the users it moves too: one statement
+			-- must not update a row twice (of two updates, one is lost),
+			-- so unclaim leaves these users to it.
+			UPDATE users u SET usage_location = x.l, updated_at = now(),
+				applying_operation = NULLIF(u.applying_operation, $1)
 			FROM unnest($7::text[], $8::text[]) AS x(u, l)
 			WHERE u.customer_key = $2 AND u.id = x.u
 		), started AS (
 			UPDATE operations SET status = 'running', started_at = now() WHERE id = $1 AND status = 'queued'
 		), unclaim AS (
 			UPDATE users SET applying_operation = NULL
-			WHERE customer_key = $2 AND id = ANY($9::text[]) AND applying_operation = $1
+			WHERE customer_key = $2 AND id = ANY($9::text[]) AND id <> ALL($7::text[]) AND applying_operation = $1
 		)
 		UPDATE operation_items i SET status = x.status, granted_mask = x.mask,
 			assigned = x.assigned::text[], revoked = x.revoked::text[], licenses = NULLIF(x.licenses, '')::text[],

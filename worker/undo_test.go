@@ -11,6 +11,7 @@ import (
 	seeder "github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/licensing"
+	"github.com/licenseops/licenseops/provider/graphsim"
 	"github.com/licenseops/licenseops/worker"
 )
 
@@ -291,5 +292,43 @@ func TestUndoOfUndo(t *testing.T) {
 	}
 	wantSeats(t, b, "E3", 0)
 	wantSeats(t, b, "E5", 3)
+	noProblems(t, b)
+}
+
+// An undo on Microsoft Graph: a swap of E3 for E5 that also moved the
+// users from PL to DE is undone in the directory (E3 back, E5 gone, PL
+// back), and the directory, the mirror and the seats agree.
+func TestUndoGraphSwap(t *testing.T) {
+	t.Parallel()
+	users := graphUsers(3)
+	for i := range users {
+		users[i].Licenses = []string{"E3"}
+	}
+	b, c, sim := startGraph(t, graphsim.TenantSeed{SKUs: []graphsim.SKUSeed{
+		{ID: "E3", PartNumber: "STANDARDPACK", Enabled: 3}, {ID: "E5", PartNumber: "ENTERPRISEPREMIUM", Enabled: 3},
+	}, Users: users}, graphOptions{})
+	c.Must(http.StatusAccepted, "POST", "/v1/customers/graph/sync", nil)
+	waitForUsers(t, c, len(users))
+	var ids []string
+	for _, u := range users {
+		ids = append(ids, u.ID)
+	}
+	swap := change(t, c, "graph", map[string]any{"user_ids": ids, "assign": []string{"E5"}, "revoke": []string{"E3"}, "usage_location": "DE"})
+	if swap.Succeeded != 3 {
+		t.Fatalf("swap = %+v", swap)
+	}
+	if op := undo(t, c, swap.ID, nil); op.Succeeded != 3 {
+		t.Fatalf("undo = %+v: %v", op, reportCodes(t, c, op.ID))
+	}
+	state, _ := sim.Tenant(graphTenantID)
+	for _, u := range state.Users {
+		if !slices.Equal(u.Licenses, []string{"E3"}) || u.UsageLocation != "PL" {
+			t.Errorf("%s holds %v in %s in the directory, want E3 in PL", u.ID, u.Licenses, u.UsageLocation)
+		}
+		if skus, loc := holds(t, b, "graph", u.ID); skus != "E3" || loc != "PL" {
+			t.Errorf("%s holds %q in %q in the mirror, want E3 in PL", u.ID, skus, loc)
+		}
+	}
+	directoryMatchesPostgres(t, b, sim)
 	noProblems(t, b)
 }
