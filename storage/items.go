@@ -683,7 +683,8 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 		WHERE i.operation_id = $1 AND i.user_id = x.u`,
 		plan.ID, plan.CustomerKey,
 		pq.StringArray(insUsers), pq.StringArray(insSKUs), pq.StringArray(delUsers), pq.StringArray(delSKUs),
-		pq.StringArray(locUsers), pq.StringArray(locs),
+		// Empty rather than NULL: unclaim's <> ALL of NULL would match nobody.
+		pq.StringArray(nonNil(locUsers)), pq.StringArray(locs),
 		pq.StringArray(users), pq.StringArray(statuses), pq.Array(masks), pq.StringArray(assigned), pq.StringArray(revoked),
 		pq.StringArray(licenses), pq.StringArray(itemLocs), pq.StringArray(codes), pq.StringArray(messages), pq.StringArray(shorts),
 		pq.StringArray(befores), pq.BoolArray(movedLoc))
