@@ -267,3 +267,35 @@ func withItemChanges(req NewOperation, users []intakeUser) {
 		}
 	}
 }
+
+// undoChecks are the invariants of items with a change of their own (an
+// undo's), for Check.
+var undoChecks = []check{
+	// A user whose state no longer matched left alone: nothing assigned,
+	// revoked or moved by the item that says so.
+	{"an undo touched a user marked ChangedSince", `
+		SELECT o.id || ' user ' || i.user_id || ' failed ChangedSince but assigned {' || array_to_string(i.assigned, ',')
+			|| '}, revoked {' || array_to_string(i.revoked, ',') || '}, location before ' || COALESCE(i.location_before, 'unchanged')
+		FROM operations o JOIN operation_items i ON i.operation_id = o.id
+		WHERE i.error_code = 'ChangedSince'
+		AND (cardinality(i.assigned) > 0 OR cardinality(i.revoked) > 0 OR i.location_before IS NOT NULL)
+		AND ($1 = 0 OR o.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)`},
+	// granted_mask bits index the operation's assign, and settlement
+	// reads them so: an item's own change must stay within its
+	// operation's, and what the item did within its own change.
+	{"an item's own change is outside its operation's", `
+		SELECT o.id || ' user ' || i.user_id || ' changes +{' || array_to_string(i.change_assign, ',') || '} -{'
+			|| array_to_string(i.change_revoke, ',') || '} and did +{' || array_to_string(i.assigned, ',') || '} -{'
+			|| array_to_string(i.revoked, ',') || '}; the operation +{' || array_to_string(o.assign, ',') || '} -{'
+			|| array_to_string(o.revoke, ',') || '}'
+		FROM operations o JOIN operation_items i ON i.operation_id = o.id
+		WHERE i.change_assign IS NOT NULL
+		AND (NOT i.change_assign <@ o.assign OR NOT COALESCE(i.change_revoke, '{}') <@ o.revoke
+			OR NOT COALESCE(i.assigned, '{}') <@ i.change_assign OR NOT COALESCE(i.revoked, '{}') <@ COALESCE(i.change_revoke, '{}'))
+		AND ($1 = 0 OR o.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)`},
+	{"an undo without the operation it reverses, or the reverse", `
+		SELECT o.id || ' has source ' || o.source || ' and undo_of ' || COALESCE(o.undo_of::text, 'NULL')
+		FROM operations o
+		WHERE (o.source = 'undo') <> (o.undo_of IS NOT NULL)
+		AND ($1 = 0 OR o.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)`},
+}

@@ -332,3 +332,27 @@ func TestUndoGraphSwap(t *testing.T) {
 	directoryMatchesPostgres(t, b, sim)
 	noProblems(t, b)
 }
+
+// The checker names what an undo must never do.
+func TestCheckerFindsBrokenUndo(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{Workers: 1})
+	c := b.Client("p", "global_admin")
+	users := undoTenant(t, c, "chku", 2, 2, 2)
+	change(t, c, "chku", map[string]any{"user_ids": users, "assign": []string{"E3"}})
+	swap := change(t, c, "chku", map[string]any{"user_ids": users, "assign": []string{"E5"}, "revoke": []string{"E3"}})
+	op := undo(t, c, swap.ID, nil)
+	noProblems(t, b)
+	item := `operation_id = '` + op.ID + `' AND user_id = '` + users[0] + `'`
+	wantCheckerFinds(t, b, []corruption{
+		{"an undo touched a user marked ChangedSince",
+			`UPDATE operation_items SET status = 'failed', error_code = 'ChangedSince' WHERE ` + item,
+			`UPDATE operation_items SET status = 'succeeded', error_code = NULL WHERE ` + item},
+		{"an item's own change is outside its operation's",
+			`UPDATE operation_items SET change_assign = '{E5}' WHERE ` + item,
+			`UPDATE operation_items SET change_assign = '{E3}' WHERE ` + item},
+		{"an undo without the operation it reverses, or the reverse",
+			`UPDATE operations SET undo_of = NULL WHERE id = '` + op.ID + `'`,
+			`UPDATE operations SET undo_of = '` + swap.ID + `' WHERE id = '` + op.ID + `'`},
+	})
+}
