@@ -184,7 +184,7 @@ func TestOperationUndo(t *testing.T) {
 	}
 	code, stdout, stderr = e.run("operation", "show", m[1])
 	wantCode(t, "show undo", code, ExitOK, stdout, stderr)
-	if !regexp.MustCompile(`(?m)^source: +undo$`).MatchString(stdout) || !regexp.MustCompile(`(?m)^undo of: +` + op + `$`).MatchString(stdout) {
+	if !regexp.MustCompile(`(?m)^source: +undo$`).MatchString(stdout) || !regexp.MustCompile(`(?m)^undo of: +`+op+`$`).MatchString(stdout) {
 		t.Errorf("show of the undo:\n%s", stdout)
 	}
 	// The users changed since (by the undo): each is left alone.
