@@ -177,13 +177,14 @@ func TestUndoUsageLocation(t *testing.T) {
 
 // A user that another change reached after the operation is left alone
 // with ChangedSince, whether a later operation changed it (found at
-// intake) or its licenses changed after the undo was taken (found by the
-// worker under the user's lock); the others are undone.
+// intake, also when a still later one changed it back) or its licenses
+// changed after the undo was taken (found by the worker under the user's
+// lock); the others are undone.
 func TestUndoChangedSince(t *testing.T) {
 	t.Parallel()
 	b := testapp.New(t, testapp.Options{})
 	c := b.Client("p", "global_admin")
-	users := undoTenant(t, c, "since", 4, 4, 4)
+	users := undoTenant(t, c, "since", 5, 4, 5)
 	// A worker of the test's own, stopped before the undo is taken.
 	first, err := worker.New(worker.Config{Logger: b.Log, DisableSweeper: true}, b.Store, b.Redis)
 	if err != nil {
@@ -193,10 +194,11 @@ func TestUndoChangedSince(t *testing.T) {
 		t.Fatal(err)
 	}
 	orig := change(t, c, "since", map[string]any{"user_ids": users, "assign": []string{"E5"}})
-	later := change(t, c, "since", map[string]any{"user_ids": users[:1], "assign": []string{"E3"}})
+	later := change(t, c, "since", map[string]any{"user_ids": []string{users[0], users[4]}, "assign": []string{"E3"}})
+	back := change(t, c, "since", map[string]any{"user_ids": users[4:], "revoke": []string{"E3"}})
 	first.Shutdown()
-	if orig.Succeeded != 4 || later.Succeeded != 1 {
-		t.Fatalf("operations = %+v, %+v", orig, later)
+	if orig.Succeeded != 5 || later.Succeeded != 2 || back.Succeeded != 1 {
+		t.Fatalf("operations = %+v, %+v, %+v", orig, later, back)
 	}
 	var acc struct{ ID string }
 	c.Must(http.StatusAccepted, "POST", "/v1/operations/"+orig.ID+"/undo", nil).JSON(t, &acc)
@@ -210,21 +212,21 @@ func TestUndoChangedSince(t *testing.T) {
 	}
 	b.StartWorker(worker.Config{})
 	op := c.WaitOperation(acc.ID, 30*time.Second)
-	if op.Succeeded != 2 || op.Failed != 2 || op.Status != licensing.StatusCompletedWithErrors {
-		t.Fatalf("undo = %+v, want 2 undone and 2 ChangedSince", op)
+	if op.Succeeded != 2 || op.Failed != 3 || op.Status != licensing.StatusCompletedWithErrors {
+		t.Fatalf("undo = %+v, want 2 undone and 3 ChangedSince", op)
 	}
 	codes := reportCodes(t, c, op.ID)
-	for i, want := range []string{"failed ChangedSince", "failed ChangedSince", "succeeded", "succeeded"} {
+	for i, want := range []string{"failed ChangedSince", "failed ChangedSince", "succeeded", "succeeded", "failed ChangedSince"} {
 		if codes[users[i]] != want {
 			t.Errorf("%s: %q, want %q", users[i], codes[users[i]], want)
 		}
 	}
-	for i, want := range []string{"E3,E5", "E3,E5", "", ""} {
+	for i, want := range []string{"E3,E5", "E3,E5", "", "", "E5"} {
 		if got, _ := holds(t, b, "since", users[i]); got != want {
 			t.Errorf("%s holds %q, want %q", users[i], got, want)
 		}
 	}
-	wantSeats(t, b, "E5", 2)
+	wantSeats(t, b, "E5", 3)
 	wantSeats(t, b, "E3", 2)
 	noProblems(t, b)
 }
