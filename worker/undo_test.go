@@ -138,7 +138,7 @@ func TestUndoSwap(t *testing.T) {
 
 // An undo puts back the usage location the operation changed, when the
 // user had one; a user that had none keeps the new one (there is nothing
-// to put back) and loses only the licenses.
+// to put back) and loses only the licenses. Its redo moves them again.
 func TestUndoUsageLocation(t *testing.T) {
 	t.Parallel()
 	b := testapp.New(t, testapp.Options{Workers: 1})
@@ -159,8 +159,9 @@ func TestUndoUsageLocation(t *testing.T) {
 	if !slices.Equal(before, []string{"DE", "DE", ""}) {
 		t.Fatalf("location_before = %q, want DE, DE and '' (had none)", before)
 	}
-	if op := undo(t, c, orig.ID, nil); op.Succeeded != 3 {
-		t.Fatalf("undo = %+v", op)
+	first := undo(t, c, orig.ID, nil)
+	if first.Succeeded != 3 {
+		t.Fatalf("undo = %+v", first)
 	}
 	for i, u := range users {
 		wantLoc := "DE"
@@ -172,6 +173,16 @@ func TestUndoUsageLocation(t *testing.T) {
 		}
 	}
 	wantSeats(t, b, "E5", 0)
+	// Redone, the users that moved back move again.
+	if redo := undo(t, c, first.ID, nil); redo.Succeeded != 3 {
+		t.Fatalf("redo = %+v", redo)
+	}
+	for _, u := range users {
+		if skus, loc := holds(t, b, "moves", u); skus != "E5" || loc != "FR" {
+			t.Errorf("%s holds %q in %q after the redo, want E5 in FR", u, skus, loc)
+		}
+	}
+	wantSeats(t, b, "E5", 3)
 	noProblems(t, b)
 }
 
