@@ -129,9 +129,10 @@ func lockUndoable(ctx context.Context, tx *sqlx.Tx, partnerKey int64, opID strin
 // cannot get "none" back: the undo leaves the location as it is.
 func undoItems(ctx context.Context, tx *sqlx.Tx, customerKey int64, opID string) ([]string, []ItemChange, error) {
 	rows, err := tx.QueryContext(ctx, `
-		WITH later AS (
+		WITH later AS MATERIALIZED (
 			-- The operations that may have changed a user after the
-			-- original did: few, so each user is a lookup by key in each.
+			-- original did, found once: few, so each user is a lookup by
+			-- key in each.
 			SELECT l.id FROM operations l, operations o
 			WHERE o.id = $1 AND l.customer_key = $2 AND l.id <> $1 AND NOT l.dry_run
 			AND (l.finished_at IS NULL OR l.finished_at > o.created_at)
