@@ -232,6 +232,9 @@ func TestUndoChangedSince(t *testing.T) {
 			t.Errorf("%s: %q, want %q", users[i], codes[users[i]], want)
 		}
 	}
+	if csv := string(c.Must(http.StatusOK, "GET", "/v1/operations/"+op.ID+"/report?format=csv", nil).Body); strings.Count(csv, ",ChangedSince,") != 3 {
+		t.Errorf("CSV report, want 3 rows of ChangedSince:\n%s", csv)
+	}
 	for i, want := range []string{"E3,E5", "E3,E5", "", "", "E5"} {
 		if got, _ := holds(t, b, "since", users[i]); got != want {
 			t.Errorf("%s holds %q, want %q", users[i], got, want)
