@@ -72,7 +72,8 @@ func (s *Store) CreateUndo(ctx context.Context, req NewUndo) (Undo, error) {
 		}
 		if len(users) == 0 {
 			return licensing.Errorf(licensing.CodeConflict,
-				"operation %s changed no user (every user failed, was cancelled or already had the change), so there is nothing to undo", req.OperationID)
+				"operation %s changed no user that still exists (every user failed, was cancelled, already had the change or was deleted since), "+
+					"so there is nothing to undo; to change these users, start a new license operation", req.OperationID)
 		}
 		assign, revoke := unionOfChanges(items)
 		newOp := NewOperation{
@@ -110,7 +111,8 @@ func lockUndoable(ctx context.Context, tx *sqlx.Tx, partnerKey int64, opID strin
 	case err != nil:
 		return err
 	case dryRun:
-		return licensing.Errorf(licensing.CodeConflict, "operation %s is a dry run, which changed nobody, so there is nothing to undo", opID)
+		return licensing.Errorf(licensing.CodeConflict,
+			"operation %s is a dry run, which changed nobody, so there is nothing to undo; a dry run needs no undo", opID)
 	case !licensing.Finished(status):
 		return licensing.Errorf(licensing.CodeConflict,
 			"operation %s is %s; wait until it has finished, or cancel it first, then undo it", opID, status)
