@@ -2,7 +2,9 @@ package console_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/licenseops/licenseops/licensing"
 )
@@ -48,4 +50,45 @@ func TestCancelFromTheConfirmationPage(t *testing.T) {
 	}
 	// Pressing it again (a second tab) leads to the same page.
 	admin.mustStatus(admin.post(path+"/cancel", nil), http.StatusSeeOther, "second cancel")
+}
+
+// A finished operation's confirmation page has Undo: pressing it creates
+// the undo and opens its page; pressing it twice makes one undo.
+func TestUndoFromTheConfirmationPage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{workers: 1, noHoldings: true})
+	var acc struct{ ID string }
+	f.admin.Must(http.StatusAccepted, "POST", "/v1/customers/contoso/license-operations",
+		map[string]any{"user_ids": f.users[:4], "assign": []string{"PROJECT"}}).JSON(t, &acc)
+	f.admin.WaitOperation(acc.ID, time.Minute)
+	path := "/console/operations/" + acc.ID
+
+	admin := f.browser()
+	admin.signIn(f.b.Token("p", licensing.RoleGlobalAdmin))
+	if p := admin.mustStatus(admin.get(path), 200, "operation page"); !p.has(`action="`+path+`/undo"`) || p.has(path+"/cancel") {
+		t.Fatalf("a finished operation's page should offer Undo and no Cancel:\n%s", truncate(p.Body, 3000))
+	}
+	first := admin.post(path+"/undo", nil)
+	second := admin.post(path+"/undo", nil)
+	loc := first.Header.Get("Location")
+	if first.Status != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/operations/") || loc == path {
+		t.Fatalf("undo: status %d to %q, want 303 to the undo's page", first.Status, loc)
+	}
+	if second.Header.Get("Location") != loc {
+		t.Fatalf("a second press went to %q, the first to %q: want one undo", second.Header.Get("Location"), loc)
+	}
+	undoID := strings.TrimPrefix(loc, "/console/operations/")
+	undo := f.admin.WaitOperation(undoID, time.Minute)
+	if undo.Source != licensing.SourceUndo || undo.UndoOf == nil || *undo.UndoOf != acc.ID || undo.Succeeded != 4 {
+		t.Fatalf("undo = %+v, want 4 users given back, undo_of %s", undo, acc.ID)
+	}
+	var held struct{ Users []struct{ Licenses []string } }
+	f.admin.Must(http.StatusOK, "GET", "/v1/customers/contoso/users?page_size=4", nil).JSON(t, &held)
+	for _, u := range held.Users {
+		for _, sku := range u.Licenses {
+			if sku == "PROJECT" {
+				t.Fatalf("a user still holds PROJECT after the undo: %+v", held)
+			}
+		}
+	}
 }

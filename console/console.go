@@ -147,6 +147,7 @@ func (c *Console) Handler() http.Handler {
 		"GET /console/operations/{oid}/results":    c.results,
 		"GET /console/operations/{oid}/report.csv": c.reportCSV,
 		"POST /console/operations/{oid}/cancel":    c.cancel,
+		"POST /console/operations/{oid}/undo":      c.undo,
 	}
 	for pattern, h := range signedIn {
 		mux.Handle(pattern, c.authenticated(h))

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
 )
@@ -32,8 +34,9 @@ type operationPage struct {
 	Revoke    []string
 	UsersLink string
 	// CanCancel shows the Cancel button: the operation is not finished,
-	// and the role may change licenses.
-	CanCancel bool
+	// and the role may change licenses. CanUndo shows Undo: it finished
+	// having changed some users, and the role may change licenses.
+	CanCancel, CanUndo bool
 }
 
 // operationOf resolves {oid} within the session's partner with its
@@ -62,7 +65,8 @@ func (c *Console) operationData(r *http.Request, s *session) (*operationPage, er
 		return nil, err
 	}
 	data := &operationPage{View: v, Op: op, Done: op.Succeeded + op.Failed + op.Cancelled, Finished: licensing.Finished(op.Status),
-		UsersLink: "/console/customers/" + pathEscape(cust.ID) + "/users", CanCancel: !licensing.Finished(op.Status) && canOperate(s.principal.Role)}
+		UsersLink: "/console/customers/" + pathEscape(cust.ID) + "/users", CanCancel: !licensing.Finished(op.Status) && canOperate(s.principal.Role),
+		CanUndo: licensing.Finished(op.Status) && !op.DryRun && op.Succeeded > 0 && canOperate(s.principal.Role)}
 	for _, sku := range op.Assign {
 		data.Assign = append(data.Assign, names.name(sku))
 	}
@@ -139,6 +143,39 @@ func (c *Console) cancel(w http.ResponseWriter, r *http.Request, s *session) err
 	}
 	http.Redirect(w, r, "/console/operations/"+op.ID, http.StatusSeeOther)
 	return nil
+}
+
+// undo creates the undo of the operation (intake.Service.Undo, as the
+// API's undo) and opens its confirmation page. The idempotency key is the
+// operation's own, so a double click makes one undo. Users whose seats to
+// give back are short fail CountViolation in its report, as with Allow
+// partial on the Manage-licenses page: an undo is a rescue, and the users
+// that can be given back are.
+func (c *Console) undo(w http.ResponseWriter, r *http.Request, s *session) error {
+	if !canOperate(s.principal.Role) {
+		return pageErr(licensing.CodeForbidden, "RoleMayNotChangeLicenses", "Role", s.principal.Role)
+	}
+	op, _, err := c.operationOf(r, s)
+	if err != nil {
+		return err
+	}
+	sub, err := c.intake.Undo(r.Context(), intake.UndoRequest{Principal: s.principal, Original: op, AllowPartial: true,
+		IdempotencyKey: "console-undo-" + op.ID, Respond: undoResponse})
+	if err != nil {
+		return err
+	}
+	id := sub.Operation.ID
+	if sub.Replayed != nil {
+		id = sub.Replayed.Location[strings.LastIndex(sub.Replayed.Location, "/")+1:]
+	}
+	http.Redirect(w, r, "/console/operations/"+id, http.StatusSeeOther)
+	return nil
+}
+
+// undoResponse is what the console's undo keeps under its idempotency
+// key: where the undo is.
+func undoResponse(op licensing.Operation) storage.StoredResponse {
+	return storage.StoredResponse{Status: http.StatusSeeOther, Location: "/console/operations/" + op.ID}
 }
 
 // results is the confirmation page's outcome section alone, which its
