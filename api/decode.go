@@ -31,13 +31,52 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return licensing.Errorf(licensing.CodeTooLarge, "the body is larger than %d bytes; split the request", limit)
-		}
-		return invalid("could not read the body: %v", err)
+		return readError(err, limit)
 	}
 	return decodeBytes(body, v)
+}
+
+// readError is the error of a body that could not be read.
+func readError(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return licensing.Errorf(licensing.CodeTooLarge, "the body is larger than %d bytes; split the request", limit)
+	}
+	return invalid("could not read the body: %v", err)
+}
+
+// decodeOptionalJSON is decodeJSON for a body that may be left out: an
+// empty body leaves v as it is.
+func decodeOptionalJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return readError(err, limit)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return invalid("the body must be JSON; send Content-Type: application/json")
+	}
+	return decodeBytes(body, v)
+}
+
+// nullable is a field of a request that tells absent (Set false) from
+// null (Set, Value nil) from a value.
+type nullable[T any] struct {
+	Set   bool
+	Value *T
+}
+
+// UnmarshalJSON implements json.Unmarshaler; it runs only for a field
+// that is present.
+func (n *nullable[T]) UnmarshalJSON(b []byte) error {
+	n.Set, n.Value = true, nil
+	if string(bytes.TrimSpace(b)) == "null" {
+		return nil
+	}
+	n.Value = new(T)
+	return json.Unmarshal(b, n.Value)
 }
 
 // decodeBytes is the strict decoder behind decodeJSON, separate so it can be fuzzed.

@@ -220,6 +220,11 @@ func (s *Service) RunCleanup(ctx context.Context, req storage.CleanupRunRequest)
 	if res.Operation != nil {
 		s.accepted(*res.Operation, res.UserIDs, false)
 	}
+	if res.Run.Status == licensing.RunBlocked {
+		s.metrics.cleanupBlocked.Inc()
+		s.log.WarnContext(ctx, "cleanup run blocked: it matched more users than its policy allows", "policy_id", res.Policy.ID,
+			"customer_id", res.Policy.CustomerID, "matched_users", res.Run.MatchedUsers, "limit", res.Run.Limit)
+	}
 	return res, nil
 }
 
@@ -283,6 +288,7 @@ type metrics struct {
 	operationsCreated *prometheus.CounterVec
 	operationUsers    prometheus.Histogram
 	enqueueFailures   prometheus.Counter
+	cleanupBlocked    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -297,8 +303,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		enqueueFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "licenseops_enqueue_failures_total", Help: "Operations whose tasks could not all be enqueued at intake (the sweeper completes them).",
 		}),
+		cleanupBlocked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "licenseops_cleanup_runs_blocked_total", Help: "Cleanup runs that matched more users than their policy's limits and changed none.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.operationsCreated, m.operationUsers, m.enqueueFailures} {
+	for _, c := range []prometheus.Collector{m.operationsCreated, m.operationUsers, m.enqueueFailures, m.cleanupBlocked} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

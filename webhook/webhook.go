@@ -137,3 +137,12 @@ func Sign(secret, id string, timestamp time.Time, body []byte) (string, error) {
 	mac.Write(body)
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
 }
+
+// CleanupBlockedData is the data of a cleanup.blocked event: the policy
+// and its run, with the users it matched and its limit.
+type CleanupBlockedData struct {
+	CustomerID string               `json:"customer_id"`
+	PolicyID   string               `json:"policy_id"`
+	PolicyName string               `json:"policy_name"`
+	Run        licensing.CleanupRun `json:"run"`
+}
