@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -102,12 +103,11 @@ func TestCleanupBlastRadius(t *testing.T) {
 		t.Fatalf("blocked runs counted %v, want 1", n)
 	}
 
-	// Confirmed, the same run goes ahead once.
-	var started struct {
-		ID  string
-		Run struct{ Confirmed bool }
+	// Confirmed (through the SDK), the same run goes ahead once.
+	started, err := c.RunCleanupPolicyConfirmed(context.Background(), "big", pol.ID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.Must(http.StatusAccepted, "POST", pol.Links.Run, map[string]bool{"confirm": true}).JSON(t, &started)
 	if op := c.WaitOperation(started.ID, 30*time.Second); op.Status != "completed" || op.Succeeded != 3 || !started.Run.Confirmed {
 		t.Fatalf("confirmed run: %+v, operation %+v", started, op)
 	}
