@@ -160,20 +160,19 @@ func cleanupOps(t *testing.T, b *testapp.Bundle) int {
 // returns its data.
 func waitEvent(t *testing.T, rcv *receiver, typ string) json.RawMessage {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var data json.RawMessage
+	waitFor(t, func() bool {
 		for _, r := range rcv.requests() {
 			var body struct {
 				Type string
 				Data json.RawMessage
 			}
 			if json.Unmarshal(r.body, &body) == nil && body.Type == typ {
-				return body.Data
+				data = body.Data
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s event after 30 s", typ)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false
+	})
+	return data
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/licenseops/licenseops/internal/testapp"
+	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/webhook"
 	"github.com/licenseops/licenseops/worker"
 )
@@ -141,37 +142,19 @@ func (s *hookSetup) assign(t *testing.T) string {
 	return acc.ID
 }
 
-type deliveryView struct {
-	ID         string  `json:"id"`
-	EventID    string  `json:"event_id"`
-	EventType  string  `json:"event_type"`
-	Status     string  `json:"status"`
-	Attempts   int     `json:"attempts"`
-	LastError  *string `json:"last_error"`
-	LastStatus *int    `json:"last_status"`
-}
-
-func (s *hookSetup) deliveries(t *testing.T, hookID string) []deliveryView {
+func (s *hookSetup) deliveries(t *testing.T, hookID string) []licensing.WebhookDelivery {
 	t.Helper()
-	var out struct{ Deliveries []deliveryView }
+	var out struct{ Deliveries []licensing.WebhookDelivery }
 	s.c.Must(http.StatusOK, "GET", "/v1/webhooks/"+hookID+"/deliveries", nil).JSON(t, &out)
 	return out.Deliveries
 }
 
 // waitDelivery waits until the webhook's only delivery has status.
-func (s *hookSetup) waitDelivery(t *testing.T, hookID, status string) deliveryView {
+func (s *hookSetup) waitDelivery(t *testing.T, hookID, status string) licensing.WebhookDelivery {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ds := s.deliveries(t, hookID)
-		if len(ds) == 1 && ds[0].Status == status {
-			return ds[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivery not %s after 30 s: %+v", status, ds)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var ds []licensing.WebhookDelivery
+	waitFor(t, func() bool { ds = s.deliveries(t, hookID); return len(ds) == 1 && ds[0].Status == status })
+	return ds[0]
 }
 
 // An operation run through the api and a worker is announced to a
@@ -299,13 +282,7 @@ func TestWebhookSurvivesQueueLoss(t *testing.T) {
 	rcv := newReceiver(t, func(int) int { return http.StatusServiceUnavailable })
 	h := s.createHook(t, rcv.srv.URL, "operation.completed")
 	s.assign(t)
-	deadline := time.Now().Add(30 * time.Second)
-	for len(s.deliveries(t, h.ID)) != 1 || s.deliveries(t, h.ID)[0].Attempts != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no failed first attempt after 30 s: %+v", s.deliveries(t, h.ID))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFor(t, func() bool { ds := s.deliveries(t, h.ID); return len(ds) == 1 && ds[0].Attempts == 1 })
 	// The retry waits an hour in Redis; the flush loses it.
 	rcv.setAnswer(func(int) int { return http.StatusOK })
 	if err := s.b.Redis.FlushDB(context.Background()).Err(); err != nil {
