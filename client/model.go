@@ -386,12 +386,12 @@ type CleanupPolicy struct {
 // ID names the operation the run started (Status "queued", Links set);
 // when nobody matched, ID is "" and Status is "nothing_matched".
 type CleanupRunResult struct {
-	ID           string          `json:"id"`
-	CustomerID   string          `json:"customer_id"`
-	Status       string          `json:"status"`
-	Total        int             `json:"total"`
-	DryRun       bool            `json:"dry_run"`
-	MatchedUsers int             `json:"matched_users"`
+	ID           string `json:"id"`
+	CustomerID   string `json:"customer_id"`
+	Status       string `json:"status"`
+	Total        int    `json:"total"`
+	DryRun       bool   `json:"dry_run"`
+	MatchedUsers int    `json:"matched_users"`
 	// Limit is the most users the run could change, set when Status is
 	// "blocked".
 	Limit   *int            `json:"limit"`

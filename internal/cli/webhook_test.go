@@ -23,7 +23,7 @@ func TestWebhookCommands(t *testing.T) {
 
 	code, stdout, stderr = e.run("webhook list")
 	wantCode(t, "webhook list", code, ExitOK, stdout, stderr)
-	if !regexp.MustCompile(`(?m)^` + id + ` +http://127.0.0.1:9/in +operation.completed,cleanup.blocked +ticketing `).MatchString(stdout) ||
+	if !regexp.MustCompile(`(?m)^`+id+` +http://127.0.0.1:9/in +operation.completed,cleanup.blocked +ticketing `).MatchString(stdout) ||
 		strings.Contains(stdout, "whsec_") {
 		t.Fatalf("webhook list printed:\n%s", stdout)
 	}
