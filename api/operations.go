@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/licensing"
@@ -23,6 +24,21 @@ type operationRequest struct {
 	AllowPartial  bool     `json:"allow_partial"`
 	// DryRun asks for a preview: checked as a real submit, nothing written.
 	DryRun bool `json:"dry_run"`
+	// NotBefore (RFC 3339) schedules the operation; a preview ignores it.
+	NotBefore *string `json:"not_before"`
+}
+
+// parseNotBefore reads not_before: nil when absent.
+func parseNotBefore(v *string) (*time.Time, error) {
+	if v == nil {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339, *v)
+	if err != nil {
+		return nil, licensing.Errorf(licensing.CodeInvalidRequest,
+			"not_before %q is not an RFC 3339 time; write it like 2026-12-12T22:00:00Z or 2026-12-12T23:00:00+01:00", *v)
+	}
+	return &t, nil
 }
 
 func tooLarge(field string, n, limit int) error {
@@ -45,6 +61,7 @@ type acceptedOperation struct {
 	CustomerID string         `json:"customer_id"`
 	Status     string         `json:"status"`
 	Total      int            `json:"total"`
+	NotBefore  *time.Time     `json:"not_before,omitempty"`
 	Links      operationLinks `json:"links"`
 }
 
@@ -62,9 +79,13 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *lice
 	if err := decodeJSON(w, r, maxOperationBody, &req); err != nil {
 		return err
 	}
+	notBefore, err := parseNotBefore(req.NotBefore)
+	if err != nil {
+		return err
+	}
 	in := intake.Request{
 		Principal: p, Customer: c, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
-		UsageLocation: req.UsageLocation, AllowPartial: req.AllowPartial, Source: licensing.SourceAPI,
+		UsageLocation: req.UsageLocation, AllowPartial: req.AllowPartial, Source: licensing.SourceAPI, NotBefore: notBefore,
 	}
 	if req.DryRun {
 		pv, err := s.intake.Preview(r.Context(), in)
@@ -87,7 +108,8 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *lice
 }
 
 func acceptedResponse(op licensing.Operation) storage.StoredResponse {
-	body, _ := marshalJSON(acceptedOperation{ID: op.ID, CustomerID: op.CustomerID, Status: op.Status, Total: op.Total, Links: linksOf(op.ID)})
+	body, _ := marshalJSON(acceptedOperation{ID: op.ID, CustomerID: op.CustomerID, Status: op.Status, Total: op.Total,
+		NotBefore: op.NotBefore, Links: linksOf(op.ID)})
 	return storage.StoredResponse{Status: http.StatusAccepted, Body: body, Location: linksOf(op.ID).Self}
 }
 
@@ -184,6 +206,18 @@ func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p *licensi
 		return err
 	}
 	writeJSON(w, http.StatusOK, operationView{Operation: op, Links: linksOf(op.ID)})
+	return nil
+}
+
+// cancelOperation stops an operation (intake.Service.Cancel): 202 with the
+// operation, 'cancelled' unless an item is still in flight to an external
+// directory (then it becomes 'cancelled' once that call is recorded).
+func (s *Server) cancelOperation(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
+	op, err := s.intake.Cancel(r.Context(), p, r.PathValue("oid"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, operationView{Operation: op, Links: linksOf(op.ID)})
 	return nil
 }
 

@@ -40,6 +40,7 @@ var wantRoles = map[string][]string{
 	"GET /v1/customers/{cid}/subscriptions":          everyone,
 	"POST /v1/customers/{cid}/license-summary":       everyone,
 	"POST /v1/customers/{cid}/license-operations":    operators,
+	"POST /v1/operations/{oid}/cancel":               operators,
 	"GET /v1/customers/{cid}/operations":             everyone,
 	"GET /v1/operations/{oid}":                       everyone,
 	"GET /v1/operations/{oid}/report":                everyone,

@@ -232,6 +232,18 @@ func (c *Client) GetOperation(ctx context.Context, id string) (Operation, error)
 	return out, err
 }
 
+// CancelOperation stops an operation (POST /v1/operations/{oid}/cancel):
+// users not yet changed are not changed (ItemCancelled) and their seats
+// return; users already changed stay so. It answers with the operation,
+// StatusCancelled unless a change is in flight to an external directory
+// (then it becomes cancelled once that change is recorded). Cancelling a
+// cancelled operation is harmless; a finished one is CodeConflict.
+func (c *Client) CancelOperation(ctx context.Context, id string) (Operation, error) {
+	var out Operation
+	err := c.call(ctx, http.MethodPost, pathOf("/v1/operations", id)+"/cancel", nil, &out, nil)
+	return out, err
+}
+
 // ListOperations returns a page of a customer's operations, newest first
 // (GET /v1/customers/{cid}/operations).
 func (c *Client) ListOperations(ctx context.Context, customerID string, opts ListOptions) (OperationPage, error) {

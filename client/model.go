@@ -132,6 +132,10 @@ type OperationRequest struct {
 	// AllowPartial assigns the seats there are when there are too few for
 	// every user, instead of refusing the operation with CountViolation.
 	AllowPartial bool `json:"allow_partial,omitempty"`
+	// NotBefore, when set, schedules the operation: it is
+	// StatusScheduled until then, its seats are checked now and granted
+	// when it starts. PreviewOperation ignores it.
+	NotBefore *time.Time `json:"not_before,omitempty"`
 }
 
 // OperationPreview is the answer of PreviewOperation: what an operation
@@ -290,11 +294,13 @@ type OperationLinks struct {
 // AcceptedOperation is the answer of CreateOperation: the operation is
 // durable and queued. WaitOperation follows it to its end.
 type AcceptedOperation struct {
-	ID         string         `json:"id"`
-	CustomerID string         `json:"customer_id"`
-	Status     string         `json:"status"`
-	Total      int            `json:"total"`
-	Links      OperationLinks `json:"links"`
+	ID         string `json:"id"`
+	CustomerID string `json:"customer_id"`
+	Status     string `json:"status"`
+	Total      int    `json:"total"`
+	// NotBefore is when a scheduled operation starts (nil: at once).
+	NotBefore *time.Time     `json:"not_before,omitempty"`
+	Links     OperationLinks `json:"links"`
 }
 
 // Summary states: whether all, some or none of the selected users hold a

@@ -177,7 +177,10 @@ func (s *Service) Submit(ctx context.Context, req Request) (Submission, error) {
 		return Submission{}, err
 	}
 	failpoint("operation-committed") // fault tests: the api dies between commit and enqueue
-	s.accepted(op, req.UserIDs, s.grouped(req.Customer, len(req.UserIDs)))
+	s.count(op)
+	if op.Status != licensing.StatusScheduled { // a scheduled one is enqueued when it starts (StartDue)
+		s.enqueueInBackground(op, req.UserIDs, s.grouped(req.Customer, len(req.UserIDs)))
+	}
 	return Submission{Operation: op}, nil
 }
 
@@ -187,7 +190,7 @@ func (s *Service) newOperation(req Request) (storage.NewOperation, error) {
 	p := req.Principal
 	newOp := storage.NewOperation{
 		PartnerKey: p.PartnerKey, Customer: req.Customer, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
-		AllowPartial: req.AllowPartial, Source: req.Source, CreatedBy: p.TokenName,
+		AllowPartial: req.AllowPartial, Source: req.Source, CreatedBy: p.TokenName, NotBefore: req.NotBefore,
 		Queue: jobs.QueueFor(len(req.UserIDs), req.Source, s.cfg.InteractiveMax, s.cfg.BulkMin),
 	}
 	if req.UsageLocation != nil {
@@ -218,7 +221,8 @@ func (s *Service) RunCleanup(ctx context.Context, req storage.CleanupRunRequest)
 		return res, err
 	}
 	if res.Operation != nil {
-		s.accepted(*res.Operation, res.UserIDs, false)
+		s.count(*res.Operation)
+		s.enqueueInBackground(*res.Operation, res.UserIDs, false)
 	}
 	if res.Run.Status == licensing.RunBlocked {
 		s.metrics.cleanupBlocked.Inc()
@@ -237,11 +241,15 @@ func (s *Service) grouped(c licensing.Customer, users int) bool {
 	return s.cfg.AggregateMin > 0 && users >= s.cfg.AggregateMin && c.Directory.Kind == licensing.DirectoryLocal
 }
 
-// accepted counts a committed operation and enqueues its tasks in the
-// background.
-func (s *Service) accepted(op licensing.Operation, users []string, grouped bool) {
+// count counts a committed operation.
+func (s *Service) count(op licensing.Operation) {
 	s.metrics.operationsCreated.WithLabelValues(op.Source, op.Queue).Inc()
 	s.metrics.operationUsers.Observe(float64(op.Total))
+}
+
+// enqueueInBackground enqueues the tasks of a committed operation in the
+// background.
+func (s *Service) enqueueInBackground(op licensing.Operation, users []string, grouped bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -288,6 +296,8 @@ type metrics struct {
 	operationsCreated *prometheus.CounterVec
 	operationUsers    prometheus.Histogram
 	enqueueFailures   prometheus.Counter
+	cancels           prometheus.Counter
+	scheduledStarts   *prometheus.CounterVec
 	cleanupBlocked    prometheus.Counter
 }
 
@@ -303,11 +313,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		enqueueFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "licenseops_enqueue_failures_total", Help: "Operations whose tasks could not all be enqueued at intake (the sweeper completes them).",
 		}),
+		cancels: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "licenseops_operation_cancels_total", Help: "Operations cancelled on request (once each, however often the cancel is sent).",
+		}),
+		scheduledStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "licenseops_scheduled_starts_total", Help: "Scheduled operations started, by result (started; seats_short: every user failed CountViolation).",
+		}, []string{"result"}),
 		cleanupBlocked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "licenseops_cleanup_runs_blocked_total", Help: "Cleanup runs that matched more users than their policy's limits and changed none.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.operationsCreated, m.operationUsers, m.enqueueFailures, m.cleanupBlocked} {
+	for _, r := range []string{"started", "seats_short"} {
+		m.scheduledStarts.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{m.operationsCreated, m.operationUsers, m.enqueueFailures, m.cancels, m.scheduledStarts, m.cleanupBlocked} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/storage"
@@ -30,6 +31,9 @@ type Request struct {
 	// AllowPartial lets the operation start when seats are short: the
 	// users that get no seat fail with CountViolation.
 	AllowPartial bool
+	// NotBefore, when set, schedules the operation to start at that time
+	// (storage.NewOperation.NotBefore). Preview ignores it.
+	NotBefore *time.Time
 	// Source names the front end (licensing.SourceAPI, …). Required.
 	Source string
 	// IdempotencyKey, when set, ties the operation to this key of the
@@ -98,6 +102,30 @@ func (req *Request) validate(maxUsers int) error {
 		}
 		req.UsageLocation = &loc
 	}
+	return req.validateSchedule(time.Now())
+}
+
+// Bounds of not_before: a time slightly in the past (a clock behind, or a
+// request that took long) starts at once; one further back is a mistake.
+const (
+	maxScheduleLag   = 5 * time.Minute
+	maxScheduleAhead = 366 * 24 * time.Hour
+)
+
+// validateSchedule checks NotBefore against now: not long past, not more
+// than a year ahead. A time up to maxScheduleLag past means now.
+func (req *Request) validateSchedule(now time.Time) error {
+	if req.NotBefore == nil {
+		return nil
+	}
+	t := req.NotBefore.UTC().Truncate(time.Microsecond) // what Postgres keeps
+	switch {
+	case t.Before(now.Add(-maxScheduleLag)):
+		return invalid("not_before %s is in the past; give a future time, or leave not_before out to start now", t.Format(time.RFC3339))
+	case t.After(now.Add(maxScheduleAhead)):
+		return invalid("not_before %s is more than a year ahead; schedule it within a year", t.Format(time.RFC3339))
+	}
+	req.NotBefore = &t
 	return nil
 }
 
@@ -124,7 +152,9 @@ func (req *Request) fingerprint() []byte {
 		Revoke        []string `json:"revoke"`
 		UsageLocation *string  `json:"usage_location"`
 		AllowPartial  bool     `json:"allow_partial"`
-	}{req.Customer.ID, req.UserIDs, req.Assign, req.Revoke, req.UsageLocation, req.AllowPartial})
+		// omitempty keeps the bytes of unscheduled requests as before.
+		NotBefore *time.Time `json:"not_before,omitempty"`
+	}{req.Customer.ID, req.UserIDs, req.Assign, req.Revoke, req.UsageLocation, req.AllowPartial, req.NotBefore})
 	h := sha256.Sum256(b)
 	return h[:]
 }

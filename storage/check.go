@@ -54,18 +54,36 @@ func (s *Store) Check(ctx context.Context, scope CheckScope) ([]Problem, error) 
 		{"finished operation's counts disagree with its items", `
 			SELECT o.id || ': succeeded ' || o.succeeded || '/' || count(*) FILTER (WHERE i.status IN ('succeeded','would_revoke'))
 				|| ', failed ' || o.failed || '/' || count(*) FILTER (WHERE i.status = 'failed')
+				|| ', cancelled ' || o.cancelled || '/' || count(*) FILTER (WHERE i.status = 'cancelled')
 			FROM operations o JOIN operation_items i ON i.operation_id = o.id
 			WHERE o.finished_at IS NOT NULL AND ($1 = 0 OR o.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)
 			GROUP BY o.id HAVING o.succeeded <> count(*) FILTER (WHERE i.status IN ('succeeded','would_revoke'))
-				OR o.failed <> count(*) FILTER (WHERE i.status = 'failed')`},
+				OR o.failed <> count(*) FILTER (WHERE i.status = 'failed')
+				OR o.cancelled <> count(*) FILTER (WHERE i.status = 'cancelled')`},
 		{"progress counters disagree with items", `
 			SELECT o.id || ': counters succeeded ' || coalesce(p.s, 0) || '/' || i.s || ', failed ' || coalesce(p.f, 0) || '/' || i.f
+				|| ', cancelled ' || coalesce(p.c, 0) || '/' || i.c
 			FROM operations o
 			CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE status IN ('succeeded','would_revoke')) AS s,
-				count(*) FILTER (WHERE status = 'failed') AS f FROM operation_items WHERE operation_id = o.id) i
-			LEFT JOIN LATERAL (SELECT sum(succeeded) AS s, sum(failed) AS f FROM operation_progress WHERE operation_id = o.id) p ON true
+				count(*) FILTER (WHERE status = 'failed') AS f, count(*) FILTER (WHERE status = 'cancelled') AS c
+				FROM operation_items WHERE operation_id = o.id) i
+			LEFT JOIN LATERAL (SELECT sum(succeeded) AS s, sum(failed) AS f, sum(cancelled) AS c
+				FROM operation_progress WHERE operation_id = o.id) p ON true
 			WHERE ($1 = 0 OR o.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)
-			AND (coalesce(p.s, 0) <> i.s OR coalesce(p.f, 0) <> i.f)`},
+			AND (coalesce(p.s, 0) <> i.s OR coalesce(p.f, 0) <> i.f OR coalesce(p.c, 0) <> i.c)`},
+		// A cancelled item was never applied: it changed nothing, and only
+		// a cancel makes one.
+		{"cancelled item changed a user", `
+			SELECT o.id || ' user ' || i.user_id || ' is cancelled but records assigned {' || array_to_string(i.assigned, ',')
+				|| '} revoked {' || array_to_string(i.revoked, ',') || '}'
+			FROM operations o JOIN operation_items i ON i.operation_id = o.id
+			WHERE i.status = 'cancelled' AND (cardinality(i.assigned) > 0 OR cardinality(i.revoked) > 0 OR i.location_before IS NOT NULL)
+			AND ($1 = 0 OR o.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)`},
+		{"cancelled item of an operation that was not cancelled", `
+			SELECT o.id || ' user ' || i.user_id
+			FROM operations o JOIN operation_items i ON i.operation_id = o.id
+			WHERE i.status = 'cancelled' AND o.cancel_requested_at IS NULL
+			AND ($1 = 0 OR o.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)`},
 		{"seats: consumed differs from assignments", `
 			SELECT c.id || ' ' || s.sku_id || ': consumed ' || s.consumed || ', assignments ' || a.n
 				|| ', unsettled new assignments ' || coalesce(u.n, 0) || ', unsettled revocations ' || coalesce(r.n, 0)
@@ -119,7 +137,7 @@ func (s *Store) Check(ctx context.Context, scope CheckScope) ([]Problem, error) 
 			WITH latest AS (
 				SELECT DISTINCT ON (o.customer_key, i.user_id) o.customer_key, o.id, i.user_id, i.status, i.assigned, i.revoked, i.licenses, o.dry_run
 				FROM operations o JOIN operation_items i ON i.operation_id = o.id
-				WHERE ($1 = 0 OR o.customer_key = $1)
+				WHERE ($1 = 0 OR o.customer_key = $1) AND i.status <> 'cancelled'
 				ORDER BY o.customer_key, i.user_id, i.finished_at DESC NULLS LAST
 			)
 			SELECT l.id || ' user ' || l.user_id || ' (' || l.status || ') holds {' || array_to_string(h.held, ',') || '}, report says {'

@@ -121,7 +121,7 @@ func markApplying(ctx context.Context, tx *sqlx.Tx, plan *Plan, ws []itemWrite) 
 		WITH claim AS (
 			UPDATE users SET applying_operation = $1 WHERE customer_key = $2 AND id = ANY($3::text[])
 		), started AS (
-			UPDATE operations SET status = 'running', started_at = now() WHERE id = $1 AND status = 'queued'
+			UPDATE operations SET status = 'running', started_at = COALESCE(started_at, now()) WHERE id = $1 AND status = 'queued'
 		)
 		UPDATE operation_items i SET status = 'applying', granted_mask = x.mask,
 			assigned = x.assigned::text[], revoked = x.revoked::text[], licenses = x.licenses::text[], usage_location = NULLIF(x.loc, '')

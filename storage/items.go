@@ -595,7 +595,7 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 			FROM unnest($7::text[], $8::text[]) AS x(u, l)
 			WHERE u.customer_key = $2 AND u.id = x.u
 		), started AS (
-			UPDATE operations SET status = 'running', started_at = now() WHERE id = $1 AND status = 'queued'
+			UPDATE operations SET status = 'running', started_at = COALESCE(started_at, now()) WHERE id = $1 AND status = 'queued'
 		), unclaim AS (
 			UPDATE users SET applying_operation = NULL
 			WHERE customer_key = $2 AND id = ANY($9::text[]) AND applying_operation = $1

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -30,6 +31,10 @@ type NewOperation struct {
 	Queue         string
 	// PolicyID is the cleanup policy that started the operation ("" for none).
 	PolicyID string
+	// NotBefore, when set, schedules the operation: it is 'scheduled' until
+	// then, its seats are checked now and granted when it starts
+	// (StartScheduled), and nothing is enqueued now.
+	NotBefore *time.Time
 	// Idempotency, when set, completes the caller's idempotency key in the
 	// operation's own transaction.
 	Idempotency *IdempotencyKey
@@ -77,17 +82,23 @@ func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOpera
 	if err != nil {
 		return err
 	}
+	status := licensing.StatusQueued
+	if req.NotBefore != nil {
+		// Checked, not granted: the seats are taken when it starts.
+		status, masks, grants = licensing.StatusScheduled, make([]int32, len(req.UserIDs)), nil
+	}
 	catalogJSON, err := json.Marshal(catalog)
 	if err != nil {
 		return err
 	}
 	row := tx.QueryRowxContext(ctx, `
 		INSERT INTO operations (id, partner_key, customer_key, source, queue, assign, revoke, usage_location,
-			allow_partial, dry_run, catalog, default_usage_location, total, created_by, policy_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), $9, $10, $11, $12, $13, $14, NULLIF($15, '')::uuid)
+			allow_partial, dry_run, catalog, default_usage_location, total, created_by, policy_id, status, not_before)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), $9, $10, $11, $12, $13, $14, NULLIF($15, '')::uuid, $16, $17)
 		RETURNING created_at`,
 		id, req.PartnerKey, req.Customer.Key, req.Source, req.Queue, pq.StringArray(nonNil(req.Assign)), pq.StringArray(nonNil(req.Revoke)),
-		req.UsageLocation, req.AllowPartial, req.DryRun, catalogJSON, req.Customer.DefaultUsageLocation, len(req.UserIDs), req.CreatedBy, req.PolicyID)
+		req.UsageLocation, req.AllowPartial, req.DryRun, catalogJSON, req.Customer.DefaultUsageLocation, len(req.UserIDs), req.CreatedBy, req.PolicyID,
+		status, req.NotBefore)
 	if err := row.Scan(&op.CreatedAt); err != nil {
 		return err
 	}
@@ -97,18 +108,8 @@ func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOpera
 		id, pq.StringArray(req.UserIDs), pq.Array(masks)); err != nil {
 		return err
 	}
-	if len(grants) > 0 {
-		grantSKUs, grantN := make([]string, 0, len(grants)), make([]int64, 0, len(grants))
-		for sku, n := range grants {
-			grantSKUs, grantN = append(grantSKUs, sku), append(grantN, int64(n))
-		}
-		if _, err := tx.ExecContext(ctx, `
-			UPDATE subscriptions s SET reserved = s.reserved + x.n, updated_at = now()
-			FROM unnest($2::text[], $3::int[]) AS x(sku, n)
-			WHERE s.customer_key = $1 AND s.sku_id = x.sku`,
-			req.Customer.Key, pq.StringArray(grantSKUs), pq.Array(grantN)); err != nil {
-			return err
-		}
+	if err := reserveGrants(ctx, tx, req.Customer.Key, grants); err != nil {
+		return err
 	}
 	fillOperation(op, id.String(), req)
 	if req.Audit != nil {
@@ -124,6 +125,24 @@ func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOpera
 	return nil
 }
 
+// reserveGrants adds the seats granted to an operation's items at intake
+// (grantSeats) to their subscriptions' reserved seats.
+func reserveGrants(ctx context.Context, tx *sqlx.Tx, customerKey int64, grants map[string]int) error {
+	if len(grants) == 0 {
+		return nil
+	}
+	grantSKUs, grantN := make([]string, 0, len(grants)), make([]int64, 0, len(grants))
+	for sku, n := range grants {
+		grantSKUs, grantN = append(grantSKUs, sku), append(grantN, int64(n))
+	}
+	_, err := tx.ExecContext(ctx, `
+		UPDATE subscriptions s SET reserved = s.reserved + x.n, updated_at = now()
+		FROM unnest($2::text[], $3::int[]) AS x(sku, n)
+		WHERE s.customer_key = $1 AND s.sku_id = x.sku`,
+		customerKey, pq.StringArray(grantSKUs), pq.Array(grantN))
+	return err
+}
+
 func fillOperation(op *licensing.Operation, id string, req NewOperation) {
 	loc := req.UsageLocation
 	op.ID, op.CustomerID, op.Status, op.Total, op.Pending = id, req.Customer.ID, licensing.StatusQueued, len(req.UserIDs), len(req.UserIDs)
@@ -131,6 +150,9 @@ func fillOperation(op *licensing.Operation, id string, req NewOperation) {
 		req.CreatedBy, req.Source, nonNil(req.Assign), nonNil(req.Revoke), req.AllowPartial, req.DryRun, req.Queue
 	if loc != "" {
 		op.UsageLocation = &loc
+	}
+	if req.NotBefore != nil {
+		op.Status, op.NotBefore = licensing.StatusScheduled, req.NotBefore
 	}
 }
 

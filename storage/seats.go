@@ -100,12 +100,26 @@ type Finalized struct {
 	// Done reports whether the operation is finished: by this call, before
 	// it, or deleted.
 	Done bool
-	// Status is the final status this call set (StatusCompleted or
-	// StatusCompletedWithErrors), "" when this call did not finish the
-	// operation; so of any number of concurrent calls exactly one reports
-	// the completion, and metrics and logs count it once.
-	Status            string
-	Succeeded, Failed int
+	// Status is the final status this call set (StatusCompleted,
+	// StatusCompletedWithErrors or StatusCancelled), "" when this call did
+	// not finish the operation; so of any number of concurrent calls exactly
+	// one reports the completion, and metrics and logs count it once.
+	Status                       string
+	Succeeded, Failed, Cancelled int
+}
+
+// finalStatus is the status an operation ends with. A cancelled operation
+// ends 'cancelled' whatever its items did before the cancel: its counts say
+// how many succeeded, failed and were cancelled.
+func finalStatus(cancelRequested bool, failed int) string {
+	switch {
+	case cancelRequested:
+		return licensing.StatusCancelled
+	case failed > 0:
+		return licensing.StatusCompletedWithErrors
+	default:
+		return licensing.StatusCompleted
+	}
 }
 
 // Finalize is FinalizeIfDone that also says whether this call finished the
@@ -116,18 +130,23 @@ func (s *Store) Finalize(ctx context.Context, opID string) (Finalized, error) {
 		f = Finalized{}
 		var status string
 		var total, finished int
+		var cancelRequested bool
 		if err := tx.QueryRowContext(ctx, `
-			SELECT status, total, (SELECT COALESCE(sum(succeeded + failed), 0) FROM operation_progress WHERE operation_id = $1)
-			FROM operations WHERE id = $1 FOR UPDATE OF operations`, opID).Scan(&status, &total, &finished); err != nil {
+			SELECT status, total, cancel_requested_at IS NOT NULL,
+				(SELECT COALESCE(sum(succeeded + failed + cancelled), 0) FROM operation_progress WHERE operation_id = $1)
+			FROM operations WHERE id = $1 FOR UPDATE OF operations`, opID).Scan(&status, &total, &cancelRequested, &finished); err != nil {
 			if isNoRows(err) {
 				f.Done = true
 				return nil
 			}
 			return err
 		}
-		if status == licensing.StatusCompleted || status == licensing.StatusCompletedWithErrors {
+		if licensing.Finished(status) {
 			f.Done = true
 			return nil
+		}
+		if status == licensing.StatusScheduled && !cancelRequested {
+			return nil // it has not started; the scheduler starts it
 		}
 		if finished < total {
 			// The counters are as current as the items (see
@@ -135,12 +154,13 @@ func (s *Store) Finalize(ctx context.Context, opID string) (Finalized, error) {
 			// them would read every item of a large operation per call.
 			return nil
 		}
-		var ok, failed, pending int
+		var ok, failed, cancelled, pending int
 		if err := tx.QueryRowContext(ctx, `
 			SELECT count(*) FILTER (WHERE status IN ('succeeded','would_revoke')),
 			       count(*) FILTER (WHERE status = 'failed'),
+			       count(*) FILTER (WHERE status = 'cancelled'),
 			       count(*) FILTER (WHERE status IN ('pending','applying'))
-			FROM operation_items WHERE operation_id = $1`, opID).Scan(&ok, &failed, &pending); err != nil {
+			FROM operation_items WHERE operation_id = $1`, opID).Scan(&ok, &failed, &cancelled, &pending); err != nil {
 			return err
 		}
 		if pending > 0 {
@@ -149,20 +169,17 @@ func (s *Store) Finalize(ctx context.Context, opID string) (Finalized, error) {
 		if err := settle(ctx, tx, opID, true); err != nil {
 			return err
 		}
-		final := licensing.StatusCompleted
-		if failed > 0 {
-			final = licensing.StatusCompletedWithErrors
-		}
+		final := finalStatus(cancelRequested, failed)
 		if _, err := tx.ExecContext(ctx, `
-			UPDATE operations SET status = $2, succeeded = $3, failed = $4, finished_at = now(),
+			UPDATE operations SET status = $2, succeeded = $3, failed = $4, cancelled = $5, finished_at = now(),
 				started_at = COALESCE(started_at, now())
-			WHERE id = $1`, opID, final, ok, failed); err != nil {
+			WHERE id = $1`, opID, final, ok, failed, cancelled); err != nil {
 			return err
 		}
 		if err := insertOperationEvents(ctx, tx, opID, final); err != nil {
 			return err
 		}
-		f = Finalized{Done: true, Status: final, Succeeded: ok, Failed: failed}
+		f = Finalized{Done: true, Status: final, Succeeded: ok, Failed: failed, Cancelled: cancelled}
 		return nil
 	})
 	if err != nil {

@@ -10,18 +10,25 @@ import (
 // UnfinishedOperation is what the sweeper needs to know about an operation
 // that is not completed yet.
 type UnfinishedOperation struct {
-	ID         string     `db:"id"`
-	Queue      string     `db:"queue"`
-	CreatedAt  time.Time  `db:"created_at"`
+	ID        string    `db:"id"`
+	Queue     string    `db:"queue"`
+	CreatedAt time.Time `db:"created_at"`
+	// ReadyAt is when its tasks were first to be enqueued: its intake, or
+	// the start of a scheduled operation.
+	ReadyAt    time.Time  `db:"ready_at"`
 	EnqueuedAt *time.Time `db:"enqueued_at"`
 }
 
-// UnfinishedOperations lists operations not yet completed, oldest first.
+// UnfinishedOperations lists operations not yet completed, oldest first:
+// started ones, and scheduled ones that were cancelled before they started
+// (they only need finalizing).
 func (s *Store) UnfinishedOperations(ctx context.Context) ([]UnfinishedOperation, error) {
 	var out []UnfinishedOperation
 	err := s.db.SelectContext(ctx, &out, `
-		SELECT id, queue, created_at, enqueued_at FROM operations
-		WHERE finished_at IS NULL ORDER BY created_at`)
+		SELECT id, queue, created_at, enqueued_at,
+			CASE WHEN not_before IS NULL THEN created_at ELSE COALESCE(started_at, created_at) END AS ready_at
+		FROM operations
+		WHERE finished_at IS NULL AND (status <> 'scheduled' OR cancel_requested_at IS NOT NULL) ORDER BY created_at`)
 	return out, err
 }
 

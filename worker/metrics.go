@@ -37,7 +37,7 @@ var (
 	directoryResults   = []string{"ok", "throttled", "transient", "permanent", "error"}
 	reenqueueReasons   = []string{"never_enqueued", "queue_lost", "stalled", "archived", "webhook_queue_lost"}
 	webhookOutcomes    = []string{"succeeded", "failed_attempt", "exhausted"}
-	finishedStatuses   = []string{licensing.StatusCompleted, licensing.StatusCompletedWithErrors}
+	finishedStatuses   = []string{licensing.StatusCompleted, licensing.StatusCompletedWithErrors, licensing.StatusCancelled}
 	taskTypes          = []string{jobs.TypeApplyLicenses, jobs.TypeSyncDirectory, jobs.TypeCleanupRun, jobs.TypeWebhookDelivery}
 )
 
@@ -65,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 		operationsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "licenseops_operations_finished_total", Help: "Operations this process brought to a final status (completed, completed_with_errors).",
+			Name: "licenseops_operations_finished_total", Help: "Operations this process brought to a final status (completed, completed_with_errors, cancelled).",
 		}, []string{"status"}),
 		sweepReenqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "licenseops_sweeper_reenqueued_total", Help: "Tasks the sweeper put back on the queue, by reason.",
@@ -127,7 +127,7 @@ func (m *metrics) operationFinished(final string) {
 // (measured within staleAfter); a process that has not swept lately exports
 // nothing instead of old numbers. Dashboards take max over instances.
 type backlogCollector struct {
-	unfinished, pending, oldest *prometheus.Desc
+	unfinished, pending, oldest, scheduled *prometheus.Desc
 
 	mu         sync.Mutex
 	staleAfter time.Duration
@@ -138,11 +138,13 @@ type backlogCollector struct {
 func newBacklogCollector() *backlogCollector {
 	return &backlogCollector{
 		unfinished: prometheus.NewDesc("licenseops_operations_unfinished",
-			"Operations not finished yet, by queue, as of the last sweep.", []string{"queue"}, nil),
+			"Operations started and not finished yet, by queue, as of the last sweep (scheduled ones are licenseops_operations_scheduled).", []string{"queue"}, nil),
 		pending: prometheus.NewDesc("licenseops_items_pending",
 			"Users of unfinished operations still waiting for their change, by queue, as of the last sweep.", []string{"queue"}, nil),
 		oldest: prometheus.NewDesc("licenseops_operation_oldest_unfinished_age_seconds",
-			"Age of the oldest unfinished operation, by queue (0 when there is none).", []string{"queue"}, nil),
+			"Age of the oldest unfinished operation, by queue (0 when there is none); a scheduled one counts from its start.", []string{"queue"}, nil),
+		scheduled: prometheus.NewDesc("licenseops_operations_scheduled",
+			"Scheduled operations waiting for their time, by queue, as of the last sweep.", []string{"queue"}, nil),
 		staleAfter: 30 * time.Second,
 	}
 }
@@ -169,6 +171,7 @@ func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.unfinished
 	ch <- c.pending
 	ch <- c.oldest
+	ch <- c.scheduled
 }
 
 // Collect implements prometheus.Collector.
@@ -188,5 +191,6 @@ func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 			age = b.OldestAge.Seconds() + since.Seconds()
 		}
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age, q)
+		ch <- prometheus.MustNewConstMetric(c.scheduled, prometheus.GaugeValue, float64(b.Scheduled), q)
 	}
 }

@@ -56,9 +56,9 @@ const EpochKey = "licenseops:queue-epoch"
 // sweeperLockKey is the advisory lock that lets one sweeper run at a time.
 const sweeperLockKey = 0x6c6f7073 // "lops"
 
-// Sweeper finalizes finished operations, settles seats of running ones, and
-// puts back on the queue any pending item whose task was never enqueued or
-// was lost. Every worker process runs one; an advisory lock lets one sweep
+// Sweeper starts scheduled operations when they are due, finalizes
+// finished operations, settles seats of running ones, and puts back on the
+// queue any pending item whose task was never enqueued or was lost. Every worker process runs one; an advisory lock lets one sweep
 // at a time, and every step is idempotent, so overlap is harmless anyway.
 type Sweeper struct {
 	cfg     SweepConfig
@@ -68,8 +68,12 @@ type Sweeper struct {
 	insp    *asynq.Inspector
 	log     *slog.Logger
 	metrics *metrics
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	// scheduler starts the scheduled operations that are due, when set.
+	scheduler interface {
+		StartDue(ctx context.Context) (int, error)
+	}
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 // NewSweeper builds a sweeper; Start runs it in the background.
@@ -130,6 +134,13 @@ func (s *Sweeper) Sweep(ctx context.Context) (err error) {
 		// a fresh client registers them again, so asynqmon sees them.
 		s.enq.Client = asynq.NewClientFromRedisClient(s.rdb)
 	}
+	if s.scheduler != nil {
+		// Postgres holds the schedule: a lost queue or a restarted worker
+		// delays a start by a sweep at most.
+		if _, err := s.scheduler.StartDue(ctx); err != nil {
+			return fmt.Errorf("start scheduled operations: %w", err)
+		}
+	}
 	ops, err := s.store.UnfinishedOperations(ctx)
 	if err != nil {
 		return err
@@ -155,7 +166,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (err error) {
 		}
 		reason := ""
 		switch {
-		case op.EnqueuedAt == nil && now.Sub(op.CreatedAt) > s.cfg.EnqueueGrace:
+		case op.EnqueuedAt == nil && now.Sub(op.ReadyAt) > s.cfg.EnqueueGrace:
 			reason = "never_enqueued"
 		case op.EnqueuedAt != nil && lost:
 			reason = "queue_lost"

@@ -183,9 +183,6 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 		// failure: it spends none of the task's retries (isFailure).
 		IsFailure: isFailure,
 	})
-	if !cfg.DisableSweeper {
-		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
-	}
 	w.client = asynq.NewClientFromRedisClient(rdb)
 	svc := cfg.Intake
 	if svc == nil {
@@ -193,6 +190,10 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 			return nil, err
 		}
 		w.intake = svc
+	}
+	if !cfg.DisableSweeper {
+		w.sweeper = NewSweeper(cfg.Sweep, store, rdb, cfg.Logger, m)
+		w.sweeper.scheduler = svc
 	}
 	w.cleanup = NewCleanupRunner(CleanupConfig{Logger: cfg.Logger}, svc)
 	w.hooks = &webhookDeliverer{store: store, sender: webhook.NewSender(cfg.Webhooks.Sender), metrics: m, log: cfg.Logger, now: time.Now}

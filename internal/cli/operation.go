@@ -43,6 +43,17 @@ var operationCommands = []*Command{
 		New:     func() Runner { return &operationCmd{sub: "watch"} },
 	},
 	{
+		Name: "operation cancel", Args: "OP", Group: GroupClient,
+		Summary: "stop an operation: users not yet changed stay as they are",
+		Help: `cancel stops an operation that is scheduled, queued or running. Users it has not
+changed yet are not changed (status cancelled in the report) and their seats return;
+users it changed already keep the change (undo reverses those). A change in flight to
+an external directory completes and is recorded first. Cancelling a cancelled
+operation is harmless; a finished one cannot be cancelled (exit status 1, Conflict).
+`,
+		New: func() Runner { return &operationCmd{sub: "cancel"} },
+	},
+	{
 		Name: "operation report", Args: "OP [--csv FILE]", Group: GroupClient,
 		Summary: "print an operation's report, or write it as CSV",
 		Help:    operationHelp,
@@ -132,6 +143,8 @@ func (o *operationCmd) Run(ctx context.Context, env *Env) error {
 			return err
 		}
 		return finishOperation(ctx, c, op, o.reportPath, env.Stdout)
+	case "cancel":
+		return cancelOperation(ctx, env.Stdout, c, o.opID)
 	default:
 		return showReport(ctx, env.Stdout, c, o.opID, o.reportPath)
 	}
@@ -172,20 +185,45 @@ func showOperation(ctx context.Context, w io.Writer, c *client.Client, opID stri
 	row("total", strconv.Itoa(op.Total))
 	row("succeeded", strconv.Itoa(op.Succeeded))
 	row("failed", strconv.Itoa(op.Failed))
+	row("cancelled", strconv.Itoa(op.Cancelled))
 	row("pending", strconv.Itoa(op.Pending))
 	row("assign", dash(strings.Join(op.Assign, ", ")))
 	row("revoke", dash(strings.Join(op.Revoke, ", ")))
 	row("usage location", dash(deref(op.UsageLocation)))
 	row("allow partial", strconv.FormatBool(op.AllowPartial))
 	row("source", op.Source)
+	row("undo of", dash(deref(op.UndoOf)))
+	row("not before", timeOrDash(op.NotBefore))
 	row("created by", dash(op.CreatedBy))
 	row("created at", op.CreatedAt.UTC().Format(time.RFC3339))
-	finished := "-"
-	if op.FinishedAt != nil {
-		finished = op.FinishedAt.UTC().Format(time.RFC3339)
-	}
-	row("finished at", finished)
+	row("finished at", timeOrDash(op.FinishedAt))
 	return tw.Flush()
+}
+
+func timeOrDash(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// cancelOperation is `licenseops operation cancel OP`.
+func cancelOperation(ctx context.Context, w io.Writer, c *client.Client, opID string) error {
+	op, err := c.CancelOperation(ctx, opID)
+	if err != nil {
+		return interrupted(err)
+	}
+	if op.FinishedAt == nil {
+		fmt.Fprintf(w, "Cancel of operation %s recorded: %d cancelled; %s in flight to the directory finish first. Follow it with:\n  licenseops operation watch %s\n",
+			op.ID, op.Cancelled, plural(op.Pending, "user"), op.ID)
+		return nil
+	}
+	fmt.Fprintf(w, "Operation %s cancelled: %d succeeded, %d failed, %d cancelled of %d.\n", op.ID, op.Succeeded, op.Failed, op.Cancelled, op.Total)
+	if op.Succeeded > 0 {
+		fmt.Fprintf(w, "The %s changed before the cancel keep the change; to reverse it: licenseops operation undo %s\n",
+			plural(op.Succeeded, "user"), op.ID)
+	}
+	return nil
 }
 
 // showReport prints an operation's report as a table, or writes it as CSV.

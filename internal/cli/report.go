@@ -165,7 +165,11 @@ func collectOutcomes(ctx context.Context, c *client.Client, opID, reportPath str
 // writes the report when reportPath is set. It returns a PartialError when
 // some users failed.
 func finishOperation(ctx context.Context, c *client.Client, op licensing.Operation, reportPath string, stdout io.Writer) error {
-	fmt.Fprintf(stdout, "Operation %s %s: %d succeeded, %d failed of %d.\n", op.ID, op.Status, op.Succeeded, op.Failed, op.Total)
+	if op.Cancelled > 0 {
+		fmt.Fprintf(stdout, "Operation %s %s: %d succeeded, %d failed, %d cancelled of %d.\n", op.ID, op.Status, op.Succeeded, op.Failed, op.Cancelled, op.Total)
+	} else {
+		fmt.Fprintf(stdout, "Operation %s %s: %d succeeded, %d failed of %d.\n", op.ID, op.Status, op.Succeeded, op.Failed, op.Total)
+	}
 	o, err := collectOutcomes(ctx, c, op.ID, reportPath)
 	if errors.Is(err, context.Canceled) {
 		return &DetachedError{OperationID: op.ID, While: "reading the report"}
@@ -178,6 +182,9 @@ func finishOperation(ctx context.Context, c *client.Client, op licensing.Operati
 		fmt.Fprintf(stdout, "Report written to %s (%s).\n", reportPath, plural(o.rows, "row"))
 	} else {
 		fmt.Fprintf(stdout, "Full report: licenseops operation report %s --csv report.csv\n", op.ID)
+	}
+	if op.Status == client.StatusCancelled {
+		return &PartialError{Msg: fmt.Sprintf("operation %s was cancelled: %s of %d not changed", op.ID, plural(op.Cancelled, "user"), op.Total)}
 	}
 	if op.Failed > 0 || op.Status == "completed_with_errors" {
 		return &PartialError{Msg: fmt.Sprintf("operation %s finished with %s of %d failed", op.ID, plural(op.Failed, "user"), op.Total)}

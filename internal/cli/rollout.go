@@ -24,7 +24,8 @@ var rolloutCommand = &Command{
 	Name: "rollout",
 	Args: `--customer C (--csv FILE | --users-file FILE | --all-users)
                      [--assign SKU]... [--revoke SKU]... [--usage-location CC] [--allow-partial]
-                     [--dry-run] [--wait] [--report FILE.csv] [--skip-bad-rows]`,
+                     [--dry-run] [--wait] [--report FILE.csv] [--skip-bad-rows]
+                     [--not-before TIME]`,
 	Summary: "assign/revoke licenses for the users of a CSV, a file of IDs or the whole customer",
 	Group:   GroupClient,
 	Help: `Assigns and revokes licenses for many users in one license operation, through
@@ -58,6 +59,13 @@ Progress:
   the operation is queued. --report implies --wait. Ctrl-C while waiting detaches and
   cancels nothing; reattach with: licenseops operation watch OP
 
+Schedule:
+  --not-before TIME schedules the rollout: it starts at TIME (RFC 3339, for example
+  2026-12-12T22:00:00Z or 2026-12-12T23:00:00+01:00), on whichever worker runs then.
+  Seats are checked now and taken when it starts. The command returns once it is
+  scheduled; cancel it with: licenseops operation cancel OP. --wait and --report
+  do not go with it; watch it later with: licenseops operation watch OP.
+
 Dry run:
   --dry-run queues nothing: the API checks the change as it would check the rollout and
   predicts each user's outcome with the workers' rules. It shows per SKU how many selected
@@ -90,6 +98,8 @@ type rolloutCmd struct {
 	report                       string
 	skipBad                      bool
 	lineEvery                    time.Duration
+	notBeforeText                string
+	notBefore                    *time.Time
 }
 
 func (r *rolloutCmd) Flags(fs *flag.FlagSet, env *Env) {
@@ -106,6 +116,7 @@ func (r *rolloutCmd) Flags(fs *flag.FlagSet, env *Env) {
 	fs.Var(&r.wait, "wait", "wait for the operation to finish (default: when stdout is a terminal)")
 	fs.StringVar(&r.report, "report", "", "write the confirmation report to this CSV `file` (implies --wait)")
 	fs.BoolVar(&r.skipBad, "skip-bad-rows", false, "send the good rows even when some rows are bad")
+	fs.StringVar(&r.notBeforeText, "not-before", "", "schedule the rollout to start at this `time` (RFC 3339)")
 	fs.DurationVar(&r.lineEvery, "progress-interval", defaultLineEvery, "how often a progress line is printed when stdout is not a terminal")
 }
 
@@ -149,6 +160,9 @@ func (r *rolloutCmd) Validate(args []string) error {
 	if r.lineEvery <= 0 {
 		return errors.New("--progress-interval must be positive")
 	}
+	if err := r.validateNotBefore(); err != nil {
+		return err
+	}
 	if r.report != "" {
 		// Found out now, not after the operation ran.
 		if st, err := os.Stat(filepath.Dir(r.report)); err != nil || !st.IsDir() {
@@ -158,9 +172,25 @@ func (r *rolloutCmd) Validate(args []string) error {
 	return r.conn.validate()
 }
 
+// validateNotBefore reads --not-before, which does not go with waiting.
+func (r *rolloutCmd) validateNotBefore() error {
+	if r.notBeforeText == "" {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339, r.notBeforeText)
+	if err != nil {
+		return fmt.Errorf("--not-before %q is not an RFC 3339 time; write it like 2026-12-12T22:00:00Z or 2026-12-12T23:00:00+01:00", r.notBeforeText)
+	}
+	if (r.wait.set && r.wait.val) || r.report != "" {
+		return errors.New("--not-before schedules the rollout and returns; leave out --wait and --report, and watch it when it starts with: licenseops operation watch OP")
+	}
+	r.notBefore = &t
+	return nil
+}
+
 func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	c := r.conn.client()
-	wait := r.wait.value(env.terminal(env.Stdout)) || r.report != ""
+	wait := (r.wait.value(env.terminal(env.Stdout)) || r.report != "") && r.notBefore == nil
 	change := licensing.Change{Assign: nonNil(r.assign), Revoke: nonNil(r.revoke), UsageLocation: r.location}
 
 	// The customer and its SKUs first: a typo there is one message, not
@@ -200,7 +230,8 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	}
 	sendStart := time.Now()
 	request := func(ids []string, allowPartial bool) client.OperationRequest {
-		req := client.OperationRequest{UserIDs: ids, Assign: change.Assign, Revoke: change.Revoke, AllowPartial: allowPartial}
+		req := client.OperationRequest{UserIDs: ids, Assign: change.Assign, Revoke: change.Revoke, AllowPartial: allowPartial,
+			NotBefore: r.notBefore}
 		if change.UsageLocation != "" {
 			req.UsageLocation = &change.UsageLocation
 		}
@@ -257,6 +288,11 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 		return printPreview(env.Stdout, r.customer, change, pv, refused, r.allowPartial)
 	}
 	sendTime := time.Since(sendStart)
+	if acc.NotBefore != nil {
+		fmt.Fprintf(env.Stdout, "Scheduled operation %s for %s (%s) to start at %s.\nCancel it with:\n  licenseops operation cancel %s\nWatch it once it starts with:\n  licenseops operation watch %s\n",
+			acc.ID, plural(acc.Total, "user"), describeChange(change), acc.NotBefore.Format(time.RFC3339), acc.ID, acc.ID)
+		return nil
+	}
 	fmt.Fprintf(env.Stdout, "Queued operation %s for %s (%s) in %s: read and validated in %s, sent in %s.\n",
 		acc.ID, plural(acc.Total, "user"), describeChange(change), round(readTime+sendTime), round(readTime), round(sendTime))
 	if !wait {
