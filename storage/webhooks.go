@@ -222,3 +222,16 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, id, status string, ht
 		WHERE id = $1 AND status = 'pending'`, id, status, httpStatus, errMsg)
 	return err
 }
+
+// PruneWebhookEvents deletes events older than retention with their
+// deliveries, unless a delivery is still being tried, so that the outbox
+// holds about retention of history however long the service runs.
+func (s *Store) PruneWebhookEvents(ctx context.Context, retention time.Duration) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `
+		DELETE FROM webhook_events e WHERE e.created_at < now() - make_interval(secs => $1)
+		AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')`, retention.Seconds())
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

@@ -212,6 +212,31 @@ func TestWebhookSignedOperationCompleted(t *testing.T) {
 	}
 }
 
+// A cancelled operation is announced as operation.cancelled, and only to
+// the webhooks subscribed to it.
+func TestWebhookOperationCancelled(t *testing.T) {
+	t.Parallel()
+	s := newHookSetup(t, worker.WebhookConfig{})
+	rcv := newReceiver(t, func(int) int { return http.StatusOK })
+	cancelled := s.createHook(t, rcv.srv.URL, "operation.cancelled")
+	completed := s.createHook(t, rcv.srv.URL, "operation.completed")
+	var acc struct{ ID string }
+	s.c.Must(http.StatusAccepted, "POST", "/v1/customers/hooks/license-operations", map[string]any{"user_ids": s.users,
+		"assign": []string{"E5"}, "not_before": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}).JSON(t, &acc)
+	s.c.Must(http.StatusAccepted, "POST", "/v1/operations/"+acc.ID+"/cancel", nil)
+	if op := s.c.WaitOperation(acc.ID, 30*time.Second); op.Status != "cancelled" {
+		t.Fatalf("operation = %+v, want cancelled", op)
+	}
+	d := s.waitDelivery(t, cancelled.ID, "succeeded")
+	body := waitEvent(t, rcv, "operation.cancelled")
+	if d.EventType != "operation.cancelled" || !strings.Contains(string(body), `"status":"cancelled"`) {
+		t.Fatalf("delivery %+v, data %s", d, body)
+	}
+	if ds := s.deliveries(t, completed.ID); len(ds) != 0 {
+		t.Fatalf("operation.completed webhook got %+v", ds)
+	}
+}
+
 // A receiver that fails three times gets the event a fourth time, with the
 // same webhook-id; the delivery log shows the four attempts, success, and
 // the last failure's error.
@@ -243,6 +268,10 @@ func TestWebhookRetriesUntilReceived(t *testing.T) {
 	}
 	if n := counterValue(t, s.reg, "licenseops_webhook_deliveries_total", map[string]string{"outcome": "failed_attempt"}); n != 3 {
 		t.Fatalf("failed attempts counted %v, want 3", n)
+	}
+	// Past their retention, delivered events and their log are pruned.
+	if n, err := s.b.Store.PruneWebhookEvents(context.Background(), 0); err != nil || n != 1 || len(s.deliveries(t, h.ID)) != 0 {
+		t.Fatalf("prune deleted %d events (%v); deliveries left %+v", n, err, s.deliveries(t, h.ID))
 	}
 }
 
@@ -283,6 +312,9 @@ func TestWebhookSurvivesQueueLoss(t *testing.T) {
 	h := s.createHook(t, rcv.srv.URL, "operation.completed")
 	s.assign(t)
 	waitFor(t, func() bool { ds := s.deliveries(t, h.ID); return len(ds) == 1 && ds[0].Attempts == 1 })
+	if n, err := s.b.Store.PruneWebhookEvents(context.Background(), 0); err != nil || n != 0 {
+		t.Fatalf("prune deleted %d events of a pending delivery (%v)", n, err)
+	}
 	// The retry waits an hour in Redis; the flush loses it.
 	rcv.setAnswer(func(int) int { return http.StatusOK })
 	if err := s.b.Redis.FlushDB(context.Background()).Err(); err != nil {
