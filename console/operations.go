@@ -33,9 +33,6 @@ type operationPage struct {
 	UsersLink string
 }
 
-func finished(status string) bool {
-	return status == licensing.StatusCompleted || status == licensing.StatusCompletedWithErrors
-}
 
 // operationOf resolves {oid} within the session's partner with its
 // customer: a foreign operation is NotFound, like a missing one.
@@ -62,7 +59,7 @@ func (c *Console) operationData(r *http.Request, s *session) (*operationPage, er
 	if err != nil {
 		return nil, err
 	}
-	data := &operationPage{View: v, Op: op, Done: op.Succeeded + op.Failed, Finished: finished(op.Status),
+	data := &operationPage{View: v, Op: op, Done: op.Succeeded + op.Failed + op.Cancelled, Finished: licensing.Finished(op.Status),
 		UsersLink: "/console/customers/" + pathEscape(cust.ID) + "/users"}
 	for _, sku := range op.Assign {
 		data.Assign = append(data.Assign, names.name(sku))
@@ -75,6 +72,10 @@ func (c *Console) operationData(r *http.Request, s *session) (*operationPage, er
 		data.Heading = v.T("OperationComplete")
 	case op.Status == licensing.StatusCompletedWithErrors:
 		data.Heading = v.T("OperationCompleteErrors")
+	case op.Status == licensing.StatusCancelled:
+		data.Heading = v.T("OperationCancelled")
+	case op.Status == licensing.StatusScheduled:
+		data.Heading = v.T("OperationScheduled")
 	default:
 		data.Heading = v.T("OperationRunning")
 	}
@@ -137,13 +138,13 @@ func (c *Console) progress(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
-	done := op.Succeeded + op.Failed
+	done := op.Succeeded + op.Failed + op.Cancelled
 	text := c.i18n.translate(s.lang, "ProgressLine", "Done", done, "Total", op.Total) + " · " +
 		c.i18n.translate(s.lang, "FailuresSoFar", "Count", op.Failed)
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(map[string]any{
 		"status": op.Status, "total": op.Total, "done": done, "failed": op.Failed,
-		"finished": finished(op.Status), "text": text,
+		"finished": licensing.Finished(op.Status), "text": text,
 	})
 }
 
@@ -201,7 +202,7 @@ func (c *Console) operations(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	rows := make([]opRow, len(ops))
 	for i, op := range ops {
-		rows[i] = opRow{Operation: op, Done: op.Succeeded + op.Failed, Finished: finished(op.Status)}
+		rows[i] = opRow{Operation: op, Done: op.Succeeded + op.Failed + op.Cancelled, Finished: licensing.Finished(op.Status)}
 		for _, sku := range op.Assign {
 			rows[i].Assign = append(rows[i].Assign, names.name(sku))
 		}

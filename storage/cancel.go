@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -9,8 +10,8 @@ import (
 	"github.com/licenseops/licenseops/licensing"
 )
 
-// Cancel stops an operation of the partner: in one transaction it records
-// the cancel and marks every item not yet applied ('pending') cancelled.
+// Cancel stops an operation of the partner: in one transaction it marks
+// every item not yet applied ('pending') cancelled and records the cancel.
 // Items already applied stay as they are, and so does an item in flight to
 // an external directory ('applying'): its call completes and is recorded
 // truthfully. The seats granted to cancelled items return at settlement,
@@ -19,35 +20,57 @@ import (
 // directory is at once.
 //
 // A worker that receives the task of a cancelled item finds it final and
-// changes nothing. Items are locked in user order, the order batches lock
-// them in, so a cancel and a running batch cannot deadlock: the batch's
-// items are either applied before the cancel reaches them (and stay) or
-// cancelled before the batch reads them.
+// changes nothing. Locks are taken in the order batches take them: items
+// in user order, then the operation's row (a batch marks its operation
+// 'running' after its items). So a cancel and a running batch cannot
+// deadlock: the batch's items are either applied before the cancel reaches
+// them (and stay) or cancelled before the batch reads them. A scheduled
+// operation has no batches; its row is locked first, as the scheduler that
+// starts it does.
 //
-// Cancelling a cancelled operation returns it (idempotent); a finished one
-// is a Conflict. first reports whether this call was the first cancel of
-// the operation. entry, when set, is audited in the same transaction.
+// Cancelling a cancelled operation changes nothing; a finished one is a
+// Conflict. first reports whether this call was the first cancel of the
+// operation. entry, when set, is audited in the same transaction.
 func (s *Store) Cancel(ctx context.Context, partnerKey int64, id, by string, entry *licensing.AuditEntry) (first bool, err error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return false, notFound("operation", id)
 	}
+	for attempt := 0; ; attempt++ {
+		first, err = s.cancelOnce(ctx, partnerKey, id, by, entry)
+		// A deadlock with a transaction outside the orders above (or a
+		// scheduler that started the operation meanwhile) is retried.
+		if err == nil || !(IsRetryable(err) || errors.Is(err, errStartedMeanwhile)) || attempt == 2 || ctx.Err() != nil {
+			return first, err
+		}
+	}
+}
+
+func (s *Store) cancelOnce(ctx context.Context, partnerKey int64, id, by string, entry *licensing.AuditEntry) (first bool, err error) {
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		first = false
 		var status string
-		var requested bool
-		err := tx.QueryRowContext(ctx, `SELECT status, cancel_requested_at IS NOT NULL FROM operations
-			WHERE id = $1 AND partner_key = $2 FOR UPDATE`, id, partnerKey).Scan(&status, &requested)
+		err := tx.QueryRowContext(ctx, `SELECT status FROM operations WHERE id = $1 AND partner_key = $2`, id, partnerKey).Scan(&status)
 		if isNoRows(err) {
 			return notFound("operation", id)
 		}
 		if err != nil {
 			return err
 		}
-		switch status {
-		case licensing.StatusCancelled:
+		switch {
+		case status == licensing.StatusCancelled:
 			return nil
-		case licensing.StatusCompleted, licensing.StatusCompletedWithErrors:
-			return licensing.Errorf(licensing.CodeConflict,
-				"operation %s has finished (%s); there is nothing left to cancel. To reverse what it did, undo it: POST /v1/operations/%s/undo", id, status, id)
+		case licensing.Finished(status):
+			return finishedConflict(id, status)
+		case status == licensing.StatusScheduled:
+			// Lock it as the scheduler does; if it started meanwhile, the
+			// next attempt takes the running operation's order.
+			var still bool
+			if err := tx.QueryRowContext(ctx, `SELECT status = 'scheduled' FROM operations WHERE id = $1 FOR UPDATE`, id).Scan(&still); err != nil {
+				return err
+			}
+			if !still {
+				return errStartedMeanwhile
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `
 			WITH todo AS (
@@ -58,13 +81,28 @@ func (s *Store) Cancel(ctx context.Context, partnerKey int64, id, by string, ent
 			WHERE i.operation_id = $1 AND i.user_id = ANY(ARRAY(SELECT user_id FROM todo)) AND i.status = 'pending'`, id); err != nil {
 			return err
 		}
-		first = !requested
-		if _, err := tx.ExecContext(ctx, `
-			UPDATE operations SET cancel_requested_at = COALESCE(cancel_requested_at, now()), cancelled_by = COALESCE(cancelled_by, $2)
-			WHERE id = $1`, id, by); err != nil {
+		// Only an unfinished operation: one that finished while the items
+		// were read had none pending, and is a Conflict.
+		var requested bool
+		err = tx.QueryRowContext(ctx, `
+			UPDATE operations o SET cancel_requested_at = COALESCE(o.cancel_requested_at, now()), cancelled_by = COALESCE(o.cancelled_by, $2)
+			FROM (SELECT cancel_requested_at IS NOT NULL AS requested FROM operations WHERE id = $1) before
+			WHERE o.id = $1 AND o.finished_at IS NULL
+			RETURNING before.requested`, id, by).Scan(&requested)
+		if isNoRows(err) {
+			if err := tx.QueryRowContext(ctx, `SELECT status FROM operations WHERE id = $1`, id).Scan(&status); err != nil {
+				return err
+			}
+			if status == licensing.StatusCancelled {
+				return nil
+			}
+			return finishedConflict(id, status)
+		}
+		if err != nil {
 			return err
 		}
-		if entry != nil {
+		first = !requested
+		if entry != nil && first {
 			e := *entry
 			e.ObjectID = id
 			return insertAudit(ctx, tx, e)
@@ -72,4 +110,13 @@ func (s *Store) Cancel(ctx context.Context, partnerKey int64, id, by string, ent
 		return nil
 	})
 	return first && err == nil, err
+}
+
+// errStartedMeanwhile makes Cancel try again when the scheduler started
+// the operation between its read and its lock.
+var errStartedMeanwhile = errors.New("the scheduled operation started while it was being cancelled")
+
+func finishedConflict(id, status string) error {
+	return licensing.Errorf(licensing.CodeConflict,
+		"operation %s has finished (%s); there is nothing left to cancel. To reverse what it did, undo it: POST /v1/operations/%s/undo", id, status, id)
 }

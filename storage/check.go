@@ -105,7 +105,7 @@ func (s *Store) Check(ctx context.Context, scope CheckScope) ([]Problem, error) 
 			SELECT c.id || ' ' || s.sku_id || ': reserved ' || s.reserved
 			FROM subscriptions s JOIN customers c USING (customer_key)
 			WHERE s.reserved <> 0 AND ($1 = 0 OR s.customer_key = $1) AND $2::uuid IS NULL
-			AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.customer_key = s.customer_key AND o.finished_at IS NULL)`},
+			AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.customer_key = s.customer_key AND o.finished_at IS NULL AND o.status <> 'scheduled')`},
 		// Fairness: a user of a finished operation failed short of a seat
 		// of a SKU (as the worker decided it, short_skus) while another
 		// user of the same operation left a grant of that SKU unused.

@@ -37,10 +37,12 @@ type SyncResult struct {
 var ErrCustomerBusy = licensing.Errorf(licensing.CodeConflict, "the customer has operations in progress; the sync runs when they finish")
 
 // CustomerBusy reports whether the customer has unfinished operations, so
-// that a sync can wait for them before it reads the whole directory.
+// that a sync can wait for them before it reads the whole directory. An
+// operation scheduled for later does not count: it holds no seat and
+// changes nobody until it starts.
 func (s *Store) CustomerBusy(ctx context.Context, customerKey int64) (bool, error) {
 	var busy bool
-	err := s.db.GetContext(ctx, &busy, `SELECT EXISTS (SELECT 1 FROM operations WHERE customer_key = $1 AND finished_at IS NULL)`, customerKey)
+	err := s.db.GetContext(ctx, &busy, `SELECT EXISTS (SELECT 1 FROM operations WHERE customer_key = $1 AND finished_at IS NULL AND status <> 'scheduled')`, customerKey)
 	return busy, err
 }
 
@@ -76,7 +78,7 @@ func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var busy bool
 		if err := tx.QueryRowContext(ctx, `
-			SELECT EXISTS (SELECT 1 FROM operations WHERE customer_key = $1 AND finished_at IS NULL)
+			SELECT EXISTS (SELECT 1 FROM operations WHERE customer_key = $1 AND finished_at IS NULL AND status <> 'scheduled')
 			FROM customers WHERE customer_key = $1 FOR UPDATE`, customerKey).Scan(&busy); err != nil {
 			return err
 		}

@@ -85,6 +85,9 @@ type modelOp struct {
 	Revoke        []string `json:"revoke,omitempty"`
 	UsageLocation string   `json:"usage_location,omitempty"`
 	AllowPartial  bool     `json:"allow_partial"`
+	// Cancel cancels the operation as soon as it is accepted: users it
+	// reached first keep their change, the others are cancelled.
+	Cancel bool `json:"cancel,omitempty"`
 }
 
 var modelLocations = []string{"US", "PL", "CN", ""}
@@ -160,6 +163,7 @@ func newScenario(seed uint64) scenario {
 			op.UsageLocation = modelLocations[r.IntN(3)]
 		}
 		op.AllowPartial = r.IntN(3) != 0
+		op.Cancel = r.IntN(4) == 0
 		sc.Operations = append(sc.Operations, op)
 	}
 	return sc
@@ -211,6 +215,13 @@ func runScenario(t *testing.T, b *testapp.Bundle, sc scenario) string {
 			}
 			acc, err := c.CreateOperation(ctx, cid, req, "")
 			ids[i], errs[i] = acc.ID, err
+			if err == nil && op.Cancel {
+				// A cancel that comes after the operation finished is a
+				// Conflict, which is fine: then nothing was cancelled.
+				if _, err := c.CancelOperation(ctx, acc.ID); client.ErrorCode(err) != client.CodeConflict {
+					errs[i] = err
+				}
+			}
 		})
 	}
 	wg.Wait()
@@ -337,6 +348,8 @@ func (sc scenario) checkUser(u modelUser, got map[int]string, final []string, fi
 			case got[i] == want:
 			case lerr == nil && len(res.Assigned) > 0 && got[i] == licensing.ItemFailed+" "+string(licensing.CodeCountViolation):
 				continue // no seat: nothing changes
+			case got[i] == licensing.ItemCancelled+" ":
+				continue // cancelled before it reached the user: nothing changes
 			default:
 				ok = false
 			}
