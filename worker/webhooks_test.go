@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/internal/testapp"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/webhook"
@@ -371,5 +372,12 @@ func TestWebhookCreationRefusals(t *testing.T) {
 	c.Must(http.StatusOK, "GET", "/v1/webhooks", nil).JSON(t, &list)
 	if len(list.Webhooks) != 0 {
 		t.Fatalf("refused webhooks were stored: %+v", list.Webhooks)
+	}
+
+	// With the setting of test setups, plain http goes anywhere allowed.
+	open := testapp.New(t, testapp.Options{APIConfig: api.Config{WebhookAllowHTTP: true}}).Client("p", "admin_agent")
+	open.Must(http.StatusCreated, "POST", "/v1/webhooks", map[string]any{"url": "http://hooks.example.com/in", "events": []string{"cleanup.blocked"}})
+	if r := open.Do("POST", "/v1/webhooks", map[string]any{"url": "http://169.254.169.254/", "events": []string{"cleanup.blocked"}}); r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("metadata over http with the setting: %d %s", r.Status, r.Body)
 	}
 }
