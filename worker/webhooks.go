@@ -90,14 +90,8 @@ func (d *webhookDeliverer) ProcessTask(ctx context.Context, t *asynq.Task) error
 			"delivery_id", del.ID, "event_id", del.EventID, "attempts", retried+1, "error", msg)
 		return nil // recorded as failed: an archived task would add nothing
 	}
-	return fmt.Errorf("webhook delivery %s: %w", del.ID, errWebhookAttempt{res.Err})
+	return fmt.Errorf("webhook delivery %s: %w", del.ID, res.Err) // retried after retryDelay, by its task type
 }
-
-// errWebhookAttempt is a failed attempt; retryDelay recognizes it.
-type errWebhookAttempt struct{ err error }
-
-func (e errWebhookAttempt) Error() string { return e.err.Error() }
-func (e errWebhookAttempt) Unwrap() error { return e.err }
 
 // webhookDispatchBatch bounds the deliveries a sweep enqueues.
 const webhookDispatchBatch = 1000
