@@ -43,8 +43,10 @@ CREATE TABLE webhook_deliveries (
     UNIQUE (event_id, webhook_id)
 );
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, created_at DESC, id);
--- The sweeper's scan: deliveries whose task may have to be enqueued.
-CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (created_at) WHERE status = 'pending';
+-- The sweeper's scan, every second: deliveries whose task was never
+-- enqueued. Pending deliveries that wait for a retry are not in it, however
+-- many a receiver's outage piles up.
+CREATE INDEX webhook_deliveries_to_enqueue ON webhook_deliveries (created_at) WHERE status = 'pending' AND enqueued_at IS NULL;
 
 -- +goose Down
 DROP TABLE webhook_deliveries;
