@@ -72,7 +72,7 @@ bench-console: deps ## the web console's page benchmarks (Manage licenses for 10
 
 screenshots: deps ## PNGs of every console page in docs/console/, taken by the browser test in Chromium
 	rm -f docs/console/*.png
-	LICENSEOPS_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run '^TestBrowser(PartnerProcedure|Reader)$$' ./console
+	LICENSEOPS_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run '^TestBrowser(PartnerProcedure|Reader|Cancel)$$' ./console
 
 clean: ## remove build output
 	rm -rf bin

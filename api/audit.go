@@ -15,7 +15,8 @@ const (
 	auditCustomerSync      = "customer.sync"
 	auditUserUsageLocation = "user.set_usage_location"
 	auditSubscriptionTotal = "subscription.set_total"
-	// operation.create is recorded by the intake (intake.AuditOperationCreate).
+	// operation.create and operation.undo are recorded by the intake
+	// (intake.AuditOperationCreate, intake.AuditOperationUndo).
 
 	auditCleanupPolicyCreate = "cleanup_policy.create"
 	auditCleanupPolicyUpdate = "cleanup_policy.update"

@@ -26,39 +26,37 @@ const (
 // types, trailing data and oversized bodies are client errors with a
 // sentence that names the problem.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return invalid("the body must be JSON; send Content-Type: application/json")
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readJSONBody(w, r, limit)
 	if err != nil {
-		return readError(err, limit)
+		return err
 	}
 	return decodeBytes(body, v)
 }
 
-// readError is the error of a body that could not be read.
-func readError(err error, limit int64) error {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return licensing.Errorf(licensing.CodeTooLarge, "the body is larger than %d bytes; split the request", limit)
-	}
-	return invalid("could not read the body: %v", err)
-}
-
-// decodeOptionalJSON is decodeJSON for a body that may be left out: an
-// empty body leaves v as it is.
+// decodeOptionalJSON is decodeJSON for an endpoint whose body may be left
+// out: an empty body leaves v as it is.
 func decodeOptionalJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		return readError(err, limit)
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return invalid("the body must be JSON; send Content-Type: application/json")
+	body, err := readJSONBody(w, r, limit)
+	if err != nil || len(bytes.TrimSpace(body)) == 0 {
+		return err
 	}
 	return decodeBytes(body, v)
+}
+
+// readJSONBody reads a JSON request body of at most limit bytes.
+func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return nil, invalid("the body must be JSON; send Content-Type: application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, licensing.Errorf(licensing.CodeTooLarge, "the body is larger than %d bytes; split the request", limit)
+		}
+		return nil, invalid("could not read the body: %v", err)
+	}
+	return body, nil
 }
 
 // nullable is a field of a request that tells absent (Set false) from

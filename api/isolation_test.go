@@ -23,6 +23,7 @@ var isolationBodies = map[string]string{
 	"POST /v1/customers/{cid}/license-operations":    `{"user_ids":["u00000"],"revoke":["E5"]}`,
 	"POST /v1/customers/{cid}/sync":                  ``,
 	"POST /v1/operations/{oid}/cancel":               ``,
+	"POST /v1/operations/{oid}/undo":                 `{"allow_partial":true}`,
 
 	"POST /v1/customers/{cid}/cleanup-policies":           `{"name":"intruder","schedule":"* * * * *","rule":{"kind":"disabled_accounts"},"dry_run":false}`,
 	"PATCH /v1/customers/{cid}/cleanup-policies/{pid}":    `{"dry_run":false,"enabled":true,"schedule":"* * * * *"}`,

@@ -99,12 +99,18 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *lice
 	if err != nil {
 		return s.intakeError(c, err)
 	}
+	writeSubmission(w, sub)
+	return nil
+}
+
+// writeSubmission answers a request that created an operation: 202 with
+// the operation, or the first answer to a repeat of an idempotent request.
+func writeSubmission(w http.ResponseWriter, sub intake.Submission) {
 	if sub.Replayed != nil {
 		writeStored(w, *sub.Replayed)
-		return nil
+		return
 	}
 	writeStored(w, acceptedResponse(sub.Operation))
-	return nil
 }
 
 func acceptedResponse(op licensing.Operation) storage.StoredResponse {

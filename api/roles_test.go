@@ -44,6 +44,7 @@ var wantRoles = map[string][]string{
 	"GET /v1/customers/{cid}/operations":             everyone,
 	"GET /v1/operations/{oid}":                       everyone,
 	"GET /v1/operations/{oid}/report":                everyone,
+	"POST /v1/operations/{oid}/undo":                 operators,
 	"GET /v1/audit":                                  admins,
 
 	"POST /v1/customers/{cid}/cleanup-policies":           admins,

@@ -242,6 +242,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/operations/{oid}", permRead, s.getOperation},
 		{"GET /v1/operations/{oid}/report", permRead, s.getReport},
 		{"POST /v1/operations/{oid}/cancel", permOperate, s.cancelOperation},
+		{"POST /v1/operations/{oid}/undo", permOperate, s.undoOperation},
 		{"POST /v1/customers/{cid}/cleanup-policies", permCatalog, s.createCleanupPolicy},
 		{"GET /v1/customers/{cid}/cleanup-policies", permRead, s.listCleanupPolicies},
 		{"GET /v1/customers/{cid}/cleanup-policies/{pid}", permRead, s.getCleanupPolicy},

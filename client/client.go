@@ -225,6 +225,26 @@ func (c *Client) PreviewOperation(ctx context.Context, customerID string, req Op
 	return out, err
 }
 
+// UndoOperation gives each user the finished operation id changed back
+// what that user had, as a new operation (POST /v1/operations/{oid}/undo;
+// WaitOperation follows it). A non-empty opts.IdempotencyKey is sent as
+// Idempotency-Key, as by CreateOperation. Refusals: Conflict (the
+// operation has not finished, is a dry run, is being undone, or changed
+// nobody), CountViolation (CountViolationDetails) when seats to give back
+// are short and opts.AllowPartial is false.
+func (c *Client) UndoOperation(ctx context.Context, id string, opts UndoOptions) (AcceptedOperation, error) {
+	var h http.Header
+	if opts.IdempotencyKey != "" {
+		h = http.Header{"Idempotency-Key": {opts.IdempotencyKey}}
+	}
+	body := struct {
+		AllowPartial bool `json:"allow_partial"`
+	}{opts.AllowPartial}
+	var out AcceptedOperation
+	err := c.call(ctx, http.MethodPost, pathOf("/v1/operations", id)+"/undo", body, &out, h)
+	return out, err
+}
+
 // GetOperation returns an operation with its progress (GET /v1/operations/{oid}).
 func (c *Client) GetOperation(ctx context.Context, id string) (Operation, error) {
 	var out Operation

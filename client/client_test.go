@@ -585,3 +585,33 @@ func TestDoRaw(t *testing.T) {
 	}
 	apiError(t, "CheckResponse of a raw answer", client.CheckResponse(resp), http.StatusNotFound, client.CodeNotFound)
 }
+
+// UndoOperation takes an operation back, once per idempotency key, and is
+// refused with Conflict for an operation that changed nobody.
+func TestUndoOperation(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{Workers: 1})
+	c := asToken(b, "p", "helpdesk_agent")
+	admin := asToken(b, "p", "global_admin")
+	ctx := ctxFor(t)
+	ids := seed(t, admin, 3, 3)
+	wait := func(id string) client.Operation {
+		t.Helper()
+		return must[client.Operation](t, "wait")(c.WaitOperation(ctx, id, client.WaitOptions{Interval: 20 * time.Millisecond}))
+	}
+	acc := must[client.AcceptedOperation](t, "assign")(c.CreateOperation(ctx, customerID, client.OperationRequest{UserIDs: ids, Assign: []string{"E5"}}, ""))
+	wait(acc.ID)
+	opts := client.UndoOptions{AllowPartial: true, IdempotencyKey: "undo-1"}
+	undo := must[client.AcceptedOperation](t, "undo")(c.UndoOperation(ctx, acc.ID, opts))
+	if again := must[client.AcceptedOperation](t, "undo again")(c.UndoOperation(ctx, acc.ID, opts)); again.ID != undo.ID {
+		t.Fatalf("the same key gave undo %s, then %s", undo.ID, again.ID)
+	}
+	if op := wait(undo.ID); op.Succeeded != 3 || op.Source != licensing.SourceUndo || op.UndoOf == nil || *op.UndoOf != acc.ID || !op.AllowPartial {
+		t.Fatalf("undo = %+v", op)
+	}
+	// Revoking what nobody holds any more changes nobody.
+	acc = must[client.AcceptedOperation](t, "revoke")(c.CreateOperation(ctx, customerID, client.OperationRequest{UserIDs: ids, Revoke: []string{"E5"}}, ""))
+	wait(acc.ID)
+	_, err := c.UndoOperation(ctx, acc.ID, client.UndoOptions{})
+	apiError(t, "undo of a change of nobody", err, http.StatusConflict, client.CodeConflict)
+}

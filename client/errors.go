@@ -40,6 +40,9 @@ const (
 	CodeUserDisabled                       = "UserDisabled"
 	CodeProviderThrottled                  = "ProviderThrottled"
 	CodeProviderError                      = "ProviderError"
+	// CodeChangedSince: an undo left the user alone, because another
+	// change reached the user after the operation it reverses.
+	CodeChangedSince = "ChangedSince"
 )
 
 // Error is an answer of the API outside 2xx: its HTTP status and the code,

@@ -291,7 +291,16 @@ type OperationLinks struct {
 	Report string `json:"report"`
 }
 
-// AcceptedOperation is the answer of CreateOperation: the operation is
+// UndoOptions tune UndoOperation.
+type UndoOptions struct {
+	// AllowPartial starts the undo when seats to give back are short; the
+	// users that get no seat fail with CountViolation.
+	AllowPartial bool
+	// IdempotencyKey, when set, makes a repeated call return the same undo.
+	IdempotencyKey string
+}
+
+// AcceptedOperation is the answer of CreateOperation and UndoOperation: the operation is
 // durable and queued. WaitOperation follows it to its end.
 type AcceptedOperation struct {
 	ID         string `json:"id"`

@@ -31,6 +31,7 @@ func TestCodes(t *testing.T) {
 		client.CodeProhibitedInUsageLocationViolation: licensing.CodeProhibitedInUsageLocationViolation,
 		client.CodeUsageLocationMissing:               licensing.CodeUsageLocationMissing, client.CodeUserDisabled: licensing.CodeUserDisabled,
 		client.CodeProviderThrottled: licensing.CodeProviderThrottled, client.CodeProviderError: licensing.CodeProviderError,
+		client.CodeChangedSince: licensing.CodeChangedSince,
 	} {
 		if got != want {
 			t.Errorf("client code %q, licensing code %q", got, want)

@@ -466,6 +466,28 @@ func TestBrowserReader(t *testing.T) {
 	c.check("manage-licenses-reader")
 }
 
+// TestBrowserCancel presses Cancel on the confirmation page of an
+// operation that waits for a worker: the page shows it cancelled, counts
+// the cancelled users, and offers no Cancel any more.
+func TestBrowserCancel(t *testing.T) {
+	f := newFixture(t, fixtureOptions{users: 8, noHoldings: true}) // no worker: it waits
+	var acc struct{ ID string }
+	f.admin.Must(202, "POST", "/v1/customers/contoso/license-operations",
+		map[string]any{"user_ids": f.users[:5], "assign": []string{"PROJECT"}}).JSON(t, &acc)
+	c := newChrome(t, f.srv.URL)
+	c.do(chromedp.Navigate(f.srv.URL+"/console/sign-in"), chromedp.SendKeys(byLabel("API token"), f.b.Token("p", licensing.RoleAdminAgent)),
+		chromedp.Click(button("Sign in")), chromedp.WaitVisible(link("Contoso Ltd")),
+		chromedp.Navigate(f.srv.URL+"/console/operations/"+acc.ID), chromedp.WaitVisible(button("Cancel")))
+	c.do(chromedp.Click(button("Cancel")), chromedp.WaitVisible(`//h1[normalize-space()="License update cancelled"]`))
+	if p := eval[string](c, `document.getElementById("progress-text").textContent.trim()`); !strings.Contains(p, "5 cancelled") {
+		t.Errorf("progress after the cancel: %q", p)
+	}
+	if eval[bool](c, `[...document.querySelectorAll("button")].some(b => b.textContent === "Cancel")`) {
+		t.Errorf("a cancelled operation still offers Cancel")
+	}
+	c.check("confirmation-cancelled")
+}
+
 // TestBrowserReportsProblems holds the browser tests to their word: an
 // inline script (refused by the CSP), an inline style and a console error
 // on a console page are all reported, and axe-core finds an unlabelled

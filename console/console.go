@@ -146,6 +146,7 @@ func (c *Console) Handler() http.Handler {
 		"GET /console/operations/{oid}/progress":   c.progress,
 		"GET /console/operations/{oid}/results":    c.results,
 		"GET /console/operations/{oid}/report.csv": c.reportCSV,
+		"POST /console/operations/{oid}/cancel":    c.cancel,
 	}
 	for pattern, h := range signedIn {
 		mux.Handle(pattern, c.authenticated(h))

@@ -31,8 +31,10 @@ type operationPage struct {
 	Assign    []string
 	Revoke    []string
 	UsersLink string
+	// CanCancel shows the Cancel button: the operation is not finished,
+	// and the role may change licenses.
+	CanCancel bool
 }
-
 
 // operationOf resolves {oid} within the session's partner with its
 // customer: a foreign operation is NotFound, like a missing one.
@@ -60,7 +62,7 @@ func (c *Console) operationData(r *http.Request, s *session) (*operationPage, er
 		return nil, err
 	}
 	data := &operationPage{View: v, Op: op, Done: op.Succeeded + op.Failed + op.Cancelled, Finished: licensing.Finished(op.Status),
-		UsersLink: "/console/customers/" + pathEscape(cust.ID) + "/users"}
+		UsersLink: "/console/customers/" + pathEscape(cust.ID) + "/users", CanCancel: !licensing.Finished(op.Status) && canOperate(s.principal.Role)}
 	for _, sku := range op.Assign {
 		data.Assign = append(data.Assign, names.name(sku))
 	}
@@ -118,6 +120,24 @@ func (c *Console) operation(w http.ResponseWriter, r *http.Request, s *session) 
 		return err
 	}
 	c.render(w, http.StatusOK, "operation", data)
+	return nil
+}
+
+// cancel stops the operation (intake.Service.Cancel, as the API's cancel)
+// and shows its page again: cancelled, or finishing the users in flight.
+// A cancel of an operation that finished meanwhile shows it finished.
+func (c *Console) cancel(w http.ResponseWriter, r *http.Request, s *session) error {
+	if !canOperate(s.principal.Role) {
+		return pageErr(licensing.CodeForbidden, "RoleMayNotChangeLicenses", "Role", s.principal.Role)
+	}
+	op, _, err := c.operationOf(r, s)
+	if err != nil {
+		return err
+	}
+	if _, err := c.intake.Cancel(r.Context(), s.principal, op.ID); err != nil && licensing.ErrorCode(err) != licensing.CodeConflict {
+		return err
+	}
+	http.Redirect(w, r, "/console/operations/"+op.ID, http.StatusSeeOther)
 	return nil
 }
 

@@ -158,28 +158,52 @@ func (s *Service) Submit(ctx context.Context, req Request) (Submission, error) {
 	if err != nil {
 		return Submission{}, err
 	}
-	p := req.Principal
-	if req.IdempotencyKey != "" {
-		stored, err := s.store.ClaimIdempotencyKey(ctx, p.PartnerKey, req.IdempotencyKey, req.fingerprint())
+	key := keyed{partnerKey: req.Principal.PartnerKey, key: req.IdempotencyKey, fingerprint: req.fingerprint(), respond: req.Respond}
+	sub, err := s.createKeyed(ctx, key, func(k *storage.IdempotencyKey) (licensing.Operation, error) {
+		newOp.Idempotency = k
+		return s.store.CreateOperation(ctx, newOp)
+	})
+	if err != nil || sub.Replayed != nil {
+		return sub, err
+	}
+	failpoint("operation-committed") // fault tests: the api dies between commit and enqueue
+	s.accepted(sub.Operation, req.UserIDs, s.grouped(req.Customer, len(req.UserIDs)))
+	return sub, nil
+}
+
+// keyed is the idempotency key of a request that creates an operation
+// ("" key: none), with the request's fingerprint and the rendering of its
+// answer.
+type keyed struct {
+	partnerKey  int64
+	key         string
+	fingerprint []byte
+	respond     func(licensing.Operation) storage.StoredResponse
+}
+
+// createKeyed runs create under the request's idempotency key: a repeat
+// of a request taken before gets its stored answer (Submission.Replayed)
+// and creates nothing; create gets the key to complete in the operation's
+// own transaction (nil without a key). A failed create releases the key,
+// so that the request may be retried.
+func (s *Service) createKeyed(ctx context.Context, k keyed, create func(*storage.IdempotencyKey) (licensing.Operation, error)) (Submission, error) {
+	var ik *storage.IdempotencyKey
+	if k.key != "" {
+		stored, err := s.store.ClaimIdempotencyKey(ctx, k.partnerKey, k.key, k.fingerprint)
 		if err != nil {
 			return Submission{}, err
 		}
 		if stored != nil {
 			return Submission{Replayed: stored}, nil
 		}
-		newOp.Idempotency = &storage.IdempotencyKey{Key: req.IdempotencyKey, Respond: req.Respond}
+		ik = &storage.IdempotencyKey{Key: k.key, Respond: k.respond}
 	}
-	op, err := s.store.CreateOperation(ctx, newOp)
+	op, err := create(ik)
 	if err != nil {
-		if req.IdempotencyKey != "" {
-			_ = s.store.ReleaseIdempotencyKey(context.WithoutCancel(ctx), p.PartnerKey, req.IdempotencyKey)
+		if ik != nil {
+			_ = s.store.ReleaseIdempotencyKey(context.WithoutCancel(ctx), k.partnerKey, k.key)
 		}
 		return Submission{}, err
-	}
-	failpoint("operation-committed") // fault tests: the api dies between commit and enqueue
-	s.count(op)
-	if op.Status != licensing.StatusScheduled { // a scheduled one is enqueued when it starts (StartDue)
-		s.enqueueInBackground(op, req.UserIDs, s.grouped(req.Customer, len(req.UserIDs)))
 	}
 	return Submission{Operation: op}, nil
 }
@@ -221,8 +245,7 @@ func (s *Service) RunCleanup(ctx context.Context, req storage.CleanupRunRequest)
 		return res, err
 	}
 	if res.Operation != nil {
-		s.count(*res.Operation)
-		s.enqueueInBackground(*res.Operation, res.UserIDs, false)
+		s.accepted(*res.Operation, res.UserIDs, false)
 	}
 	if res.Run.Status == licensing.RunBlocked {
 		s.metrics.cleanupBlocked.Inc()
@@ -241,10 +264,15 @@ func (s *Service) grouped(c licensing.Customer, users int) bool {
 	return s.cfg.AggregateMin > 0 && users >= s.cfg.AggregateMin && c.Directory.Kind == licensing.DirectoryLocal
 }
 
-// count counts a committed operation.
-func (s *Service) count(op licensing.Operation) {
+// accepted counts a committed operation and enqueues its tasks in the
+// background, unless it is scheduled: StartDue enqueues those when they
+// start.
+func (s *Service) accepted(op licensing.Operation, users []string, grouped bool) {
 	s.metrics.operationsCreated.WithLabelValues(op.Source, op.Queue).Inc()
 	s.metrics.operationUsers.Observe(float64(op.Total))
+	if op.Status != licensing.StatusScheduled {
+		s.enqueueInBackground(op, users, grouped)
+	}
 }
 
 // enqueueInBackground enqueues the tasks of a committed operation in the

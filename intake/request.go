@@ -130,11 +130,14 @@ func (req *Request) validateSchedule(now time.Time) error {
 }
 
 // validateKey checks the idempotency key of a request Submit takes.
-func (req *Request) validateKey() error {
-	if len(req.IdempotencyKey) > maxIdempotencyKey {
+func (req *Request) validateKey() error { return checkKey(req.IdempotencyKey, req.Respond) }
+
+// checkKey checks an idempotency key and that its answer can be rendered.
+func checkKey(key string, respond func(licensing.Operation) storage.StoredResponse) error {
+	if len(key) > maxIdempotencyKey {
 		return invalid("Idempotency-Key is longer than %d characters", maxIdempotencyKey)
 	}
-	if req.IdempotencyKey != "" && req.Respond == nil {
+	if key != "" && respond == nil {
 		return errors.New("intake: a request with an idempotency key needs Respond")
 	}
 	return nil

@@ -20,6 +20,13 @@ type CheckScope struct {
 	OperationID string
 }
 
+// check is one invariant and the query that lists what breaks it; $1 is
+// the customer key (0: all), $2 the operation ID (NULL: all).
+type check struct {
+	invariant string
+	query     string
+}
+
 // maxProblemsPerCheck keeps a badly broken database from flooding the output.
 const maxProblemsPerCheck = 20
 
@@ -32,10 +39,7 @@ func (s *Store) Check(ctx context.Context, scope CheckScope) ([]Problem, error) 
 	if scope.OperationID != "" {
 		opID = scope.OperationID
 	}
-	checks := []struct {
-		invariant string
-		query     string
-	}{
+	checks := []check{
 		{"finished operation has a non-final item", `
 			SELECT o.id || ' user ' || i.user_id || ' is ' || i.status
 			FROM operations o JOIN operation_items i ON i.operation_id = o.id
@@ -150,6 +154,7 @@ func (s *Store) Check(ctx context.Context, scope CheckScope) ([]Problem, error) 
 			AND l.status IN ('succeeded','failed') AND l.licenses IS NOT NULL
 			AND h.held <> (SELECT coalesce(array_agg(x ORDER BY x), '{}') FROM unnest(l.licenses) x)`},
 	}
+	checks = append(checks, undoChecks...)
 	var problems []Problem
 	for _, c := range checks {
 		var details []string

@@ -49,7 +49,7 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 		for _, it := range items {
 			switch {
 			case it.Status == licensing.ItemApplying:
-				out = append(out, ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: plan.Change.UsageLocation, Resumed: true})
+				out = append(out, ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: it.change(plan).UsageLocation, Resumed: true})
 			case it.Status != licensing.ItemPending:
 				o := recordedOutcome(it)
 				out = append(out, ExternalItem{UserID: it.UserID, Outcome: &o})
@@ -112,10 +112,16 @@ func markApplying(ctx context.Context, tx *sqlx.Tx, plan *Plan, ws []itemWrite) 
 	n := len(ws)
 	users, assigned, revoked, licenses, locs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	masks := make([]int32, n)
+	befores, movedLoc := make([]string, n), make([]bool, n)
 	for i, w := range ws {
 		users[i], masks[i] = w.userID, w.mask
 		assigned[i], revoked[i], licenses[i] = arrayLiteral(w.result.Assigned), arrayLiteral(w.result.Revoked), arrayLiteral(w.result.Licenses)
 		locs[i] = w.result.UsageLocation
+		// The location before is known now, under the user's lock; the
+		// directory's answer is recorded later (RecordExternal keeps it).
+		if w.locationBefore != nil {
+			befores[i], movedLoc[i] = *w.locationBefore, true
+		}
 	}
 	_, err := tx.ExecContext(ctx, `
 		WITH claim AS (
@@ -124,11 +130,13 @@ func markApplying(ctx context.Context, tx *sqlx.Tx, plan *Plan, ws []itemWrite) 
 			UPDATE operations SET status = 'running', started_at = COALESCE(started_at, now()) WHERE id = $1 AND status = 'queued'
 		)
 		UPDATE operation_items i SET status = 'applying', granted_mask = x.mask,
-			assigned = x.assigned::text[], revoked = x.revoked::text[], licenses = x.licenses::text[], usage_location = NULLIF(x.loc, '')
-		FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[]) AS x(u, mask, assigned, revoked, licenses, loc)
+			assigned = x.assigned::text[], revoked = x.revoked::text[], licenses = x.licenses::text[], usage_location = NULLIF(x.loc, ''),
+			location_before = CASE WHEN x.moved THEN x.before END
+		FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[])
+			AS x(u, mask, assigned, revoked, licenses, loc, before, moved)
 		WHERE i.operation_id = $1 AND i.user_id = x.u`,
 		plan.ID, plan.CustomerKey, pq.StringArray(users), pq.Array(masks), pq.StringArray(assigned), pq.StringArray(revoked),
-		pq.StringArray(licenses), pq.StringArray(locs))
+		pq.StringArray(licenses), pq.StringArray(locs), pq.StringArray(befores), pq.BoolArray(movedLoc))
 	return err
 }
 
@@ -166,8 +174,8 @@ func (s *Store) RecordExternal(ctx context.Context, plan *Plan, results []Extern
 				result: licensing.Result{Assigned: it.Assigned, Revoked: it.Revoked, Licenses: it.Licenses}}
 			if it.ItemLocation != nil {
 				w.result.UsageLocation = *it.ItemLocation
-				if plan.Change.UsageLocation != "" {
-					w.location = plan.Change.UsageLocation
+				if loc := it.change(plan).UsageLocation; loc != "" {
+					w.location, w.locationBefore = loc, it.LocationBefore
 				}
 			}
 			if e := byUser[it.UserID]; e != nil {

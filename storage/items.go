@@ -27,6 +27,8 @@ type Plan struct {
 	DefaultLocation string
 	Total           int
 	Source          string
+	// UndoOf is the operation an undo reverses ("" for other operations).
+	UndoOf string
 	// Directory is where the customer's licenses live: "local" (Postgres)
 	// or "msgraph" with its tenant.
 	Directory licensing.Directory
@@ -39,14 +41,15 @@ func (s *Store) LoadPlan(ctx context.Context, opID string) (*Plan, error) {
 		p                    Plan
 		assign, revoke       pq.StringArray
 		loc, defaultLocation *string
+		undoOf               *string
 		catalog              []byte
 	)
 	err := s.db.QueryRowContext(ctx, `
 		SELECT o.id, o.partner_key, o.customer_key, c.id, o.assign, o.revoke, o.usage_location, o.dry_run, o.catalog,
-			o.default_usage_location, o.total, o.source, c.directory_kind, COALESCE(c.directory_tenant_id, '')
+			o.default_usage_location, o.total, o.source, c.directory_kind, COALESCE(c.directory_tenant_id, ''), o.undo_of::text
 		FROM operations o JOIN customers c USING (customer_key) WHERE o.id = $1`, opID).
 		Scan(&p.ID, &p.PartnerKey, &p.CustomerKey, &p.CustomerID, &assign, &revoke, &loc, &p.DryRun, &catalog, &defaultLocation, &p.Total, &p.Source,
-			&p.Directory.Kind, &p.Directory.TenantID)
+			&p.Directory.Kind, &p.Directory.TenantID, &undoOf)
 	if isNoRows(err) {
 		return nil, notFound("operation", opID)
 	}
@@ -59,6 +62,9 @@ func (s *Store) LoadPlan(ctx context.Context, opID string) (*Plan, error) {
 	}
 	if defaultLocation != nil {
 		p.DefaultLocation = *defaultLocation
+	}
+	if undoOf != nil {
+		p.UndoOf = *undoOf
 	}
 	if err := json.Unmarshal(catalog, &p.Catalog); err != nil {
 		return nil, fmt.Errorf("operation %s: decode catalog: %w", opID, err)
@@ -95,6 +101,52 @@ type lockedItem struct {
 	Licenses     pq.StringArray `db:"licenses"`
 	ItemLocation *string        `db:"item_location"`
 	Claim        *string        `db:"applying_operation"`
+	// LocationBefore is the user's usage location before the item changed
+	// it (recorded when an external item starts applying).
+	LocationBefore *string `db:"location_before"`
+	// The item's own change and the state it expects (an undo's); see
+	// change and changedSince.
+	ChangeAssign   pq.StringArray `db:"change_assign"`
+	ChangeRevoke   pq.StringArray `db:"change_revoke"`
+	ChangeLocation *string        `db:"change_location"`
+	ExpectLicenses pq.StringArray `db:"expect_licenses"`
+	ExpectLocation *string        `db:"expect_location"`
+}
+
+// change is the change to make for the item: its own when it has one
+// (change_assign is never NULL then), else its operation's.
+func (it *lockedItem) change(plan *Plan) licensing.Change {
+	if it.ChangeAssign == nil {
+		return plan.Change
+	}
+	c := licensing.Change{Assign: it.ChangeAssign, Revoke: it.ChangeRevoke}
+	if it.ChangeLocation != nil {
+		c.UsageLocation = *it.ChangeLocation
+	}
+	return c
+}
+
+// changedSince fails an item whose user is no longer in the state the item
+// expects (an undo's user changed again after the operation it reverses):
+// its change would overwrite the later one. loc is the user's usage
+// location now. Read under the user's lock, so no change can slip between
+// the check and the write.
+func changedSince(plan *Plan, it *lockedItem, loc string) *licensing.Error {
+	licensesMoved := it.ExpectLicenses != nil && !sameSet(it.Held, it.ExpectLicenses)
+	locationMoved := it.ExpectLocation != nil && *it.ExpectLocation != loc
+	if !licensesMoved && !locationMoved {
+		return nil
+	}
+	return changedSinceError(plan.UndoOf)
+}
+
+// sameSet reports whether a and b hold the same strings, ignoring order
+// and repeats.
+func sameSet(a, b []string) bool {
+	sa, sb := slices.Clone(a), slices.Clone(b)
+	slices.Sort(sa)
+	slices.Sort(sb)
+	return slices.Equal(slices.Compact(sa), slices.Compact(sb))
 }
 
 // lockItems locks the items of a batch and their users, in user ID order so
@@ -117,11 +169,13 @@ func lockItems(ctx context.Context, tx *sqlx.Tx, plan *Plan, userIDs []string) (
 	err := tx.SelectContext(ctx, &items, `
 		SELECT i.user_id, i.status, i.granted_mask, i.error_code, i.error_message,
 			u.usage_location, u.account_enabled, u.applying_operation::text AS applying_operation,
-			i.assigned, i.revoked, i.licenses, i.item_location, '{}'::text[] AS held
+			i.assigned, i.revoked, i.licenses, i.item_location, '{}'::text[] AS held, i.location_before,
+			i.change_assign, i.change_revoke, i.change_location, i.expect_licenses, i.expect_location
 		FROM (SELECT DISTINCT id FROM unnest($3::text[]) AS id ORDER BY id) x
 		CROSS JOIN LATERAL (
 			SELECT user_id, status, granted_mask, error_code, error_message, assigned, revoked, licenses,
-				usage_location AS item_location
+				usage_location AS item_location, location_before,
+				change_assign, change_revoke, change_location, expect_licenses, expect_location
 			FROM operation_items WHERE operation_id = $1 AND user_id = x.id FOR NO KEY UPDATE) i
 		CROSS JOIN LATERAL (
 			SELECT usage_location, account_enabled, applying_operation
@@ -164,6 +218,10 @@ type itemWrite struct {
 	code     licensing.Code
 	message  string
 	location string // set when the user's usage location changes
+	// locationBefore is the user's usage location before the change, set
+	// with location ("" when the user had none), so that an undo can put
+	// it back.
+	locationBefore *string
 	// wait: short of a seat another item may leave; the item stays pending.
 	wait bool
 	// short: the SKUs a CountViolation found no seat for.
@@ -248,15 +306,21 @@ func recordedOutcome(it lockedItem) ItemOutcome {
 	return o
 }
 
-// decide evaluates the product rules for one user.
+// decide evaluates the item's change for one user: first whether the user
+// is still as the item expects (changedSince), then the product rules.
 func decide(plan *Plan, it lockedItem) itemWrite {
 	loc := ""
 	if it.UsageLocation != nil {
 		loc = *it.UsageLocation
 	}
 	w := itemWrite{userID: it.UserID, mask: it.Mask, held: it.Held}
-	res, lerr := licensing.Evaluate(licensing.UserState{Held: it.Held, UsageLocation: loc, AccountEnabled: it.AccountEnabled},
-		plan.Change, plan.DefaultLocation, plan.Catalog)
+	change := it.change(plan)
+	lerr := changedSince(plan, &it, loc)
+	var res licensing.Result
+	if lerr == nil {
+		res, lerr = licensing.Evaluate(licensing.UserState{Held: it.Held, UsageLocation: loc, AccountEnabled: it.AccountEnabled},
+			change, plan.DefaultLocation, plan.Catalog)
+	}
 	if lerr != nil {
 		w.status, w.code, w.message = licensing.ItemFailed, lerr.Code, lerr.Message
 		return w
@@ -265,8 +329,8 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 	if plan.DryRun {
 		w.status = licensing.ItemWouldRevoke
 	}
-	if plan.Change.UsageLocation != "" && plan.Change.UsageLocation != loc {
-		w.location = plan.Change.UsageLocation
+	if change.UsageLocation != "" && change.UsageLocation != loc {
+		w.location, w.locationBefore = change.UsageLocation, &loc
 	}
 	return w
 }
@@ -492,7 +556,7 @@ func allocateSeats(plan *Plan, writes []*itemWrite, capacity map[string]int, wai
 			w.message = fmt.Sprintf("no seat is left for %s; buy more seats or revoke the license from another user, then run the change again for this user",
 				strings.Join(short, ", "))
 			w.short = short
-			w.result, w.location = licensing.Result{}, ""
+			w.result, w.location, w.locationBefore = licensing.Result{}, "", nil
 		}
 	}
 	return used, nil
@@ -548,6 +612,7 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n)
 	masks := make([]int32, n)
+	befores, movedLoc := make([]string, n), make([]bool, n)
 	for i, w := range writes {
 		users[i], statuses[i], masks[i], codes[i], messages[i] = w.userID, w.status, w.mask, string(w.code), w.message
 		assigned[i], revoked[i] = arrayLiteral(w.result.Assigned), arrayLiteral(w.result.Revoked)
@@ -573,6 +638,9 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 		if w.location != "" {
 			locUsers, locs = append(locUsers, w.userID), append(locs, w.location)
 		}
+		if w.locationBefore != nil {
+			befores[i], movedLoc[i] = *w.locationBefore, true
+		}
 	}
 	_, err := tx.ExecContext(ctx, `
 		WITH ins AS (
@@ -591,27 +659,35 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 				CROSS JOIN LATERAL (SELECT ctid FROM assignments
 					WHERE customer_key = $2 AND user_id = x.u AND sku_id = x.s) a))
 		), loc AS (
-			UPDATE users u SET usage_location = x.l, updated_at = now()
+			-- Releases the claim of the users it moves too: one statement
+			-- must not update a row twice (of two updates, one is lost),
+			-- so unclaim leaves these users to it.
+			UPDATE users u SET usage_location = x.l, updated_at = now(),
+				applying_operation = NULLIF(u.applying_operation, $1)
 			FROM unnest($7::text[], $8::text[]) AS x(u, l)
 			WHERE u.customer_key = $2 AND u.id = x.u
 		), started AS (
 			UPDATE operations SET status = 'running', started_at = COALESCE(started_at, now()) WHERE id = $1 AND status = 'queued'
 		), unclaim AS (
 			UPDATE users SET applying_operation = NULL
-			WHERE customer_key = $2 AND id = ANY($9::text[]) AND applying_operation = $1
+			WHERE customer_key = $2 AND id = ANY($9::text[]) AND id <> ALL($7::text[]) AND applying_operation = $1
 		)
 		UPDATE operation_items i SET status = x.status, granted_mask = x.mask,
 			assigned = x.assigned::text[], revoked = x.revoked::text[], licenses = NULLIF(x.licenses, '')::text[],
 			usage_location = NULLIF(x.loc, ''), error_code = NULLIF(x.code, ''), error_message = NULLIF(x.msg, ''),
-			short_skus = NULLIF(x.short, '')::text[], finished_at = clock_timestamp()
-		FROM unnest($9::text[], $10::text[], $11::int[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])
-			AS x(u, status, mask, assigned, revoked, licenses, loc, code, msg, short)
+			short_skus = NULLIF(x.short, '')::text[], finished_at = clock_timestamp(),
+			location_before = CASE WHEN x.moved THEN x.before END
+		FROM unnest($9::text[], $10::text[], $11::int[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
+			$19::text[], $20::bool[])
+			AS x(u, status, mask, assigned, revoked, licenses, loc, code, msg, short, before, moved)
 		WHERE i.operation_id = $1 AND i.user_id = x.u`,
 		plan.ID, plan.CustomerKey,
 		pq.StringArray(insUsers), pq.StringArray(insSKUs), pq.StringArray(delUsers), pq.StringArray(delSKUs),
-		pq.StringArray(locUsers), pq.StringArray(locs),
+		// Empty rather than NULL: unclaim's <> ALL of NULL would match nobody.
+		pq.StringArray(nonNil(locUsers)), pq.StringArray(locs),
 		pq.StringArray(users), pq.StringArray(statuses), pq.Array(masks), pq.StringArray(assigned), pq.StringArray(revoked),
-		pq.StringArray(licenses), pq.StringArray(itemLocs), pq.StringArray(codes), pq.StringArray(messages), pq.StringArray(shorts))
+		pq.StringArray(licenses), pq.StringArray(itemLocs), pq.StringArray(codes), pq.StringArray(messages), pq.StringArray(shorts),
+		pq.StringArray(befores), pq.BoolArray(movedLoc))
 	return err
 }
 

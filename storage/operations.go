@@ -35,6 +35,12 @@ type NewOperation struct {
 	// then, its seats are checked now and granted when it starts
 	// (StartScheduled), and nothing is enqueued now.
 	NotBefore *time.Time
+	// Items, when set, gives each user of UserIDs (in the same order) a
+	// change of its own instead of the operation's (an undo; see
+	// ItemChange). Assign and Revoke are then the union of the items'.
+	Items []ItemChange
+	// UndoOf is the operation an undo reverses ("" for others).
+	UndoOf string
 	// Idempotency, when set, completes the caller's idempotency key in the
 	// operation's own transaction.
 	Idempotency *IdempotencyKey
@@ -93,25 +99,25 @@ func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOpera
 	}
 	row := tx.QueryRowxContext(ctx, `
 		INSERT INTO operations (id, partner_key, customer_key, source, queue, assign, revoke, usage_location,
-			allow_partial, dry_run, catalog, default_usage_location, total, created_by, policy_id, status, not_before)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), $9, $10, $11, $12, $13, $14, NULLIF($15, '')::uuid, $16, $17)
+			allow_partial, dry_run, catalog, default_usage_location, total, created_by, policy_id, status, not_before, undo_of)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), $9, $10, $11, $12, $13, $14, NULLIF($15, '')::uuid, $16, $17, NULLIF($18, '')::uuid)
 		RETURNING created_at`,
 		id, req.PartnerKey, req.Customer.Key, req.Source, req.Queue, pq.StringArray(nonNil(req.Assign)), pq.StringArray(nonNil(req.Revoke)),
 		req.UsageLocation, req.AllowPartial, req.DryRun, catalogJSON, req.Customer.DefaultUsageLocation, len(req.UserIDs), req.CreatedBy, req.PolicyID,
-		status, req.NotBefore)
+		status, req.NotBefore, req.UndoOf)
 	if err := row.Scan(&op.CreatedAt); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO operation_items (operation_id, user_id, granted_mask)
-		SELECT $1, x.u, x.m FROM unnest($2::text[], $3::int[]) AS x(u, m)`,
-		id, pq.StringArray(req.UserIDs), pq.Array(masks)); err != nil {
+	if err := insertItems(ctx, tx, id.String(), req, masks); err != nil {
 		return err
 	}
 	if err := reserveGrants(ctx, tx, req.Customer.Key, grants); err != nil {
 		return err
 	}
 	fillOperation(op, id.String(), req)
+	if err := failChangedSince(ctx, tx, op, req); err != nil {
+		return err
+	}
 	if req.Audit != nil {
 		e := *req.Audit
 		e.ObjectID = op.ID
@@ -154,6 +160,22 @@ func fillOperation(op *licensing.Operation, id string, req NewOperation) {
 	if req.NotBefore != nil {
 		op.Status, op.NotBefore = licensing.StatusScheduled, req.NotBefore
 	}
+	if req.UndoOf != "" {
+		undoOf := req.UndoOf
+		op.UndoOf = &undoOf
+	}
+}
+
+// insertItems writes the operation's items, pending, with their grants.
+func insertItems(ctx context.Context, tx *sqlx.Tx, opID string, req NewOperation, masks []int32) error {
+	if req.Items != nil {
+		return insertItemChanges(ctx, tx, opID, req, masks)
+	}
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO operation_items (operation_id, user_id, granted_mask)
+		SELECT $1, x.u, x.m FROM unnest($2::text[], $3::int[]) AS x(u, m)`,
+		opID, pq.StringArray(req.UserIDs), pq.Array(masks))
+	return err
 }
 
 func (s *Store) catalogTx(ctx context.Context, q sqlx.QueryerContext, partnerKey int64) (licensing.Catalog, error) {
@@ -283,6 +305,7 @@ func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation, catalog lice
 	if err != nil {
 		return nil, nil, err
 	}
+	limitToItems(req, lacking)
 	available, err := availableSeats(ctx, tx, req, true)
 	if err != nil {
 		return nil, nil, err
@@ -299,7 +322,10 @@ func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation, catalog lice
 	if err != nil {
 		return nil, nil, err
 	}
-	masks, grants, _, err = planGrants(req, seatNeeds(intakePlan(req, catalog), users), reportOrder(users), available)
+	withItemChanges(req, users)
+	needs := seatNeeds(intakePlan(req, catalog), users)
+	limitToItems(req, needs)
+	masks, grants, _, err = planGrants(req, needs, reportOrder(users), available)
 	return masks, grants, err
 }
 

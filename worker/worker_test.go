@@ -514,7 +514,7 @@ func TestCheckerFindsBrokenInvariants(t *testing.T) {
 		map[string]any{"user_ids": users, "assign": []string{"E5"}}).JSON(t, &acc)
 	c.WaitOperation(acc.ID, 30*time.Second)
 	noProblems(t, b)
-	corruptions := []struct{ invariant, breakIt, repair string }{
+	wantCheckerFinds(t, b, []corruption{
 		{"seats: consumed differs from assignments",
 			`UPDATE subscriptions SET consumed = consumed - 1`, `UPDATE subscriptions SET consumed = consumed + 1`},
 		{"user holds part of a change",
@@ -536,7 +536,17 @@ func TestCheckerFindsBrokenInvariants(t *testing.T) {
 		{"progress counters disagree with items",
 			`UPDATE operation_progress SET succeeded = succeeded - 1 WHERE ctid = (SELECT ctid FROM operation_progress WHERE succeeded > 0 LIMIT 1)`,
 			`UPDATE operation_progress SET succeeded = succeeded + 1 WHERE ctid = (SELECT ctid FROM operation_progress LIMIT 1)`},
-	}
+	})
+}
+
+// corruption breaks an invariant with one SQL statement and repairs it
+// with another.
+type corruption struct{ invariant, breakIt, repair string }
+
+// wantCheckerFinds applies each corruption in turn and expects the checker
+// to name its invariant, then to find nothing once all are repaired.
+func wantCheckerFinds(t *testing.T, b *testapp.Bundle, corruptions []corruption) {
+	t.Helper()
 	for _, k := range corruptions {
 		b.DB.MustExec(k.breakIt)
 		problems, err := b.Store.Check(context.Background(), storage.CheckScope{})

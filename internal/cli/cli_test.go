@@ -38,7 +38,7 @@ func TestUsageErrorsArePrinted(t *testing.T) {
 		{[]string{"check", "--customer", "x"}, "licenseops check: --customer and --partner go together"},
 		{[]string{"api", "extra"}, `licenseops api: unexpected argument "extra"`},
 		{[]string{"migrate", "--bogus"}, "licenseops migrate: flag provided but not defined: -bogus"},
-		{[]string{"operation"}, "licenseops operation: give a subcommand: list, show, watch, cancel or report"},
+		{[]string{"operation"}, "licenseops operation: give a subcommand: list, show, watch, cancel, report or undo"},
 		{[]string{"users"}, "licenseops users: give a subcommand: list"},
 		{[]string{"rollout", "--customer", "c1", "--all-users", "--assign", "a/b"}, `licenseops rollout: invalid value "a/b" for flag -assign`},
 	} {

@@ -20,7 +20,9 @@ watch follows a running operation (a bar on a terminal, plain progress lines
 elsewhere), then prints its outcomes by code; it exits like rollout --wait:
 0 every user succeeded, 3 some failed, 1 error, 2 usage, 130 Ctrl-C (the
 operation goes on). report prints the confirmation report as a table, or with
---csv writes it as CSV to FILE (- for standard output).
+--csv writes it as CSV to FILE (- for standard output). undo queues an
+operation that gives each user OP changed back what that user had (users
+changed again since fail ChangedSince); --wait follows it like watch.
 `
 
 var operationCommands = []*Command{
@@ -59,6 +61,57 @@ operation is harmless; a finished one cannot be cancelled (exit status 1, Confli
 		Help:    operationHelp,
 		New:     func() Runner { return &operationCmd{sub: "report"} },
 	},
+	{
+		Name: "operation undo", Args: "OP [--allow-partial] [--wait]", Group: GroupClient,
+		Summary: "undo a finished operation: give each user back what it had",
+		Help:    operationHelp,
+		New:     func() Runner { return &operationUndoCmd{} },
+	},
+}
+
+// operationUndoCmd is `licenseops operation undo OP`.
+type operationUndoCmd struct {
+	conn         connFlags
+	opID         string
+	allowPartial bool
+	wait         optionalBool
+	lineEvery    time.Duration
+}
+
+func (o *operationUndoCmd) Flags(fs *flag.FlagSet, env *Env) {
+	o.conn.bind(fs, env)
+	fs.BoolVar(&o.allowPartial, "allow-partial", false, "start the undo when seats to give back are short (those users fail CountViolation)")
+	fs.Var(&o.wait, "wait", "wait for the undo to finish (default: when stdout is a terminal)")
+	fs.DurationVar(&o.lineEvery, "progress-interval", defaultLineEvery, "how often a progress line is printed when stdout is not a terminal")
+}
+
+func (o *operationUndoCmd) Validate(args []string) error {
+	if len(args) != 1 {
+		return errors.New("give one operation ID")
+	}
+	o.opID = args[0]
+	if o.lineEvery <= 0 {
+		return errors.New("--progress-interval must be positive")
+	}
+	return o.conn.validate()
+}
+
+func (o *operationUndoCmd) Run(ctx context.Context, env *Env) error {
+	c := o.conn.client()
+	acc, err := c.UndoOperation(ctx, o.opID, client.UndoOptions{AllowPartial: o.allowPartial})
+	if err != nil {
+		return interrupted(flagWording(err))
+	}
+	fmt.Fprintf(env.Stdout, "Queued undo %s of operation %s for %s.\n", acc.ID, o.opID, plural(acc.Total, "user"))
+	if !o.wait.value(env.terminal(env.Stdout)) {
+		fmt.Fprintf(env.Stdout, "Not waiting for it. Watch it with:\n  licenseops operation watch %s\n", acc.ID)
+		return nil
+	}
+	op, err := watch(ctx, env, c, acc.ID, progressOptions{label: "undo", name: "operation undo", lineEvery: o.lineEvery})
+	if err != nil {
+		return err
+	}
+	return finishOperation(ctx, c, op, "", env.Stdout)
 }
 
 // operationListCmd is `licenseops operation list`.

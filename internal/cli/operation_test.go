@@ -165,3 +165,37 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// operation undo queues the undo and, with --wait, follows it and exits
+// like rollout --wait; users changed since fail ChangedSince.
+func TestOperationUndo(t *testing.T) {
+	t.Parallel()
+	e := startAPI(t, app.ModeAll)
+	e.seed(3, map[string]int{"E3": 3, "E5": 3}, nil, nil)
+	code, stdout, stderr := e.run("rollout", "--customer", "c1", "--all-users", "--assign", "E3", "--wait")
+	wantCode(t, "rollout", code, ExitOK, stdout, stderr)
+	op := regexp.MustCompile(`Queued operation (\S+)`).FindStringSubmatch(stdout)[1]
+
+	code, stdout, stderr = e.run("operation", "undo", op, "--wait")
+	wantCode(t, "undo", code, ExitOK, stdout, stderr)
+	m := regexp.MustCompile(`Queued undo (\S+) of operation ` + op + ` for 3 users`).FindStringSubmatch(stdout)
+	if m == nil || !strings.Contains(stdout, "3 succeeded, 0 failed of 3") {
+		t.Fatalf("undo output:\n%s", stdout)
+	}
+	code, stdout, stderr = e.run("operation", "show", m[1])
+	wantCode(t, "show undo", code, ExitOK, stdout, stderr)
+	if !regexp.MustCompile(`(?m)^source: +undo$`).MatchString(stdout) || !regexp.MustCompile(`(?m)^undo of: +`+op+`$`).MatchString(stdout) {
+		t.Errorf("show of the undo:\n%s", stdout)
+	}
+	// The users changed since (by the undo): each is left alone.
+	code, stdout, stderr = e.run("operation", "undo", op, "--wait")
+	wantCode(t, "undo again", code, ExitPartial, stdout, stderr)
+	if !regexp.MustCompile(`(?m)^  ChangedSince +3 `).MatchString(stdout) {
+		t.Errorf("second undo output:\n%s", stdout)
+	}
+	for _, args := range [][]string{{"undo"}, {"undo", "a", "b"}} {
+		if code, _, _ := e.run("operation", args...); code != ExitUsage {
+			t.Errorf("operation %q: exit %d, want %d", args, code, ExitUsage)
+		}
+	}
+}
