@@ -22,6 +22,9 @@ const (
 	auditCleanupPolicyUpdate = "cleanup_policy.update"
 	auditCleanupPolicyDelete = "cleanup_policy.delete"
 	auditCleanupPolicyRun    = "cleanup_policy.run" // recorded in the run's transaction
+
+	auditWebhookCreate = "webhook.create"
+	auditWebhookDelete = "webhook.delete"
 )
 
 // audit records a change p has made. The change is committed by now, so a

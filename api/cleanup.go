@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -33,6 +34,10 @@ type cleanupPolicyRequest struct {
 	Rule     *cleanupRuleRequest `json:"rule"`
 	DryRun   *bool               `json:"dry_run"`
 	Enabled  *bool               `json:"enabled"`
+	// MaxChanges and MaxPercent: absent keeps the value (on POST, the
+	// default), null removes the limit.
+	MaxChanges nullable[int]     `json:"max_changes"`
+	MaxPercent nullable[float64] `json:"max_percent"`
 }
 
 // apply validates the request and writes it onto p, returning the names of
@@ -70,6 +75,18 @@ func (req *cleanupPolicyRequest) apply(p *licensing.CleanupPolicy) ([]string, er
 	}
 	if req.Enabled != nil {
 		p.Enabled, changed = *req.Enabled, append(changed, "enabled")
+	}
+	if req.MaxChanges.Set {
+		if v := req.MaxChanges.Value; v != nil && *v <= 0 {
+			return nil, invalid("max_changes must be a whole number of users above 0, not %d; send null for no limit", *v)
+		}
+		p.MaxChanges, changed = req.MaxChanges.Value, append(changed, "max_changes")
+	}
+	if req.MaxPercent.Set {
+		if v := req.MaxPercent.Value; v != nil && (*v <= 0 || *v > 100) {
+			return nil, invalid("max_percent must be a percentage of the customer's users above 0 and at most 100, not %g; send null for no limit", *v)
+		}
+		p.MaxPercent, changed = req.MaxPercent.Value, append(changed, "max_percent")
 	}
 	return changed, nil
 }
@@ -165,8 +182,10 @@ func (s *Server) createCleanupPolicy(w http.ResponseWriter, r *http.Request, p *
 	}
 	// Absent fields: UTC, a dry run (a new policy shows what it would take
 	// back before it takes anything), enabled.
+	// The limits: 500 users and 10 % of the customer's users.
+	maxChanges, maxPercent := licensing.DefaultCleanupMaxChanges, licensing.DefaultCleanupMaxPercent
 	pol := licensing.CleanupPolicy{PartnerKey: p.PartnerKey, CustomerKey: c.Key, CustomerID: c.ID, TimeZone: "UTC",
-		DryRun: true, Enabled: true, CreatedBy: p.TokenName}
+		DryRun: true, Enabled: true, CreatedBy: p.TokenName, MaxChanges: &maxChanges, MaxPercent: &maxPercent}
 	if _, err := req.apply(&pol); err != nil {
 		return err
 	}
@@ -232,7 +251,7 @@ func (s *Server) patchCleanupPolicy(w http.ResponseWriter, r *http.Request, p *l
 		var err error
 		changed, err = req.apply(pol)
 		if err == nil && len(changed) == 0 {
-			err = invalid("nothing to change: send at least one of name, schedule, time_zone, rule, dry_run, enabled")
+			err = invalid("nothing to change: send at least one of name, schedule, time_zone, rule, dry_run, enabled, max_changes, max_percent")
 		}
 		return err
 	})
@@ -258,11 +277,22 @@ func (s *Server) deleteCleanupPolicy(w http.ResponseWriter, r *http.Request, p *
 	return nil
 }
 
+// runRequest is the optional body of a manual run.
+type runRequest struct {
+	// Confirm lets this run change more users than the policy's limits.
+	Confirm bool `json:"confirm"`
+}
+
 // runCleanupPolicy runs a policy now, whether or not it is enabled: 202
-// with the operation it started, or 200 when nobody matched.
+// with the operation it started, or 200 when nobody matched or the run
+// was blocked by the policy's limits.
 func (s *Server) runCleanupPolicy(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
 	c, err := s.customer(r, p)
 	if err != nil {
+		return err
+	}
+	var req runRequest
+	if err := decodeOptionalJSON(w, r, maxSmallBody, &req); err != nil {
 		return err
 	}
 	entry, err := p.Audit(auditCleanupPolicyRun, c.ID, "", nil)
@@ -271,10 +301,18 @@ func (s *Server) runCleanupPolicy(w http.ResponseWriter, r *http.Request, p *lic
 	}
 	res, err := s.intake.RunCleanup(r.Context(), storage.CleanupRunRequest{
 		PolicyID: r.PathValue("pid"), PartnerKey: p.PartnerKey, CustomerKey: c.Key,
-		At: time.Now(), CreatedBy: p.TokenName, Audit: &entry,
+		At: time.Now(), CreatedBy: p.TokenName, Audit: &entry, Confirm: req.Confirm,
 	})
 	if err != nil {
 		return err
+	}
+	if res.Run.Status == licensing.RunBlocked {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"status": licensing.RunBlocked, "matched_users": res.Run.MatchedUsers, "limit": res.Run.Limit, "run": res.Run,
+			"message": fmt.Sprintf("the policy matched %d users, more than its limit of %d; nothing was changed. Check the rule, "+
+				`or run it again with {"confirm": true} to change them all this once`, res.Run.MatchedUsers, *res.Run.Limit),
+		})
+		return nil
 	}
 	if res.Operation == nil {
 		writeJSON(w, http.StatusOK, map[string]any{

@@ -214,7 +214,7 @@ func TestCleanupPolicyLifecycle(t *testing.T) {
 	// PATCH replaces the rule whole and keeps what it does not name.
 	got = cleanupPolicy{}
 	c.Must(http.StatusOK, "PATCH", path, map[string]any{"time_zone": "America/New_York", "dry_run": false,
-		"rule": map[string]any{"kind": "disabled_accounts"}}).JSON(t, &got)
+		"rule": map[string]any{"kind": "disabled_accounts"}, "max_percent": nil}).JSON(t, &got)
 	if got.Name != pol.Name || got.Schedule != "0 2 * * *" || got.TimeZone != "America/New_York" || got.DryRun ||
 		got.Rule.Kind != "disabled_accounts" || got.Rule.Days != nil || got.Rule.SKUs != nil || len(got.Rule.ExcludeUserIDs) != 0 {
 		t.Fatalf("patched policy = %+v", got)
@@ -366,7 +366,8 @@ func TestCleanupDryRunThenLive(t *testing.T) {
 	}
 
 	// Live: the same users lose their licenses and the seats come back.
-	c.Must(http.StatusOK, "PATCH", path, map[string]any{"dry_run": false})
+	// A tenant of five users: any live run is over 10 % of them.
+	c.Must(http.StatusOK, "PATCH", path, map[string]any{"dry_run": false, "max_percent": nil})
 	c.Must(http.StatusAccepted, "POST", path+"/run", nil).JSON(t, &acc)
 	if op := c.WaitOperation(acc.ID, 30*time.Second); op.Status != "completed" || op.DryRun || op.Succeeded != 2 {
 		t.Fatalf("live operation = %+v", op)

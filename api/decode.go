@@ -59,6 +59,24 @@ func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, 
 	return body, nil
 }
 
+// nullable is a field of a request that tells absent (Set false) from
+// null (Set, Value nil) from a value.
+type nullable[T any] struct {
+	Set   bool
+	Value *T
+}
+
+// UnmarshalJSON implements json.Unmarshaler; it runs only for a field
+// that is present.
+func (n *nullable[T]) UnmarshalJSON(b []byte) error {
+	n.Set, n.Value = true, nil
+	if string(bytes.TrimSpace(b)) == "null" {
+		return nil
+	}
+	n.Value = new(T)
+	return json.Unmarshal(b, n.Value)
+}
+
 // decodeBytes is the strict decoder behind decodeJSON, separate so it can be fuzzed.
 func decodeBytes(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {

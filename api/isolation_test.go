@@ -29,6 +29,8 @@ var isolationBodies = map[string]string{
 	"PATCH /v1/customers/{cid}/cleanup-policies/{pid}":    `{"dry_run":false,"enabled":true,"schedule":"* * * * *"}`,
 	"DELETE /v1/customers/{cid}/cleanup-policies/{pid}":   ``,
 	"POST /v1/customers/{cid}/cleanup-policies/{pid}/run": ``,
+
+	"DELETE /v1/webhooks/{wid}": ``,
 }
 
 // partnerSide is one partner of the isolation test with its objects.
@@ -38,6 +40,7 @@ type partnerSide struct {
 	customer string
 	op       string
 	policy   string
+	webhook  string
 }
 
 // snapshot is everything a partner can read about its own objects.
@@ -50,6 +53,7 @@ func (p partnerSide) snapshot(t *testing.T) map[string][]byte {
 		"/v1/operations/" + p.op + "/report", "/v1/products", "/v1/audit",
 		"/v1/customers/" + p.customer + "/cleanup-policies",
 		"/v1/customers/" + p.customer + "/cleanup-policies/" + p.policy + "/runs",
+		"/v1/webhooks", "/v1/webhooks/" + p.webhook + "/deliveries",
 	} {
 		out[path] = p.c.Must(http.StatusOK, "GET", path, nil).Body
 	}
@@ -78,17 +82,23 @@ func TestPartnerIsolation(t *testing.T) {
 			"name": "nightly", "schedule": "0 2 * * *", "rule": map[string]any{"kind": "inactive", "days": 90}, "enabled": false,
 		}).JSON(t, &pol)
 		s.policy = pol.ID
+		var hook struct{ ID string }
+		s.c.Must(http.StatusCreated, "POST", "/v1/webhooks", map[string]any{
+			"url": "https://hooks." + s.customer + ".example/in", "events": []string{"cleanup.blocked"},
+		}).JSON(t, &hook)
+		s.webhook = hook.ID
 	}
 	for i, victim := range sides {
 		attacker := sides[1-i]
 		before, attackerBefore := victim.snapshot(t), attacker.snapshot(t)
-		ids := map[string]string{"cid": victim.customer, "uid": "u00000", "sku_id": "E5", "oid": victim.op, "pid": victim.policy}
+		ids := map[string]string{"cid": victim.customer, "uid": "u00000", "sku_id": "E5", "oid": victim.op, "pid": victim.policy,
+			"wid": victim.webhook}
 		// The victim's policy under the attacker's own customer: policies
 		// are looked up within the caller's partner and customer.
 		ownCustomer := map[string]string{"cid": attacker.customer, "pid": victim.policy}
 		for _, rt := range api.RouteTable() {
-			if !strings.Contains(rt.Pattern, "{cid}") && !strings.Contains(rt.Pattern, "{oid}") {
-				continue // not under a customer or operation: checked below
+			if !strings.Contains(rt.Pattern, "{cid}") && !strings.Contains(rt.Pattern, "{oid}") && !strings.Contains(rt.Pattern, "{wid}") {
+				continue // not under a customer, operation or webhook: checked below
 			}
 			attempts := []map[string]string{ids}
 			if strings.Contains(rt.Pattern, "{pid}") {

@@ -12,8 +12,9 @@ import (
 // prune idempotency keys ("lops-id"); the worker's sweeper uses another.
 const pruneLockKey = 0x6c6f70732d6964
 
-// pruner deletes idempotency keys older than 24 hours in the background, so
-// the table holds about a day of operations however long the service runs.
+// pruner deletes idempotency keys older than 24 hours, and webhook events
+// older than 30 days, in the background, so the tables hold about a day of
+// operations and a month of events however long the service runs.
 // Every api process runs one; the advisory lock lets one prune at a time,
 // and a prune that overlaps another would only delete nothing.
 type pruner struct {
@@ -74,4 +75,15 @@ func (p *pruner) prune(ctx context.Context) {
 	case n > 0:
 		p.log.Debug("expired idempotency keys pruned", "deleted", n)
 	}
+	n, err = p.store.PruneWebhookEvents(ctx, webhookRetention)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		p.log.Warn("webhook event pruning failed; will try again", "error", err)
+	case n > 0:
+		p.log.Debug("old webhook events pruned", "deleted", n)
+	}
 }
+
+// webhookRetention is how long webhook events and their delivery log are
+// kept (those still being delivered stay until they are done).
+const webhookRetention = 30 * 24 * time.Hour

@@ -54,6 +54,12 @@ var wantRoles = map[string][]string{
 	"DELETE /v1/customers/{cid}/cleanup-policies/{pid}":   admins,
 	"POST /v1/customers/{cid}/cleanup-policies/{pid}/run": admins,
 	"GET /v1/customers/{cid}/cleanup-policies/{pid}/runs": everyone,
+
+	"POST /v1/webhooks":                 admins,
+	"GET /v1/webhooks":                  everyone,
+	"GET /v1/webhooks/{wid}":            everyone,
+	"DELETE /v1/webhooks/{wid}":         admins,
+	"GET /v1/webhooks/{wid}/deliveries": everyone,
 }
 
 // fillPath turns a route pattern into a method and a path with real IDs.
@@ -120,7 +126,7 @@ func TestEveryRoleOnEveryRoute(t *testing.T) {
 	// pid names no policy: the allowed calls get past authorization to a
 	// 404, so DELETE and run change nothing for the roles after them.
 	ids := map[string]string{"cid": "roles", "uid": tn.users[0], "sku_id": "E5", "oid": acc.ID,
-		"pid": "00000000-0000-4000-8000-000000000000"}
+		"pid": "00000000-0000-4000-8000-000000000000", "wid": "00000000-0000-4000-8000-000000000000"}
 
 	for _, role := range everyone {
 		c := b.Client("p", role)

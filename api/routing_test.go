@@ -26,7 +26,7 @@ func TestWrongMethodIsMethodNotAllowed(t *testing.T) {
 		methods[path] = append(methods[path], method)
 	}
 	ids := map[string]string{"cid": "acme", "uid": "u1", "sku_id": "E5", "oid": "00000000-0000-4000-8000-000000000001",
-		"pid": "00000000-0000-4000-8000-000000000002"}
+		"pid": "00000000-0000-4000-8000-000000000002", "wid": "00000000-0000-4000-8000-000000000003"}
 	for pattern := range methods {
 		_, path := fillPath(t, "X "+pattern, ids)
 		// Every pattern that matches the path adds its method:

@@ -46,6 +46,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry is where the API's metrics are registered and served from.
 	Registry *prometheus.Registry
+	// WebhookAllowHTTP lets webhooks use plain http to any host, not only
+	// to loopback ones (test setups whose receivers have no certificate).
+	WebhookAllowHTTP bool
 	// Console, when set, serves the web console under /console/ (and "/"
 	// as a redirect to it) beside the API in the same process.
 	Console http.Handler
@@ -165,13 +168,13 @@ const (
 	permOperate                   // create license operations
 	permUsers                     // usage locations, user import
 	permSales                     // customers, seat totals
-	permCatalog                   // products, cleanup policies
+	permCatalog                   // products, cleanup policies, webhooks
 	permAudit                     // read the audit log
 )
 
 var permissionNames = map[permission]string{
 	permRead: "read", permOperate: "create license operations", permUsers: "manage users",
-	permSales: "manage customers and seats", permCatalog: "define products or manage cleanup policies",
+	permSales: "manage customers and seats", permCatalog: "define products or manage cleanup policies and webhooks",
 	permAudit: "read the audit log",
 }
 
@@ -247,6 +250,11 @@ func (s *Server) routes() []route {
 		{"DELETE /v1/customers/{cid}/cleanup-policies/{pid}", permCatalog, s.deleteCleanupPolicy},
 		{"POST /v1/customers/{cid}/cleanup-policies/{pid}/run", permCatalog, s.runCleanupPolicy},
 		{"GET /v1/customers/{cid}/cleanup-policies/{pid}/runs", permRead, s.listCleanupRuns},
+		{"POST /v1/webhooks", permCatalog, s.createWebhook},
+		{"GET /v1/webhooks", permRead, s.listWebhooks},
+		{"GET /v1/webhooks/{wid}", permRead, s.getWebhook},
+		{"DELETE /v1/webhooks/{wid}", permCatalog, s.deleteWebhook},
+		{"GET /v1/webhooks/{wid}/deliveries", permRead, s.listWebhookDeliveries},
 		{"GET /v1/audit", permAudit, s.listAudit},
 	}
 }

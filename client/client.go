@@ -433,11 +433,59 @@ func (c *Client) RunCleanupPolicy(ctx context.Context, customerID, policyID stri
 	return out, err
 }
 
+// RunCleanupPolicyConfirmed runs a cleanup policy now and lets the run
+// change more users than the policy's limits allow
+// (POST …/cleanup-policies/{pid}/run with {"confirm": true}).
+func (c *Client) RunCleanupPolicyConfirmed(ctx context.Context, customerID, policyID string) (CleanupRunResult, error) {
+	var out CleanupRunResult
+	err := c.call(ctx, http.MethodPost, policyPath(customerID, policyID)+"/run", map[string]bool{"confirm": true}, &out, nil)
+	return out, err
+}
+
 // ListCleanupRuns returns a page of a cleanup policy's runs, newest first
 // (GET /v1/customers/{cid}/cleanup-policies/{pid}/runs).
 func (c *Client) ListCleanupRuns(ctx context.Context, customerID, policyID string, opts ListOptions) (CleanupRunPage, error) {
 	var out CleanupRunPage
 	err := c.call(ctx, http.MethodGet, withQuery(policyPath(customerID, policyID)+"/runs", pageQuery(opts.Page, opts.PageSize)), nil, &out, nil)
+	return out, err
+}
+
+// ---------------------------------------------------------------- webhooks
+
+// CreateWebhook creates a webhook of the partner; the answer has its
+// signing secret, shown this once (POST /v1/webhooks).
+func (c *Client) CreateWebhook(ctx context.Context, req WebhookRequest) (CreatedWebhook, error) {
+	var out CreatedWebhook
+	err := c.call(ctx, http.MethodPost, "/v1/webhooks", req, &out, nil)
+	return out, err
+}
+
+// ListWebhooks returns the partner's webhooks, oldest first (GET /v1/webhooks).
+func (c *Client) ListWebhooks(ctx context.Context) ([]Webhook, error) {
+	var out struct {
+		Webhooks []Webhook `json:"webhooks"`
+	}
+	err := c.call(ctx, http.MethodGet, "/v1/webhooks", nil, &out, nil)
+	return out.Webhooks, err
+}
+
+// GetWebhook returns one webhook (GET /v1/webhooks/{wid}).
+func (c *Client) GetWebhook(ctx context.Context, id string) (Webhook, error) {
+	var out Webhook
+	err := c.call(ctx, http.MethodGet, pathOf("/v1/webhooks", id), nil, &out, nil)
+	return out, err
+}
+
+// DeleteWebhook deletes a webhook and its deliveries (DELETE /v1/webhooks/{wid}).
+func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
+	return c.call(ctx, http.MethodDelete, pathOf("/v1/webhooks", id), nil, nil, nil)
+}
+
+// ListWebhookDeliveries returns a page of a webhook's deliveries, newest
+// first (GET /v1/webhooks/{wid}/deliveries).
+func (c *Client) ListWebhookDeliveries(ctx context.Context, id string, opts ListOptions) (WebhookDeliveryPage, error) {
+	var out WebhookDeliveryPage
+	err := c.call(ctx, http.MethodGet, withQuery(pathOf("/v1/webhooks", id)+"/deliveries", pageQuery(opts.Page, opts.PageSize)), nil, &out, nil)
 	return out, err
 }
 

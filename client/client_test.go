@@ -312,6 +312,14 @@ func TestEveryEndpoint(t *testing.T) {
 		if pol.Enabled || pol.NextRunAt != nil || pol.Name != "disabled" {
 			t.Fatalf("disabled policy = %+v", pol)
 		}
+		if *pol.MaxChanges != 500 || *pol.MaxPercent != 10 {
+			t.Fatalf("default limits %v, %v", *pol.MaxChanges, *pol.MaxPercent)
+		}
+		pol = must[client.CleanupPolicy](t, "update limits")(c.UpdateCleanupPolicy(ctx, customerID, pol.ID,
+			client.CleanupPolicyRequest{RemoveMaxChanges: true, MaxPercent: new(50.0)}))
+		if pol.MaxChanges != nil || pol.MaxPercent == nil || *pol.MaxPercent != 50 {
+			t.Fatalf("limits after update: %v, %v", pol.MaxChanges, pol.MaxPercent)
+		}
 		if list := must[[]client.CleanupPolicy](t, "list policies")(c.ListCleanupPolicies(ctx, customerID)); len(list) != 1 || list[0].ID != pol.ID {
 			t.Fatalf("policies = %+v", list)
 		}
@@ -332,6 +340,31 @@ func TestEveryEndpoint(t *testing.T) {
 		}
 		_, err := c.GetCleanupPolicy(ctx, customerID, pol.ID)
 		apiError(t, "deleted policy", err, http.StatusNotFound, "NotFound")
+	})
+
+	t.Run("webhooks", func(t *testing.T) {
+		h := must[client.CreatedWebhook](t, "create webhook")(c.CreateWebhook(ctx, client.WebhookRequest{
+			URL: "https://hooks.example.com/in", Events: []string{"cleanup.blocked"}, Description: "sdk",
+		}))
+		if h.ID == "" || !strings.HasPrefix(h.Secret, "whsec_") || h.Links.Deliveries != h.Links.Self+"/deliveries" {
+			t.Fatalf("created webhook = %+v", h)
+		}
+		if got := must[client.Webhook](t, "get webhook")(c.GetWebhook(ctx, h.ID)); got.URL != h.URL || got.Description != "sdk" {
+			t.Fatalf("webhook = %+v", got)
+		}
+		if list := must[[]client.Webhook](t, "list webhooks")(c.ListWebhooks(ctx)); len(list) != 1 || list[0].ID != h.ID {
+			t.Fatalf("webhooks = %+v", list)
+		}
+		if page := must[client.WebhookDeliveryPage](t, "deliveries")(c.ListWebhookDeliveries(ctx, h.ID, client.ListOptions{})); page.Total != 0 || page.Deliveries == nil {
+			t.Fatalf("deliveries = %+v", page)
+		}
+		_, err := c.CreateWebhook(ctx, client.WebhookRequest{URL: "https://169.254.169.254/", Events: []string{"cleanup.blocked"}})
+		apiError(t, "metadata webhook", err, http.StatusUnprocessableEntity, "WebhookTargetRefused")
+		if err := c.DeleteWebhook(ctx, h.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.GetWebhook(ctx, h.ID)
+		apiError(t, "deleted webhook", err, http.StatusNotFound, "NotFound")
 	})
 
 	t.Run("audit", func(t *testing.T) {

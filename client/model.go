@@ -176,6 +176,34 @@ type CleanupPolicyRequest struct {
 	Rule     *CleanupRule `json:"rule,omitempty"`
 	DryRun   *bool        `json:"dry_run,omitempty"`
 	Enabled  *bool        `json:"enabled,omitempty"`
+	// MaxChanges and MaxPercent set the most users a live run may change,
+	// in users and in percent of the customer's users; a new policy
+	// without them gets 500 and 10. RemoveMaxChanges and RemoveMaxPercent
+	// send null instead, which removes that limit.
+	MaxChanges       *int     `json:"max_changes,omitempty"`
+	MaxPercent       *float64 `json:"max_percent,omitempty"`
+	RemoveMaxChanges bool     `json:"-"`
+	RemoveMaxPercent bool     `json:"-"`
+}
+
+// MarshalJSON encodes the request, with null for a removed limit.
+func (r CleanupPolicyRequest) MarshalJSON() ([]byte, error) {
+	type plain CleanupPolicyRequest
+	b, err := json.Marshal(plain(r))
+	if err != nil || !r.RemoveMaxChanges && !r.RemoveMaxPercent {
+		return b, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil, err
+	}
+	if r.RemoveMaxChanges {
+		fields["max_changes"] = json.RawMessage("null")
+	}
+	if r.RemoveMaxPercent {
+		fields["max_percent"] = json.RawMessage("null")
+	}
+	return json.Marshal(fields)
 }
 
 // ListOptions choose a page of a list; zero values take the API's
@@ -373,20 +401,65 @@ type CleanupPolicy struct {
 // ID names the operation the run started (Status "queued", Links set);
 // when nobody matched, ID is "" and Status is "nothing_matched".
 type CleanupRunResult struct {
-	ID           string          `json:"id"`
-	CustomerID   string          `json:"customer_id"`
-	Status       string          `json:"status"`
-	Total        int             `json:"total"`
-	DryRun       bool            `json:"dry_run"`
-	MatchedUsers int             `json:"matched_users"`
-	Message      string          `json:"message"`
-	Links        *OperationLinks `json:"links"`
-	Run          CleanupRun      `json:"run"`
+	ID           string `json:"id"`
+	CustomerID   string `json:"customer_id"`
+	Status       string `json:"status"`
+	Total        int    `json:"total"`
+	DryRun       bool   `json:"dry_run"`
+	MatchedUsers int    `json:"matched_users"`
+	// Limit is the most users the run could change, set when Status is
+	// "blocked".
+	Limit   *int            `json:"limit"`
+	Message string          `json:"message"`
+	Links   *OperationLinks `json:"links"`
+	Run     CleanupRun      `json:"run"`
 }
 
 // RunNothingMatched is CleanupRunResult.Status when the rule matched no
 // user and no operation was started.
 const RunNothingMatched = licensing.RunNothingMatched
+
+// RunBlocked is CleanupRunResult.Status when the rule matched more users
+// than the policy's limits allow and nothing was changed; run it with
+// RunCleanupPolicyConfirmed to go over them.
+const RunBlocked = licensing.RunBlocked
+
+// ---------------------------------------------------------------- webhooks
+
+// WebhookRequest is the body of CreateWebhook.
+type WebhookRequest struct {
+	// URL is https (http only to loopback hosts, unless the server allows it).
+	URL string `json:"url"`
+	// Events are event types: operation.completed, operation.cancelled,
+	// cleanup.completed, cleanup.blocked.
+	Events      []string `json:"events"`
+	Description string   `json:"description,omitempty"`
+}
+
+// WebhookLinks are the URLs of a webhook.
+type WebhookLinks struct {
+	Self       string `json:"self"`
+	Deliveries string `json:"deliveries"`
+}
+
+// Webhook is a partner's webhook as the API shows it, never with its secret.
+type Webhook struct {
+	licensing.Webhook
+	Links WebhookLinks `json:"links"`
+}
+
+// CreatedWebhook is the answer of CreateWebhook: the webhook and its
+// signing secret, which the API never shows again.
+type CreatedWebhook struct {
+	Webhook
+	Secret string `json:"secret"`
+}
+
+// WebhookDeliveryPage is a page of a webhook's deliveries, newest first.
+type WebhookDeliveryPage struct {
+	Deliveries []licensing.WebhookDelivery `json:"deliveries"`
+	Paging
+}
 
 // ---------------------------------------------------------------- error details
 

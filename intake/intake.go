@@ -247,6 +247,11 @@ func (s *Service) RunCleanup(ctx context.Context, req storage.CleanupRunRequest)
 	if res.Operation != nil {
 		s.accepted(*res.Operation, res.UserIDs, false)
 	}
+	if res.Run.Status == licensing.RunBlocked {
+		s.metrics.cleanupBlocked.Inc()
+		s.log.WarnContext(ctx, "cleanup run blocked: it matched more users than its policy allows", "policy_id", res.Policy.ID,
+			"customer_id", res.Policy.CustomerID, "matched_users", res.Run.MatchedUsers, "limit", res.Run.Limit)
+	}
 	return res, nil
 }
 
@@ -321,6 +326,7 @@ type metrics struct {
 	enqueueFailures   prometheus.Counter
 	cancels           prometheus.Counter
 	scheduledStarts   *prometheus.CounterVec
+	cleanupBlocked    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -341,11 +347,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		scheduledStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "licenseops_scheduled_starts_total", Help: "Scheduled operations started, by result (started; seats_short: every user failed CountViolation).",
 		}, []string{"result"}),
+		cleanupBlocked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "licenseops_cleanup_runs_blocked_total", Help: "Cleanup runs that matched more users than their policy's limits and changed none.",
+		}),
 	}
 	for _, r := range []string{"started", "seats_short"} {
 		m.scheduledStarts.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.operationsCreated, m.operationUsers, m.enqueueFailures, m.cancels, m.scheduledStarts} {
+	for _, c := range []prometheus.Collector{m.operationsCreated, m.operationUsers, m.enqueueFailures, m.cancels, m.scheduledStarts, m.cleanupBlocked} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -377,7 +377,7 @@ func TestRunCleanupEnqueues(t *testing.T) {
 	}})
 	var pol struct{ ID string }
 	e.c.Must(http.StatusCreated, "POST", "/v1/customers/acme/cleanup-policies", map[string]any{"name": "disabled", "schedule": "0 2 * * *",
-		"rule": map[string]any{"kind": "disabled_accounts"}, "dry_run": false}).JSON(t, &pol)
+		"rule": map[string]any{"kind": "disabled_accounts"}, "dry_run": false, "max_percent": nil}).JSON(t, &pol) // a tiny customer
 	run := storage.CleanupRunRequest{PolicyID: pol.ID, PartnerKey: e.p.PartnerKey, CustomerKey: e.cust.Key, At: time.Now(),
 		CreatedBy: "tester", Queue: jobs.QueueCritical}
 	res, err := e.svc.RunCleanup(context.Background(), run)

@@ -446,3 +446,44 @@ func ParseCleanupPayload(b []byte) (CleanupPayload, error) {
 	}
 	return p, nil
 }
+
+// TypeWebhookDelivery makes one attempt at delivering an event to a
+// webhook; asynq's retries are the delivery's retries.
+const TypeWebhookDelivery = "webhook:deliver"
+
+// WebhookPayload names the delivery (a row of webhook_deliveries); the
+// event, URL and secret are read from Postgres at each attempt.
+type WebhookPayload struct {
+	DeliveryID string `json:"d"`
+}
+
+// WebhookMaxRetry is how often a delivery is retried after its first
+// attempt: with the worker's default delays (5 s, 5 min, 30 min, 2 h, 5 h,
+// 10 h, 10 h, the schedule of Standard Webhooks) a receiver can be down
+// for more than a day without missing an event.
+const WebhookMaxRetry = 7
+
+// WebhookTaskID is the TaskID of a delivery: while its task exists,
+// enqueueing it again (the sweeper after a loss of the queue) is a no-op.
+func WebhookTaskID(deliveryID string) string { return "webhook:" + deliveryID }
+
+// NewWebhookTask builds the task of a delivery. It goes to the default
+// queue: a delivery is one short HTTP call, and a receiver waiting for the
+// end of a cleanup should not wait behind the low queue.
+func NewWebhookTask(deliveryID string) *asynq.Task {
+	payload, _ := json.Marshal(WebhookPayload{DeliveryID: deliveryID})
+	return asynq.NewTask(TypeWebhookDelivery, payload, asynq.TaskID(WebhookTaskID(deliveryID)), asynq.Queue(QueueDefault),
+		asynq.MaxRetry(WebhookMaxRetry), asynq.Timeout(time.Minute))
+}
+
+// ParseWebhookPayload decodes a WebhookPayload.
+func ParseWebhookPayload(b []byte) (WebhookPayload, error) {
+	var p WebhookPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode %s payload: %w", TypeWebhookDelivery, err)
+	}
+	if p.DeliveryID == "" {
+		return p, fmt.Errorf("decode %s payload: delivery is required", TypeWebhookDelivery)
+	}
+	return p, nil
+}

@@ -21,6 +21,17 @@ const (
 // started no operation.
 const RunNothingMatched = "nothing_matched"
 
+// RunBlocked is the status of a run that matched more users than its
+// policy's limits allow and so changed none.
+const RunBlocked = "blocked"
+
+// The limits of a new cleanup policy that does not set its own: a run
+// changes at most 500 users and at most 10 % of the customer's users.
+const (
+	DefaultCleanupMaxChanges = 500
+	DefaultCleanupMaxPercent = 10.0
+)
+
 // CleanupRule picks the users a policy takes licenses back from, and which
 // licenses.
 type CleanupRule struct {
@@ -46,6 +57,11 @@ type CleanupPolicy struct {
 	Rule        CleanupRule `json:"rule"`
 	DryRun      bool        `json:"dry_run"`
 	Enabled     bool        `json:"enabled"`
+	// MaxChanges and MaxPercent bound a real run: one that matches more
+	// users than MaxChanges, or than MaxPercent of the customer's users,
+	// changes none (RunBlocked). Nil is no limit of that kind.
+	MaxChanges *int     `json:"max_changes"`
+	MaxPercent *float64 `json:"max_percent"`
 	// ScheduleSince is the earliest instant a scheduled tick may have: the
 	// creation, the last change of schedule or time zone, or the last
 	// enabling, whichever is latest.
@@ -65,8 +81,14 @@ type CleanupRun struct {
 	DryRun       bool       `json:"dry_run"`
 	MatchedUsers int        `json:"matched_users"`
 	OperationID  *string    `json:"operation_id"`
-	// Status is the operation's status, or "nothing_matched".
+	// Status is the operation's status, "nothing_matched", or "blocked".
 	Status string `json:"status"`
+	// Limit is the most users the run could change, the smaller of the
+	// policy's limits for the customer's size at the time (nil: no limit,
+	// or a dry run, which changes nothing).
+	Limit *int `json:"limit"`
+	// Confirmed is a manual run told to go over the limit.
+	Confirmed bool `json:"confirmed"`
 	// ReclaimedSeats counts the licenses taken back from users whose
 	// change succeeded (0 for a dry run).
 	ReclaimedSeats int `json:"reclaimed_seats"`

@@ -26,6 +26,11 @@ const (
 	CodeTooLarge             Code = "TooLarge"
 	CodeUnknownUsers         Code = "UnknownUsers"
 	CodeUnknownSkus          Code = "UnknownSkus"
+	// CodeUnknownEvents: a webhook names event types that do not exist.
+	CodeUnknownEvents Code = "UnknownEvents"
+	// CodeWebhookTargetRefused: a webhook's URL points where webhooks may
+	// never go (link-local, cloud metadata, plain http off loopback).
+	CodeWebhookTargetRefused Code = "WebhookTargetRefused"
 	CodeRateLimited          Code = "RateLimited"
 	CodeNotMigrated          Code = "NotMigrated"
 	CodeUnavailable          Code = "Unavailable"

@@ -13,14 +13,16 @@ import (
 )
 
 const cleanupPolicyColumns = `p.id, p.partner_key, p.customer_key, c.id, p.name, p.schedule, p.time_zone, p.rule_kind,
-	p.inactive_days, p.skus, p.exclude_user_ids, p.dry_run, p.enabled, p.schedule_since, p.created_by, p.created_at, p.updated_at`
+	p.inactive_days, p.skus, p.exclude_user_ids, p.dry_run, p.enabled, p.schedule_since, p.created_by, p.created_at, p.updated_at,
+	p.max_changes, p.max_percent`
 
 func scanCleanupPolicy(row interface{ Scan(...any) error }) (licensing.CleanupPolicy, error) {
 	var p licensing.CleanupPolicy
 	var days *int
 	var skus, exclude pq.StringArray
 	err := row.Scan(&p.ID, &p.PartnerKey, &p.CustomerKey, &p.CustomerID, &p.Name, &p.Schedule, &p.TimeZone, &p.Rule.Kind,
-		&days, &skus, &exclude, &p.DryRun, &p.Enabled, &p.ScheduleSince, &p.CreatedBy, &p.CreatedAt, &p.UpdatedAt)
+		&days, &skus, &exclude, &p.DryRun, &p.Enabled, &p.ScheduleSince, &p.CreatedBy, &p.CreatedAt, &p.UpdatedAt,
+		&p.MaxChanges, &p.MaxPercent)
 	p.Rule.Days, p.Rule.ExcludeUserIDs = days, nonNil(exclude)
 	if skus != nil {
 		p.Rule.SKUs = skus
@@ -49,13 +51,14 @@ func (s *Store) CreateCleanupPolicy(ctx context.Context, p licensing.CleanupPoli
 		out, err = scanCleanupPolicy(tx.QueryRowContext(ctx, `
 			WITH p AS (
 				INSERT INTO cleanup_policies (id, partner_key, customer_key, name, schedule, time_zone, rule_kind, inactive_days,
-					skus, exclude_user_ids, dry_run, enabled, created_by)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+					skus, exclude_user_ids, dry_run, enabled, created_by, max_changes, max_percent)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 				RETURNING *
 			)
 			SELECT `+cleanupPolicyColumns+` FROM p JOIN customers c USING (customer_key)`,
 			uuid.New(), p.PartnerKey, p.CustomerKey, p.Name, p.Schedule, p.TimeZone, p.Rule.Kind, p.Rule.Days,
-			skusParam(p.Rule.SKUs), pq.StringArray(nonNil(p.Rule.ExcludeUserIDs)), p.DryRun, p.Enabled, p.CreatedBy))
+			skusParam(p.Rule.SKUs), pq.StringArray(nonNil(p.Rule.ExcludeUserIDs)), p.DryRun, p.Enabled, p.CreatedBy,
+			p.MaxChanges, p.MaxPercent))
 		return err
 	})
 	return out, err
@@ -129,14 +132,14 @@ func (s *Store) UpdateCleanupPolicy(ctx context.Context, partnerKey, customerKey
 		out, err = scanCleanupPolicy(tx.QueryRowContext(ctx, `
 			WITH p AS (
 				UPDATE cleanup_policies SET name = $2, schedule = $3, time_zone = $4, rule_kind = $5, inactive_days = $6,
-					skus = $7, exclude_user_ids = $8, dry_run = $9, enabled = $10,
+					skus = $7, exclude_user_ids = $8, dry_run = $9, enabled = $10, max_changes = $12, max_percent = $13,
 					schedule_since = CASE WHEN $11 THEN now() ELSE schedule_since END, updated_at = now()
 				WHERE id = $1
 				RETURNING *
 			)
 			SELECT `+cleanupPolicyColumns+` FROM p JOIN customers c USING (customer_key)`,
 			id, p.Name, p.Schedule, p.TimeZone, p.Rule.Kind, p.Rule.Days, skusParam(p.Rule.SKUs),
-			pq.StringArray(nonNil(p.Rule.ExcludeUserIDs)), p.DryRun, p.Enabled, rescheduled))
+			pq.StringArray(nonNil(p.Rule.ExcludeUserIDs)), p.DryRun, p.Enabled, rescheduled, p.MaxChanges, p.MaxPercent))
 		return err
 	})
 	return out, err
@@ -191,6 +194,9 @@ type CleanupRunRequest struct {
 	// "cleanup policy: <name>".
 	CreatedBy string
 	Queue     string
+	// Confirm lets a manual run change more users than the policy's
+	// limits allow.
+	Confirm bool
 	// Audit, when set, is recorded in the run's transaction with the policy
 	// as its object and the run as its details.
 	Audit *licensing.AuditEntry
@@ -260,7 +266,10 @@ func (s *Store) RunCleanup(ctx context.Context, req CleanupRunRequest) (CleanupR
 			return err
 		}
 		run.MatchedUsers = len(users)
-		if len(users) > 0 {
+		if err := limitRun(ctx, tx, p, req.Confirm, &run); err != nil {
+			return err
+		}
+		if len(users) > 0 && run.Status != licensing.RunBlocked {
 			customer, err := scanCustomer(tx.QueryRowContext(ctx, `SELECT `+customerColumns+` FROM customers WHERE customer_key = $1`, p.CustomerKey))
 			if err != nil {
 				return err
@@ -288,7 +297,8 @@ func (s *Store) RunCleanup(ctx context.Context, req CleanupRunRequest) (CleanupR
 			e.ObjectID = p.ID
 			if e.Details, err = json.Marshal(map[string]any{
 				"run_id": run.ID, "trigger": run.Trigger, "dry_run": run.DryRun, "matched_users": run.MatchedUsers,
-				"operation_id": run.OperationID, "revoke": nonNil(skus),
+				"operation_id": run.OperationID, "revoke": nonNil(skus), "status": run.Status, "limit": run.Limit,
+				"confirmed": run.Confirmed,
 			}); err != nil {
 				return err
 			}
@@ -352,7 +362,7 @@ func (s *Store) ListCleanupRuns(ctx context.Context, policyID string, limit, off
 	}
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT r.id, r.policy_id, r.trigger, r.tick, r.dry_run, r.matched_users, r.operation_id::text, r.created_at,
-			COALESCE(o.status, $4), o.finished_at,
+			CASE WHEN r.blocked THEN 'blocked' ELSE COALESCE(o.status, $4) END, o.finished_at, r.limit_users, r.confirmed,
 			COALESCE(x.reclaimed, 0), COALESCE(x.would_users, 0), COALESCE(x.would_seats, 0), COALESCE(x.failed, 0)
 		FROM cleanup_runs r
 		LEFT JOIN operations o ON o.id = r.operation_id
@@ -373,7 +383,7 @@ func (s *Store) ListCleanupRuns(ctx context.Context, policyID string, limit, off
 	for rows.Next() {
 		var r licensing.CleanupRun
 		if err := rows.Scan(&r.ID, &r.PolicyID, &r.Trigger, &r.Tick, &r.DryRun, &r.MatchedUsers, &r.OperationID, &r.CreatedAt,
-			&r.Status, &r.FinishedAt, &r.ReclaimedSeats, &r.WouldRevokeUsers, &r.WouldReclaimSeats, &r.FailedUsers); err != nil {
+			&r.Status, &r.FinishedAt, &r.Limit, &r.Confirmed, &r.ReclaimedSeats, &r.WouldRevokeUsers, &r.WouldReclaimSeats, &r.FailedUsers); err != nil {
 			return nil, 0, err
 		}
 		if r.Tick != nil {

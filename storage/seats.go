@@ -176,6 +176,9 @@ func (s *Store) Finalize(ctx context.Context, opID string) (Finalized, error) {
 			WHERE id = $1`, opID, final, ok, failed, cancelled); err != nil {
 			return err
 		}
+		if err := insertOperationEvents(ctx, tx, opID, final); err != nil {
+			return err
+		}
 		f = Finalized{Done: true, Status: final, Succeeded: ok, Failed: failed, Cancelled: cancelled}
 		return nil
 	})

@@ -203,7 +203,7 @@ func TestCleanupRunsAtItsTickNotBefore(t *testing.T) {
 	t.Parallel()
 	s := newCleanupSetup(t)
 	id := s.createPolicy(t, map[string]any{"name": "nightly", "schedule": "0 2 * * *", "time_zone": "Europe/Warsaw",
-		"rule": map[string]any{"kind": "disabled_accounts"}, "dry_run": false})
+		"rule": map[string]any{"kind": "disabled_accounts"}, "dry_run": false, "max_percent": nil})
 	spec, task := s.task(t, id)
 	if spec != "CRON_TZ=Europe/Warsaw 0 2 * * *" {
 		t.Fatalf("cronspec %q", spec)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider"
 	"github.com/licenseops/licenseops/storage"
@@ -200,6 +201,9 @@ func isLastAttempt(ctx context.Context) bool {
 // while for a busy user or one waiting for a seat, else backs off exponentially with jitter from
 // RetryBase up to RetryMax.
 func (w *Worker) retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if t.Type() == jobs.TypeWebhookDelivery {
+		return w.cfg.Webhooks.retryDelay(n)
+	}
 	var pe *pacedError
 	if errors.As(err, &pe) {
 		return pe.retryIn()

@@ -25,6 +25,7 @@ type metrics struct {
 	directoryCalls     *prometheus.CounterVec
 	directoryDuration  *prometheus.HistogramVec
 	directoryRetries   prometheus.Counter
+	webhookDeliveries  *prometheus.CounterVec
 	backlog            *backlogCollector
 }
 
@@ -34,9 +35,10 @@ type metrics struct {
 var (
 	directoryCallNames = []string{"user_licenses", "set_usage_location", "assign_license"}
 	directoryResults   = []string{"ok", "throttled", "transient", "permanent", "error"}
-	reenqueueReasons   = []string{"never_enqueued", "queue_lost", "stalled", "archived"}
+	reenqueueReasons   = []string{"never_enqueued", "queue_lost", "stalled", "archived", "webhook_queue_lost"}
+	webhookOutcomes    = []string{"succeeded", "failed_attempt", "exhausted"}
 	finishedStatuses   = []string{licensing.StatusCompleted, licensing.StatusCompletedWithErrors, licensing.StatusCancelled}
-	taskTypes          = []string{jobs.TypeApplyLicenses, jobs.TypeSyncDirectory, jobs.TypeCleanupRun}
+	taskTypes          = []string{jobs.TypeApplyLicenses, jobs.TypeSyncDirectory, jobs.TypeCleanupRun, jobs.TypeWebhookDelivery}
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -78,11 +80,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		directoryRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "licenseops_directory_retries_total", Help: "Items handed back to the queue after a throttled or failed directory call.",
 		}),
+		webhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "licenseops_webhook_deliveries_total", Help: "Attempts at webhook deliveries, by outcome (succeeded; failed_attempt: will be retried; exhausted: failed on its last retry, the event is not delivered).",
+		}, []string{"outcome"}),
 		backlog: newBacklogCollector(),
 	}
 	for _, c := range []prometheus.Collector{m.tasks, m.taskDuration, m.retries, m.itemsFinished, m.batchSize,
 		m.batchDuration, m.operationsFinished, m.sweepReenqueued,
-		m.directoryCalls, m.directoryDuration, m.directoryRetries, m.backlog} {
+		m.directoryCalls, m.directoryDuration, m.directoryRetries, m.webhookDeliveries, m.backlog} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -95,6 +100,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, r := range reenqueueReasons {
 		m.sweepReenqueued.WithLabelValues(r)
+	}
+	for _, o := range webhookOutcomes {
+		m.webhookDeliveries.WithLabelValues(o)
 	}
 	for _, s := range finishedStatuses {
 		m.operationsFinished.WithLabelValues(s)

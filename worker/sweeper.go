@@ -128,6 +128,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	defer func() { err = errors.Join(err, s.dispatchWebhooks(ctx, lost)) }() // after this sweep's finalizations
 	if lost {
 		// asynq clients remember which queues they registered; after a loss
 		// a fresh client registers them again, so asynqmon sees them.

@@ -19,6 +19,7 @@ import (
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider"
 	"github.com/licenseops/licenseops/storage"
+	"github.com/licenseops/licenseops/webhook"
 )
 
 // Config tunes a worker process. Zero values take the defaults of WithDefaults.
@@ -46,6 +47,8 @@ type Config struct {
 	InteractiveMax int
 	// Sweeper settings.
 	Sweep SweepConfig
+	// Webhooks tunes the delivery of webhook events.
+	Webhooks WebhookConfig
 	// DisableSweeper turns the sweeper off in this process (tests).
 	DisableSweeper bool
 	// Directories are the external license directories by kind ("msgraph").
@@ -100,6 +103,7 @@ func (c Config) WithDefaults() Config {
 		c.InteractiveMax = 100
 	}
 	c.Sweep = c.Sweep.WithDefaults()
+	c.Webhooks = c.Webhooks.WithDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -126,6 +130,7 @@ type Worker struct {
 	plans   *planCache
 	sweeper *Sweeper
 	cleanup *CleanupRunner
+	hooks   *webhookDeliverer
 	client  *asynq.Client   // enqueues deferred syncs
 	intake  *intake.Service // set when the worker built its own and closes it
 	metrics *metrics
@@ -191,6 +196,7 @@ func New(cfg Config, store *storage.Store, rdb redis.UniversalClient) (*Worker, 
 		w.sweeper.scheduler = svc
 	}
 	w.cleanup = NewCleanupRunner(CleanupConfig{Logger: cfg.Logger}, svc)
+	w.hooks = &webhookDeliverer{store: store, sender: webhook.NewSender(cfg.Webhooks.Sender), metrics: m, log: cfg.Logger, now: time.Now}
 	return w, nil
 }
 
@@ -202,6 +208,7 @@ func (w *Worker) Handler() asynq.Handler {
 	mux.HandleFunc(jobs.TypeApplyBatch, w.handleApplyBatch)
 	mux.HandleFunc(jobs.TypeSyncDirectory, w.handleSync)
 	mux.Handle(jobs.TypeCleanupRun, w.cleanup)
+	mux.Handle(jobs.TypeWebhookDelivery, w.hooks)
 	return mux
 }
 

@@ -223,6 +223,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.API.RateLimitPerSecond = e.integer("LICENSEOPS_RATE_LIMIT", c.API.RateLimitPerSecond)
 	c.API.RateLimitBurst = e.count("LICENSEOPS_RATE_LIMIT_BURST", c.API.RateLimitBurst)
 	c.ConsoleTrustProxy = e.boolean("LICENSEOPS_CONSOLE_TRUST_PROXY")
+	c.API.WebhookAllowHTTP = e.boolean("LICENSEOPS_WEBHOOK_ALLOW_HTTP")
 
 	interactiveMax := e.count("LICENSEOPS_INTERACTIVE_MAX", c.Intake.InteractiveMax)
 	c.Intake.InteractiveMax, c.Worker.InteractiveMax = interactiveMax, interactiveMax

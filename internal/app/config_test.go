@@ -73,6 +73,16 @@ func TestCheckEnv(t *testing.T) {
 	if err != nil || cfg.Graph.AppRatePerSecond != 100.5 {
 		t.Errorf("Graph app rate = %v (%v), want 100.5", cfg.Graph.AppRatePerSecond, err)
 	}
+	if DefaultConfig().API.WebhookAllowHTTP {
+		t.Error("webhooks may use plain http to any host by default")
+	}
+	cfg, err = FromEnv(func(k string) string { return map[string]string{"LICENSEOPS_WEBHOOK_ALLOW_HTTP": "true"}[k] })
+	if err != nil || !cfg.API.WebhookAllowHTTP {
+		t.Errorf("LICENSEOPS_WEBHOOK_ALLOW_HTTP=true: %v (%v), want the api to allow http webhooks", cfg.API.WebhookAllowHTTP, err)
+	}
+	if _, err := FromEnv(func(k string) string { return map[string]string{"LICENSEOPS_WEBHOOK_ALLOW_HTTP": "yes"}[k] }); err == nil {
+		t.Error("LICENSEOPS_WEBHOOK_ALLOW_HTTP=yes was accepted; want true or false")
+	}
 }
 
 // Every default is the one its package states, and the settings that

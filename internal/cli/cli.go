@@ -117,6 +117,7 @@ func Commands() []*Command {
 	t = append(t, tokenCommands...)
 	t = append(t, checkCommand, rolloutCommand)
 	t = append(t, operationCommands...)
+	t = append(t, webhookCommands...)
 	t = append(t, usersListCommand, summaryCommand, helpCommand)
 	return t
 }
