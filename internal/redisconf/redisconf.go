@@ -19,6 +19,7 @@
 package redisconf
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -261,4 +262,40 @@ func ModeOf(rdb redis.UniversalClient) Mode {
 		}
 	}
 	return Single
+}
+
+// CheckPrimary returns nil when the primary of rdb answers as a primary: in
+// Sentinel mode the server Sentinel names must say it is the master (not a
+// replica left over from before a failover), in Cluster mode every hash
+// slot must be served and every primary answer.
+func CheckPrimary(ctx context.Context, rdb redis.UniversalClient) error {
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		info, err := c.ClusterInfo(ctx).Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "cluster_state:ok") {
+			return errors.New("the cluster is not serving every hash slot (cluster_state is not ok): a primary is down and no replica took over")
+		}
+		return c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			if err := n.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("primary %s: %w", n.Options().Addr, err)
+			}
+			return nil
+		})
+	case *redis.Client:
+		if ModeOf(c) != Sentinel {
+			return c.Ping(ctx).Err()
+		}
+		role, err := c.Do(ctx, "ROLE").Slice()
+		if err != nil {
+			return err
+		}
+		if len(role) == 0 || role[0] != "master" {
+			return fmt.Errorf("the server Sentinel names as primary answers with role %v: a failover is under way", role)
+		}
+		return nil
+	}
+	return rdb.Ping(ctx).Err()
 }
