@@ -45,8 +45,8 @@ const (
 type stack struct {
 	t   *testing.T
 	st  *devstack.Stack
-	db  *sql.DB       // the test's own view of Postgres
-	rdb *redis.Client // the test's own view of Redis
+	db  *sql.DB               // the test's own view of Postgres
+	rdb redis.UniversalClient // the test's own view of Redis
 	// env is added to the environment of every process (Graph settings).
 	env []string
 	// api is the api process started last, whose answers the waits read.

@@ -83,9 +83,7 @@ func Open(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) (*App, e
 		_ = store.Close() // the setup error is the one to report
 		return nil, err
 	}
-	// Handlers hold a connection only for a moment; a bounded pool keeps
-	// hundreds of concurrent tasks from opening hundreds of connections.
-	rdb, rconf, err := redisconf.Open(cfg.RedisURL, min(max(cfg.Worker.Concurrency/2, 64), 256))
+	rdb, rconf, err := redisconf.Open(cfg.RedisURL, RedisPoolSize(cfg.Worker.Concurrency))
 	if err != nil {
 		_ = store.Close()
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
@@ -155,6 +153,12 @@ func Open(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) (*App, e
 	}
 	return a, nil
 }
+
+// RedisPoolSize is the Redis connection pool of a process whose worker
+// handles concurrency tasks at once. Handlers hold a connection only for a
+// moment; a bounded pool keeps hundreds of concurrent tasks from opening
+// hundreds of connections.
+func RedisPoolSize(concurrency int) int { return min(max(concurrency/2, 64), 256) }
 
 // directories builds the external license directories. With rdb, writes to
 // a tenant are paced across every worker process through Redis
