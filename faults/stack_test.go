@@ -55,10 +55,16 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
+	return newStackOn(t, testenv.Redis(t))
+}
+
+// newStackOn is newStack on the Redis at redisURL, of any mode.
+func newStackOn(t *testing.T, redisURL string) *stack {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	st, err := devstack.Start(ctx, devstack.Options{
-		DatabaseURL: testenv.Postgres(t, storage.MigrateURL), RedisURL: testenv.Redis(t),
+		DatabaseURL: testenv.Postgres(t, storage.MigrateURL), RedisURL: redisURL,
 		Partner: "faults", Exe: binary(t),
 		Env: []string{
 			"LICENSEOPS_SWEEP_INTERVAL=" + sweepInterval.String(),
