@@ -167,7 +167,11 @@ func TestRedisCluster(t *testing.T) {
 		"LICENSEOPS_GRAPH_CLIENT_ID=app", "LICENSEOPS_GRAPH_CLIENT_SECRET=s3cret",
 		fmt.Sprintf("LICENSEOPS_GRAPH_RATE=%d", graphRate), "LICENSEOPS_WORKER_CONCURRENCY=16",
 	}
-	c := s.client(s.startAPI(groupedRollout))
+	api := s.startAPI(groupedRollout)
+	c := s.client(api)
+	if ready, err := apiclient.New(api.URL, "").Readyz(context.Background()); err != nil || ready.RedisMode != "cluster" || ready.RedisPrimary != "ok" {
+		t.Fatalf("/readyz: %+v, %v; want redis_mode cluster and redis_primary ok", ready, err)
+	}
 	ids := c.seed("cluster", users, "E5", seats)
 	w1, w2 := s.startWorker(), s.startWorker()
 
