@@ -299,3 +299,16 @@ func CheckPrimary(ctx context.Context, rdb redis.UniversalClient) error {
 	}
 	return rdb.Ping(ctx).Err()
 }
+
+// HashTag is the part of key that Redis Cluster hashes to pick its slot:
+// the text between the first { and the next } when it is not empty, else
+// the whole key. Keys that one script or transaction touches together
+// must have the same.
+func HashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}

@@ -138,3 +138,11 @@ func TestNewClientMode(t *testing.T) {
 		t.Error("a plain client is not Single")
 	}
 }
+
+func TestHashTag(t *testing.T) {
+	for key, want := range map[string]string{"asynq:{default}:pending": "default", "plain": "plain", "a{}b": "a{}b", "x{y}{z}": "y", "{open": "{open"} {
+		if got := HashTag(key); got != want {
+			t.Errorf("HashTag(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
