@@ -219,8 +219,9 @@ func Redact(raw string) string {
 func (c Config) NewClient(poolSize int) redis.UniversalClient {
 	var tlsConf *tls.Config
 	if c.TLS {
-		// The system's roots (SSL_CERT_FILE adds a private CA); the server
-		// name is each address's host, which go-redis fills in per node.
+		// The system's roots (SSL_CERT_FILE adds a private CA). No server
+		// name: crypto/tls takes each node's from the address it dials, as
+		// Sentinel and Cluster hand out several.
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	switch c.Mode {
