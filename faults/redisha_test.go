@@ -34,6 +34,8 @@ func TestSentinelFailover(t *testing.T) {
 	ha := testenv.RedisSentinel(t)
 	s := newStackOn(t, ha.URL())
 	s.env = []string{"LICENSEOPS_STALL_AFTER=" + sentinelStallAfter.String()}
+	// 10,000 users go through asynq groups (LICENSEOPS_AGGREGATE_MIN), a
+	// thousand users per task, as large rollouts do.
 	limited := s.startAPI("LICENSEOPS_RATE_LIMIT=100000")
 	c := s.client(s.startAPI())
 	ids := c.seed("sentinel", users, "E5", seats)
@@ -58,11 +60,14 @@ func TestSentinelFailover(t *testing.T) {
 	p, _ := s.progress(op)
 	t.Logf("RECOVERY Sentinel promotion: %.1fs from the primary killed to the replica promoted (%d of %d items done at the kill, %d then)",
 		time.Since(killedAt).Seconds(), doneAtKill, users, p.Done)
-	// Usually a few seconds; but a task that the primary handed out just
+	// Usually a few seconds. But a task that the primary handed out just
 	// before it died, whose answer never reached the worker, is active on
-	// the new primary under a lease nobody extends, and waits for asynq's
-	// lease recovery (up to about two minutes).
-	f := s.waitFinished(op, 180*time.Second)
+	// the new primary under a lease nobody extends and waits for asynq's
+	// lease recovery (up to about two minutes); and a group that asynq was
+	// aggregating into a batch at the kill (this rollout goes through
+	// groups) waits in its aggregation set until asynq reclaims it, two
+	// minutes after, checked every minute.
+	f := s.waitFinished(op, 240*time.Second)
 	recovery(t, "Sentinel failover (primary killed)", killedAt, f.At)
 	probe.stop()
 	t.Logf("workers re-enqueued %v stalled and %v lost items; longest stall %.1fs with %d items done",
