@@ -72,6 +72,12 @@ func TestSentinelFailover(t *testing.T) {
 	probe.stop()
 	t.Logf("workers re-enqueued %v stalled and %v lost items; longest stall %.1fs with %d items done",
 		reenqueued("stalled", w1, w2), reenqueued("queue_lost", w1, w2), f.Stall().Seconds(), f.DoneAtStall)
+	if f.Stall() > 10*time.Second {
+		// What kept the rollout waiting is in the workers' last words.
+		for _, w := range []*proc{w1, w2} {
+			t.Logf("--- last output of worker pid %d:\n%s", w.Pid(), w.Tail(60))
+		}
+	}
 
 	rlErrors := metric(limited, "licenseops_rate_limit_errors_total")
 	t.Logf("api with rate limiting during the failover: %s; rate limit checks Redis could not answer (let through): %v", probe, rlErrors)
