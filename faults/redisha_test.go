@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	apiclient "github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/testenv"
+	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/provider/graphsim"
 )
 
@@ -282,4 +285,55 @@ func tenantConsumedSim(sim *graphsim.Server, tenant string) int {
 		return -1
 	}
 	return state.SKUs[0].Consumed
+}
+
+// A group caught mid-aggregation by a failover or a dead worker: asynq had
+// moved its tasks into an aggregation set, and the batch made of them was
+// never enqueued. asynq puts the tasks back into the group once the set is
+// stale, but (v0.26) no longer lists the group, so no aggregator sees it;
+// the sweeper's stall rule lists it again. The test leaves Redis as such an
+// aggregation leaves it, before any worker runs.
+func TestGroupLostMidAggregation(t *testing.T) {
+	const users, seats = 2000, 1800
+	s := newStack(t)
+	s.env = []string{"LICENSEOPS_STALL_AFTER=3s"}
+	c := s.client(s.startAPI(groupedRollout))
+	ids := c.seed("aggr", users, "E5", seats)
+	op := c.start("aggr", operationRequest{UserIDs: ids, Assign: []string{"E5"}, AllowPartial: true})
+	ctx := context.Background()
+	q := "asynq:{" + jobs.QueueDefault + "}:"
+	group := jobs.GroupKey(op, 0)
+	err := waitUntil(30*time.Second, func() (bool, error) {
+		n, err := s.rdb.ZCard(ctx, q+"g:"+group).Result()
+		return n == users, err
+	})
+	if err != nil {
+		t.Fatalf("the operation's %d tasks are not in its group: %v", users, err)
+	}
+	// What asynq's aggregation check does, and the enqueue of the batch
+	// that never happened: the tasks in a set whose deadline has passed,
+	// the group emptied and no longer listed.
+	members, err := s.rdb.ZRangeWithScores(ctx, q+"g:"+group, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := q + "g:" + group + ":lost-batch"
+	if err := s.rdb.ZAdd(ctx, set, members...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []error{
+		s.rdb.Del(ctx, q+"g:"+group).Err(),
+		s.rdb.SRem(ctx, q+"groups", group).Err(),
+		s.rdb.ZAdd(ctx, q+"aggregation_sets", redis.Z{Score: float64(time.Now().Add(-time.Minute).Unix()), Member: set}).Err(),
+	} {
+		if cmd != nil {
+			t.Fatal(cmd)
+		}
+	}
+	start := time.Now()
+	w := s.startWorker() // its recoverer puts the tasks back into the group at once
+	f := s.waitFinished(op, time.Minute)
+	recovery(t, "group lost mid-aggregation (from the first worker's start)", start, f.At)
+	checkGrouped(t, w)
+	s.verifyRollout(c, op, users, "E5", seats)
 }
