@@ -16,7 +16,8 @@
 // build only), a storm of 429s, 5xx and timeouts from the Graph simulator,
 // the same task delivered twice at once to two workers, three workers
 // with two apis racing assigns and revokes for fewer seats than users, and
-// the Redis primary killed under Sentinel (a failover to its replica). One
+// the Redis primary killed under Sentinel (a failover to its replica), an
+// asynq group left as an aggregation interrupted by such a failover. One
 // test runs licenseops on a Redis Cluster instead of injecting a fault: a
 // rollout, a cleanup run and the Graph pacing across two workers.
 //
