@@ -34,7 +34,7 @@ soak: deps ## the randomized model test (worker TestModel) for longer: MODEL_RUN
 	LICENSEOPS_MODEL_RUNS=$(MODEL_RUNS) LICENSEOPS_MODEL_SEED=$(MODEL_SEED) $(GO) test -race -count=1 -timeout 60m -run '^TestModel$$' -v ./worker
 
 .PHONY: test-faults
-test-faults: deps ## the fault suite (about 3 minutes): real api and worker processes, workers killed, Postgres and Redis restarted
+test-faults: deps ## the fault suite (about 4 minutes): real api and worker processes, workers killed, Postgres and Redis restarted, Redis failed over under Sentinel and run as a Cluster
 	$(GO) vet -tags faultinject ./faults/... ./api/... ./intake/...
 	$(GO) test -tags faultinject -race -count=1 -timeout 15m ./faults/...
 

@@ -22,7 +22,8 @@ import (
 // renewed on each request but never past the maximum lifetime. Every
 // request looks the token up again, so revoking a token ends its sessions
 // at once. The selection of users is a Redis set per session and customer
-// with the same TTL.
+// with the same TTL. A session's keys are written and deleted together, so
+// the hash is their hash tag ({hash}): in Redis Cluster they share a slot.
 
 const (
 	sessionCookie       = "lops_session"
@@ -47,6 +48,8 @@ type sessions struct {
 	rdb       redis.UniversalClient
 	idle, max time.Duration
 }
+
+func sessionKey(hash string) string { return sessionPrefix + "{" + hash + "}" }
 
 func randomID() (string, error) {
 	b := make([]byte, 32)
@@ -80,7 +83,7 @@ func (ss *sessions) create(ctx context.Context, p *licensing.Principal) (string,
 	if err != nil {
 		return "", err
 	}
-	key := sessionPrefix + hashID(id)
+	key := sessionKey(hashID(id))
 	_, err = ss.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.HSet(ctx, key, "token_id", p.TokenID, "csrf", csrf, "created", time.Now().Unix())
 		pipe.Expire(ctx, key, ss.idle)
@@ -98,7 +101,7 @@ func (ss *sessions) load(r *http.Request) (*session, error) {
 	}
 	ctx := r.Context()
 	h := hashID(id)
-	key := sessionPrefix + h
+	key := sessionKey(h)
 	vals, err := ss.rdb.HGetAll(ctx, key).Result()
 	if err != nil {
 		return nil, err
@@ -196,7 +199,7 @@ type selection struct {
 }
 
 func (c *Console) selection(s *session, customerID string) selection {
-	return selection{ss: c.sessions, s: s, key: selectionPrefix + s.hash + ":" + customerID}
+	return selection{ss: c.sessions, s: s, key: selectionPrefix + "{" + s.hash + "}:" + customerID}
 }
 
 func (sel selection) count(ctx context.Context) (int, error) {

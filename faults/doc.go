@@ -14,12 +14,18 @@
 // and Postgres restarted, the api dying between the commit of an operation
 // and the enqueue of its tasks (a fail point compiled into the faultinject
 // build only), a storm of 429s, 5xx and timeouts from the Graph simulator,
-// the same task delivered twice at once to two workers, and three workers
-// with two apis racing assigns and revokes for fewer seats than users.
+// the same task delivered twice at once to two workers, three workers
+// with two apis racing assigns and revokes for fewer seats than users, and
+// the Redis primary killed under Sentinel (a failover to its replica), an
+// asynq group left as an aggregation interrupted by such a failover. One
+// test runs licenseops on a Redis Cluster instead of injecting a fault: a
+// rollout, a cleanup run and the Graph pacing across two workers.
 //
 // The tests stop and restart the private Postgres and Redis servers of
 // internal/testenv, so they never call t.Parallel and skip when those servers
-// come from TEST_DATABASE_URL or TEST_REDIS_URL. The package has only test
+// come from TEST_DATABASE_URL or TEST_REDIS_URL. The Sentinel and Cluster
+// tests start Redis servers and sentinels of their own (testenv.RedisSentinel,
+// testenv.RedisCluster) on free ports. The package has only test
 // files behind the faultinject build tag; run it with
 //
 //	make test-faults   # go test -tags faultinject -race -count=1 -timeout 15m ./faults/...

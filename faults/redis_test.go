@@ -97,7 +97,7 @@ func TestRedisRestartWithoutPersistence(t *testing.T) {
 // enableAOF turns the append-only file on in the running server and waits
 // until it holds the whole dataset, so that a restart with --appendonly yes
 // loads what was there before.
-func enableAOF(t *testing.T, rdb *redis.Client) {
+func enableAOF(t *testing.T, rdb redis.UniversalClient) {
 	t.Helper()
 	ctx := context.Background()
 	if err := rdb.ConfigSet(ctx, "appendfsync", "everysec").Err(); err != nil {

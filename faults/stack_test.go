@@ -45,8 +45,8 @@ const (
 type stack struct {
 	t   *testing.T
 	st  *devstack.Stack
-	db  *sql.DB       // the test's own view of Postgres
-	rdb *redis.Client // the test's own view of Redis
+	db  *sql.DB               // the test's own view of Postgres
+	rdb redis.UniversalClient // the test's own view of Redis
 	// env is added to the environment of every process (Graph settings).
 	env []string
 	// api is the api process started last, whose answers the waits read.
@@ -55,10 +55,16 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
+	return newStackOn(t, testenv.Redis(t))
+}
+
+// newStackOn is newStack on the Redis at redisURL, of any mode.
+func newStackOn(t *testing.T, redisURL string) *stack {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	st, err := devstack.Start(ctx, devstack.Options{
-		DatabaseURL: testenv.Postgres(t, storage.MigrateURL), RedisURL: testenv.Redis(t),
+		DatabaseURL: testenv.Postgres(t, storage.MigrateURL), RedisURL: redisURL,
 		Partner: "faults", Exe: binary(t),
 		Env: []string{
 			"LICENSEOPS_SWEEP_INTERVAL=" + sweepInterval.String(),

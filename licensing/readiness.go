@@ -5,6 +5,12 @@ package licensing
 type Readiness struct {
 	Postgres string `json:"postgres"`
 	Redis    string `json:"redis"`
+	// RedisMode is how Redis is deployed: single, sentinel or cluster.
+	RedisMode string `json:"redis_mode"`
+	// RedisPrimary is "ok" when a primary takes writes (in Sentinel mode
+	// the server Sentinel names says it is one; in Cluster mode every hash
+	// slot has one), else why not; empty when Redis does not answer.
+	RedisPrimary string `json:"redis_primary,omitempty"`
 	// Workers is nil when Redis does not answer.
 	Workers *WorkersAlive `json:"workers,omitempty"`
 }

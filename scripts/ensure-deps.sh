@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what `make test`, `make demo` and `make bench` need and a fresh
-# Debian machine may lack: the PostgreSQL and Redis server binaries (the
+# Debian machine may lack: the PostgreSQL, Redis and Redis Sentinel binaries (the
 # tests and the demo start private servers from them; none is started here),
 # Debian's headless Chromium and axe-core for the console's browser tests,
 # and make's other tools. Go modules come through the Go module proxy.
@@ -11,10 +11,13 @@ have_postgres() {
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
 }
 have_redis() { command -v redis-server >/dev/null 2>&1; }
+# The fault suite's Sentinel failover test starts private sentinels from it.
+have_sentinel() { command -v redis-sentinel >/dev/null 2>&1; }
 
 missing=()
 have_postgres || missing+=(postgresql)
 have_redis || missing+=(redis-server)
+have_sentinel || missing+=(redis-sentinel)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)   # go test -race needs cgo
 # The console's browser tests (console/browser_test.go) drive this one.
 command -v chromium-headless-shell >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium-headless-shell ] ||

@@ -230,6 +230,12 @@ func (s *Sweeper) reenqueue(ctx context.Context, op storage.UnfinishedOperation,
 		if err := s.runArchived(ctx, op); err != nil {
 			return err
 		}
+		// Tasks asynq reclaimed into a group it no longer lists.
+		if n, err := jobs.ReviveGroups(ctx, s.rdb, op.Queue, op.ID); err != nil {
+			return err
+		} else if n > 0 {
+			s.log.Info("listed the operation's asynq groups again", "operation_id", op.ID, "groups", n)
+		}
 	}
 	return s.store.MarkEnqueued(ctx, op.ID)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/licenseops/licenseops/console"
 	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/internal/health"
+	"github.com/licenseops/licenseops/internal/redisconf"
 	"github.com/licenseops/licenseops/internal/tenantrate"
 	"github.com/licenseops/licenseops/provider"
 	"github.com/licenseops/licenseops/provider/msgraph"
@@ -58,7 +59,7 @@ type App struct {
 	cfg     Config
 	log     *slog.Logger
 	store   *storage.Store
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	intake  *intake.Service // one per process, shared by api and worker
 	api     *api.Server
 	worker  *worker.Worker
@@ -82,18 +83,15 @@ func Open(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) (*App, e
 		_ = store.Close() // the setup error is the one to report
 		return nil, err
 	}
-	ropts, err := redis.ParseURL(cfg.RedisURL)
+	rdb, rconf, err := redisconf.Open(cfg.RedisURL, RedisPoolSize(cfg.Worker.Concurrency))
 	if err != nil {
 		_ = store.Close()
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	// Handlers hold a connection only for a moment; a bounded pool keeps
-	// hundreds of concurrent tasks from opening hundreds of connections.
-	ropts.PoolSize = min(max(cfg.Worker.Concurrency/2, 64), 256)
-	a.rdb = redis.NewClient(ropts)
+	a.rdb = rdb
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
 		_ = a.close()
-		return nil, fmt.Errorf("connect to redis (REDIS_URL=%s): %w", RedactURL(cfg.RedisURL), err)
+		return nil, fmt.Errorf("connect to redis (%s, %s): %w; check that it runs and that REDIS_URL or LICENSEOPS_REDIS_* point to it", rconf.Mode, rconf, err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -156,6 +154,12 @@ func Open(ctx context.Context, cfg Config, mode Mode, log *slog.Logger) (*App, e
 	return a, nil
 }
 
+// RedisPoolSize is the Redis connection pool of a process whose worker
+// handles concurrency tasks at once. Handlers hold a connection only for a
+// moment; a bounded pool keeps hundreds of concurrent tasks from opening
+// hundreds of connections.
+func RedisPoolSize(concurrency int) int { return min(max(concurrency/2, 64), 256) }
+
 // directories builds the external license directories. With rdb, writes to
 // a tenant are paced across every worker process through Redis
 // (LICENSEOPS_GRAPH_RATE per tenant and LICENSEOPS_GRAPH_APP_RATE across
@@ -211,7 +215,7 @@ func (p GraphPacer) Admit(ctx context.Context, tenantID, ticket string, writes i
 }
 
 // serviceMux serves /metrics, /healthz and /readyz for a worker process.
-func serviceMux(reg *prometheus.Registry, store *storage.Store, rdb *redis.Client, withPProf bool) http.Handler {
+func serviceMux(reg *prometheus.Registry, store *storage.Store, rdb redis.UniversalClient, withPProf bool) http.Handler {
 	mux := http.NewServeMux()
 	if withPProf {
 		// Off by default: profiles show internals and cost CPU while taken.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/intake"
+	"github.com/licenseops/licenseops/internal/redisconf"
 	"github.com/licenseops/licenseops/provider/msgraph"
 	"github.com/licenseops/licenseops/worker"
 )
@@ -25,7 +26,10 @@ import (
 // collects them.
 type Config struct {
 	DatabaseURL string
-	RedisURL    string
+	// RedisURL is Redis of any mode (internal/redisconf): REDIS_URL, or
+	// the URL LICENSEOPS_REDIS_SENTINELS or _CLUSTER and the other
+	// LICENSEOPS_REDIS_ settings make.
+	RedisURL string
 	// DBMaxConns bounds the Postgres pool of the process.
 	DBMaxConns int
 	// MetricsAddr is where a worker serves /metrics, /healthz and /readyz.
@@ -210,7 +214,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c := DefaultConfig()
 	e := &envReader{getenv: getenv}
 	c.DatabaseURL = e.str("DATABASE_URL", c.DatabaseURL)
-	c.RedisURL = e.str("REDIS_URL", c.RedisURL)
+	if u, err := redisconf.URLFromEnv(getenv, c.RedisURL); err != nil {
+		e.errs = append(e.errs, err)
+	} else {
+		c.RedisURL = u
+	}
 	c.DBMaxConns = e.count("LICENSEOPS_DB_MAX_CONNS", c.DBMaxConns)
 	c.MetricsAddr = e.str("LICENSEOPS_METRICS_ADDR", c.MetricsAddr)
 	_, c.MetricsAddrSet = e.value("LICENSEOPS_METRICS_ADDR")

@@ -191,3 +191,25 @@ func TestGraphWritesPacedPerTenantAcrossWorkers(t *testing.T) {
 		}
 	}
 }
+
+// The Redis settings of the environment become one URL of their mode, and a
+// bad one stops the process with the other bad values, saying what to set.
+func TestRedisFromEnv(t *testing.T) {
+	cfg, err := FromEnv(func(k string) string {
+		return map[string]string{"LICENSEOPS_REDIS_SENTINELS": "s1:26379,s2:26379,s3:26379", "LICENSEOPS_REDIS_MASTER": "mymaster",
+			"LICENSEOPS_REDIS_PASSWORD": "pw"}[k]
+	})
+	if want := "redis-sentinel://:pw@s1:26379,s2:26379,s3:26379/mymaster/0"; err != nil || cfg.RedisURL != want {
+		t.Errorf("sentinels: RedisURL = %q, %v; want %q", cfg.RedisURL, err, want)
+	}
+	_, err = FromEnv(func(k string) string {
+		return map[string]string{"LICENSEOPS_REDIS_CLUSTER": "n1:7000", "REDIS_URL": "redis://r/0", "LICENSEOPS_PPROF": "yes"}[k]
+	})
+	if err == nil || !strings.Contains(err.Error(), "set only one of REDIS_URL") || !strings.Contains(err.Error(), "LICENSEOPS_PPROF=") {
+		t.Errorf("REDIS_URL and a cluster: %v, want both problems reported", err)
+	}
+	_, err = FromEnv(func(k string) string { return map[string]string{"REDIS_URL": "redis-cluster://n1/2"}[k] })
+	if err == nil || !strings.Contains(err.Error(), "REDIS_URL: ") || !strings.Contains(err.Error(), "remove /2") {
+		t.Errorf("a cluster URL with a database: %v, want an error naming REDIS_URL and what to do", err)
+	}
+}

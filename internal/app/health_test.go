@@ -44,8 +44,8 @@ func TestReadyzCountsWorkers(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: /readyz: %v", c.mode, err)
 		}
-		if rep.Postgres != "ok" || rep.Redis != "ok" || rep.Workers == nil || rep.Workers.Alive != c.alive {
-			t.Errorf("%s: /readyz %+v (workers %+v), want postgres and redis ok and %d workers alive", c.mode, rep, rep.Workers, c.alive)
+		if rep.Postgres != "ok" || rep.Redis != "ok" || rep.RedisMode != "single" || rep.RedisPrimary != "ok" || rep.Workers == nil || rep.Workers.Alive != c.alive {
+			t.Errorf("%s: /readyz %+v (workers %+v), want postgres, redis and its primary ok, mode single and %d workers alive", c.mode, rep, rep.Workers, c.alive)
 		}
 		if (rep.Workers.Message != "") != (c.alive == 0) {
 			t.Errorf("%s: workers message %q with %d alive", c.mode, rep.Workers.Message, rep.Workers.Alive)

@@ -53,6 +53,7 @@ import (
 	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/localdb"
+	"github.com/licenseops/licenseops/internal/redisconf"
 	"github.com/licenseops/licenseops/internal/stack"
 )
 
@@ -641,7 +642,7 @@ func (r *benchRunner) setup(ctx context.Context) error {
 	if o.RedisURL == "" {
 		r.rep.Machine.Redis = "private (localdb: no persistence)"
 	} else {
-		r.rep.Machine.Redis = "REDIS_URL " + app.RedactURL(o.RedisURL)
+		r.rep.Machine.Redis = "REDIS_URL " + redisconf.Redact(o.RedisURL)
 	}
 	var err error
 	if r.logDir, err = os.MkdirTemp("", "licenseops-bench-logs-"); err != nil {

@@ -30,6 +30,8 @@ import (
 
 	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/intake"
+	"github.com/licenseops/licenseops/internal/app"
+	"github.com/licenseops/licenseops/internal/redisconf"
 	"github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/stack"
 	"github.com/licenseops/licenseops/jobs"
@@ -98,14 +100,10 @@ func (r *benchRunner) baselineRun(ctx context.Context, conc int) (benchBaselineR
 	}
 	n := r.o.Users
 	r.progress("(a) bare asynq: enqueueing %d no-op tasks", n)
-	newClient := func() (*redis.Client, error) {
-		opts, err := redis.ParseURL(r.s.RedisURL)
-		if err != nil {
-			return nil, err
-		}
-		// The pool NewApp gives the api and the worker.
-		opts.PoolSize = min(max(conc/2, 64), 256)
-		return redis.NewClient(opts), nil
+	newClient := func() (redis.UniversalClient, error) {
+		// The pool the app gives the api and the worker.
+		rdb, _, err := redisconf.Open(r.s.RedisURL, app.RedisPoolSize(conc))
+		return rdb, err
 	}
 	enqRDB, err := newClient()
 	if err != nil {

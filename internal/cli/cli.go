@@ -301,7 +301,10 @@ the operation finished but some users failed; 130 detached from an operation wit
 
 Configuration (environment):
   DATABASE_URL         Postgres URL (default ` + app.DefaultDatabaseURL + `)
-  REDIS_URL            Redis URL (default ` + app.DefaultRedisURL + `)
+  REDIS_URL            Redis URL (default ` + app.DefaultRedisURL + `); also
+                       redis-sentinel://h1:26379,h2:26379/mymaster/0, redis-cluster://h1:6379,h2:6379
+  LICENSEOPS_REDIS_SENTINELS and _MASTER, or LICENSEOPS_REDIS_CLUSTER, instead of REDIS_URL;
+  LICENSEOPS_REDIS_PASSWORD, _USERNAME, _SENTINEL_PASSWORD, _TLS=true (README: Operations)
 Run "licenseops <command> -h" for the flags of a command.
 `)
 	return b.String()

@@ -435,8 +435,8 @@ func procStat(pid int) (ppid int, state byte, ok bool) {
 	return ppid, f[0][0], err == nil
 }
 
-// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
+// FreePort returns a TCP port of 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("localdb: find a free port: %w", err)
@@ -452,7 +452,7 @@ func startOwned(ctx context.Context, newServer func(addr string, port int) *Serv
 	var err error
 	for range 3 {
 		var port int
-		port, err = freePort()
+		port, err = FreePort()
 		if err != nil {
 			return nil, err
 		}

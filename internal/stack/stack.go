@@ -36,6 +36,7 @@ import (
 	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/app"
 	"github.com/licenseops/licenseops/internal/localdb"
+	"github.com/licenseops/licenseops/internal/redisconf"
 	"github.com/licenseops/licenseops/storage"
 	"github.com/licenseops/licenseops/worker"
 )
@@ -112,7 +113,7 @@ type Stack struct {
 	// database, and Redis a client of its own, for what the API does not
 	// show.
 	Store *storage.Store
-	Redis *redis.Client
+	Redis redis.UniversalClient
 
 	o     Options
 	insp  *asynq.Inspector
@@ -164,13 +165,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if s.Token, err = s.CreateToken(ctx, "stack", "global_admin"); err != nil {
 		return nil, err
 	}
-	ropts, err := redis.ParseURL(s.RedisURL)
-	if err != nil {
+	var rconf redisconf.Config
+	if s.Redis, rconf, err = redisconf.Open(s.RedisURL, 0); err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	s.Redis = redis.NewClient(ropts)
 	if err := s.Redis.Ping(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("connect to redis (%s): %w", app.RedactURL(s.RedisURL), err)
+		return nil, fmt.Errorf("connect to redis (%s): %w; check that it runs", rconf, err)
 	}
 	s.insp = asynq.NewInspectorFromRedisClient(s.Redis)
 	if o.InProcess {

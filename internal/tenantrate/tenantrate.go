@@ -26,13 +26,19 @@ import (
 // Keys in Redis. A tenant's pace is one key (its theoretical arrival time,
 // GCRA's TAT), a reserved slot one key per ticket, the tenants writing
 // lately a sorted set, and the pressure Graph reported one key per tenant
-// and one for the app.
+// and one for the app. One script reads a tenant's keys with the app's
+// (the active tenants, the app's pressure), so in Redis Cluster they must
+// share a hash slot: every key has the hash tag {licenseops:directory-writes},
+// and one primary of a cluster paces every tenant.
 const (
-	keyPrefix      = "licenseops:directory-writes:"
-	ticketPrefix   = "licenseops:directory-writes:ticket:"
-	activeKey      = "licenseops:directory-writes:active"
-	pressurePrefix = "licenseops:directory-writes:pressure:"
-	appPressureKey = "licenseops:directory-writes:pressure-app"
+	keyPrefix      = "{licenseops:directory-writes}:"
+	ticketPrefix   = "{licenseops:directory-writes}:ticket:"
+	activeKey      = "{licenseops:directory-writes}:active"
+	pressurePrefix = "{licenseops:directory-writes}:pressure:"
+	appPressureKey = "{licenseops:directory-writes}:pressure-app"
+	// noTicketKey stands for "no ticket" in the script's keys: an empty
+	// key would hash to another slot than the others.
+	noTicketKey = "{licenseops:directory-writes}:no-ticket"
 )
 
 // Defaults of Config.
@@ -124,11 +130,11 @@ type Admission struct {
 // the slot reserved earlier under the ticket. Times are microseconds of
 // Redis's clock, so that hosts whose clocks differ share one timeline.
 //
-// KEYS: 1 the tenant's TAT, 2 the ticket ("" for none), 3 the active
+// KEYS: 1 the tenant's TAT, 2 the ticket (noTicketKey for none), 3 the active
 // tenants, 4 the tenant's pressure, 5 the app's pressure.
 // ARGV: 1 tenant, 2 writes, 3 tenant interval, 4 app interval (0: none),
 // 5 burst (writes), 6 hold, 7 horizon, 8 active window, 9 ticket slack,
-// 10 pressure threshold.
+// 10 pressure threshold, 11 "1" when KEYS[2] is a ticket.
 // Returns {state, wait}: state 1 go, 0 reserved, 2 come back later.
 var admitScript = redis.NewScript(`
 local t = redis.call('TIME')
@@ -136,7 +142,8 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local hold, horizon = tonumber(ARGV[6]), tonumber(ARGV[7])
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[8]))
-if KEYS[2] ~= '' then
+local hasTicket = ARGV[11] == '1'
+if hasTicket then
   local ticket = redis.call('GET', KEYS[2])
   if ticket then
     local wait = tonumber(ticket) - now
@@ -166,7 +173,7 @@ if wait > horizon then
 end
 local newTat = tat + interval * tonumber(ARGV[2])
 redis.call('SET', KEYS[1], string.format('%d', newTat), 'PX', math.ceil((newTat - now) / 1000) + 1000)
-if wait <= hold or KEYS[2] == '' then
+if wait <= hold or not hasTicket then
   return {1, wait}
 end
 redis.call('SET', KEYS[2], string.format('%d', slot), 'PX', math.ceil((wait + tonumber(ARGV[9])) / 1000))
@@ -191,11 +198,15 @@ func (l *Limiter) admit(ctx context.Context, tenantID, ticketKey string, writes 
 	if l.cfg.AppPerSecond > 0 {
 		appInterval = micros(l.cfg.AppPerSecond)
 	}
+	hasTicket := "1"
+	if ticketKey == "" {
+		ticketKey, hasTicket = noTicketKey, "0"
+	}
 	res, err := admitScript.Run(ctx, l.rdb,
 		[]string{keyPrefix + tenantID, ticketKey, activeKey, pressurePrefix + tenantID, appPressureKey},
 		tenantID, max(writes, 1), micros(l.cfg.PerSecond), appInterval, max(1, int(math.Ceil(l.cfg.PerSecond))),
 		hold.Microseconds(), horizon.Microseconds(), activeWindow.Microseconds(), ticketSlack.Microseconds(),
-		strconv.FormatFloat(PressureThreshold, 'f', -1, 64)).Int64Slice()
+		strconv.FormatFloat(PressureThreshold, 'f', -1, 64), hasTicket).Int64Slice()
 	if err != nil {
 		return Admission{}, fmt.Errorf("tenant write quota (Redis): %w", err)
 	}

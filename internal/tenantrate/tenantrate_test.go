@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/licenseops/licenseops/internal/redisconf"
 	"github.com/licenseops/licenseops/internal/testenv"
 )
 
@@ -267,5 +268,16 @@ func TestAppPressureSlowsEveryTenant(t *testing.T) {
 	// 10/s slowed to 0.8/1.6 of it: 5/s.
 	if gap := tenGaps(l2, "y"); gap < 1950*time.Millisecond || gap > 2050*time.Millisecond {
 		t.Fatalf("with the app at 1.6 of its limit, 10 writes of another tenant at 10/s take %v, want 2 s", gap)
+	}
+}
+
+// One script reads a tenant's keys with the app's: in Redis Cluster they
+// must hash to one slot, the "no ticket" placeholder included.
+func TestKeysShareAHashSlot(t *testing.T) {
+	tag := redisconf.HashTag(activeKey)
+	for _, key := range []string{keyPrefix + "t1", ticketPrefix + "t1:task", pressurePrefix + "t1", appPressureKey, noTicketKey} {
+		if got := redisconf.HashTag(key); got != tag {
+			t.Errorf("key %q hashes on %q, want %q like %q", key, got, tag, activeKey)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/licenseops/licenseops/api"
 	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/intake"
+	"github.com/licenseops/licenseops/internal/redisconf"
 	"github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/testenv"
 	"github.com/licenseops/licenseops/licensing"
@@ -53,7 +54,7 @@ type Bundle struct {
 	// DB is a connection of the test's own to the bundle's database, for
 	// asserting what the API does not show (rows, locks, constraints).
 	DB      *sqlx.DB
-	Redis   *redis.Client
+	Redis   redis.UniversalClient
 	API     *api.Server
 	Intake  *intake.Service // creates the operations of the API and of the workers' cleanup runs
 	Workers []*worker.Worker
@@ -80,12 +81,9 @@ func New(t testing.TB, opts Options) *Bundle {
 		t.Fatalf("open database: %v", err)
 	}
 	t.Cleanup(func() { _ = b.DB.Close() })
-	ropts, err := redis.ParseURL(b.RedisURL)
-	if err != nil {
-		t.Fatalf("parse redis url: %v", err)
+	if b.Redis, _, err = redisconf.Open(b.RedisURL, 100); err != nil {
+		t.Fatal(err)
 	}
-	ropts.PoolSize = 100
-	b.Redis = redis.NewClient(ropts)
 	t.Cleanup(func() { _ = b.Redis.Close() })
 	if opts.APIConfig.Registry == nil {
 		opts.APIConfig.Registry = prometheus.NewRegistry()
