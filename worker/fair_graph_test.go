@@ -183,7 +183,12 @@ func TestGraphTenantsShareWorkersFairly(t *testing.T) {
 					t.Errorf("customer %s: consumed %d, reserved %d, assignments %d; want %d, 0, %d", id, consumed, reserved, assignments, n, n)
 				}
 			}
-			if st := sim.Stats(); st.QuotaExceeded != 0 || st.Throttled != 0 {
+			// Writes are paced below the quota, so Graph refuses none over
+			// it; on a starved machine a few paced writes leave late and
+			// together, and the simulator's one second of burst may refuse
+			// one or two of them (retried, as Graph's 429s are): at most
+			// one write in a hundred.
+			if st := sim.Stats(); st.QuotaExceeded > st.Requests/100 || st.Throttled != 0 {
 				t.Errorf("the simulator throttled: %+v", st)
 			}
 		})
