@@ -17,11 +17,13 @@ import (
 // operationRequest is the body of POST …/license-operations. Its checks
 // are the intake's (intake.Request), the same for every front end.
 type operationRequest struct {
-	UserIDs       []string `json:"user_ids"`
-	Assign        []string `json:"assign"`
-	Revoke        []string `json:"revoke"`
-	UsageLocation *string  `json:"usage_location"`
-	AllowPartial  bool     `json:"allow_partial"`
+	UserIDs []string `json:"user_ids"`
+	Assign  []string `json:"assign"`
+	Revoke  []string `json:"revoke"`
+	// Replace swaps licenses for the users who hold each pair's from.
+	Replace       []licensing.Replacement `json:"replace"`
+	UsageLocation *string                 `json:"usage_location"`
+	AllowPartial  bool                    `json:"allow_partial"`
 	// DryRun asks for a preview: checked as a real submit, nothing written.
 	DryRun bool `json:"dry_run"`
 	// NotBefore (RFC 3339) schedules the operation; a preview ignores it.
@@ -84,7 +86,7 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *lice
 		return err
 	}
 	in := intake.Request{
-		Principal: p, Customer: c, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
+		Principal: p, Customer: c, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke, Replace: req.Replace,
 		UsageLocation: req.UsageLocation, AllowPartial: req.AllowPartial, Source: licensing.SourceAPI, NotBefore: notBefore,
 	}
 	if req.DryRun {

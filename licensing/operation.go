@@ -60,7 +60,10 @@ type Operation struct {
 	UndoOf *string `json:"undo_of"`
 	// CancelRequestedAt is when a cancel was asked for (nil: never).
 	CancelRequestedAt *time.Time `json:"cancel_requested_at"`
-	Queue             string     `json:"-"`
+	// Replace swaps licenses where held (absent when there is none);
+	// Assign and Revoke do not repeat its SKUs.
+	Replace []Replacement `json:"replace,omitempty"`
+	Queue   string        `json:"-"`
 }
 
 // SeatShortage is one SKU that lacks seats at intake.
