@@ -21,9 +21,12 @@ type operationRequest struct {
 	Assign  []string `json:"assign"`
 	Revoke  []string `json:"revoke"`
 	// Replace swaps licenses for the users who hold each pair's from.
-	Replace       []licensing.Replacement `json:"replace"`
-	UsageLocation *string                 `json:"usage_location"`
-	AllowPartial  bool                    `json:"allow_partial"`
+	Replace []licensing.Replacement `json:"replace"`
+	// CopyFrom copies a user's licenses; Exact also revokes the others.
+	CopyFrom      string  `json:"copy_from"`
+	Exact         bool    `json:"exact"`
+	UsageLocation *string `json:"usage_location"`
+	AllowPartial  bool    `json:"allow_partial"`
 	// DryRun asks for a preview: checked as a real submit, nothing written.
 	DryRun bool `json:"dry_run"`
 	// NotBefore (RFC 3339) schedules the operation; a preview ignores it.
@@ -87,6 +90,7 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *lice
 	}
 	in := intake.Request{
 		Principal: p, Customer: c, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke, Replace: req.Replace,
+		CopyFrom: req.CopyFrom, Exact: req.Exact,
 		UsageLocation: req.UsageLocation, AllowPartial: req.AllowPartial, Source: licensing.SourceAPI, NotBefore: notBefore,
 	}
 	if req.DryRun {

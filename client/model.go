@@ -132,6 +132,10 @@ type OperationRequest struct {
 	// Replace swaps licenses only for the users who hold a pair's From
 	// when their change is applied; the others are left as they are.
 	Replace []Replacement `json:"replace,omitempty"`
+	// CopyFrom gives the users the licenses this user holds (and nothing
+	// else goes with it); Exact also takes away the licenses it lacks.
+	CopyFrom string `json:"copy_from,omitempty"`
+	Exact    bool   `json:"exact,omitempty"`
 	// UsageLocation, when set, is given to every user before the licenses
 	// are evaluated.
 	UsageLocation *string `json:"usage_location,omitempty"`

@@ -215,7 +215,7 @@ func (s *Service) newOperation(req Request) (storage.NewOperation, error) {
 	p := req.Principal
 	newOp := storage.NewOperation{
 		PartnerKey: p.PartnerKey, Customer: req.Customer, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
-		Replace: req.Replace, AllowPartial: req.AllowPartial, Source: req.Source, CreatedBy: p.TokenName, NotBefore: req.NotBefore,
+		Replace: req.Replace, CopyFrom: req.CopyFrom, Exact: req.Exact, AllowPartial: req.AllowPartial, Source: req.Source, CreatedBy: p.TokenName, NotBefore: req.NotBefore,
 		Queue: jobs.QueueFor(len(req.UserIDs), req.Source, s.cfg.InteractiveMax, s.cfg.BulkMin),
 	}
 	if req.UsageLocation != nil {
@@ -231,6 +231,10 @@ func (s *Service) newOperation(req Request) (storage.NewOperation, error) {
 		newOp.Revoke = append(slices.Clone(req.Revoke), licensing.ReplaceSources(req.Replace)...)
 		details["replace"] = req.Replace
 		details["skus"] = len(newOp.Assign) + len(newOp.Revoke)
+	}
+	if req.CopyFrom != "" {
+		// The licenses copied are the operation's assign, read when it is created.
+		details["copy_from"], details["exact"] = req.CopyFrom, req.Exact
 	}
 	entry, err := p.Audit(AuditOperationCreate, req.Customer.ID, "", details)
 	if err != nil {

@@ -29,6 +29,11 @@ type Request struct {
 	// Replace swaps licenses for the users who hold a pair's From when the
 	// worker applies their item; it shares no SKU with Assign or Revoke.
 	Replace []licensing.Replacement
+	// CopyFrom, when set, gives the users the licenses this user of the
+	// customer holds (read when the operation is created); Exact also
+	// takes away the others. It goes with no Assign, Revoke or Replace.
+	CopyFrom string
+	Exact    bool
 	// UsageLocation, when set, is the usage location every user gets (an
 	// ISO 3166-1 alpha-2 code, any case); nil keeps each user's own.
 	UsageLocation *string
@@ -71,7 +76,10 @@ func (req *Request) validate(maxUsers int) error {
 		return licensing.Errorf(licensing.CodeTooLarge,
 			"user_ids has %d entries; an operation takes up to %d distinct users, split the request", len(req.UserIDs), maxUsers)
 	}
-	if len(req.Assign) == 0 && len(req.Revoke) == 0 && len(req.Replace) == 0 {
+	if err := req.validateCopy(); err != nil {
+		return err
+	}
+	if len(req.Assign) == 0 && len(req.Revoke) == 0 && len(req.Replace) == 0 && req.CopyFrom == "" {
 		return invalid("nothing to do: give at least one SKU in assign, revoke or replace")
 	}
 	if err := licensing.CheckIDs("user id", req.UserIDs); err != nil {
@@ -112,6 +120,20 @@ func (req *Request) validate(maxUsers int) error {
 		req.UsageLocation = &loc
 	}
 	return req.validateSchedule(time.Now())
+}
+
+// validateCopy checks a copy of a user's licenses: the whole change, so
+// that nobody has to guess how it would combine with another.
+func (req *Request) validateCopy() error {
+	switch {
+	case req.CopyFrom == "" && req.Exact:
+		return invalid("exact goes with copy_from: give the user whose licenses to copy, or leave exact out")
+	case req.CopyFrom == "":
+		return nil
+	case len(req.Assign) > 0 || len(req.Revoke) > 0 || len(req.Replace) > 0:
+		return invalid("copy_from gives the licenses of user %s and goes alone: leave out assign, revoke and replace, or send them in another operation", req.CopyFrom)
+	}
+	return licensing.CheckID("copy_from user id", req.CopyFrom)
 }
 
 // validateReplace checks the replace pairs and drops repeated ones: each
@@ -215,9 +237,11 @@ func (req *Request) fingerprint() []byte {
 		AllowPartial  bool     `json:"allow_partial"`
 		// omitempty keeps the bytes of unscheduled requests as before.
 		NotBefore *time.Time `json:"not_before,omitempty"`
-		// and of requests without replace.
-		Replace []licensing.Replacement `json:"replace,omitempty"`
-	}{req.Customer.ID, req.UserIDs, req.Assign, req.Revoke, req.UsageLocation, req.AllowPartial, req.NotBefore, req.Replace})
+		// and of requests without replace or copy_from.
+		Replace  []licensing.Replacement `json:"replace,omitempty"`
+		CopyFrom string                  `json:"copy_from,omitempty"`
+		Exact    bool                    `json:"exact,omitempty"`
+	}{req.Customer.ID, req.UserIDs, req.Assign, req.Revoke, req.UsageLocation, req.AllowPartial, req.NotBefore, req.Replace, req.CopyFrom, req.Exact})
 	h := sha256.Sum256(b)
 	return h[:]
 }

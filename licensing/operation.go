@@ -63,7 +63,12 @@ type Operation struct {
 	// Replace swaps licenses where held (absent when there is none);
 	// Assign and Revoke do not repeat its SKUs.
 	Replace []Replacement `json:"replace,omitempty"`
-	Queue   string        `json:"-"`
+	// CopyFrom is the user whose licenses the operation copies (Assign
+	// holds them as they were at intake); Exact also revokes the others.
+	// Both are absent for other operations.
+	CopyFrom *string `json:"copy_from,omitempty"`
+	Exact    bool    `json:"exact,omitempty"`
+	Queue    string  `json:"-"`
 }
 
 // SeatShortage is one SKU that lacks seats at intake.

@@ -34,6 +34,9 @@ type Change struct {
 	// Assign, where the seats granted at intake find it; Evaluate assigns a
 	// To only to a user who holds one of its Froms (ForHeld).
 	Replace []Replacement `json:"replace,omitempty"`
+	// Exact revokes, besides Revoke, every license a user holds that is
+	// not in Assign (a copy of a user's licenses with "exact").
+	Exact bool `json:"exact,omitempty"`
 }
 
 // Replacement takes From from a user who holds it and assigns To instead,
@@ -44,19 +47,31 @@ type Replacement struct {
 }
 
 // ForHeld is the change for a user who holds held: without the Replace
-// targets whose From the user lacks. A change without Replace is returned
-// as it is, so ordinary operations pay nothing for it.
+// targets whose From the user lacks, and when Exact, revoking what it holds
+// beyond Assign. A change with neither is returned as it is, so ordinary
+// operations pay nothing for them.
 func (c Change) ForHeld(held []string) Change {
-	if len(c.Replace) == 0 {
+	if len(c.Replace) == 0 && !c.Exact {
 		return c
 	}
-	assign := make([]string, 0, len(c.Assign))
-	for _, sku := range c.Assign {
-		if !c.isReplaceTo(sku) || c.replacesHeld(sku, held) {
-			assign = append(assign, sku)
+	if len(c.Replace) > 0 {
+		assign := make([]string, 0, len(c.Assign))
+		for _, sku := range c.Assign {
+			if !c.isReplaceTo(sku) || c.replacesHeld(sku, held) {
+				assign = append(assign, sku)
+			}
 		}
+		c.Assign = assign
 	}
-	c.Assign = assign
+	if c.Exact {
+		revoke := slices.Clone(c.Revoke)
+		for _, sku := range held {
+			if !slices.Contains(c.Assign, sku) && !slices.Contains(revoke, sku) {
+				revoke = append(revoke, sku)
+			}
+		}
+		c.Revoke = revoke
+	}
 	return c
 }
 

@@ -26,7 +26,13 @@ type NewOperation struct {
 	// Replace swaps licenses where held. Assign must include every To and
 	// Revoke every From (licensing.Change.Replace): the grants' bits index
 	// Assign, and the worker drops a To for a user without its From.
-	Replace       []licensing.Replacement
+	Replace []licensing.Replacement
+	// CopyFrom, when set, is a user whose licenses become Assign (which
+	// must be empty, as Revoke and Replace must be) when the operation is
+	// created (resolveCopy); Exact also revokes from each user, when its
+	// item is applied, every license not in Assign.
+	CopyFrom      string
+	Exact         bool
 	UsageLocation string
 	AllowPartial  bool
 	DryRun        bool
@@ -77,6 +83,9 @@ func (s *Store) CreateOperation(ctx context.Context, req NewOperation) (licensin
 // record itself and its operation in one transaction.
 func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOperation, op *licensing.Operation) error {
 	id := uuid.New()
+	if err := resolveCopy(ctx, tx, &req); err != nil {
+		return err
+	}
 	skus := append(append([]string{}, req.Assign...), req.Revoke...)
 	if err := checkKnownSKUs(ctx, tx, req.Customer.Key, skus); err != nil {
 		return err
@@ -105,13 +114,13 @@ func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOpera
 	row := tx.QueryRowxContext(ctx, `
 		INSERT INTO operations (id, partner_key, customer_key, source, queue, assign, revoke, usage_location,
 			allow_partial, dry_run, catalog, default_usage_location, total, created_by, policy_id, status, not_before, undo_of,
-			replace_from, replace_to)
+			replace_from, replace_to, copy_from, exact)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), $9, $10, $11, $12, $13, $14, NULLIF($15, '')::uuid, $16, $17, NULLIF($18, '')::uuid,
-			$19, $20)
+			$19, $20, NULLIF($21, ''), $22)
 		RETURNING created_at`,
 		id, req.PartnerKey, req.Customer.Key, req.Source, req.Queue, pq.StringArray(nonNil(req.Assign)), pq.StringArray(nonNil(req.Revoke)),
 		req.UsageLocation, req.AllowPartial, req.DryRun, catalogJSON, req.Customer.DefaultUsageLocation, len(req.UserIDs), req.CreatedBy, req.PolicyID,
-		status, req.NotBefore, req.UndoOf, replaceFrom, replaceTo)
+		status, req.NotBefore, req.UndoOf, replaceFrom, replaceTo, req.CopyFrom, req.Exact)
 	if err := row.Scan(&op.CreatedAt); err != nil {
 		return err
 	}
@@ -161,6 +170,9 @@ func fillOperation(op *licensing.Operation, id string, req NewOperation) {
 	op.ID, op.CustomerID, op.Status, op.Total, op.Pending = id, req.Customer.ID, licensing.StatusQueued, len(req.UserIDs), len(req.UserIDs)
 	op.CreatedBy, op.Source, op.AllowPartial, op.DryRun, op.Queue = req.CreatedBy, req.Source, req.AllowPartial, req.DryRun, req.Queue
 	showChange(op, req.Assign, req.Revoke, req.Replace)
+	if req.CopyFrom != "" {
+		op.CopyFrom, op.Exact = &req.CopyFrom, req.Exact
+	}
 	if loc != "" {
 		op.UsageLocation = &loc
 	}
@@ -171,6 +183,39 @@ func fillOperation(op *licensing.Operation, id string, req NewOperation) {
 		undoOf := req.UndoOf
 		op.UndoOf = &undoOf
 	}
+}
+
+// resolveCopy turns a copy of a user's licenses into an ordinary change:
+// the reference user's licenses, as they are now, become req.Assign. A
+// reference that is not a user of the customer is UnknownUsers; one that
+// holds nothing leaves nothing to copy.
+func resolveCopy(ctx context.Context, q sqlx.QueryerContext, req *NewOperation) error {
+	if req.CopyFrom == "" {
+		return nil
+	}
+	var licenses pq.StringArray
+	err := sqlx.GetContext(ctx, q, &licenses, `
+		SELECT ARRAY(SELECT sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY sku_id)
+		FROM users u WHERE u.customer_key = $1 AND u.id = $2`, req.Customer.Key, req.CopyFrom)
+	if isNoRows(err) {
+		e := licensing.Errorf(licensing.CodeUnknownUsers,
+			"copy_from %q is not a user of this customer; give the ID of the user whose licenses to copy", req.CopyFrom)
+		e.Details = map[string]any{"user_ids": []string{req.CopyFrom}, "count": 1}
+		return e
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(licenses) == 0:
+		return licensing.Errorf(licensing.CodeInvalidRequest,
+			"user %s holds no licenses, so there is nothing to copy; to take licenses away, revoke them", req.CopyFrom)
+	case len(licenses) > licensing.MaxSKUsPerOperation:
+		return licensing.Errorf(licensing.CodeTooLarge,
+			"user %s holds %d licenses; an operation copies up to %d, assign them in parts instead", req.CopyFrom, len(licenses), licensing.MaxSKUsPerOperation)
+	}
+	req.Assign = licenses
+	return nil
 }
 
 // showChange sets the change of op as its caller gave it: assign and
@@ -520,7 +565,8 @@ func loadIntakeUsers(ctx context.Context, tx *sqlx.Tx, req NewOperation) ([]inta
 func intakePlan(req NewOperation, catalog licensing.Catalog) *Plan {
 	plan := &Plan{
 		PartnerKey: req.PartnerKey, CustomerKey: req.Customer.Key, CustomerID: req.Customer.ID,
-		Change: licensing.Change{Assign: nonNil(req.Assign), Revoke: nonNil(req.Revoke), UsageLocation: req.UsageLocation, Replace: req.Replace},
+		Change: licensing.Change{Assign: nonNil(req.Assign), Revoke: nonNil(req.Revoke), UsageLocation: req.UsageLocation,
+			Replace: req.Replace, Exact: req.Exact},
 		DryRun: req.DryRun, Catalog: catalog, Total: len(req.UserIDs), Source: req.Source, Directory: req.Customer.Directory,
 	}
 	if req.Customer.DefaultUsageLocation != nil {
@@ -608,14 +654,14 @@ func planGrants(req NewOperation, needs []int32, order []int, available map[stri
 
 const operationColumns = `o.id, c.id AS customer_id, o.status, o.total, o.succeeded, o.failed, o.created_at, o.finished_at,
 	o.created_by, o.source, o.assign, o.revoke, o.usage_location, o.allow_partial, o.dry_run, o.queue,
-	o.cancelled, o.not_before, o.undo_of::text, o.cancel_requested_at, o.replace_from, o.replace_to`
+	o.cancelled, o.not_before, o.undo_of::text, o.cancel_requested_at, o.replace_from, o.replace_to, o.copy_from, o.exact`
 
 func scanOperation(row interface{ Scan(...any) error }) (licensing.Operation, error) {
 	var op licensing.Operation
 	var assign, revoke, replaceFrom, replaceTo pq.StringArray
 	err := row.Scan(&op.ID, &op.CustomerID, &op.Status, &op.Total, &op.Succeeded, &op.Failed, &op.CreatedAt, &op.FinishedAt,
 		&op.CreatedBy, &op.Source, &assign, &revoke, &op.UsageLocation, &op.AllowPartial, &op.DryRun, &op.Queue,
-		&op.Cancelled, &op.NotBefore, &op.UndoOf, &op.CancelRequestedAt, &replaceFrom, &replaceTo)
+		&op.Cancelled, &op.NotBefore, &op.UndoOf, &op.CancelRequestedAt, &replaceFrom, &replaceTo, &op.CopyFrom, &op.Exact)
 	showChange(&op, assign, revoke, joinReplace(replaceFrom, replaceTo))
 	return op, err
 }

@@ -25,18 +25,21 @@ func replaceTenant(t *testing.T, b *testapp.Bundle, c *testapp.Client, customer 
 		Users:    seeder.Users(seeder.IDs("user-%05d", n)),
 		Seats:    map[string]int{"E3": n, "E5": e5, "VISIO": n, "PROJ": n},
 	})
-	give := func(sku string, which []int) {
-		for _, i := range which {
-			b.DB.MustExec(`
-				WITH ins AS (INSERT INTO assignments (customer_key, user_id, sku_id)
-					SELECT customer_key, $2, $3 FROM customers WHERE id = $1)
-				UPDATE subscriptions s SET consumed = consumed + 1
-				FROM customers c WHERE c.customer_key = s.customer_key AND c.id = $1 AND s.sku_id = $3`, customer, users[i], sku)
-		}
-	}
-	give("E3", e3)
-	give("VISIO", visio)
+	give(b, customer, "E3", users, e3...)
+	give(b, customer, "VISIO", users, visio...)
 	return users
+}
+
+// give gives sku to the users of which (indexes in users) outside any
+// operation, as a directory sync would, the seats counted.
+func give(b *testapp.Bundle, customer, sku string, users []string, which ...int) {
+	for _, i := range which {
+		b.DB.MustExec(`
+			WITH ins AS (INSERT INTO assignments (customer_key, user_id, sku_id)
+				SELECT customer_key, $2, $3 FROM customers WHERE id = $1)
+			UPDATE subscriptions s SET consumed = consumed + 1
+			FROM customers c WHERE c.customer_key = s.customer_key AND c.id = $1 AND s.sku_id = $3`, customer, users[i], sku)
+	}
 }
 
 // reportChanges returns each user's "+assigned -revoked" from an
@@ -211,9 +214,7 @@ func TestReplaceDecidedAtApply(t *testing.T) {
 	b.DB.MustExec(`
 		WITH del AS (DELETE FROM assignments WHERE user_id = $1 AND sku_id = 'E3')
 		UPDATE subscriptions SET consumed = consumed - 1 WHERE sku_id = 'E3'`, users[1])
-	b.DB.MustExec(`
-		WITH ins AS (INSERT INTO assignments (customer_key, user_id, sku_id) SELECT customer_key, $1, 'E3' FROM customers WHERE id = 'late')
-		UPDATE subscriptions SET consumed = consumed + 1 WHERE sku_id = 'E3'`, users[2])
+	give(b, "late", "E3", users, 2)
 	b.StartWorker(worker.Config{})
 	op := c.WaitOperation(acc.ID, 30*time.Second)
 	if op.Succeeded != 3 {

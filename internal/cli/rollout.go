@@ -23,7 +23,8 @@ import (
 var rolloutCommand = &Command{
 	Name: "rollout",
 	Args: `--customer C (--csv FILE | --users-file FILE | --all-users)
-                     [--assign SKU]... [--revoke SKU]... [--replace FROM:TO]...
+                     ([--assign SKU]... [--revoke SKU]... [--replace FROM:TO]... |
+                      --copy-from USER [--exact])
                      [--usage-location CC] [--allow-partial]
                      [--dry-run] [--wait] [--report FILE.csv] [--skip-bad-rows]
                      [--not-before TIME]`,
@@ -53,6 +54,9 @@ Change:
   instead, all or nothing; users without FROM are left as they are (and succeed).
   It can be repeated (--replace E3:E5 --replace E1:E5) and combined with --assign and
   --revoke, which may not name its SKUs.
+  --copy-from USER gives every selected user the licenses USER holds when the rollout
+  is sent; --exact also takes away, from each user, the licenses USER lacks. It goes
+  without --assign, --revoke and --replace.
 
 Progress:
   --wait waits for the operation to finish; it is the default when standard output is
@@ -98,6 +102,8 @@ type rolloutCmd struct {
 	allUsers                     bool
 	assign, revoke               skuList
 	replace                      replaceList
+	copyFrom                     string
+	exact                        bool
 	location                     string
 	allowPartial, dryRun         bool
 	wait                         optionalBool
@@ -117,6 +123,8 @@ func (r *rolloutCmd) Flags(fs *flag.FlagSet, env *Env) {
 	fs.Var(&r.assign, "assign", "`SKU` to assign (repeatable; A,B is split into A and B)")
 	fs.Var(&r.revoke, "revoke", "`SKU` to revoke (repeatable; A,B is split into A and B)")
 	fs.Var(&r.replace, "replace", "replace `FROM:TO` for the users who hold FROM (repeatable)")
+	fs.StringVar(&r.copyFrom, "copy-from", "", "give the users the licenses this `user` holds")
+	fs.BoolVar(&r.exact, "exact", false, "with --copy-from, also take away the licenses the user lacks")
 	fs.StringVar(&r.location, "usage-location", "", "set this usage location (ISO 3166-1 alpha-2, e.g. PL) on every user")
 	fs.BoolVar(&r.allowPartial, "allow-partial", false, "when seats are short, assign those there are; the users without a seat fail with CountViolation")
 	fs.BoolVar(&r.dryRun, "dry-run", false, "show what would change and what would fail (the API's dry run); queue nothing")
@@ -140,8 +148,11 @@ func (r *rolloutCmd) Validate(args []string) error {
 	if countTrue(r.csvPath != "", r.usersFile != "", r.allUsers) != 1 {
 		return errors.New("give exactly one of --csv, --users-file and --all-users")
 	}
-	if len(r.assign) == 0 && len(r.revoke) == 0 && len(r.replace) == 0 {
-		return errors.New("nothing to do: give at least one --assign or --revoke SKU, or --replace FROM:TO")
+	if err := r.validateCopy(); err != nil {
+		return err
+	}
+	if len(r.assign) == 0 && len(r.revoke) == 0 && len(r.replace) == 0 && r.copyFrom == "" {
+		return errors.New("nothing to do: give at least one --assign or --revoke SKU, --replace FROM:TO or --copy-from USER")
 	}
 	var both []string
 	for _, a := range r.assign {
@@ -195,6 +206,21 @@ func (r *rolloutCmd) validateNotBefore() error {
 	return nil
 }
 
+// validateCopy checks --copy-from and --exact, as the API would.
+func (r *rolloutCmd) validateCopy() error {
+	switch {
+	case r.copyFrom == "" && r.exact:
+		return errors.New("--exact goes with --copy-from USER")
+	case r.copyFrom == "":
+		return nil
+	case len(r.assign) > 0 || len(r.revoke) > 0 || len(r.replace) > 0:
+		return errors.New("--copy-from goes alone: leave out --assign, --revoke and --replace, or run them as another rollout")
+	case !licensing.ValidID(r.copyFrom):
+		return fmt.Errorf("--copy-from %q is not a valid user ID", r.copyFrom)
+	}
+	return nil
+}
+
 func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	c := r.conn.client()
 	wait := (r.wait.value(env.terminal(env.Stdout)) || r.report != "") && r.notBefore == nil
@@ -239,7 +265,7 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	sendStart := time.Now()
 	request := func(ids []string, allowPartial bool) client.OperationRequest {
 		req := client.OperationRequest{UserIDs: ids, Assign: change.Assign, Revoke: change.Revoke, Replace: change.Replace,
-			AllowPartial: allowPartial, NotBefore: r.notBefore}
+			CopyFrom: r.copyFrom, Exact: r.exact, AllowPartial: allowPartial, NotBefore: r.notBefore}
 		if change.UsageLocation != "" {
 			req.UsageLocation = &change.UsageLocation
 		}
@@ -293,16 +319,16 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 		return withHint(err, "The API did not answer; see whether the operation was created with: licenseops operation list --customer "+r.customer)
 	}
 	if r.dryRun {
-		return printPreview(env.Stdout, r.customer, change, pv, refused, r.allowPartial)
+		return printPreview(env.Stdout, r.customer, r.describe(change), change, pv, refused, r.allowPartial)
 	}
 	sendTime := time.Since(sendStart)
 	if acc.NotBefore != nil {
 		fmt.Fprintf(env.Stdout, "Scheduled operation %s for %s (%s) to start at %s.\nCancel it with:\n  licenseops operation cancel %s\nWatch it once it starts with:\n  licenseops operation watch %s\n",
-			acc.ID, plural(acc.Total, "user"), describeChange(change), acc.NotBefore.Format(time.RFC3339), acc.ID, acc.ID)
+			acc.ID, plural(acc.Total, "user"), r.describe(change), acc.NotBefore.Format(time.RFC3339), acc.ID, acc.ID)
 		return nil
 	}
 	fmt.Fprintf(env.Stdout, "Queued operation %s for %s (%s) in %s: read and validated in %s, sent in %s.\n",
-		acc.ID, plural(acc.Total, "user"), describeChange(change), round(readTime+sendTime), round(readTime), round(sendTime))
+		acc.ID, plural(acc.Total, "user"), r.describe(change), round(readTime+sendTime), round(readTime), round(sendTime))
 	if !wait {
 		fmt.Fprintf(env.Stdout, "Not waiting for it. Watch it with:\n  licenseops operation watch %s\n", acc.ID)
 		return nil
@@ -455,6 +481,17 @@ func checkProblems(stdout, stderr io.Writer, in *userInput, skipBad bool) error 
 	return fmt.Errorf("%s: correct them, or pass --skip-bad-rows to go on without them", plural(len(in.bad), "bad row"))
 }
 
+// describe is the rollout's change in words.
+func (r *rolloutCmd) describe(ch licensing.Change) string {
+	if r.copyFrom == "" {
+		return describeChange(ch)
+	}
+	if r.exact {
+		return "copy exactly the licenses of " + r.copyFrom
+	}
+	return "copy the licenses of " + r.copyFrom
+}
+
 func describeChange(ch licensing.Change) string {
 	var parts []string
 	if len(ch.Assign) > 0 {
@@ -484,8 +521,8 @@ func nonNil(s []string) []string {
 // counted by code. refused is the CountViolation that the rollout would get
 // without --allow-partial; pv is then the dry run with it. It returns a
 // PartialError when some users would fail or seats are short.
-func printPreview(w io.Writer, cid string, ch licensing.Change, pv *client.OperationPreview, refused error, allowPartial bool) error {
-	fmt.Fprintf(w, "\nDry run for customer %s: %s; %s. Nothing is queued.\n\n", cid, plural(pv.Total, "selected user"), describeChange(ch))
+func printPreview(w io.Writer, cid, what string, ch licensing.Change, pv *client.OperationPreview, refused error, allowPartial bool) error {
+	fmt.Fprintf(w, "\nDry run for customer %s: %s; %s. Nothing is queued.\n\n", cid, plural(pv.Total, "selected user"), what)
 	tw := newTable(w)
 	fmt.Fprintln(tw, "SKU\tCHANGE\tUSERS AFFECTED\tUNCHANGED\tSEATS NEEDED\tAVAILABLE\tSHORT")
 	for _, s := range pv.SKUs {
