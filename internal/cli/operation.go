@@ -249,6 +249,9 @@ func showOperation(ctx context.Context, w io.Writer, c *client.Client, opID stri
 	if len(op.Replace) > 0 {
 		row("replace", describeReplace(op.Replace))
 	}
+	if op.CopyFrom != nil {
+		row("copy from", *op.CopyFrom+map[bool]string{true: " (exact)"}[op.Exact])
+	}
 	row("usage location", dash(deref(op.UsageLocation)))
 	row("allow partial", strconv.FormatBool(op.AllowPartial))
 	row("source", op.Source)

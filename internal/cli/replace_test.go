@@ -75,3 +75,42 @@ func TestRolloutReplaceUsage(t *testing.T) {
 		}
 	}
 }
+
+// rollout --copy-from gives the users the reference user's licenses;
+// --exact also takes away the others.
+func TestRolloutCopyFrom(t *testing.T) {
+	t.Parallel()
+	e := startAPI(t, app.ModeAll)
+	e.seed(3, map[string]int{"E3": 3, "E5": 3}, nil, nil)
+	code, stdout, stderr := e.run("rollout", "--customer", "c1", "--users-file", writeFile(t, "ref.txt", userID(0)+"\n"), "--assign", "E3", "--wait")
+	wantCode(t, "E3 for the reference", code, ExitOK, stdout, stderr)
+	code, stdout, stderr = e.run("rollout", "--customer", "c1", "--users-file", writeFile(t, "one.txt", userID(1)+"\n"), "--assign", "E5", "--wait")
+	wantCode(t, "E5 for user 1", code, ExitOK, stdout, stderr)
+
+	others := writeFile(t, "others.txt", userID(1)+"\n"+userID(2)+"\n")
+	code, stdout, stderr = e.run("rollout", "--customer", "c1", "--users-file", others, "--copy-from", userID(0), "--exact", "--dry-run")
+	wantCode(t, "dry run", code, ExitOK, stdout, stderr)
+	for _, want := range []string{"copy exactly the licenses of " + userID(0), "E3   assign  2 would get it"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, stdout)
+		}
+	}
+	report := filepath.Join(t.TempDir(), "report.csv")
+	code, stdout, stderr = e.run("rollout", "--customer", "c1", "--users-file", others, "--copy-from", userID(0), "--exact", "--report", report)
+	wantCode(t, "rollout --copy-from --exact", code, ExitOK, stdout, stderr)
+	for i, r := range readCSVFile(t, report) {
+		if r["licenses"] != "E3" || r["assigned"] != "E3" || r["revoked"] != []string{"E5", ""}[i] {
+			t.Errorf("report row %d = %v, want E3 assigned and held, E5 revoked from user 1", i, r)
+		}
+	}
+	op := regexp.MustCompile(`Queued operation (\S+)`).FindStringSubmatch(stdout)[1]
+	code, stdout, stderr = e.run("operation", "show", op)
+	wantCode(t, "operation show", code, ExitOK, stdout, stderr)
+	if !regexp.MustCompile(`(?m)^copy from: +` + userID(0) + ` \(exact\)$`).MatchString(stdout) {
+		t.Errorf("operation show lacks the copy:\n%s", stdout)
+	}
+	for _, args := range [][]string{{"--copy-from", userID(0), "--assign", "E5"}, {"--exact", "--assign", "E5"}} {
+		code, stdout, stderr = e.run("rollout", append([]string{"--customer", "c1", "--users-file", others}, args...)...)
+		wantCode(t, strings.Join(args, " "), code, ExitUsage, stdout, stderr)
+	}
+}
