@@ -190,3 +190,48 @@ func TestValidateReplace(t *testing.T) {
 		})
 	}
 }
+
+// copy_from goes alone, exact only with it, and the reference must be a
+// valid ID; a copy changes the idempotency fingerprint, and a request
+// without one keeps its bytes.
+func TestValidateCopy(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		copyFrom       string
+		exact          bool
+		assign, revoke []string
+		replace        []licensing.Replacement
+		message        string
+	}{
+		{name: "copy", copyFrom: "u9"},
+		{name: "exact copy", copyFrom: "u9", exact: true},
+		{name: "with assign", copyFrom: "u9", assign: []string{"E5"}, message: "copy_from gives the licenses of user u9 and goes alone"},
+		{name: "with revoke", copyFrom: "u9", revoke: []string{"E5"}, message: "goes alone"},
+		{name: "with replace", copyFrom: "u9", replace: []licensing.Replacement{{From: "E3", To: "E5"}}, message: "goes alone"},
+		{name: "exact alone", exact: true, assign: []string{"E5"}, message: "exact goes with copy_from"},
+		{name: "bad ID", copyFrom: "a/b", message: "copy_from user id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := body{UserIDs: []string{"u1"}, Assign: tc.assign, Revoke: tc.revoke}.request()
+			req.CopyFrom, req.Exact, req.Replace = tc.copyFrom, tc.exact, tc.replace
+			err := req.validate(10)
+			if tc.message == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if licensing.ErrorCode(err) != licensing.CodeInvalidRequest || !strings.Contains(licensing.ErrorMessage(err), tc.message) {
+				t.Fatalf("error = %v, want InvalidRequest with %q", err, tc.message)
+			}
+		})
+	}
+	plain := body{UserIDs: []string{"u1"}}.request()
+	copied := plain
+	copied.CopyFrom = "u9"
+	exact := copied
+	exact.Exact = true
+	if bytes.Equal(plain.fingerprint(), copied.fingerprint()) || bytes.Equal(copied.fingerprint(), exact.fingerprint()) {
+		t.Error("copy_from and exact do not change the fingerprint")
+	}
+}
