@@ -277,3 +277,29 @@ func nonNilSKUs(s []string) []string {
 	}
 	return s
 }
+
+// A scheduled replace grants seats when it starts, to the holders only:
+// two seats of E5 suffice for the two holders of E3 among four users.
+func TestReplaceScheduled(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{Workers: 1})
+	c := b.Client("p", "global_admin")
+	users := replaceTenant(t, b, c, "later", 4, 2, []int{0, 2}, nil)
+	var acc licensing.Operation
+	c.Must(http.StatusAccepted, "POST", "/v1/customers/later/license-operations", map[string]any{"user_ids": users,
+		"replace": []map[string]string{{"from": "E3", "to": "E5"}}, "not_before": time.Now().Add(time.Second).Format(time.RFC3339Nano)}).JSON(t, &acc)
+	if acc.Status != licensing.StatusScheduled {
+		t.Fatalf("accepted %+v, want scheduled", acc)
+	}
+	op := c.WaitOperation(acc.ID, time.Minute)
+	if op.Succeeded != 4 || !slices.Equal(op.Replace, []licensing.Replacement{{From: "E3", To: "E5"}}) {
+		t.Fatalf("operation = %+v: %v", op, reportCodes(t, c, op.ID))
+	}
+	for i, want := range []string{"E5", "", "E5", ""} {
+		if held, _ := holds(t, b, "later", users[i]); held != want {
+			t.Errorf("%s holds %q, want %q", users[i], held, want)
+		}
+	}
+	wantSeats(t, b, "E5", 2)
+	noProblems(t, b)
+}
