@@ -17,20 +17,20 @@ import (
 // operationRequest is the body of POST …/license-operations. Its checks
 // are the intake's (intake.Request), the same for every front end.
 type operationRequest struct {
-	UserIDs []string `json:"user_ids"`
-	Assign  []string `json:"assign"`
-	Revoke  []string `json:"revoke"`
-	// Replace swaps licenses for the users who hold each pair's from.
-	Replace []licensing.Replacement `json:"replace"`
-	// CopyFrom copies a user's licenses; Exact also revokes the others.
-	CopyFrom      string  `json:"copy_from"`
-	Exact         bool    `json:"exact"`
-	UsageLocation *string `json:"usage_location"`
-	AllowPartial  bool    `json:"allow_partial"`
+	UserIDs       []string `json:"user_ids"`
+	Assign        []string `json:"assign"`
+	Revoke        []string `json:"revoke"`
+	UsageLocation *string  `json:"usage_location"`
+	AllowPartial  bool     `json:"allow_partial"`
 	// DryRun asks for a preview: checked as a real submit, nothing written.
 	DryRun bool `json:"dry_run"`
 	// NotBefore (RFC 3339) schedules the operation; a preview ignores it.
 	NotBefore *string `json:"not_before"`
+	// Replace swaps licenses for the users who hold each pair's from.
+	Replace []licensing.Replacement `json:"replace"`
+	// CopyFrom copies a user's licenses; Exact also revokes the others.
+	CopyFrom string `json:"copy_from"`
+	Exact    bool   `json:"exact"`
 }
 
 // parseNotBefore reads not_before: nil when absent.

@@ -215,7 +215,8 @@ func (s *Service) newOperation(req Request) (storage.NewOperation, error) {
 	p := req.Principal
 	newOp := storage.NewOperation{
 		PartnerKey: p.PartnerKey, Customer: req.Customer, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
-		Replace: req.Replace, CopyFrom: req.CopyFrom, Exact: req.Exact, AllowPartial: req.AllowPartial, Source: req.Source, CreatedBy: p.TokenName, NotBefore: req.NotBefore,
+		Replace: req.Replace, CopyFrom: req.CopyFrom, Exact: req.Exact,
+		AllowPartial: req.AllowPartial, Source: req.Source, CreatedBy: p.TokenName, NotBefore: req.NotBefore,
 		Queue: jobs.QueueFor(len(req.UserIDs), req.Source, s.cfg.InteractiveMax, s.cfg.BulkMin),
 	}
 	if req.UsageLocation != nil {

@@ -18,21 +18,11 @@ import (
 
 // NewOperation is what intake needs to create an operation.
 type NewOperation struct {
-	PartnerKey int64
-	Customer   licensing.Customer
-	UserIDs    []string // distinct
-	Assign     []string
-	Revoke     []string
-	// Replace swaps licenses where held. Assign must include every To and
-	// Revoke every From (licensing.Change.Replace): the grants' bits index
-	// Assign, and the worker drops a To for a user without its From.
-	Replace []licensing.Replacement
-	// CopyFrom, when set, is a user whose licenses become Assign (which
-	// must be empty, as Revoke and Replace must be) when the operation is
-	// created (resolveCopy); Exact also revokes from each user, when its
-	// item is applied, every license not in Assign.
-	CopyFrom      string
-	Exact         bool
+	PartnerKey    int64
+	Customer      licensing.Customer
+	UserIDs       []string // distinct
+	Assign        []string
+	Revoke        []string
 	UsageLocation string
 	AllowPartial  bool
 	DryRun        bool
@@ -51,6 +41,16 @@ type NewOperation struct {
 	Items []ItemChange
 	// UndoOf is the operation an undo reverses ("" for others).
 	UndoOf string
+	// Replace swaps licenses where held. Assign must include every To and
+	// Revoke every From (licensing.Change.Replace): the grants' bits index
+	// Assign, and the worker drops a To for a user without its From.
+	Replace []licensing.Replacement
+	// CopyFrom, when set, is a user whose licenses become Assign (which
+	// must be empty, as Revoke and Replace must be) when the operation is
+	// created (resolveCopy); Exact also revokes from each user, when its
+	// item is applied, every license not in Assign.
+	CopyFrom string
+	Exact    bool
 	// Idempotency, when set, completes the caller's idempotency key in the
 	// operation's own transaction.
 	Idempotency *IdempotencyKey
@@ -411,8 +411,8 @@ func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation, catalog lice
 }
 
 // lackingSKUs returns, for each user of req.UserIDs, a bit per SKU of
-// req.Assign (1 << index) that the user does not hold: the most seats it
-// could need. It reads the holders of those SKUs by the SKU index, not the
+// req.Assign (1 << index) that the user does not hold (a replace target:
+// nor does it hold one of its sources): the most seats it could need. It reads the holders of those SKUs by the SKU index, not the
 // selection's users one by one.
 func lackingSKUs(ctx context.Context, tx *sqlx.Tx, req NewOperation) ([]int32, error) {
 	index := make(map[string]int, len(req.UserIDs))
