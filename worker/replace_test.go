@@ -93,7 +93,8 @@ func grantedMasks(t *testing.T, b *testapp.Bundle, id string) map[string]int {
 // E5 and lose E3, all or nothing (user 3 holds VISIO, which E5 excludes,
 // and keeps E3); users without E3 succeed with nothing changed and get no
 // E5. The seats of E5 suffice only for the holders that can take it, so
-// intake must not count the others. The dry run predicts the same.
+// intake must not count the others. The dry run predicts the same; the
+// undo swaps back.
 func TestReplaceWhereHeld(t *testing.T) {
 	t.Parallel()
 	b := testapp.New(t, testapp.Options{Workers: 1})
@@ -164,6 +165,19 @@ func TestReplaceWhereHeld(t *testing.T) {
 	}
 	wantSeats(t, b, "E5", 3)
 	wantSeats(t, b, "E3", 1)
+	noProblems(t, b)
+
+	// Its undo gives E3 back to the users it swapped, and only to them.
+	if u := undo(t, c, op.ID, nil); u.Total != 3 || u.Succeeded != 3 {
+		t.Fatalf("undo = %+v, want the 3 swapped users", u)
+	}
+	for i, wantHeld := range []string{"E3", "E3", "E3", "E3,VISIO", "", "VISIO"} {
+		if held, _ := holds(t, b, "repl", users[i]); held != wantHeld {
+			t.Errorf("after the undo %s holds %q, want %q", users[i], held, wantHeld)
+		}
+	}
+	wantSeats(t, b, "E5", 0)
+	wantSeats(t, b, "E3", 4)
 	noProblems(t, b)
 }
 
