@@ -259,7 +259,7 @@ func TestMalformedBodies(t *testing.T) {
 		{"wrong bool", `{"user_ids":["u00000"],"assign":["E5"],"allow_partial":"yes"}`, 400, "InvalidRequest", "allow_partial"},
 		{"trailing", `{"user_ids":["u00000"],"assign":["E5"]} {}`, 400, "InvalidRequest", "after"},
 		{"no users", `{"user_ids":[],"assign":["E5"]}`, 400, "InvalidRequest", "user_ids"},
-		{"nothing to do", `{"user_ids":["u00000"]}`, 400, "InvalidRequest", "assign or revoke"},
+		{"nothing to do", `{"user_ids":["u00000"]}`, 400, "InvalidRequest", "assign, revoke or replace"},
 		{"both", `{"user_ids":["u00000"],"assign":["E5"],"revoke":["E5"]}`, 400, "InvalidRequest", "both"},
 		{"bad id", `{"user_ids":["a/b"],"assign":["E5"]}`, 400, "InvalidRequest", "not a valid ID"},
 		{"bad country", `{"user_ids":["u00000"],"assign":["E5"],"usage_location":"XX"}`, 400, "InvalidRequest", "ISO 3166"},

@@ -26,6 +26,11 @@ type operationRequest struct {
 	DryRun bool `json:"dry_run"`
 	// NotBefore (RFC 3339) schedules the operation; a preview ignores it.
 	NotBefore *string `json:"not_before"`
+	// Replace swaps licenses for the users who hold each pair's from.
+	Replace []licensing.Replacement `json:"replace"`
+	// CopyFrom copies a user's licenses; Exact also revokes the others.
+	CopyFrom string `json:"copy_from"`
+	Exact    bool   `json:"exact"`
 }
 
 // parseNotBefore reads not_before: nil when absent.
@@ -84,7 +89,8 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *lice
 		return err
 	}
 	in := intake.Request{
-		Principal: p, Customer: c, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
+		Principal: p, Customer: c, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke, Replace: req.Replace,
+		CopyFrom: req.CopyFrom, Exact: req.Exact,
 		UsageLocation: req.UsageLocation, AllowPartial: req.AllowPartial, Source: licensing.SourceAPI, NotBefore: notBefore,
 	}
 	if req.DryRun {

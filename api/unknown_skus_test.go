@@ -74,3 +74,24 @@ func TestUnknownSkusMessageSuggestsTheCustomersSKUs(t *testing.T) {
 		t.Errorf("customer without subscriptions: message %q", msg)
 	}
 }
+
+// The SKUs of replace are checked like those of assign and revoke, in a
+// submit and in a dry run; a pair that makes no sense is 400.
+func TestReplaceSKUsAreChecked(t *testing.T) {
+	t.Parallel()
+	b := testapp.New(t, testapp.Options{})
+	c := b.Client("p1", "global_admin")
+	tn := seedTenant(t, c, "acme", 2, map[string]int{"E3": 5, "E5": 5})
+	for _, dry := range []bool{false, true} {
+		_, ids := unknownSkus(t, c, "/v1/customers/acme/license-operations", map[string]any{"user_ids": tn.users, "dry_run": dry,
+			"replace": []map[string]string{{"from": "E1", "to": "E5"}, {"from": "E3", "to": "E7"}}})
+		if !slices.Equal(ids, []string{"E1", "E7"}) {
+			t.Errorf("dry run %v: details.sku_ids = %v, want [E1 E7]", dry, ids)
+		}
+	}
+	r := c.Do("POST", "/v1/customers/acme/license-operations", map[string]any{"user_ids": tn.users, "assign": []string{"E5"},
+		"replace": []map[string]string{{"from": "E3", "to": "E5"}}})
+	if r.Status != http.StatusBadRequest || r.ErrorCode() != "InvalidRequest" || !strings.Contains(string(r.Body), "SKU E5 is in replace and in assign or revoke") {
+		t.Fatalf("replace and assign of one SKU: %d %s, want 400 InvalidRequest naming E5", r.Status, r.Body)
+	}
+}

@@ -28,6 +28,9 @@ type (
 	// CleanupRun is one run of a cleanup policy with the progress of its
 	// operation.
 	CleanupRun = licensing.CleanupRun
+	// Replacement takes From from a user who holds it and assigns To
+	// instead (OperationRequest.Replace).
+	Replacement = licensing.Replacement
 	// AuditEntry is one change made through the API.
 	AuditEntry = licensing.AuditEntry
 	// Readiness is the answer of /readyz: Postgres and Redis "ok" or what
@@ -126,6 +129,13 @@ type OperationRequest struct {
 	UserIDs []string `json:"user_ids"`
 	Assign  []string `json:"assign,omitempty"`
 	Revoke  []string `json:"revoke,omitempty"`
+	// Replace swaps licenses only for the users who hold a pair's From
+	// when their change is applied; the others are left as they are.
+	Replace []Replacement `json:"replace,omitempty"`
+	// CopyFrom gives the users the licenses this user holds (and nothing
+	// else goes with it); Exact also takes away the licenses it lacks.
+	CopyFrom string `json:"copy_from,omitempty"`
+	Exact    bool   `json:"exact,omitempty"`
 	// UsageLocation, when set, is given to every user before the licenses
 	// are evaluated.
 	UsageLocation *string `json:"usage_location,omitempty"`

@@ -11,6 +11,7 @@ package intake
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -214,15 +215,29 @@ func (s *Service) newOperation(req Request) (storage.NewOperation, error) {
 	p := req.Principal
 	newOp := storage.NewOperation{
 		PartnerKey: p.PartnerKey, Customer: req.Customer, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
+		Replace: req.Replace, CopyFrom: req.CopyFrom, Exact: req.Exact,
 		AllowPartial: req.AllowPartial, Source: req.Source, CreatedBy: p.TokenName, NotBefore: req.NotBefore,
 		Queue: jobs.QueueFor(len(req.UserIDs), req.Source, s.cfg.InteractiveMax, s.cfg.BulkMin),
 	}
 	if req.UsageLocation != nil {
 		newOp.UsageLocation = *req.UsageLocation
 	}
-	entry, err := p.Audit(AuditOperationCreate, req.Customer.ID, "", map[string]any{
+	details := map[string]any{
 		"users": len(req.UserIDs), "skus": len(req.Assign) + len(req.Revoke), "assign": nonNilStrings(req.Assign), "revoke": nonNilStrings(req.Revoke),
-	})
+	}
+	if len(req.Replace) > 0 {
+		// Stored with the pairs' SKUs in assign and revoke (see
+		// storage.NewOperation.Replace); audited as asked.
+		newOp.Assign = append(slices.Clone(req.Assign), licensing.ReplaceTargets(req.Replace)...)
+		newOp.Revoke = append(slices.Clone(req.Revoke), licensing.ReplaceSources(req.Replace)...)
+		details["replace"] = req.Replace
+		details["skus"] = len(newOp.Assign) + len(newOp.Revoke)
+	}
+	if req.CopyFrom != "" {
+		// The licenses copied are the operation's assign, read when it is created.
+		details["copy_from"], details["exact"] = req.CopyFrom, req.Exact
+	}
+	entry, err := p.Audit(AuditOperationCreate, req.Customer.ID, "", details)
 	if err != nil {
 		return newOp, err
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/licenseops/licenseops/licensing"
@@ -25,6 +26,14 @@ type Request struct {
 	// Assign and Revoke are the SKUs to assign and to take back; at least
 	// one of them is required, and no SKU may be in both.
 	Assign, Revoke []string
+	// Replace swaps licenses for the users who hold a pair's From when the
+	// worker applies their item; it shares no SKU with Assign or Revoke.
+	Replace []licensing.Replacement
+	// CopyFrom, when set, gives the users the licenses this user of the
+	// customer holds (read when the operation is created); Exact also
+	// takes away the others. It goes with no Assign, Revoke or Replace.
+	CopyFrom string
+	Exact    bool
 	// UsageLocation, when set, is the usage location every user gets (an
 	// ISO 3166-1 alpha-2 code, any case); nil keeps each user's own.
 	UsageLocation *string
@@ -67,8 +76,11 @@ func (req *Request) validate(maxUsers int) error {
 		return licensing.Errorf(licensing.CodeTooLarge,
 			"user_ids has %d entries; an operation takes up to %d distinct users, split the request", len(req.UserIDs), maxUsers)
 	}
-	if len(req.Assign) == 0 && len(req.Revoke) == 0 {
-		return invalid("nothing to do: give at least one SKU in assign or revoke")
+	if err := req.validateCopy(); err != nil {
+		return err
+	}
+	if len(req.Assign) == 0 && len(req.Revoke) == 0 && len(req.Replace) == 0 && req.CopyFrom == "" {
+		return invalid("nothing to do: give at least one SKU in assign, revoke or replace")
 	}
 	if err := licensing.CheckIDs("user id", req.UserIDs); err != nil {
 		return err
@@ -84,9 +96,14 @@ func (req *Request) validate(maxUsers int) error {
 		return licensing.Errorf(licensing.CodeTooLarge,
 			"user_ids has %d distinct users; the limit is %d, split the request", len(req.UserIDs), maxUsers)
 	}
-	if n := len(req.Assign) + len(req.Revoke); n > licensing.MaxSKUsPerOperation {
+	if err := req.validateReplace(); err != nil {
+		return err
+	}
+	// The SKUs as stored: assign with the replace targets, revoke with the
+	// replaced SKUs (storage.NewOperation.Replace).
+	if n := len(req.Assign) + len(req.Revoke) + len(req.Replace) + len(licensing.ReplaceTargets(req.Replace)); n > licensing.MaxSKUsPerOperation {
 		return licensing.Errorf(licensing.CodeTooLarge, "%s has %d entries; the limit is %d, split the request",
-			"assign and revoke", n, licensing.MaxSKUsPerOperation)
+			req.skuFields(), n, licensing.MaxSKUsPerOperation)
 	}
 	for _, a := range req.Assign {
 		for _, r := range req.Revoke {
@@ -103,6 +120,69 @@ func (req *Request) validate(maxUsers int) error {
 		req.UsageLocation = &loc
 	}
 	return req.validateSchedule(time.Now())
+}
+
+// validateCopy checks a copy of a user's licenses: the whole change, so
+// that nobody has to guess how it would combine with another.
+func (req *Request) validateCopy() error {
+	switch {
+	case req.CopyFrom == "" && req.Exact:
+		return invalid("exact goes with copy_from: give the user whose licenses to copy, or leave exact out")
+	case req.CopyFrom == "":
+		return nil
+	case len(req.Assign) > 0 || len(req.Revoke) > 0 || len(req.Replace) > 0:
+		return invalid("copy_from gives the licenses of user %s and goes alone: leave out assign, revoke and replace, or send them in another operation", req.CopyFrom)
+	}
+	return licensing.CheckID("copy_from user id", req.CopyFrom)
+}
+
+// validateReplace checks the replace pairs and drops repeated ones: each
+// From is replaced by one To, is no pair's To (a chain would depend on the
+// order), and no SKU of a pair is in Assign or Revoke, whose lists as
+// stored include the pairs' SKUs.
+func (req *Request) validateReplace() error {
+	var pairs []licensing.Replacement
+	for _, r := range req.Replace {
+		if err := licensing.CheckIDs("replace SKU", []string{r.From, r.To}); err != nil {
+			return err
+		}
+		if r.From == r.To {
+			return invalid("replace %s with %s: from and to are the same SKU; remove the pair", r.From, r.To)
+		}
+		if slices.Contains(pairs, r) {
+			continue
+		}
+		for _, p := range pairs {
+			switch {
+			case p.From == r.From:
+				return invalid("SKU %s is replaced twice, by %s and by %s; give one replacement", r.From, p.To, r.To)
+			case p.To == r.From:
+				return chained(r.From)
+			case p.From == r.To:
+				return chained(r.To)
+			}
+		}
+		for _, sku := range []string{r.From, r.To} {
+			if slices.Contains(req.Assign, sku) || slices.Contains(req.Revoke, sku) {
+				return invalid("SKU %s is in replace and in assign or revoke; leave it in one of them", sku)
+			}
+		}
+		pairs = append(pairs, r)
+	}
+	req.Replace = pairs
+	return nil
+}
+
+func chained(sku string) error {
+	return invalid("SKU %s is both replaced and a replacement; split the change into two operations", sku)
+}
+
+// skuFields names the SKU lists of the request, for messages.
+func (req *Request) skuFields() string {
+	if len(req.Replace) > 0 {
+		return "assign, revoke and replace"
+	}
+	return "assign and revoke"
 }
 
 // Bounds of not_before: a time slightly in the past (a clock behind, or a
@@ -157,7 +237,11 @@ func (req *Request) fingerprint() []byte {
 		AllowPartial  bool     `json:"allow_partial"`
 		// omitempty keeps the bytes of unscheduled requests as before.
 		NotBefore *time.Time `json:"not_before,omitempty"`
-	}{req.Customer.ID, req.UserIDs, req.Assign, req.Revoke, req.UsageLocation, req.AllowPartial, req.NotBefore})
+		// and of requests without replace or copy_from.
+		Replace  []licensing.Replacement `json:"replace,omitempty"`
+		CopyFrom string                  `json:"copy_from,omitempty"`
+		Exact    bool                    `json:"exact,omitempty"`
+	}{req.Customer.ID, req.UserIDs, req.Assign, req.Revoke, req.UsageLocation, req.AllowPartial, req.NotBefore, req.Replace, req.CopyFrom, req.Exact})
 	h := sha256.Sum256(b)
 	return h[:]
 }

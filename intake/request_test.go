@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/licenseops/licenseops/licensing"
@@ -129,5 +131,107 @@ func TestFingerprintIsStable(t *testing.T) {
 	want := sha256.Sum256([]byte(`{"c":"c","user_ids":["u2","u1"],"assign":["E5"],"revoke":null,"usage_location":"PL","allow_partial":true}`))
 	if got := req.fingerprint(); !bytes.Equal(got, want[:]) {
 		t.Fatalf("fingerprint %x, want %x", got, want)
+	}
+}
+
+// Replace pairs are checked with a message that says what to change;
+// repeated pairs count once and count in the limit of SKUs.
+func TestValidateReplace(t *testing.T) {
+	pair := func(from, to string) licensing.Replacement { return licensing.Replacement{From: from, To: to} }
+	many := make([]string, licensing.MaxSKUsPerOperation-1)
+	for i := range many {
+		many[i] = string(rune('A'+i%26)) + string(rune('A'+i/26))
+	}
+	for _, tc := range []struct {
+		name    string
+		assign  []string
+		revoke  []string
+		replace []licensing.Replacement
+		code    licensing.Code
+		message string // a part of the message
+		want    []licensing.Replacement
+	}{
+		{name: "alone", replace: []licensing.Replacement{pair("E3", "E5"), pair("E1", "E5"), pair("E3", "E5")},
+			want: []licensing.Replacement{pair("E3", "E5"), pair("E1", "E5")}},
+		{name: "with assign and revoke", assign: []string{"VISIO"}, revoke: []string{"PROJ"}, replace: []licensing.Replacement{pair("E3", "E5")},
+			want: []licensing.Replacement{pair("E3", "E5")}},
+		{name: "same", replace: []licensing.Replacement{pair("E3", "E3")}, code: licensing.CodeInvalidRequest, message: "from and to are the same SKU"},
+		{name: "two targets", replace: []licensing.Replacement{pair("E3", "E5"), pair("E3", "E1")}, code: licensing.CodeInvalidRequest,
+			message: "SKU E3 is replaced twice, by E5 and by E1"},
+		{name: "chain", replace: []licensing.Replacement{pair("E1", "E3"), pair("E3", "E5")}, code: licensing.CodeInvalidRequest,
+			message: "SKU E3 is both replaced and a replacement"},
+		{name: "chain backwards", replace: []licensing.Replacement{pair("E3", "E5"), pair("E1", "E3")}, code: licensing.CodeInvalidRequest,
+			message: "SKU E3 is both replaced and a replacement"},
+		{name: "target assigned", assign: []string{"E5"}, replace: []licensing.Replacement{pair("E3", "E5")}, code: licensing.CodeInvalidRequest,
+			message: "SKU E5 is in replace and in assign or revoke"},
+		{name: "source revoked", revoke: []string{"E3"}, replace: []licensing.Replacement{pair("E3", "E5")}, code: licensing.CodeInvalidRequest,
+			message: "SKU E3 is in replace and in assign or revoke"},
+		{name: "bad ID", replace: []licensing.Replacement{pair("E3", "a/b")}, code: licensing.CodeInvalidRequest, message: "replace SKU"},
+		{name: "too many", assign: many, replace: []licensing.Replacement{pair("X1", "X2")}, code: licensing.CodeTooLarge,
+			message: "assign, revoke and replace has 31 entries; the limit is 30"},
+		{name: "nothing", code: licensing.CodeInvalidRequest, message: "assign, revoke or replace"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := body{UserIDs: []string{"u1"}, Assign: tc.assign, Revoke: tc.revoke}.request()
+			req.Replace = tc.replace
+			err := req.validate(10)
+			if tc.code == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if !slices.Equal(req.Replace, tc.want) {
+					t.Fatalf("replace = %v, want %v", req.Replace, tc.want)
+				}
+				return
+			}
+			if licensing.ErrorCode(err) != tc.code || !strings.Contains(licensing.ErrorMessage(err), tc.message) {
+				t.Fatalf("error = %v, want %s with %q", err, tc.code, tc.message)
+			}
+		})
+	}
+}
+
+// copy_from goes alone, exact only with it, and the reference must be a
+// valid ID; a copy changes the idempotency fingerprint, and a request
+// without one keeps its bytes.
+func TestValidateCopy(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		copyFrom       string
+		exact          bool
+		assign, revoke []string
+		replace        []licensing.Replacement
+		message        string
+	}{
+		{name: "copy", copyFrom: "u9"},
+		{name: "exact copy", copyFrom: "u9", exact: true},
+		{name: "with assign", copyFrom: "u9", assign: []string{"E5"}, message: "copy_from gives the licenses of user u9 and goes alone"},
+		{name: "with revoke", copyFrom: "u9", revoke: []string{"E5"}, message: "goes alone"},
+		{name: "with replace", copyFrom: "u9", replace: []licensing.Replacement{{From: "E3", To: "E5"}}, message: "goes alone"},
+		{name: "exact alone", exact: true, assign: []string{"E5"}, message: "exact goes with copy_from"},
+		{name: "bad ID", copyFrom: "a/b", message: "copy_from user id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := body{UserIDs: []string{"u1"}, Assign: tc.assign, Revoke: tc.revoke}.request()
+			req.CopyFrom, req.Exact, req.Replace = tc.copyFrom, tc.exact, tc.replace
+			err := req.validate(10)
+			if tc.message == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if licensing.ErrorCode(err) != licensing.CodeInvalidRequest || !strings.Contains(licensing.ErrorMessage(err), tc.message) {
+				t.Fatalf("error = %v, want InvalidRequest with %q", err, tc.message)
+			}
+		})
+	}
+	plain := body{UserIDs: []string{"u1"}}.request()
+	copied := plain
+	copied.CopyFrom = "u9"
+	exact := copied
+	exact.Exact = true
+	if bytes.Equal(plain.fingerprint(), copied.fingerprint()) || bytes.Equal(copied.fingerprint(), exact.fingerprint()) {
+		t.Error("copy_from and exact do not change the fingerprint")
 	}
 }

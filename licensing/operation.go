@@ -60,7 +60,15 @@ type Operation struct {
 	UndoOf *string `json:"undo_of"`
 	// CancelRequestedAt is when a cancel was asked for (nil: never).
 	CancelRequestedAt *time.Time `json:"cancel_requested_at"`
-	Queue             string     `json:"-"`
+	// Replace swaps licenses where held (absent when there is none);
+	// Assign and Revoke do not repeat its SKUs.
+	Replace []Replacement `json:"replace,omitempty"`
+	// CopyFrom is the user whose licenses the operation copies (Assign
+	// holds them as they were at intake); Exact also revokes the others.
+	// Both are absent for other operations.
+	CopyFrom *string `json:"copy_from,omitempty"`
+	Exact    bool    `json:"exact,omitempty"`
+	Queue    string  `json:"-"`
 }
 
 // SeatShortage is one SKU that lacks seats at intake.

@@ -1,5 +1,7 @@
 package licensing
 
+import "slices"
+
 // Product is a SKU in a partner's catalog with the rules that govern who may hold it.
 type Product struct {
 	SKU        string `json:"sku_id"`
@@ -27,6 +29,114 @@ type Change struct {
 	Revoke []string `json:"revoke"`
 	// UsageLocation, when set, is applied to the user before the licenses are evaluated.
 	UsageLocation string `json:"usage_location,omitempty"`
+	// Replace swaps licenses only where held. Every From is also in Revoke
+	// (revoking a license a user lacks changes nothing) and every To in
+	// Assign, where the seats granted at intake find it; Evaluate assigns a
+	// To only to a user who holds one of its Froms (ForHeld).
+	Replace []Replacement `json:"replace,omitempty"`
+	// Exact revokes, besides Revoke, every license a user holds that is
+	// not in Assign (a copy of a user's licenses with "exact").
+	Exact bool `json:"exact,omitempty"`
+}
+
+// Replacement takes From from a user who holds it and assigns To instead,
+// in the same all-or-nothing change. A user without From gets neither.
+type Replacement struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// ForHeld is the change for a user who holds held: without the Replace
+// targets whose From the user lacks, and when Exact, revoking what it holds
+// beyond Assign. A change with neither is returned as it is, so ordinary
+// operations pay nothing for them.
+func (c Change) ForHeld(held []string) Change {
+	if len(c.Replace) == 0 && !c.Exact {
+		return c
+	}
+	if len(c.Replace) > 0 {
+		assign := make([]string, 0, len(c.Assign))
+		for _, sku := range c.Assign {
+			if !c.isReplaceTo(sku) || c.replacesHeld(sku, held) {
+				assign = append(assign, sku)
+			}
+		}
+		c.Assign = assign
+	}
+	if c.Exact {
+		revoke := slices.Clone(c.Revoke)
+		for _, sku := range held {
+			if !slices.Contains(c.Assign, sku) && !slices.Contains(revoke, sku) {
+				revoke = append(revoke, sku)
+			}
+		}
+		c.Revoke = revoke
+	}
+	return c
+}
+
+func (c Change) isReplaceTo(sku string) bool {
+	for _, r := range c.Replace {
+		if r.To == sku {
+			return true
+		}
+	}
+	return false
+}
+
+// replacesHeld reports whether to replaces a SKU of held.
+func (c Change) replacesHeld(to string, held []string) bool {
+	for _, r := range c.Replace {
+		if r.To == to && slices.Contains(held, r.From) {
+			return true
+		}
+	}
+	return false
+}
+
+// ReplaceSources are the From SKUs of replace, and ReplaceTargets its
+// distinct To SKUs (several SKUs may be replaced by one), in order.
+func ReplaceSources(replace []Replacement) []string {
+	out := make([]string, len(replace))
+	for i, r := range replace {
+		out[i] = r.From
+	}
+	return out
+}
+
+// ReplaceTargets: see ReplaceSources.
+func ReplaceTargets(replace []Replacement) []string {
+	out := make([]string, len(replace))
+	for i, r := range replace {
+		out[i] = r.To
+	}
+	return Dedupe(out)
+}
+
+// WithoutReplaceTargets is skus (a stored operation's assign) without the
+// Replace targets, and WithoutReplaced (its revoke) without the replaced
+// SKUs: the lists as the caller gave them, which never share a SKU with
+// Replace.
+func WithoutReplaceTargets(skus []string, replace []Replacement) []string {
+	return withoutSKUs(skus, replace, func(r Replacement) string { return r.To })
+}
+
+// WithoutReplaced: see WithoutReplaceTargets.
+func WithoutReplaced(skus []string, replace []Replacement) []string {
+	return withoutSKUs(skus, replace, func(r Replacement) string { return r.From })
+}
+
+func withoutSKUs(skus []string, replace []Replacement, side func(Replacement) string) []string {
+	if len(replace) == 0 {
+		return skus
+	}
+	out := make([]string, 0, len(skus))
+	for _, s := range skus {
+		if !slices.ContainsFunc(replace, func(r Replacement) bool { return side(r) == s }) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // UserState is what the evaluation needs to know about a user before the change.

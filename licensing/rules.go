@@ -31,6 +31,7 @@ import (
 // nil. They share one backing array, each capped at its own length, so that
 // a caller appending to one cannot overwrite another.
 func Evaluate(user UserState, change Change, defaultLocation string, catalog Catalog) (Result, *Error) {
+	change = change.ForHeld(user.Held)
 	held, assign, revoke := user.Held, change.Assign, change.Revoke
 
 	// One allocation for all three result slices: this runs once per user in

@@ -448,3 +448,38 @@ func BenchmarkEvaluate(b *testing.B) {
 		}
 	}
 }
+
+// A replace assigns its target only to a user who holds its source, in
+// the same all-or-nothing change; exact revokes what is not assigned.
+func TestEvaluateReplaceAndExact(t *testing.T) {
+	catalog := Catalog{"E5": {SKU: "E5", Excludes: []string{"VISIO"}}}
+	replace := Change{Assign: []string{"PROJ", "E5"}, Revoke: []string{"E3", "E1"},
+		Replace: []Replacement{{From: "E3", To: "E5"}, {From: "E1", To: "E5"}}}
+	for _, tc := range []struct {
+		name              string
+		held              []string
+		change            Change
+		assigned, revoked []string
+		code              Code
+	}{
+		{name: "holder", held: []string{"E3"}, change: replace, assigned: []string{"E5", "PROJ"}, revoked: []string{"E3"}},
+		{name: "holder of both sources", held: []string{"E1", "E3"}, change: replace, assigned: []string{"E5", "PROJ"}, revoked: []string{"E1", "E3"}},
+		{name: "not a holder", held: []string{"VISIO"}, change: replace, assigned: []string{"PROJ"}, revoked: []string{}},
+		{name: "holder refused the target", held: []string{"E3", "VISIO"}, change: replace, code: CodeMutuallyExclusiveViolation},
+		{name: "exact", held: []string{"E3", "VISIO"}, change: Change{Assign: []string{"E3", "PROJ"}, Exact: true},
+			assigned: []string{"PROJ"}, revoked: []string{"VISIO"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Evaluate(UserState{Held: tc.held, UsageLocation: "US", AccountEnabled: true}, tc.change, "", catalog)
+			if tc.code != "" {
+				if err == nil || err.Code != tc.code {
+					t.Fatalf("Evaluate = %+v, %v; want %s", res, err, tc.code)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(res.Assigned, tc.assigned) || !slices.Equal(res.Revoked, tc.revoked) {
+				t.Fatalf("Evaluate = %+v, %v; want +%v -%v", res, err, tc.assigned, tc.revoked)
+			}
+		})
+	}
+}

@@ -38,25 +38,27 @@ type Plan struct {
 // was deleted with its customer: the task has nothing left to do).
 func (s *Store) LoadPlan(ctx context.Context, opID string) (*Plan, error) {
 	var (
-		p                    Plan
-		assign, revoke       pq.StringArray
-		loc, defaultLocation *string
-		undoOf               *string
-		catalog              []byte
+		p                      Plan
+		assign, revoke         pq.StringArray
+		replaceFrom, replaceTo pq.StringArray
+		loc, defaultLocation   *string
+		undoOf                 *string
+		catalog                []byte
 	)
 	err := s.db.QueryRowContext(ctx, `
 		SELECT o.id, o.partner_key, o.customer_key, c.id, o.assign, o.revoke, o.usage_location, o.dry_run, o.catalog,
-			o.default_usage_location, o.total, o.source, c.directory_kind, COALESCE(c.directory_tenant_id, ''), o.undo_of::text
+			o.default_usage_location, o.total, o.source, c.directory_kind, COALESCE(c.directory_tenant_id, ''), o.undo_of::text,
+			o.replace_from, o.replace_to, o.exact
 		FROM operations o JOIN customers c USING (customer_key) WHERE o.id = $1`, opID).
 		Scan(&p.ID, &p.PartnerKey, &p.CustomerKey, &p.CustomerID, &assign, &revoke, &loc, &p.DryRun, &catalog, &defaultLocation, &p.Total, &p.Source,
-			&p.Directory.Kind, &p.Directory.TenantID, &undoOf)
+			&p.Directory.Kind, &p.Directory.TenantID, &undoOf, &replaceFrom, &replaceTo, &p.Change.Exact)
 	if isNoRows(err) {
 		return nil, notFound("operation", opID)
 	}
 	if err != nil {
 		return nil, err
 	}
-	p.Change = licensing.Change{Assign: assign, Revoke: revoke}
+	p.Change.Assign, p.Change.Revoke, p.Change.Replace = assign, revoke, joinReplace(replaceFrom, replaceTo)
 	if loc != nil {
 		p.Change.UsageLocation = *loc
 	}

@@ -41,6 +41,16 @@ type NewOperation struct {
 	Items []ItemChange
 	// UndoOf is the operation an undo reverses ("" for others).
 	UndoOf string
+	// Replace swaps licenses where held. Assign must include every To and
+	// Revoke every From (licensing.Change.Replace): the grants' bits index
+	// Assign, and the worker drops a To for a user without its From.
+	Replace []licensing.Replacement
+	// CopyFrom, when set, is a user whose licenses become Assign (which
+	// must be empty, as Revoke and Replace must be) when the operation is
+	// created (resolveCopy); Exact also revokes from each user, when its
+	// item is applied, every license not in Assign.
+	CopyFrom string
+	Exact    bool
 	// Idempotency, when set, completes the caller's idempotency key in the
 	// operation's own transaction.
 	Idempotency *IdempotencyKey
@@ -73,6 +83,9 @@ func (s *Store) CreateOperation(ctx context.Context, req NewOperation) (licensin
 // record itself and its operation in one transaction.
 func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOperation, op *licensing.Operation) error {
 	id := uuid.New()
+	if err := resolveCopy(ctx, tx, &req); err != nil {
+		return err
+	}
 	skus := append(append([]string{}, req.Assign...), req.Revoke...)
 	if err := checkKnownSKUs(ctx, tx, req.Customer.Key, skus); err != nil {
 		return err
@@ -97,14 +110,17 @@ func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOpera
 	if err != nil {
 		return err
 	}
+	replaceFrom, replaceTo := splitReplace(req.Replace)
 	row := tx.QueryRowxContext(ctx, `
 		INSERT INTO operations (id, partner_key, customer_key, source, queue, assign, revoke, usage_location,
-			allow_partial, dry_run, catalog, default_usage_location, total, created_by, policy_id, status, not_before, undo_of)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), $9, $10, $11, $12, $13, $14, NULLIF($15, '')::uuid, $16, $17, NULLIF($18, '')::uuid)
+			allow_partial, dry_run, catalog, default_usage_location, total, created_by, policy_id, status, not_before, undo_of,
+			replace_from, replace_to, copy_from, exact)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), $9, $10, $11, $12, $13, $14, NULLIF($15, '')::uuid, $16, $17, NULLIF($18, '')::uuid,
+			$19, $20, NULLIF($21, ''), $22)
 		RETURNING created_at`,
 		id, req.PartnerKey, req.Customer.Key, req.Source, req.Queue, pq.StringArray(nonNil(req.Assign)), pq.StringArray(nonNil(req.Revoke)),
 		req.UsageLocation, req.AllowPartial, req.DryRun, catalogJSON, req.Customer.DefaultUsageLocation, len(req.UserIDs), req.CreatedBy, req.PolicyID,
-		status, req.NotBefore, req.UndoOf)
+		status, req.NotBefore, req.UndoOf, replaceFrom, replaceTo, req.CopyFrom, req.Exact)
 	if err := row.Scan(&op.CreatedAt); err != nil {
 		return err
 	}
@@ -152,8 +168,11 @@ func reserveGrants(ctx context.Context, tx *sqlx.Tx, customerKey int64, grants m
 func fillOperation(op *licensing.Operation, id string, req NewOperation) {
 	loc := req.UsageLocation
 	op.ID, op.CustomerID, op.Status, op.Total, op.Pending = id, req.Customer.ID, licensing.StatusQueued, len(req.UserIDs), len(req.UserIDs)
-	op.CreatedBy, op.Source, op.Assign, op.Revoke, op.AllowPartial, op.DryRun, op.Queue =
-		req.CreatedBy, req.Source, nonNil(req.Assign), nonNil(req.Revoke), req.AllowPartial, req.DryRun, req.Queue
+	op.CreatedBy, op.Source, op.AllowPartial, op.DryRun, op.Queue = req.CreatedBy, req.Source, req.AllowPartial, req.DryRun, req.Queue
+	showChange(op, req.Assign, req.Revoke, req.Replace)
+	if req.CopyFrom != "" {
+		op.CopyFrom, op.Exact = &req.CopyFrom, req.Exact
+	}
 	if loc != "" {
 		op.UsageLocation = &loc
 	}
@@ -164,6 +183,68 @@ func fillOperation(op *licensing.Operation, id string, req NewOperation) {
 		undoOf := req.UndoOf
 		op.UndoOf = &undoOf
 	}
+}
+
+// resolveCopy turns a copy of a user's licenses into an ordinary change:
+// the reference user's licenses, as they are now, become req.Assign. A
+// reference that is not a user of the customer is UnknownUsers; one that
+// holds nothing leaves nothing to copy.
+func resolveCopy(ctx context.Context, q sqlx.QueryerContext, req *NewOperation) error {
+	if req.CopyFrom == "" {
+		return nil
+	}
+	var licenses pq.StringArray
+	err := sqlx.GetContext(ctx, q, &licenses, `
+		SELECT ARRAY(SELECT sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY sku_id)
+		FROM users u WHERE u.customer_key = $1 AND u.id = $2`, req.Customer.Key, req.CopyFrom)
+	if isNoRows(err) {
+		e := licensing.Errorf(licensing.CodeUnknownUsers,
+			"copy_from %q is not a user of this customer; give the ID of the user whose licenses to copy", req.CopyFrom)
+		e.Details = map[string]any{"user_ids": []string{req.CopyFrom}, "count": 1}
+		return e
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(licenses) == 0:
+		return licensing.Errorf(licensing.CodeInvalidRequest,
+			"user %s holds no licenses, so there is nothing to copy; to take licenses away, revoke them", req.CopyFrom)
+	case len(licenses) > licensing.MaxSKUsPerOperation:
+		return licensing.Errorf(licensing.CodeTooLarge,
+			"user %s holds %d licenses; an operation copies up to %d, assign them in parts instead", req.CopyFrom, len(licenses), licensing.MaxSKUsPerOperation)
+	}
+	req.Assign = licenses
+	return nil
+}
+
+// showChange sets the change of op as its caller gave it: assign and
+// revoke without the SKUs of replace, which the stored lists include.
+func showChange(op *licensing.Operation, assign, revoke []string, replace []licensing.Replacement) {
+	op.Assign = nonNil(licensing.WithoutReplaceTargets(assign, replace))
+	op.Revoke = nonNil(licensing.WithoutReplaced(revoke, replace))
+	op.Replace = replace
+}
+
+// splitReplace and joinReplace convert replace pairs to and from the
+// columns replace_from and replace_to (never NULL).
+func splitReplace(replace []licensing.Replacement) (from, to pq.StringArray) {
+	from, to = make(pq.StringArray, len(replace)), make(pq.StringArray, len(replace))
+	for i, r := range replace {
+		from[i], to[i] = r.From, r.To
+	}
+	return from, to
+}
+
+func joinReplace(from, to []string) []licensing.Replacement {
+	if len(from) == 0 {
+		return nil
+	}
+	replace := make([]licensing.Replacement, len(from))
+	for i := range from {
+		replace[i] = licensing.Replacement{From: from[i], To: to[i]}
+	}
+	return replace
 }
 
 // insertItems writes the operation's items, pending, with their grants.
@@ -330,8 +411,8 @@ func grantSeats(ctx context.Context, tx *sqlx.Tx, req NewOperation, catalog lice
 }
 
 // lackingSKUs returns, for each user of req.UserIDs, a bit per SKU of
-// req.Assign (1 << index) that the user does not hold: the most seats it
-// could need. It reads the holders of those SKUs by the SKU index, not the
+// req.Assign (1 << index) that the user does not hold (a replace target:
+// nor does it hold one of its sources): the most seats it could need. It reads the holders of those SKUs by the SKU index, not the
 // selection's users one by one.
 func lackingSKUs(ctx context.Context, tx *sqlx.Tx, req NewOperation) ([]int32, error) {
 	index := make(map[string]int, len(req.UserIDs))
@@ -343,8 +424,17 @@ func lackingSKUs(ctx context.Context, tx *sqlx.Tx, req NewOperation) ([]int32, e
 	for i := range lacking {
 		lacking[i] = all
 	}
+	// A replace target is lacked only by users who hold one of its
+	// sources: targets holds, per user, the bits of the targets it may get.
+	skus, targets, targetBits := req.Assign, []int32(nil), replaceTargetBits(req)
+	if targetBits != 0 {
+		skus, targets = slices.Clone(req.Assign), make([]int32, len(req.UserIDs))
+		for _, r := range req.Replace {
+			skus = append(skus, r.From)
+		}
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT user_id, sku_id FROM assignments WHERE customer_key = $1 AND sku_id = ANY($2)`,
-		req.Customer.Key, pq.StringArray(req.Assign))
+		req.Customer.Key, pq.StringArray(skus))
 	if err != nil {
 		return nil, err
 	}
@@ -354,11 +444,43 @@ func lackingSKUs(ctx context.Context, tx *sqlx.Tx, req NewOperation) ([]int32, e
 		if err := rows.Scan(&u, &sku); err != nil {
 			return nil, err
 		}
-		if i, ok := index[u]; ok {
-			lacking[i] &^= int32(1) << slices.Index(req.Assign, sku)
+		i, ok := index[u]
+		if !ok {
+			continue
+		}
+		if k := slices.Index(req.Assign, sku); k >= 0 {
+			lacking[i] &^= int32(1) << k
+		}
+		if targets != nil {
+			targets[i] |= replaceBitsOf(req, sku)
 		}
 	}
+	for i := range targets {
+		lacking[i] &^= targetBits &^ targets[i]
+	}
 	return lacking, rows.Err()
+}
+
+// replaceTargetBits has a bit per SKU of req.Assign (1 << index) that is
+// the target of a replace pair.
+func replaceTargetBits(req NewOperation) int32 {
+	var bits int32
+	for _, r := range req.Replace {
+		bits |= int32(1) << slices.Index(req.Assign, r.To)
+	}
+	return bits
+}
+
+// replaceBitsOf has a bit per SKU of req.Assign (1 << index) that replaces
+// from.
+func replaceBitsOf(req NewOperation, from string) int32 {
+	var bits int32
+	for _, r := range req.Replace {
+		if r.From == from {
+			bits |= int32(1) << slices.Index(req.Assign, r.To)
+		}
+	}
+	return bits
 }
 
 // seatsForAll reports whether every SKU of req.Assign has a free seat for
@@ -443,7 +565,8 @@ func loadIntakeUsers(ctx context.Context, tx *sqlx.Tx, req NewOperation) ([]inta
 func intakePlan(req NewOperation, catalog licensing.Catalog) *Plan {
 	plan := &Plan{
 		PartnerKey: req.PartnerKey, CustomerKey: req.Customer.Key, CustomerID: req.Customer.ID,
-		Change: licensing.Change{Assign: nonNil(req.Assign), Revoke: nonNil(req.Revoke), UsageLocation: req.UsageLocation},
+		Change: licensing.Change{Assign: nonNil(req.Assign), Revoke: nonNil(req.Revoke), UsageLocation: req.UsageLocation,
+			Replace: req.Replace, Exact: req.Exact},
 		DryRun: req.DryRun, Catalog: catalog, Total: len(req.UserIDs), Source: req.Source, Directory: req.Customer.Directory,
 	}
 	if req.Customer.DefaultUsageLocation != nil {
@@ -531,15 +654,15 @@ func planGrants(req NewOperation, needs []int32, order []int, available map[stri
 
 const operationColumns = `o.id, c.id AS customer_id, o.status, o.total, o.succeeded, o.failed, o.created_at, o.finished_at,
 	o.created_by, o.source, o.assign, o.revoke, o.usage_location, o.allow_partial, o.dry_run, o.queue,
-	o.cancelled, o.not_before, o.undo_of::text, o.cancel_requested_at`
+	o.cancelled, o.not_before, o.undo_of::text, o.cancel_requested_at, o.replace_from, o.replace_to, o.copy_from, o.exact`
 
 func scanOperation(row interface{ Scan(...any) error }) (licensing.Operation, error) {
 	var op licensing.Operation
-	var assign, revoke pq.StringArray
+	var assign, revoke, replaceFrom, replaceTo pq.StringArray
 	err := row.Scan(&op.ID, &op.CustomerID, &op.Status, &op.Total, &op.Succeeded, &op.Failed, &op.CreatedAt, &op.FinishedAt,
 		&op.CreatedBy, &op.Source, &assign, &revoke, &op.UsageLocation, &op.AllowPartial, &op.DryRun, &op.Queue,
-		&op.Cancelled, &op.NotBefore, &op.UndoOf, &op.CancelRequestedAt)
-	op.Assign, op.Revoke = nonNil(assign), nonNil(revoke)
+		&op.Cancelled, &op.NotBefore, &op.UndoOf, &op.CancelRequestedAt, &replaceFrom, &replaceTo, &op.CopyFrom, &op.Exact)
+	showChange(&op, assign, revoke, joinReplace(replaceFrom, replaceTo))
 	return op, err
 }
 

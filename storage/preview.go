@@ -56,6 +56,9 @@ func (s *Store) PredictOperation(ctx context.Context, req NewOperation) (Predict
 	if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off; SET LOCAL work_mem = '64MB'`); err != nil {
 		return Prediction{}, err
 	}
+	if err := resolveCopy(ctx, tx, &req); err != nil {
+		return Prediction{}, err
+	}
 	skus := append(append([]string{}, req.Assign...), req.Revoke...)
 	if err := checkKnownSKUs(ctx, tx, req.Customer.Key, skus); err != nil {
 		return Prediction{}, err

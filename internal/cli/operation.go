@@ -208,7 +208,11 @@ func opChange(op licensing.Operation) string {
 	if op.UsageLocation != nil {
 		loc = *op.UsageLocation
 	}
-	return describeChangeShort(op.Assign, op.Revoke, loc)
+	short := describeChangeShort(op.Assign, op.Revoke, loc)
+	if len(op.Replace) > 0 {
+		short = strings.TrimSpace(short + " " + strings.ReplaceAll(describeReplace(op.Replace), ", ", " "))
+	}
+	return short
 }
 
 func describeChangeShort(assign, revoke []string, loc string) string {
@@ -242,6 +246,12 @@ func showOperation(ctx context.Context, w io.Writer, c *client.Client, opID stri
 	row("pending", strconv.Itoa(op.Pending))
 	row("assign", dash(strings.Join(op.Assign, ", ")))
 	row("revoke", dash(strings.Join(op.Revoke, ", ")))
+	if len(op.Replace) > 0 {
+		row("replace", describeReplace(op.Replace))
+	}
+	if op.CopyFrom != nil {
+		row("copy from", *op.CopyFrom+map[bool]string{true: " (exact)"}[op.Exact])
+	}
 	row("usage location", dash(deref(op.UsageLocation)))
 	row("allow partial", strconv.FormatBool(op.AllowPartial))
 	row("source", op.Source)

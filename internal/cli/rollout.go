@@ -23,7 +23,9 @@ import (
 var rolloutCommand = &Command{
 	Name: "rollout",
 	Args: `--customer C (--csv FILE | --users-file FILE | --all-users)
-                     [--assign SKU]... [--revoke SKU]... [--usage-location CC] [--allow-partial]
+                     ([--assign SKU]... [--revoke SKU]... [--replace FROM:TO]... |
+                      --copy-from USER [--exact])
+                     [--usage-location CC] [--allow-partial]
                      [--dry-run] [--wait] [--report FILE.csv] [--skip-bad-rows]
                      [--not-before TIME]`,
 	Summary: "assign/revoke licenses for the users of a CSV, a file of IDs or the whole customer",
@@ -48,6 +50,13 @@ Change:
   (--assign E3,E5) is split into its SKUs. The customer and its subscriptions are
   checked before the input is read: a SKU the customer has no subscription for is
   named, with the customer's SKU it matches ignoring case, and its SKUs.
+  --replace FROM:TO takes FROM from every selected user who holds it and assigns TO
+  instead, all or nothing; users without FROM are left as they are (and succeed).
+  It can be repeated (--replace E3:E5 --replace E1:E5) and combined with --assign and
+  --revoke, which may not name its SKUs.
+  --copy-from USER gives every selected user the licenses USER holds when the rollout
+  is sent; --exact also takes away, from each user, the licenses USER lacks. It goes
+  without --assign, --revoke and --replace.
 
 Progress:
   --wait waits for the operation to finish; it is the default when standard output is
@@ -92,6 +101,9 @@ type rolloutCmd struct {
 	customer, csvPath, usersFile string
 	allUsers                     bool
 	assign, revoke               skuList
+	replace                      replaceList
+	copyFrom                     string
+	exact                        bool
 	location                     string
 	allowPartial, dryRun         bool
 	wait                         optionalBool
@@ -110,6 +122,9 @@ func (r *rolloutCmd) Flags(fs *flag.FlagSet, env *Env) {
 	fs.BoolVar(&r.allUsers, "all-users", false, "select every user of the customer")
 	fs.Var(&r.assign, "assign", "`SKU` to assign (repeatable; A,B is split into A and B)")
 	fs.Var(&r.revoke, "revoke", "`SKU` to revoke (repeatable; A,B is split into A and B)")
+	fs.Var(&r.replace, "replace", "replace `FROM:TO` for the users who hold FROM (repeatable)")
+	fs.StringVar(&r.copyFrom, "copy-from", "", "give the users the licenses this `user` holds")
+	fs.BoolVar(&r.exact, "exact", false, "with --copy-from, also take away the licenses the user lacks")
 	fs.StringVar(&r.location, "usage-location", "", "set this usage location (ISO 3166-1 alpha-2, e.g. PL) on every user")
 	fs.BoolVar(&r.allowPartial, "allow-partial", false, "when seats are short, assign those there are; the users without a seat fail with CountViolation")
 	fs.BoolVar(&r.dryRun, "dry-run", false, "show what would change and what would fail (the API's dry run); queue nothing")
@@ -133,8 +148,11 @@ func (r *rolloutCmd) Validate(args []string) error {
 	if countTrue(r.csvPath != "", r.usersFile != "", r.allUsers) != 1 {
 		return errors.New("give exactly one of --csv, --users-file and --all-users")
 	}
-	if len(r.assign) == 0 && len(r.revoke) == 0 {
-		return errors.New("nothing to do: give at least one --assign or --revoke SKU")
+	if err := r.validateCopy(); err != nil {
+		return err
+	}
+	if len(r.assign) == 0 && len(r.revoke) == 0 && len(r.replace) == 0 && r.copyFrom == "" {
+		return errors.New("nothing to do: give at least one --assign or --revoke SKU, --replace FROM:TO or --copy-from USER")
 	}
 	var both []string
 	for _, a := range r.assign {
@@ -188,15 +206,31 @@ func (r *rolloutCmd) validateNotBefore() error {
 	return nil
 }
 
+// validateCopy checks --copy-from and --exact, as the API would.
+func (r *rolloutCmd) validateCopy() error {
+	switch {
+	case r.copyFrom == "" && r.exact:
+		return errors.New("--exact goes with --copy-from USER")
+	case r.copyFrom == "":
+		return nil
+	case len(r.assign) > 0 || len(r.revoke) > 0 || len(r.replace) > 0:
+		return errors.New("--copy-from goes alone: leave out --assign, --revoke and --replace, or run them as another rollout")
+	case !licensing.ValidID(r.copyFrom):
+		return fmt.Errorf("--copy-from %q is not a valid user ID", r.copyFrom)
+	}
+	return nil
+}
+
 func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	c := r.conn.client()
 	wait := (r.wait.value(env.terminal(env.Stdout)) || r.report != "") && r.notBefore == nil
-	change := licensing.Change{Assign: nonNil(r.assign), Revoke: nonNil(r.revoke), UsageLocation: r.location}
+	change := licensing.Change{Assign: nonNil(r.assign), Revoke: nonNil(r.revoke), UsageLocation: r.location, Replace: r.replace}
 
 	// The customer and its SKUs first: a typo there is one message, not
 	// every row of the input reported as an unknown user.
 	readStart := time.Now()
-	if _, err := checkCustomer(ctx, c, r.customer, append(append([]string{}, change.Assign...), change.Revoke...)); err != nil {
+	skus := slices.Concat(change.Assign, change.Revoke, licensing.ReplaceSources(change.Replace), licensing.ReplaceTargets(change.Replace))
+	if _, err := checkCustomer(ctx, c, r.customer, skus); err != nil {
 		return interrupted(err)
 	}
 
@@ -230,8 +264,8 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	}
 	sendStart := time.Now()
 	request := func(ids []string, allowPartial bool) client.OperationRequest {
-		req := client.OperationRequest{UserIDs: ids, Assign: change.Assign, Revoke: change.Revoke, AllowPartial: allowPartial,
-			NotBefore: r.notBefore}
+		req := client.OperationRequest{UserIDs: ids, Assign: change.Assign, Revoke: change.Revoke, Replace: change.Replace,
+			CopyFrom: r.copyFrom, Exact: r.exact, AllowPartial: allowPartial, NotBefore: r.notBefore}
 		if change.UsageLocation != "" {
 			req.UsageLocation = &change.UsageLocation
 		}
@@ -285,16 +319,16 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 		return withHint(err, "The API did not answer; see whether the operation was created with: licenseops operation list --customer "+r.customer)
 	}
 	if r.dryRun {
-		return printPreview(env.Stdout, r.customer, change, pv, refused, r.allowPartial)
+		return printPreview(env.Stdout, r.customer, r.describe(change), change, pv, refused, r.allowPartial)
 	}
 	sendTime := time.Since(sendStart)
 	if acc.NotBefore != nil {
 		fmt.Fprintf(env.Stdout, "Scheduled operation %s for %s (%s) to start at %s.\nCancel it with:\n  licenseops operation cancel %s\nWatch it once it starts with:\n  licenseops operation watch %s\n",
-			acc.ID, plural(acc.Total, "user"), describeChange(change), acc.NotBefore.Format(time.RFC3339), acc.ID, acc.ID)
+			acc.ID, plural(acc.Total, "user"), r.describe(change), acc.NotBefore.Format(time.RFC3339), acc.ID, acc.ID)
 		return nil
 	}
 	fmt.Fprintf(env.Stdout, "Queued operation %s for %s (%s) in %s: read and validated in %s, sent in %s.\n",
-		acc.ID, plural(acc.Total, "user"), describeChange(change), round(readTime+sendTime), round(readTime), round(sendTime))
+		acc.ID, plural(acc.Total, "user"), r.describe(change), round(readTime+sendTime), round(readTime), round(sendTime))
 	if !wait {
 		fmt.Fprintf(env.Stdout, "Not waiting for it. Watch it with:\n  licenseops operation watch %s\n", acc.ID)
 		return nil
@@ -354,6 +388,35 @@ func (l *skuList) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// replaceList is the repeatable --replace FROM:TO; a comma-separated list
+// of pairs is split.
+type replaceList []licensing.Replacement
+
+func (l *replaceList) String() string { return describeReplace(*l) }
+
+func (l *replaceList) Set(v string) error {
+	for pair := range strings.SplitSeq(v, ",") {
+		from, to, ok := strings.Cut(pair, ":")
+		from, to = strings.TrimSpace(from), strings.TrimSpace(to)
+		if !ok || !licensing.ValidID(from) || !licensing.ValidID(to) {
+			return fmt.Errorf("%q is not FROM:TO with two SKU IDs, like E3:E5", strings.TrimSpace(pair))
+		}
+		if r := (licensing.Replacement{From: from, To: to}); !slices.Contains(*l, r) {
+			*l = append(*l, r)
+		}
+	}
+	return nil
+}
+
+// describeReplace writes replace pairs as FROM→TO.
+func describeReplace(replace []licensing.Replacement) string {
+	parts := make([]string, len(replace))
+	for i, r := range replace {
+		parts[i] = r.From + "→" + r.To
+	}
+	return strings.Join(parts, ", ")
 }
 
 // optionalBool is a boolean flag that knows whether it was given.
@@ -418,6 +481,17 @@ func checkProblems(stdout, stderr io.Writer, in *userInput, skipBad bool) error 
 	return fmt.Errorf("%s: correct them, or pass --skip-bad-rows to go on without them", plural(len(in.bad), "bad row"))
 }
 
+// describe is the rollout's change in words.
+func (r *rolloutCmd) describe(ch licensing.Change) string {
+	if r.copyFrom == "" {
+		return describeChange(ch)
+	}
+	if r.exact {
+		return "copy exactly the licenses of " + r.copyFrom
+	}
+	return "copy the licenses of " + r.copyFrom
+}
+
 func describeChange(ch licensing.Change) string {
 	var parts []string
 	if len(ch.Assign) > 0 {
@@ -425,6 +499,9 @@ func describeChange(ch licensing.Change) string {
 	}
 	if len(ch.Revoke) > 0 {
 		parts = append(parts, "revoke "+strings.Join(ch.Revoke, ", "))
+	}
+	if len(ch.Replace) > 0 {
+		parts = append(parts, "replace where held "+describeReplace(ch.Replace))
 	}
 	if ch.UsageLocation != "" {
 		parts = append(parts, "usage location "+ch.UsageLocation)
@@ -444,15 +521,16 @@ func nonNil(s []string) []string {
 // counted by code. refused is the CountViolation that the rollout would get
 // without --allow-partial; pv is then the dry run with it. It returns a
 // PartialError when some users would fail or seats are short.
-func printPreview(w io.Writer, cid string, ch licensing.Change, pv *client.OperationPreview, refused error, allowPartial bool) error {
-	fmt.Fprintf(w, "\nDry run for customer %s: %s; %s. Nothing is queued.\n\n", cid, plural(pv.Total, "selected user"), describeChange(ch))
+func printPreview(w io.Writer, cid, what string, ch licensing.Change, pv *client.OperationPreview, refused error, allowPartial bool) error {
+	fmt.Fprintf(w, "\nDry run for customer %s: %s; %s. Nothing is queued.\n\n", cid, plural(pv.Total, "selected user"), what)
 	tw := newTable(w)
 	fmt.Fprintln(tw, "SKU\tCHANGE\tUSERS AFFECTED\tUNCHANGED\tSEATS NEEDED\tAVAILABLE\tSHORT")
 	for _, s := range pv.SKUs {
 		fmt.Fprintf(tw, "%s\tassign\t%d would get it\t%s\t%d\t%d\t%d\n", s.SKU, s.Needed, plural(pv.Total-s.Needed, "holds it or would fail", "hold it or would fail"),
 			s.Needed, s.Available, max(0, s.Needed-s.Available))
 	}
-	for _, sku := range ch.Revoke {
+	// A replaced SKU is revoked from the users who hold it.
+	for _, sku := range slices.Concat(ch.Revoke, licensing.ReplaceSources(ch.Replace)) {
 		// A user holds the SKU now when the change would revoke it, or
 		// when it would fail and keep what it has.
 		held := 0
