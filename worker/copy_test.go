@@ -53,11 +53,7 @@ func TestCopyFrom(t *testing.T) {
 			t.Errorf("copy: %s changed %q, want %q", users[i], changes[users[i]], want)
 		}
 	}
-	for i, want := range []string{"E3,PROJ", "E3,E5,PROJ", "E3,PROJ", "E3,PROJ"} {
-		if held, _ := holds(t, b, "copy", users[i]); held != want {
-			t.Errorf("after the copy %s holds %q, want %q", users[i], held, want)
-		}
-	}
+	wantHeld(t, b, "copy", "after the copy", users, []string{"E3,PROJ", "E3,E5,PROJ", "E3,PROJ", "E3,PROJ"})
 
 	// Exact: user 1 would lose E5, which the reference lacks.
 	var pv struct {

@@ -158,11 +158,7 @@ func TestReplaceWhereHeld(t *testing.T) {
 			t.Errorf("report: %s is %q, want %q", u, codes[u], wantCode)
 		}
 	}
-	for i, wantHeld := range []string{"E5", "E5", "E5", "E3,VISIO", "", "VISIO"} {
-		if held, _ := holds(t, b, "repl", users[i]); held != wantHeld {
-			t.Errorf("%s holds %q, want %q", users[i], held, wantHeld)
-		}
-	}
+	wantHeld(t, b, "repl", "after the replace", users, []string{"E5", "E5", "E5", "E3,VISIO", "", "VISIO"})
 	wantSeats(t, b, "E5", 3)
 	wantSeats(t, b, "E3", 1)
 	noProblems(t, b)
@@ -171,11 +167,7 @@ func TestReplaceWhereHeld(t *testing.T) {
 	if u := undo(t, c, op.ID, nil); u.Total != 3 || u.Succeeded != 3 {
 		t.Fatalf("undo = %+v, want the 3 swapped users", u)
 	}
-	for i, wantHeld := range []string{"E3", "E3", "E3", "E3,VISIO", "", "VISIO"} {
-		if held, _ := holds(t, b, "repl", users[i]); held != wantHeld {
-			t.Errorf("after the undo %s holds %q, want %q", users[i], held, wantHeld)
-		}
-	}
+	wantHeld(t, b, "repl", "after the undo", users, []string{"E3", "E3", "E3", "E3,VISIO", "", "VISIO"})
 	wantSeats(t, b, "E5", 0)
 	wantSeats(t, b, "E3", 4)
 	noProblems(t, b)
@@ -201,11 +193,7 @@ func TestReplaceGrantsOnlyHolders(t *testing.T) {
 			t.Errorf("%s was granted %b, want %b", u, masks[u], want)
 		}
 	}
-	for i, want := range []string{"E5,PROJ", "PROJ", "E5,PROJ", "PROJ"} {
-		if held, _ := holds(t, b, "grant", users[i]); held != want {
-			t.Errorf("%s holds %q, want %q", users[i], held, want)
-		}
-	}
+	wantHeld(t, b, "grant", "after the replace", users, []string{"E5,PROJ", "PROJ", "E5,PROJ", "PROJ"})
 	wantSeats(t, b, "E5", 2)
 	wantSeats(t, b, "E3", 0)
 	wantSeats(t, b, "PROJ", 4)
@@ -309,11 +297,7 @@ func TestReplaceScheduled(t *testing.T) {
 	if op.Succeeded != 4 || !slices.Equal(op.Replace, []licensing.Replacement{{From: "E3", To: "E5"}}) {
 		t.Fatalf("operation = %+v: %v", op, reportCodes(t, c, op.ID))
 	}
-	for i, want := range []string{"E5", "", "E5", ""} {
-		if held, _ := holds(t, b, "later", users[i]); held != want {
-			t.Errorf("%s holds %q, want %q", users[i], held, want)
-		}
-	}
+	wantHeld(t, b, "later", "after the start", users, []string{"E5", "", "E5", ""})
 	wantSeats(t, b, "E5", 2)
 	noProblems(t, b)
 }

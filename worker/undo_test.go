@@ -61,6 +61,17 @@ func holds(t *testing.T, b *testapp.Bundle, customer, user string) (string, stri
 	return skus, loc
 }
 
+// wantHeld checks that users[i] of customer holds want[i] ("E3,E5", "" for
+// nothing); when says at which point of the test, for the message.
+func wantHeld(t *testing.T, b *testapp.Bundle, customer, when string, users, want []string) {
+	t.Helper()
+	for i, w := range want {
+		if held, _ := holds(t, b, customer, users[i]); held != w {
+			t.Errorf("%s %s holds %q, want %q", when, users[i], held, w)
+		}
+	}
+}
+
 // reportCodes returns each user's status and error code ("succeeded",
 // "failed ChangedSince") from an operation's report.
 func reportCodes(t *testing.T, c *testapp.Client, id string) map[string]string {
@@ -235,11 +246,7 @@ func TestUndoChangedSince(t *testing.T) {
 	if csv := string(c.Must(http.StatusOK, "GET", "/v1/operations/"+op.ID+"/report?format=csv", nil).Body); strings.Count(csv, ",ChangedSince,") != 3 {
 		t.Errorf("CSV report, want 3 rows of ChangedSince:\n%s", csv)
 	}
-	for i, want := range []string{"E3,E5", "E3,E5", "", "", "E5"} {
-		if got, _ := holds(t, b, "since", users[i]); got != want {
-			t.Errorf("%s holds %q, want %q", users[i], got, want)
-		}
-	}
+	wantHeld(t, b, "since", "after the undo", users, []string{"E3,E5", "E3,E5", "", "", "E5"})
 	wantSeats(t, b, "E5", 3)
 	wantSeats(t, b, "E3", 2)
 	noProblems(t, b)

@@ -85,15 +85,9 @@ func (o *operationUndoCmd) Flags(fs *flag.FlagSet, env *Env) {
 	fs.DurationVar(&o.lineEvery, "progress-interval", defaultLineEvery, "how often a progress line is printed when stdout is not a terminal")
 }
 
-func (o *operationUndoCmd) Validate(args []string) error {
-	if len(args) != 1 {
-		return errors.New("give one operation ID")
-	}
-	o.opID = args[0]
-	if o.lineEvery <= 0 {
-		return errors.New("--progress-interval must be positive")
-	}
-	return o.conn.validate()
+func (o *operationUndoCmd) Validate(args []string) (err error) {
+	o.opID, err = oneOperation(args, o.lineEvery, &o.conn)
+	return err
 }
 
 func (o *operationUndoCmd) Run(ctx context.Context, env *Env) error {
@@ -174,15 +168,21 @@ func (o *operationCmd) Flags(fs *flag.FlagSet, env *Env) {
 	}
 }
 
-func (o *operationCmd) Validate(args []string) error {
+func (o *operationCmd) Validate(args []string) (err error) {
+	o.opID, err = oneOperation(args, o.lineEvery, &o.conn)
+	return err
+}
+
+// oneOperation checks the arguments of a command on one operation: its ID,
+// the progress interval and the connection flags; it returns the ID.
+func oneOperation(args []string, lineEvery time.Duration, conn *connFlags) (string, error) {
 	if len(args) != 1 {
-		return errors.New("give one operation ID")
+		return "", errors.New("give one operation ID")
 	}
-	o.opID = args[0]
-	if o.lineEvery <= 0 {
-		return errors.New("--progress-interval must be positive")
+	if lineEvery <= 0 {
+		return "", errors.New("--progress-interval must be positive")
 	}
-	return o.conn.validate()
+	return args[0], conn.validate()
 }
 
 func (o *operationCmd) Run(ctx context.Context, env *Env) error {
