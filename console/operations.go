@@ -134,14 +134,14 @@ func (c *Console) cancel(w http.ResponseWriter, r *http.Request, s *session) err
 	if !canOperate(s.principal.Role) {
 		return pageErr(licensing.CodeForbidden, "RoleMayNotChangeLicenses", "Role", s.principal.Role)
 	}
-	op, _, err := c.operationOf(r, s)
-	if err != nil {
+	// Cancel resolves the operation within the partner (NotFound
+	// otherwise); a Conflict means it finished meanwhile, and its page
+	// shows that.
+	oid := r.PathValue("oid")
+	if _, err := c.intake.Cancel(r.Context(), s.principal, oid); err != nil && licensing.ErrorCode(err) != licensing.CodeConflict {
 		return err
 	}
-	if _, err := c.intake.Cancel(r.Context(), s.principal, op.ID); err != nil && licensing.ErrorCode(err) != licensing.CodeConflict {
-		return err
-	}
-	http.Redirect(w, r, "/console/operations/"+op.ID, http.StatusSeeOther)
+	http.Redirect(w, r, "/console/operations/"+oid, http.StatusSeeOther)
 	return nil
 }
 

@@ -56,12 +56,10 @@ func (s *Store) cancelOnce(ctx context.Context, partnerKey int64, id, by string,
 		if err != nil {
 			return err
 		}
-		switch {
-		case status == licensing.StatusCancelled:
-			return nil
-		case licensing.Finished(status):
-			return finishedConflict(id, status)
-		case status == licensing.StatusScheduled:
+		if final, err := cancelOfFinal(id, status); final {
+			return err
+		}
+		if status == licensing.StatusScheduled {
 			// Lock it as the scheduler does; if it started meanwhile, the
 			// next attempt takes the running operation's order.
 			var still bool
@@ -81,24 +79,21 @@ func (s *Store) cancelOnce(ctx context.Context, partnerKey int64, id, by string,
 			WHERE i.operation_id = $1 AND i.user_id = ANY(ARRAY(SELECT user_id FROM todo)) AND i.status = 'pending'`, id); err != nil {
 			return err
 		}
-		// Only an unfinished operation: one that finished while the items
-		// were read had none pending, and is a Conflict.
+		// The operation's row, locked after the items and read as it is
+		// now: one that finished while the items were read had none
+		// pending and is a Conflict, and of two cancels at once only the
+		// one that locks it first finds no cancel recorded.
 		var requested bool
-		err = tx.QueryRowContext(ctx, `
-			UPDATE operations o SET cancel_requested_at = COALESCE(o.cancel_requested_at, now()), cancelled_by = COALESCE(o.cancelled_by, $2)
-			FROM (SELECT cancel_requested_at IS NOT NULL AS requested FROM operations WHERE id = $1) before
-			WHERE o.id = $1 AND o.finished_at IS NULL
-			RETURNING before.requested`, id, by).Scan(&requested)
-		if isNoRows(err) {
-			if err := tx.QueryRowContext(ctx, `SELECT status FROM operations WHERE id = $1`, id).Scan(&status); err != nil {
-				return err
-			}
-			if status == licensing.StatusCancelled {
-				return nil
-			}
-			return finishedConflict(id, status)
+		if err := tx.QueryRowContext(ctx, `SELECT status, cancel_requested_at IS NOT NULL FROM operations WHERE id = $1 FOR UPDATE`,
+			id).Scan(&status, &requested); err != nil {
+			return err
 		}
-		if err != nil {
+		if final, err := cancelOfFinal(id, status); final {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE operations SET cancel_requested_at = COALESCE(cancel_requested_at, now()), cancelled_by = COALESCE(cancelled_by, $2)
+			WHERE id = $1`, id, by); err != nil {
 			return err
 		}
 		first = !requested
@@ -115,6 +110,18 @@ func (s *Store) cancelOnce(ctx context.Context, partnerKey int64, id, by string,
 // errStartedMeanwhile makes Cancel try again when the scheduler started
 // the operation between its read and its lock.
 var errStartedMeanwhile = errors.New("the scheduled operation started while it was being cancelled")
+
+// cancelOfFinal answers the cancel of an operation whose status is final:
+// nothing to do for a cancelled one, a Conflict for a finished one.
+func cancelOfFinal(id, status string) (final bool, err error) {
+	switch {
+	case status == licensing.StatusCancelled:
+		return true, nil
+	case licensing.Finished(status):
+		return true, finishedConflict(id, status)
+	}
+	return false, nil
+}
 
 func finishedConflict(id, status string) error {
 	return licensing.Errorf(licensing.CodeConflict,
