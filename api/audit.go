@@ -54,9 +54,6 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *licensing.
 	if err != nil {
 		return err
 	}
-	links, pages := pg.links(r, total)
-	writeJSON(w, http.StatusOK, map[string]any{
-		"entries": entries, "page": pg.Page, "page_size": pg.PageSize, "total": total, "total_pages": pages, "links": links,
-	})
+	pg.writePage(w, r, "entries", entries, total)
 	return nil
 }

@@ -344,9 +344,6 @@ func (s *Server) listCleanupRuns(w http.ResponseWriter, r *http.Request, p *lice
 	if err != nil {
 		return err
 	}
-	links, pages := pg.links(r, total)
-	writeJSON(w, http.StatusOK, map[string]any{
-		"runs": runs, "page": pg.Page, "page_size": pg.PageSize, "total": total, "total_pages": pages, "links": links,
-	})
+	pg.writePage(w, r, "runs", runs, total)
 	return nil
 }

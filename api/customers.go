@@ -247,11 +247,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *licensing.
 	if err != nil {
 		return err
 	}
-	links, pages := pg.links(r, page.Total)
-	writeJSON(w, http.StatusOK, map[string]any{
-		"users": page.Users, "page": pg.Page, "page_size": pg.PageSize,
-		"total": page.Total, "total_pages": pages, "links": links,
-	})
+	pg.writePage(w, r, "users", page.Users, page.Total)
 	return nil
 }
 

@@ -250,10 +250,7 @@ func (s *Server) listOperations(w http.ResponseWriter, r *http.Request, p *licen
 	for i, op := range ops {
 		views[i] = operationView{Operation: op, Links: linksOf(op.ID)}
 	}
-	links, pages := pg.links(r, total)
-	writeJSON(w, http.StatusOK, map[string]any{
-		"operations": views, "page": pg.Page, "page_size": pg.PageSize, "total": total, "total_pages": pages, "links": links,
-	})
+	pg.writePage(w, r, "operations", views, total)
 	return nil
 }
 

@@ -56,6 +56,15 @@ func totalPages(total, size int) int {
 	return (total + size - 1) / size
 }
 
+// writePage answers 200 with one page of a list: the items under name,
+// with the page, its size, the totals and the page links.
+func (p paging) writePage(w http.ResponseWriter, r *http.Request, name string, items any, total int) {
+	links, pages := p.links(r, total)
+	writeJSON(w, http.StatusOK, map[string]any{
+		name: items, "page": p.Page, "page_size": p.PageSize, "total": total, "total_pages": pages, "links": links,
+	})
+}
+
 // links builds page links that keep the request's other query parameters.
 func (p paging) links(r *http.Request, total int) (pageLinks, int) {
 	pages := totalPages(total, p.PageSize)

@@ -139,9 +139,6 @@ func (s *Server) listWebhookDeliveries(w http.ResponseWriter, r *http.Request, p
 	if err != nil {
 		return err
 	}
-	links, pages := pg.links(r, total)
-	writeJSON(w, http.StatusOK, map[string]any{
-		"deliveries": deliveries, "page": pg.Page, "page_size": pg.PageSize, "total": total, "total_pages": pages, "links": links,
-	})
+	pg.writePage(w, r, "deliveries", deliveries, total)
 	return nil
 }
