@@ -158,8 +158,17 @@ func failShort(ctx context.Context, tx *sqlx.Tx, opID string, shortages []licens
 	}
 	msg := fmt.Sprintf("when the scheduled operation started, seats were short for %s and it did not allow partial success, so no user was changed; "+
 		"buy more seats and submit the change again, or schedule it with allow_partial: true", strings.Join(names, ", "))
+	return failPending(ctx, tx, opID, nil, licensing.Errorf(licensing.CodeCountViolation, "%s", msg))
+}
+
+// failPending fails with e the pending items of an operation that no
+// worker has seen: those of users, or every one when users is nil. An
+// update, not a status given at insert, so that the progress counters
+// (kept by a trigger on updates) count them.
+func failPending(ctx context.Context, tx *sqlx.Tx, opID string, users []string, e *licensing.Error) error {
 	_, err := tx.ExecContext(ctx, `
 		UPDATE operation_items SET status = 'failed', error_code = $2, error_message = $3, finished_at = clock_timestamp()
-		WHERE operation_id = $1 AND status = 'pending'`, opID, licensing.CodeCountViolation, msg)
+		WHERE operation_id = $1 AND status = 'pending' AND ($4::text[] IS NULL OR user_id = ANY($4))`,
+		opID, string(e.Code), e.Message, pq.StringArray(users))
 	return err
 }

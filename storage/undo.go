@@ -208,9 +208,8 @@ func insertItemChanges(ctx context.Context, tx *sqlx.Tx, opID string, req NewOpe
 }
 
 // failChangedSince fails, right after they are written, the items whose
-// users a later operation changed: an update, not the insert, so that the
-// progress counters (kept by a trigger on updates) count them. Their
-// licenses stay unrecorded, so the report shows what each user holds now.
+// users a later operation changed (failPending). Their licenses stay
+// unrecorded, so the report shows what each user holds now.
 func failChangedSince(ctx context.Context, tx *sqlx.Tx, op *licensing.Operation, req NewOperation) error {
 	var users []string
 	for i, c := range req.Items {
@@ -221,11 +220,7 @@ func failChangedSince(ctx context.Context, tx *sqlx.Tx, op *licensing.Operation,
 	if len(users) == 0 {
 		return nil
 	}
-	e := changedSinceError(req.UndoOf)
-	_, err := tx.ExecContext(ctx, `
-		UPDATE operation_items SET status = 'failed', error_code = $3, error_message = $4, finished_at = clock_timestamp()
-		WHERE operation_id = $1 AND user_id = ANY($2)`, op.ID, pq.StringArray(users), string(e.Code), e.Message)
-	return err
+	return failPending(ctx, tx, op.ID, users, changedSinceError(req.UndoOf))
 }
 
 // changedSinceError is the outcome of a user that changed again after
