@@ -135,13 +135,14 @@ func (c *Console) cancel(w http.ResponseWriter, r *http.Request, s *session) err
 		return pageErr(licensing.CodeForbidden, "RoleMayNotChangeLicenses", "Role", s.principal.Role)
 	}
 	// Cancel resolves the operation within the partner (NotFound
-	// otherwise); a Conflict means it finished meanwhile, and its page
-	// shows that.
-	oid := r.PathValue("oid")
-	if _, err := c.intake.Cancel(r.Context(), s.principal, oid); err != nil && licensing.ErrorCode(err) != licensing.CodeConflict {
+	// otherwise) and returns it as read, also with a Conflict (it finished
+	// meanwhile, and its page shows that); the redirect names it by the ID
+	// stored, never by the request's path.
+	op, err := c.intake.Cancel(r.Context(), s.principal, r.PathValue("oid"))
+	if err != nil && licensing.ErrorCode(err) != licensing.CodeConflict {
 		return err
 	}
-	http.Redirect(w, r, "/console/operations/"+oid, http.StatusSeeOther)
+	http.Redirect(w, r, "/console/operations/"+op.ID, http.StatusSeeOther)
 	return nil
 }
 
