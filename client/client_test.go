@@ -99,7 +99,13 @@ func TestEveryEndpoint(t *testing.T) {
 		if err := c.Healthz(ctx); err != nil {
 			t.Fatal(err)
 		}
+		// asynq writes a worker's heartbeat shortly after the worker
+		// starts: wait for it (a few seconds at most), then check.
 		ready, err := c.Readyz(ctx)
+		for deadline := time.Now().Add(10 * time.Second); err == nil && (ready.Workers == nil || ready.Workers.Alive < 1) && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			ready, err = c.Readyz(ctx)
+		}
 		if err != nil || ready.Postgres != "ok" || ready.Redis != "ok" || ready.Workers == nil || ready.Workers.Alive < 1 {
 			t.Fatalf("readyz: %+v (workers %+v) %v, want postgres and redis ok and a worker alive", ready, ready.Workers, err)
 		}
