@@ -26,6 +26,9 @@ const (
 	CodeTooLarge             Code = "TooLarge"
 	CodeUnknownUsers         Code = "UnknownUsers"
 	CodeUnknownSkus          Code = "UnknownSkus"
+	// CodeUnknownServicePlans: disabled_plans names plans that the product's
+	// service_plans do not list.
+	CodeUnknownServicePlans Code = "UnknownServicePlans"
 	// CodeUnknownEvents: a webhook names event types that do not exist.
 	CodeUnknownEvents Code = "UnknownEvents"
 	// CodeWebhookTargetRefused: a webhook's URL points where webhooks may

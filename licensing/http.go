@@ -21,7 +21,7 @@ func HTTPStatus(code Code) int {
 		return http.StatusConflict
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case CodeIdempotencyKeyReused, CodeUnknownUsers, CodeUnknownSkus, CodeUnknownEvents, CodeWebhookTargetRefused:
+	case CodeIdempotencyKeyReused, CodeUnknownUsers, CodeUnknownSkus, CodeUnknownServicePlans, CodeUnknownEvents, CodeWebhookTargetRefused:
 		return http.StatusUnprocessableEntity
 	case CodeRateLimited:
 		return http.StatusTooManyRequests

@@ -18,6 +18,21 @@ type Product struct {
 	AllowedLocations []string `json:"allowed_locations"`
 	// ProhibitedLocations are usage locations where the SKU may not be assigned.
 	ProhibitedLocations []string `json:"prohibited_locations"`
+	// ServicePlans are the plans the product bundles, which a user's
+	// license may switch off one by one (Change.DisabledPlans).
+	ServicePlans []ServicePlan `json:"service_plans"`
+}
+
+// ServicePlan is one service of a product (Exchange, Teams, ...), by the
+// directory's plan ID (Graph's servicePlanId).
+type ServicePlan struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// HasPlan reports whether id is one of the product's service plans.
+func (p Product) HasPlan(id string) bool {
+	return slices.ContainsFunc(p.ServicePlans, func(sp ServicePlan) bool { return sp.ID == id })
 }
 
 // Catalog maps SKU IDs to products. A SKU missing from the catalog has no rules.
@@ -37,6 +52,13 @@ type Change struct {
 	// Exact revokes, besides Revoke, every license a user holds that is
 	// not in Assign (a copy of a user's licenses with "exact").
 	Exact bool `json:"exact,omitempty"`
+	// DisabledPlans, by SKU of Assign, are the service plans to switch off
+	// in that license, sorted; every other plan of it is on. It applies to
+	// the users who get the SKU and to those who hold it already, whose
+	// plans are updated (Result.PlansChanged) without taking a seat. A SKU
+	// without an entry is assigned with every plan on and a holder keeps
+	// its plans. Nil for most operations, which then pay nothing for it.
+	DisabledPlans map[string][]string `json:"disabled_plans,omitempty"`
 }
 
 // Replacement takes From from a user who holds it and assigns To instead,
@@ -144,6 +166,10 @@ type UserState struct {
 	Held           []string
 	UsageLocation  string
 	AccountEnabled bool
+	// DisabledPlans are the switched-off plans of held SKUs, by SKU (a
+	// SKU without an entry has every plan on). Only read when the change
+	// has DisabledPlans.
+	DisabledPlans map[string][]string
 }
 
 // Result is the outcome of evaluating a change for one user that passed every rule.
@@ -157,4 +183,35 @@ type Result struct {
 	// UsageLocation is the user's effective usage location after the change
 	// (the change's, else the user's, else the customer's default).
 	UsageLocation string
+	// PlansChanged are the SKUs held before and kept whose disabled plans
+	// the change updates, sorted: a change of the license that takes no
+	// seat. Nil when the change has no DisabledPlans.
+	PlansChanged []string
+}
+
+// PlansChangedFor returns the SKUs of assign that held, with its disabled
+// plans heldPlans (by SKU), keeps but with other disabled plans than
+// wanted (by SKU), sorted. A SKU without an entry in wanted keeps its
+// plans.
+func PlansChangedFor(held, assign, revoke []string, heldPlans, wanted map[string][]string) []string {
+	var out []string
+	for sku, plans := range wanted {
+		if !slices.Contains(assign, sku) || !slices.Contains(held, sku) || slices.Contains(revoke, sku) {
+			continue
+		}
+		if !SamePlans(heldPlans[sku], plans) {
+			out = append(out, sku)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// SamePlans reports whether a and b switch off the same plans, whatever
+// their order and repeats.
+func SamePlans(a, b []string) bool {
+	sa, sb := slices.Clone(a), slices.Clone(b)
+	slices.Sort(sa)
+	slices.Sort(sb)
+	return slices.Equal(slices.Compact(sa), slices.Compact(sb))
 }

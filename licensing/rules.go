@@ -27,6 +27,12 @@ import (
 // unrelated changes. Location rules are checked only for newly assigned SKUs,
 // for the same reason.
 //
+// With DisabledPlans, a SKU of the change the user holds and keeps gets
+// its plans updated when they differ (Result.PlansChanged). That updates a
+// license the user has, it assigns nothing: like a no-op re-assign it
+// needs neither an enabled account nor a usage location, and it takes no
+// seat. The rules between products do not look at plans.
+//
 // On failure the Result is the zero value. On success its slices are never
 // nil. They share one backing array, each capped at its own length, so that
 // a caller appending to one cannot overwrite another.
@@ -101,12 +107,16 @@ func Evaluate(user UserState, change Change, defaultLocation string, catalog Cat
 		return Result{}, e
 	}
 
-	return Result{
+	res := Result{
 		Licenses:      after,
 		Assigned:      assigned,
 		Revoked:       revoked,
 		UsageLocation: loc,
-	}, nil
+	}
+	if len(change.DisabledPlans) > 0 {
+		res.PlansChanged = PlansChangedFor(held, assign, revoke, user.DisabledPlans, change.DisabledPlans)
+	}
+	return res, nil
 }
 
 // exclusionViolation reports the lexicographically first pair of SKUs in
