@@ -13,6 +13,9 @@ type productRequest struct {
 	Excludes            []string `json:"excludes"`
 	AllowedLocations    []string `json:"allowed_locations"`
 	ProhibitedLocations []string `json:"prohibited_locations"`
+	// ServicePlans, when given, replaces the product's plans; absent
+	// keeps them (a directory sync may have imported them).
+	ServicePlans []licensing.ServicePlan `json:"service_plans"`
 }
 
 func (s *Server) putProduct(w http.ResponseWriter, r *http.Request, p *licensing.Principal) error {
@@ -41,6 +44,9 @@ func (s *Server) putProduct(w http.ResponseWriter, r *http.Request, p *licensing
 			return invalid("product %s cannot require or exclude itself", sku)
 		}
 	}
+	if err := licensing.CheckServicePlans(req.ServicePlans); err != nil {
+		return err
+	}
 	allowedLocs, err := licensing.NormalizeCountries("allowed_locations", req.AllowedLocations)
 	if err != nil {
 		return err
@@ -52,7 +58,7 @@ func (s *Server) putProduct(w http.ResponseWriter, r *http.Request, p *licensing
 	prod, err := s.store.PutProduct(r.Context(), p.PartnerKey, licensing.Product{
 		SKU: sku, Name: req.Name, PartNumber: req.PartNumber,
 		Requires: licensing.Dedupe(req.Requires), Excludes: licensing.Dedupe(req.Excludes),
-		AllowedLocations: allowedLocs, ProhibitedLocations: prohibited,
+		AllowedLocations: allowedLocs, ProhibitedLocations: prohibited, ServicePlans: req.ServicePlans,
 	})
 	if err != nil {
 		return err

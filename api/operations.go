@@ -31,6 +31,8 @@ type operationRequest struct {
 	// CopyFrom copies a user's licenses; Exact also revokes the others.
 	CopyFrom string `json:"copy_from"`
 	Exact    bool   `json:"exact"`
+	// DisabledPlans switches service plans off, by SKU assigned.
+	DisabledPlans map[string][]string `json:"disabled_plans"`
 }
 
 // parseNotBefore reads not_before: nil when absent.
@@ -90,7 +92,7 @@ func (s *Server) createOperation(w http.ResponseWriter, r *http.Request, p *lice
 	}
 	in := intake.Request{
 		Principal: p, Customer: c, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke, Replace: req.Replace,
-		CopyFrom: req.CopyFrom, Exact: req.Exact,
+		CopyFrom: req.CopyFrom, Exact: req.Exact, DisabledPlans: req.DisabledPlans,
 		UsageLocation: req.UsageLocation, AllowPartial: req.AllowPartial, Source: licensing.SourceAPI, NotBefore: notBefore,
 	}
 	if req.DryRun {

@@ -215,7 +215,7 @@ func (s *Service) newOperation(req Request) (storage.NewOperation, error) {
 	p := req.Principal
 	newOp := storage.NewOperation{
 		PartnerKey: p.PartnerKey, Customer: req.Customer, UserIDs: req.UserIDs, Assign: req.Assign, Revoke: req.Revoke,
-		Replace: req.Replace, CopyFrom: req.CopyFrom, Exact: req.Exact,
+		Replace: req.Replace, CopyFrom: req.CopyFrom, Exact: req.Exact, DisabledPlans: req.DisabledPlans,
 		AllowPartial: req.AllowPartial, Source: req.Source, CreatedBy: p.TokenName, NotBefore: req.NotBefore,
 		Queue: jobs.QueueFor(len(req.UserIDs), req.Source, s.cfg.InteractiveMax, s.cfg.BulkMin),
 	}
@@ -236,6 +236,9 @@ func (s *Service) newOperation(req Request) (storage.NewOperation, error) {
 	if req.CopyFrom != "" {
 		// The licenses copied are the operation's assign, read when it is created.
 		details["copy_from"], details["exact"] = req.CopyFrom, req.Exact
+	}
+	if len(req.DisabledPlans) > 0 {
+		details["disabled_plans"] = req.DisabledPlans
 	}
 	entry, err := p.Audit(AuditOperationCreate, req.Customer.ID, "", details)
 	if err != nil {

@@ -34,6 +34,10 @@ type Request struct {
 	// takes away the others. It goes with no Assign, Revoke or Replace.
 	CopyFrom string
 	Exact    bool
+	// DisabledPlans are the service plans to switch off, by SKU of Assign
+	// (or a Replace's To), for the users who get the SKU and those who
+	// hold it already; nil changes no plan.
+	DisabledPlans map[string][]string
 	// UsageLocation, when set, is the usage location every user gets (an
 	// ISO 3166-1 alpha-2 code, any case); nil keeps each user's own.
 	UsageLocation *string
@@ -99,6 +103,11 @@ func (req *Request) validate(maxUsers int) error {
 	if err := req.validateReplace(); err != nil {
 		return err
 	}
+	plans, err := licensing.NormalizeDisabledPlans(req.DisabledPlans, req.Assign, req.Replace)
+	if err != nil {
+		return err
+	}
+	req.DisabledPlans = plans
 	// The SKUs as stored: assign with the replace targets, revoke with the
 	// replaced SKUs (storage.NewOperation.Replace).
 	if n := len(req.Assign) + len(req.Revoke) + len(req.Replace) + len(licensing.ReplaceTargets(req.Replace)); n > licensing.MaxSKUsPerOperation {
@@ -130,8 +139,8 @@ func (req *Request) validateCopy() error {
 		return invalid("exact goes with copy_from: give the user whose licenses to copy, or leave exact out")
 	case req.CopyFrom == "":
 		return nil
-	case len(req.Assign) > 0 || len(req.Revoke) > 0 || len(req.Replace) > 0:
-		return invalid("copy_from gives the licenses of user %s and goes alone: leave out assign, revoke and replace, or send them in another operation", req.CopyFrom)
+	case len(req.Assign) > 0 || len(req.Revoke) > 0 || len(req.Replace) > 0 || len(req.DisabledPlans) > 0:
+		return invalid("copy_from gives the licenses of user %s, with their disabled plans, and goes alone: leave out assign, revoke, replace and disabled_plans, or send them in another operation", req.CopyFrom)
 	}
 	return licensing.CheckID("copy_from user id", req.CopyFrom)
 }
@@ -241,7 +250,10 @@ func (req *Request) fingerprint() []byte {
 		Replace  []licensing.Replacement `json:"replace,omitempty"`
 		CopyFrom string                  `json:"copy_from,omitempty"`
 		Exact    bool                    `json:"exact,omitempty"`
-	}{req.Customer.ID, req.UserIDs, req.Assign, req.Revoke, req.UsageLocation, req.AllowPartial, req.NotBefore, req.Replace, req.CopyFrom, req.Exact})
+		// and of requests without disabled plans.
+		DisabledPlans map[string][]string `json:"disabled_plans,omitempty"`
+	}{req.Customer.ID, req.UserIDs, req.Assign, req.Revoke, req.UsageLocation, req.AllowPartial, req.NotBefore, req.Replace, req.CopyFrom, req.Exact,
+		req.DisabledPlans})
 	h := sha256.Sum256(b)
 	return h[:]
 }

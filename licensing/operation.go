@@ -69,6 +69,9 @@ type Operation struct {
 	CopyFrom *string `json:"copy_from,omitempty"`
 	Exact    bool    `json:"exact,omitempty"`
 	Queue    string  `json:"-"`
+	// DisabledPlans are the service plans the operation switches off, by
+	// SKU it assigns (absent when it changes no plan).
+	DisabledPlans map[string][]string `json:"disabled_plans,omitempty"`
 }
 
 // SeatShortage is one SKU that lacks seats at intake.
@@ -89,6 +92,9 @@ type ReportRow struct {
 	Licenses          []string `json:"licenses"`
 	UsageLocation     *string  `json:"usage_location"`
 	Error             *Error   `json:"-"`
+	// PlansChanged are the SKUs the user held whose disabled plans the
+	// operation changed (no seat taken). Always present, empty for most.
+	PlansChanged []string `json:"plans_changed"`
 }
 
 // Operation sources: who started an operation.

@@ -47,6 +47,15 @@ type SubscribedSKU struct {
 	Enabled int
 	// Consumed is the number of seats assigned to users.
 	Consumed int
+	// ServicePlans are the plans the product bundles (Graph's
+	// servicePlans), which a license may switch off one by one.
+	ServicePlans []ServicePlan
+}
+
+// ServicePlan is one plan of a product.
+type ServicePlan struct {
+	ID   string // Graph's servicePlanId
+	Name string // Graph's servicePlanName
 }
 
 // Available returns the seats that can still be assigned. Consumed can
@@ -67,6 +76,9 @@ type User struct {
 	LastSignInAt *time.Time
 	// Licenses are the SKU IDs the user holds, sorted.
 	Licenses []string
+	// DisabledPlans are the plans switched off in the user's licenses, by
+	// SKU, for the licenses with any.
+	DisabledPlans map[string][]string
 }
 
 // Directory is a license directory. Implementations are safe for concurrent
@@ -85,6 +97,12 @@ type Directory interface {
 	// only; the worker calls it to resume a change after a crash between
 	// the directory call and recording its outcome.
 	UserLicenses(ctx context.Context, tenantID, userID string) ([]string, error)
+
+	// UserDisabledPlans returns, for every SKU the user holds now, the
+	// service plans switched off in it (empty: every plan on). It reads
+	// only; the worker calls it instead of UserLicenses to resume a change
+	// that also sets disabled plans.
+	UserDisabledPlans(ctx context.Context, tenantID, userID string) (map[string][]string, error)
 
 	// SetUsageLocation sets the user's usage location (ISO 3166-1 alpha-2),
 	// which Graph requires before it assigns a license. Setting the value

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/lib/pq"
 
@@ -16,6 +17,7 @@ type productRow struct {
 	Excludes            pq.StringArray `db:"excludes"`
 	AllowedLocations    pq.StringArray `db:"allowed_locations"`
 	ProhibitedLocations pq.StringArray `db:"prohibited_locations"`
+	ServicePlans        servicePlans   `db:"service_plans"`
 }
 
 func (r productRow) product() licensing.Product {
@@ -23,6 +25,10 @@ func (r productRow) product() licensing.Product {
 		SKU: r.SKU, Name: r.Name, PartNumber: r.PartNumber,
 		Requires: nonNil(r.Requires), Excludes: nonNil(r.Excludes),
 		ProhibitedLocations: nonNil(r.ProhibitedLocations),
+		ServicePlans:        r.ServicePlans,
+	}
+	if p.ServicePlans == nil {
+		p.ServicePlans = []licensing.ServicePlan{}
 	}
 	// NULL means "anywhere"; an empty array would mean "nowhere".
 	if r.AllowedLocations != nil {
@@ -46,19 +52,22 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// PutProduct creates or replaces a product in the partner's catalog.
+// PutProduct creates or replaces a product in the partner's catalog. Its
+// service plans are replaced only when p.ServicePlans is non-nil, so that
+// a change of rules keeps the plans a directory sync imported.
 func (s *Store) PutProduct(ctx context.Context, partnerKey int64, p licensing.Product) (licensing.Product, error) {
 	var r productRow
 	err := s.db.GetContext(ctx, &r, `
-		INSERT INTO products (partner_key, sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		INSERT INTO products (partner_key, sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations, service_plans)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9::jsonb, '[]'))
 		ON CONFLICT (partner_key, sku_id) DO UPDATE SET
 			name = EXCLUDED.name, part_number = EXCLUDED.part_number, requires = EXCLUDED.requires,
 			excludes = EXCLUDED.excludes, allowed_locations = EXCLUDED.allowed_locations,
-			prohibited_locations = EXCLUDED.prohibited_locations, updated_at = now()
-		RETURNING sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations`,
+			prohibited_locations = EXCLUDED.prohibited_locations,
+			service_plans = COALESCE($9::jsonb, products.service_plans), updated_at = now()
+		RETURNING sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations, service_plans`,
 		partnerKey, p.SKU, p.Name, p.PartNumber, pq.StringArray(nonNil(p.Requires)), pq.StringArray(nonNil(p.Excludes)),
-		nullableArray(p.AllowedLocations), pq.StringArray(nonNil(p.ProhibitedLocations)))
+		nullableArray(p.AllowedLocations), pq.StringArray(nonNil(p.ProhibitedLocations)), plansJSON(p.ServicePlans))
 	if err != nil {
 		return licensing.Product{}, err
 	}
@@ -69,7 +78,7 @@ func (s *Store) PutProduct(ctx context.Context, partnerKey int64, p licensing.Pr
 func (s *Store) ListProducts(ctx context.Context, partnerKey int64) ([]licensing.Product, error) {
 	var rows []productRow
 	if err := s.db.SelectContext(ctx, &rows, `
-		SELECT sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations
+		SELECT sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations, service_plans
 		FROM products WHERE partner_key = $1 ORDER BY sku_id`, partnerKey); err != nil {
 		return nil, err
 	}
@@ -91,4 +100,13 @@ func (s *Store) Catalog(ctx context.Context, partnerKey int64) (licensing.Catalo
 		c[p.SKU] = p
 	}
 	return c, nil
+}
+
+// plansJSON is a product's service plans as a jsonb parameter, NULL for nil.
+func plansJSON(plans []licensing.ServicePlan) any {
+	if plans == nil {
+		return nil
+	}
+	b, _ := json.Marshal(plans) // #nosec G104 -- a slice of string pairs always encodes
+	return string(b)
 }

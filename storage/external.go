@@ -26,6 +26,12 @@ type ExternalItem struct {
 	// Add, Remove and Location are the change to make in the directory.
 	Add, Remove []string
 	Location    string
+	// Update are held SKUs whose disabled plans change: assigned again
+	// with their plans, which Graph takes as an update of the license.
+	Update []string
+	// DisabledPlans are the plans to switch off by SKU of Add and Update
+	// (the operation's; a SKU without an entry has every plan on).
+	DisabledPlans map[string][]string
 	// Resumed means the item was already 'applying': an earlier attempt may
 	// have changed the directory before it died, so ask the directory first.
 	Resumed bool
@@ -49,7 +55,8 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 		for _, it := range items {
 			switch {
 			case it.Status == licensing.ItemApplying:
-				out = append(out, ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: it.change(plan).UsageLocation, Resumed: true})
+				out = append(out, ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: it.change(plan).UsageLocation, Resumed: true,
+					Update: it.PlansChanged, DisabledPlans: plan.Change.DisabledPlans})
 			case it.Status != licensing.ItemPending:
 				o := recordedOutcome(it)
 				out = append(out, ExternalItem{UserID: it.UserID, Outcome: &o})
@@ -57,7 +64,8 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 				out = append(out, ExternalItem{UserID: it.UserID, Busy: true})
 			default:
 				w := decide(plan, it)
-				if w.status == licensing.ItemSucceeded && len(w.result.Assigned) == 0 && len(w.result.Revoked) == 0 && w.location == "" {
+				if w.status == licensing.ItemSucceeded && len(w.result.Assigned) == 0 && len(w.result.Revoked) == 0 && w.location == "" &&
+					len(w.result.PlansChanged) == 0 {
 					decided = append(decided, w) // nothing to change in the directory
 				} else if w.status == licensing.ItemSucceeded {
 					applying = append(applying, w)
@@ -99,7 +107,8 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 				return err
 			}
 			for _, w := range ready {
-				out = append(out, ExternalItem{UserID: w.userID, Add: w.result.Assigned, Remove: w.result.Revoked, Location: w.location})
+				out = append(out, ExternalItem{UserID: w.userID, Add: w.result.Assigned, Remove: w.result.Revoked, Location: w.location,
+					Update: w.result.PlansChanged, DisabledPlans: plan.Change.DisabledPlans})
 			}
 		}
 		return nil
@@ -137,6 +146,27 @@ func markApplying(ctx context.Context, tx *sqlx.Tx, plan *Plan, ws []itemWrite) 
 		WHERE i.operation_id = $1 AND i.user_id = x.u`,
 		plan.ID, plan.CustomerKey, pq.StringArray(users), pq.Array(masks), pq.StringArray(assigned), pq.StringArray(revoked),
 		pq.StringArray(licenses), pq.StringArray(locs), pq.StringArray(befores), pq.BoolArray(movedLoc))
+	if err != nil {
+		return err
+	}
+	return markPlansChanged(ctx, tx, plan, ws)
+}
+
+// markPlansChanged records, for an operation that changes plans, the held
+// SKUs whose plans each applying item updates: a retry resumes them. The
+// mirror's plans change only when the directory has answered.
+func markPlansChanged(ctx context.Context, tx *sqlx.Tx, plan *Plan, ws []itemWrite) error {
+	if !plan.changesPlans() {
+		return nil
+	}
+	users, changed := make([]string, len(ws)), make([]string, len(ws))
+	for i, w := range ws {
+		users[i], changed[i] = w.userID, arrayLiteral(w.result.PlansChanged)
+	}
+	_, err := tx.ExecContext(ctx, `
+		UPDATE operation_items i SET plans_changed = x.c::text[]
+		FROM unnest($2::text[], $3::text[]) AS x(u, c)
+		WHERE i.operation_id = $1 AND i.user_id = x.u`, plan.ID, pq.StringArray(users), pq.StringArray(changed))
 	return err
 }
 
@@ -171,7 +201,7 @@ func (s *Store) RecordExternal(ctx context.Context, plan *Plan, results []Extern
 				continue
 			}
 			w := itemWrite{userID: it.UserID, mask: it.Mask, held: it.Held, status: licensing.ItemSucceeded,
-				result: licensing.Result{Assigned: it.Assigned, Revoked: it.Revoked, Licenses: it.Licenses}}
+				result: licensing.Result{Assigned: it.Assigned, Revoked: it.Revoked, Licenses: it.Licenses, PlansChanged: it.PlansChanged}}
 			if it.ItemLocation != nil {
 				w.result.UsageLocation = *it.ItemLocation
 				if loc := it.change(plan).UsageLocation; loc != "" {

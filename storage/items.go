@@ -44,14 +44,15 @@ func (s *Store) LoadPlan(ctx context.Context, opID string) (*Plan, error) {
 		loc, defaultLocation   *string
 		undoOf                 *string
 		catalog                []byte
+		plans                  planMap
 	)
 	err := s.db.QueryRowContext(ctx, `
 		SELECT o.id, o.partner_key, o.customer_key, c.id, o.assign, o.revoke, o.usage_location, o.dry_run, o.catalog,
 			o.default_usage_location, o.total, o.source, c.directory_kind, COALESCE(c.directory_tenant_id, ''), o.undo_of::text,
-			o.replace_from, o.replace_to, o.exact
+			o.replace_from, o.replace_to, o.exact, o.disabled_plans
 		FROM operations o JOIN customers c USING (customer_key) WHERE o.id = $1`, opID).
 		Scan(&p.ID, &p.PartnerKey, &p.CustomerKey, &p.CustomerID, &assign, &revoke, &loc, &p.DryRun, &catalog, &defaultLocation, &p.Total, &p.Source,
-			&p.Directory.Kind, &p.Directory.TenantID, &undoOf, &replaceFrom, &replaceTo, &p.Change.Exact)
+			&p.Directory.Kind, &p.Directory.TenantID, &undoOf, &replaceFrom, &replaceTo, &p.Change.Exact, &plans)
 	if isNoRows(err) {
 		return nil, notFound("operation", opID)
 	}
@@ -59,6 +60,9 @@ func (s *Store) LoadPlan(ctx context.Context, opID string) (*Plan, error) {
 		return nil, err
 	}
 	p.Change.Assign, p.Change.Revoke, p.Change.Replace = assign, revoke, joinReplace(replaceFrom, replaceTo)
+	if len(plans) > 0 {
+		p.Change.DisabledPlans = plans
+	}
 	if loc != nil {
 		p.Change.UsageLocation = *loc
 	}
@@ -113,7 +117,15 @@ type lockedItem struct {
 	ChangeLocation *string        `db:"change_location"`
 	ExpectLicenses pq.StringArray `db:"expect_licenses"`
 	ExpectLocation *string        `db:"expect_location"`
+	// Read only for an operation that changes plans (Plan.changesPlans):
+	// the plan of an item in 'applying' (its held SKUs whose plans
+	// change), and the disabled plans of the user's licenses by SKU.
+	PlansChanged pq.StringArray `db:"plans_changed"`
+	HeldPlans    map[string][]string
 }
+
+// changesPlans reports whether the operation sets disabled plans.
+func (p *Plan) changesPlans() bool { return len(p.Change.DisabledPlans) > 0 }
 
 // change is the change to make for the item: its own when it has one
 // (change_assign is never NULL then), else its operation's.
@@ -168,21 +180,11 @@ func sameSet(a, b []string) bool {
 // as it is now, the assignments as they were).
 func lockItems(ctx context.Context, tx *sqlx.Tx, plan *Plan, userIDs []string) ([]lockedItem, error) {
 	var items []lockedItem
-	err := tx.SelectContext(ctx, &items, `
-		SELECT i.user_id, i.status, i.granted_mask, i.error_code, i.error_message,
-			u.usage_location, u.account_enabled, u.applying_operation::text AS applying_operation,
-			i.assigned, i.revoked, i.licenses, i.item_location, '{}'::text[] AS held, i.location_before,
-			i.change_assign, i.change_revoke, i.change_location, i.expect_licenses, i.expect_location
-		FROM (SELECT DISTINCT id FROM unnest($3::text[]) AS id ORDER BY id) x
-		CROSS JOIN LATERAL (
-			SELECT user_id, status, granted_mask, error_code, error_message, assigned, revoked, licenses,
-				usage_location AS item_location, location_before,
-				change_assign, change_revoke, change_location, expect_licenses, expect_location
-			FROM operation_items WHERE operation_id = $1 AND user_id = x.id FOR NO KEY UPDATE) i
-		CROSS JOIN LATERAL (
-			SELECT usage_location, account_enabled, applying_operation
-			FROM users WHERE customer_key = $2 AND id = x.id FOR NO KEY UPDATE) u
-		ORDER BY x.id`, plan.ID, plan.CustomerKey, pq.StringArray(userIDs))
+	query := lockItemsQuery
+	if plan.changesPlans() {
+		query = lockItemsPlansQuery
+	}
+	err := tx.SelectContext(ctx, &items, query, plan.ID, plan.CustomerKey, pq.StringArray(userIDs))
 	if err != nil || len(items) == 0 {
 		return items, err
 	}
@@ -207,8 +209,41 @@ func lockItems(ctx context.Context, tx *sqlx.Tx, plan *Plan, userIDs []string) (
 	for i := range items {
 		items[i].Held = byUser[items[i].UserID]
 	}
+	if !plan.changesPlans() {
+		return items, nil
+	}
+	plans, err := heldPlans(ctx, tx, plan.CustomerKey, locked)
+	if err != nil {
+		return nil, err
+	}
+	for i := range items {
+		items[i].HeldPlans = plans[items[i].UserID]
+	}
 	return items, nil
 }
+
+// lockItemsQuery is lockItems' statement; lockItemsPlansQuery also reads
+// the items' plans_changed, for operations that change plans.
+var (
+	lockItemsQuery      = fmt.Sprintf(lockItemsSQL, "")
+	lockItemsPlansQuery = fmt.Sprintf(lockItemsSQL, ", plans_changed")
+)
+
+const lockItemsSQL = `
+		SELECT i.user_id, i.status, i.granted_mask, i.error_code, i.error_message,
+			u.usage_location, u.account_enabled, u.applying_operation::text AS applying_operation,
+			i.assigned, i.revoked, i.licenses, i.item_location, '{}'::text[] AS held, i.location_before,
+			i.change_assign, i.change_revoke, i.change_location, i.expect_licenses, i.expect_location%[1]s
+		FROM (SELECT DISTINCT id FROM unnest($3::text[]) AS id ORDER BY id) x
+		CROSS JOIN LATERAL (
+			SELECT user_id, status, granted_mask, error_code, error_message, assigned, revoked, licenses,
+				usage_location AS item_location, location_before,
+				change_assign, change_revoke, change_location, expect_licenses, expect_location%[1]s
+			FROM operation_items WHERE operation_id = $1 AND user_id = x.id FOR NO KEY UPDATE) i
+		CROSS JOIN LATERAL (
+			SELECT usage_location, account_enabled, applying_operation
+			FROM users WHERE customer_key = $2 AND id = x.id FOR NO KEY UPDATE) u
+		ORDER BY x.id`
 
 // itemWrite is the decided outcome of one pending item.
 type itemWrite struct {
@@ -320,7 +355,7 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 	lerr := changedSince(plan, &it, loc)
 	var res licensing.Result
 	if lerr == nil {
-		res, lerr = licensing.Evaluate(licensing.UserState{Held: it.Held, UsageLocation: loc, AccountEnabled: it.AccountEnabled},
+		res, lerr = licensing.Evaluate(licensing.UserState{Held: it.Held, UsageLocation: loc, AccountEnabled: it.AccountEnabled, DisabledPlans: it.HeldPlans},
 			change, plan.DefaultLocation, plan.Catalog)
 	}
 	if lerr != nil {
@@ -690,7 +725,10 @@ func writeOutcomes(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWr
 		pq.StringArray(users), pq.StringArray(statuses), pq.Array(masks), pq.StringArray(assigned), pq.StringArray(revoked),
 		pq.StringArray(licenses), pq.StringArray(itemLocs), pq.StringArray(codes), pq.StringArray(messages), pq.StringArray(shorts),
 		pq.StringArray(befores), pq.BoolArray(movedLoc))
-	return err
+	if err != nil {
+		return err
+	}
+	return writePlans(ctx, tx, plan, writes)
 }
 
 // arrayLiteral renders a Postgres text[] literal, so that per-row arrays can

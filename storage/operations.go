@@ -51,6 +51,10 @@ type NewOperation struct {
 	// item is applied, every license not in Assign.
 	CopyFrom string
 	Exact    bool
+	// DisabledPlans, by SKU of Assign (or a Replace's To), are the service
+	// plans to switch off (licensing.Change.DisabledPlans), lists sorted;
+	// nil changes no plan. A copy fills it from the reference user.
+	DisabledPlans map[string][]string
 	// Idempotency, when set, completes the caller's idempotency key in the
 	// operation's own transaction.
 	Idempotency *IdempotencyKey
@@ -97,6 +101,9 @@ func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOpera
 	if err != nil {
 		return err
 	}
+	if err := checkServicePlans(req, catalog); err != nil {
+		return err
+	}
 	masks, grants, err := grantSeats(ctx, tx, req, catalog)
 	if err != nil {
 		return err
@@ -114,13 +121,13 @@ func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOpera
 	row := tx.QueryRowxContext(ctx, `
 		INSERT INTO operations (id, partner_key, customer_key, source, queue, assign, revoke, usage_location,
 			allow_partial, dry_run, catalog, default_usage_location, total, created_by, policy_id, status, not_before, undo_of,
-			replace_from, replace_to, copy_from, exact)
+			replace_from, replace_to, copy_from, exact, disabled_plans)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), $9, $10, $11, $12, $13, $14, NULLIF($15, '')::uuid, $16, $17, NULLIF($18, '')::uuid,
-			$19, $20, NULLIF($21, ''), $22)
+			$19, $20, NULLIF($21, ''), $22, $23)
 		RETURNING created_at`,
 		id, req.PartnerKey, req.Customer.Key, req.Source, req.Queue, pq.StringArray(nonNil(req.Assign)), pq.StringArray(nonNil(req.Revoke)),
 		req.UsageLocation, req.AllowPartial, req.DryRun, catalogJSON, req.Customer.DefaultUsageLocation, len(req.UserIDs), req.CreatedBy, req.PolicyID,
-		status, req.NotBefore, req.UndoOf, replaceFrom, replaceTo, req.CopyFrom, req.Exact)
+		status, req.NotBefore, req.UndoOf, replaceFrom, replaceTo, req.CopyFrom, req.Exact, planMap(req.DisabledPlans))
 	if err := row.Scan(&op.CreatedAt); err != nil {
 		return err
 	}
@@ -173,6 +180,7 @@ func fillOperation(op *licensing.Operation, id string, req NewOperation) {
 	if req.CopyFrom != "" {
 		op.CopyFrom, op.Exact = &req.CopyFrom, req.Exact
 	}
+	op.DisabledPlans = req.DisabledPlans
 	if loc != "" {
 		op.UsageLocation = &loc
 	}
@@ -186,17 +194,24 @@ func fillOperation(op *licensing.Operation, id string, req NewOperation) {
 }
 
 // resolveCopy turns a copy of a user's licenses into an ordinary change:
-// the reference user's licenses, as they are now, become req.Assign. A
+// the reference user's licenses, as they are now, become req.Assign, and
+// the plans switched off in them req.DisabledPlans (every copied license,
+// so that a copy also switches on in held licenses what the reference has
+// on). A
 // reference that is not a user of the customer is UnknownUsers; one that
 // holds nothing leaves nothing to copy.
 func resolveCopy(ctx context.Context, q sqlx.QueryerContext, req *NewOperation) error {
 	if req.CopyFrom == "" {
 		return nil
 	}
-	var licenses pq.StringArray
-	err := sqlx.GetContext(ctx, q, &licenses, `
-		SELECT ARRAY(SELECT sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY sku_id)
-		FROM users u WHERE u.customer_key = $1 AND u.id = $2`, req.Customer.Key, req.CopyFrom)
+	var (
+		licenses pq.StringArray
+		plans    planMap
+	)
+	err := q.QueryRowxContext(ctx, `
+		SELECT ARRAY(SELECT sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY sku_id),
+			(SELECT jsonb_object_agg(sku_id, disabled_plans) FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id)
+		FROM users u WHERE u.customer_key = $1 AND u.id = $2`, req.Customer.Key, req.CopyFrom).Scan(&licenses, &plans)
 	if isNoRows(err) {
 		e := licensing.Errorf(licensing.CodeUnknownUsers,
 			"copy_from %q is not a user of this customer; give the ID of the user whose licenses to copy", req.CopyFrom)
@@ -214,7 +229,7 @@ func resolveCopy(ctx context.Context, q sqlx.QueryerContext, req *NewOperation) 
 		return licensing.Errorf(licensing.CodeTooLarge,
 			"user %s holds %d licenses; an operation copies up to %d, assign them in parts instead", req.CopyFrom, len(licenses), licensing.MaxSKUsPerOperation)
 	}
-	req.Assign = licenses
+	req.Assign, req.DisabledPlans = licenses, plans
 	return nil
 }
 
@@ -262,7 +277,7 @@ func insertItems(ctx context.Context, tx *sqlx.Tx, opID string, req NewOperation
 func (s *Store) catalogTx(ctx context.Context, q sqlx.QueryerContext, partnerKey int64) (licensing.Catalog, error) {
 	var rows []productRow
 	if err := sqlx.SelectContext(ctx, q, &rows, `
-		SELECT sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations
+		SELECT sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations, service_plans
 		FROM products WHERE partner_key = $1`, partnerKey); err != nil {
 		return nil, err
 	}
@@ -557,7 +572,17 @@ func loadIntakeUsers(ctx context.Context, tx *sqlx.Tx, req NewOperation) ([]inta
 		u.row.UserID, u.item.UserID, u.item.Status, u.item.Held = id, id, licensing.ItemPending, held
 		users = append(users, u)
 	}
-	return users, rows.Err()
+	if err := rows.Err(); err != nil || len(req.DisabledPlans) == 0 {
+		return users, err
+	}
+	plans, err := heldPlans(ctx, tx, req.Customer.Key, req.UserIDs)
+	if err != nil {
+		return nil, err
+	}
+	for i := range users {
+		users[i].item.HeldPlans = plans[users[i].item.UserID]
+	}
+	return users, nil
 }
 
 // intakePlan is the plan an operation of req will carry, as far as the
@@ -566,7 +591,7 @@ func intakePlan(req NewOperation, catalog licensing.Catalog) *Plan {
 	plan := &Plan{
 		PartnerKey: req.PartnerKey, CustomerKey: req.Customer.Key, CustomerID: req.Customer.ID,
 		Change: licensing.Change{Assign: nonNil(req.Assign), Revoke: nonNil(req.Revoke), UsageLocation: req.UsageLocation,
-			Replace: req.Replace, Exact: req.Exact},
+			Replace: req.Replace, Exact: req.Exact, DisabledPlans: req.DisabledPlans},
 		DryRun: req.DryRun, Catalog: catalog, Total: len(req.UserIDs), Source: req.Source, Directory: req.Customer.Directory,
 	}
 	if req.Customer.DefaultUsageLocation != nil {
@@ -654,14 +679,18 @@ func planGrants(req NewOperation, needs []int32, order []int, available map[stri
 
 const operationColumns = `o.id, c.id AS customer_id, o.status, o.total, o.succeeded, o.failed, o.created_at, o.finished_at,
 	o.created_by, o.source, o.assign, o.revoke, o.usage_location, o.allow_partial, o.dry_run, o.queue,
-	o.cancelled, o.not_before, o.undo_of::text, o.cancel_requested_at, o.replace_from, o.replace_to, o.copy_from, o.exact`
+	o.cancelled, o.not_before, o.undo_of::text, o.cancel_requested_at, o.replace_from, o.replace_to, o.copy_from, o.exact, o.disabled_plans`
 
 func scanOperation(row interface{ Scan(...any) error }) (licensing.Operation, error) {
 	var op licensing.Operation
 	var assign, revoke, replaceFrom, replaceTo pq.StringArray
+	var plans planMap
 	err := row.Scan(&op.ID, &op.CustomerID, &op.Status, &op.Total, &op.Succeeded, &op.Failed, &op.CreatedAt, &op.FinishedAt,
 		&op.CreatedBy, &op.Source, &assign, &revoke, &op.UsageLocation, &op.AllowPartial, &op.DryRun, &op.Queue,
-		&op.Cancelled, &op.NotBefore, &op.UndoOf, &op.CancelRequestedAt, &replaceFrom, &replaceTo, &op.CopyFrom, &op.Exact)
+		&op.Cancelled, &op.NotBefore, &op.UndoOf, &op.CancelRequestedAt, &replaceFrom, &replaceTo, &op.CopyFrom, &op.Exact, &plans)
+	if len(plans) > 0 {
+		op.DisabledPlans = plans
+	}
 	showChange(&op, assign, revoke, joinReplace(replaceFrom, replaceTo))
 	return op, err
 }
@@ -742,7 +771,8 @@ func (s *Store) Report(ctx context.Context, opID string, fn func(*licensing.Repo
 			-- Until an item is final, the report shows what the user holds now.
 			CASE WHEN i.status IN ('pending','applying') OR i.licenses IS NULL THEN ARRAY(SELECT a.sku_id FROM assignments a
 				WHERE a.customer_key = o.customer_key AND a.user_id = i.user_id ORDER BY a.sku_id) ELSE i.licenses END,
-			COALESCE(i.usage_location, u.usage_location), COALESCE(i.error_code, ''), COALESCE(i.error_message, '')
+			COALESCE(i.usage_location, u.usage_location), COALESCE(i.error_code, ''), COALESCE(i.error_message, ''),
+			COALESCE(i.plans_changed, '{}')
 		FROM operation_items i
 		JOIN operations o ON o.id = i.operation_id
 		LEFT JOIN users u ON u.customer_key = o.customer_key AND u.id = i.user_id
@@ -754,13 +784,14 @@ func (s *Store) Report(ctx context.Context, opID string, fn func(*licensing.Repo
 	defer rows.Close()
 	var r licensing.ReportRow
 	for rows.Next() {
-		var assigned, revoked, licenses pq.StringArray
+		var assigned, revoked, licenses, changed pq.StringArray
 		var code, msg string
 		if err := rows.Scan(&r.UserID, &r.DisplayName, &r.UserPrincipalName, &r.Status, &assigned, &revoked, &licenses,
-			&r.UsageLocation, &code, &msg); err != nil {
+			&r.UsageLocation, &code, &msg, &changed); err != nil {
 			return err
 		}
 		r.Assigned, r.Revoked, r.Licenses, r.Error = nonNil(assigned), nonNil(revoked), nonNil(licenses), nil
+		r.PlansChanged = nonNil(changed)
 		if code != "" {
 			r.Error = &licensing.Error{Code: licensing.Code(code), Message: msg}
 		}

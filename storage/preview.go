@@ -70,6 +70,9 @@ func (s *Store) PredictOperation(ctx context.Context, req NewOperation) (Predict
 	if err != nil {
 		return Prediction{}, err
 	}
+	if err := checkServicePlans(req, catalog); err != nil {
+		return Prediction{}, err
+	}
 	plan := intakePlan(req, catalog)
 	users, err := loadIntakeUsers(ctx, tx, req)
 	if err != nil {
@@ -119,6 +122,7 @@ func (s *Store) PredictOperation(ctx context.Context, req NewOperation) (Predict
 		// As writeOutcomes records an item and Report shows it.
 		row.Status = w.status
 		row.Assigned, row.Revoked, row.Licenses = nonNil(w.result.Assigned), nonNil(w.result.Revoked), nonNil(it.Held)
+		row.PlansChanged = nonNil(w.result.PlansChanged)
 		row.UsageLocation = it.UsageLocation
 		if w.status == licensing.ItemSucceeded {
 			row.Licenses = nonNil(w.result.Licenses)

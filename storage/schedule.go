@@ -100,16 +100,17 @@ func lockDueOperation(ctx context.Context, tx *sqlx.Tx) (*NewOperation, licensin
 		loc           *string
 		assign, revok pq.StringArray
 		from, to      pq.StringArray
+		plans         planMap
 	)
 	err := tx.QueryRowContext(ctx, `
 		SELECT o.id, o.partner_key, c.customer_key, c.id, c.default_usage_location, c.directory_kind, COALESCE(c.directory_tenant_id, ''),
 			o.assign, o.revoke, o.usage_location, o.allow_partial, o.source, o.created_by, o.queue, o.total, o.created_at, o.not_before,
-			o.replace_from, o.replace_to, COALESCE(o.copy_from, ''), o.exact
+			o.replace_from, o.replace_to, COALESCE(o.copy_from, ''), o.exact, o.disabled_plans
 		FROM operations o JOIN customers c USING (customer_key)
 		WHERE o.status = 'scheduled' AND o.cancel_requested_at IS NULL AND o.not_before <= now()
 		ORDER BY o.not_before, o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED`).Scan(
 		&op.ID, &req.PartnerKey, &req.Customer.Key, &req.Customer.ID, &defaultLoc, &req.Customer.Directory.Kind, &req.Customer.Directory.TenantID,
-		&assign, &revok, &loc, &req.AllowPartial, &req.Source, &req.CreatedBy, &req.Queue, &op.Total, &op.CreatedAt, &op.NotBefore, &from, &to, &req.CopyFrom, &req.Exact)
+		&assign, &revok, &loc, &req.AllowPartial, &req.Source, &req.CreatedBy, &req.Queue, &op.Total, &op.CreatedAt, &op.NotBefore, &from, &to, &req.CopyFrom, &req.Exact, &plans)
 	if isNoRows(err) {
 		return nil, op, nil
 	}
@@ -118,6 +119,9 @@ func lockDueOperation(ctx context.Context, tx *sqlx.Tx) (*NewOperation, licensin
 	}
 	req.Customer.PartnerKey, req.Customer.DefaultUsageLocation = req.PartnerKey, defaultLoc
 	req.Assign, req.Revoke, req.Replace = nonNil(assign), nonNil(revok), joinReplace(from, to)
+	if len(plans) > 0 {
+		req.DisabledPlans = plans
+	}
 	if loc != nil {
 		req.UsageLocation = *loc
 	}

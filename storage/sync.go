@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -19,12 +20,18 @@ type DirectoryUser struct {
 	AccountEnabled    bool
 	LastSignInAt      *time.Time
 	Licenses          []string
+	// DisabledPlans are the plans switched off in Licenses, by SKU.
+	DisabledPlans map[string][]string
 }
 
 // DirectorySKU is a subscribed SKU as an external directory reports it.
 type DirectorySKU struct {
 	SKU     string
 	Enabled int
+	// PartNumber and ServicePlans describe the product: a SKU with plans
+	// gets them in the partner's catalog (products), its rules untouched.
+	PartNumber   string
+	ServicePlans []licensing.ServicePlan
 }
 
 // SyncResult counts what a directory sync changed.
@@ -55,7 +62,7 @@ func (s *Store) CustomerBusy(ctx context.Context, customerKey int64) (bool, erro
 func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users []DirectoryUser, skus []DirectorySKU) (SyncResult, error) {
 	var res SyncResult
 	rows := make([]UserImport, len(users))
-	var lu, ls []string
+	var lu, ls, lp []string
 	for i, u := range users {
 		loc, enabled := u.UsageLocation, u.AccountEnabled
 		rows[i] = UserImport{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
@@ -64,7 +71,7 @@ func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users
 			rows[i].UsageLocation = &loc
 		}
 		for _, sku := range u.Licenses {
-			lu, ls = append(lu, u.ID), append(ls, sku)
+			lu, ls, lp = append(lu, u.ID), append(ls, sku), append(lp, arrayLiteral(u.DisabledPlans[sku]))
 		}
 	}
 	ids := make([]string, len(users))
@@ -91,14 +98,16 @@ func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `
-			WITH want AS (SELECT * FROM unnest($2::text[], $3::text[]) AS x(u, s)),
+			WITH want AS (SELECT * FROM unnest($2::text[], $3::text[], $5::text[]) AS x(u, s, p)),
 			del AS (
 				DELETE FROM assignments a WHERE a.customer_key = $1 AND a.user_id = ANY($4::text[])
 				AND NOT EXISTS (SELECT 1 FROM want WHERE want.u = a.user_id AND want.s = a.sku_id)
 			)
-			INSERT INTO assignments (customer_key, user_id, sku_id)
-			SELECT $1, u, s FROM want ON CONFLICT DO NOTHING`,
-			customerKey, pq.StringArray(lu), pq.StringArray(ls), pq.StringArray(ids)); err != nil {
+			INSERT INTO assignments AS a (customer_key, user_id, sku_id, disabled_plans)
+			SELECT $1, u, s, p::text[] FROM want
+			ON CONFLICT (customer_key, user_id, sku_id) DO UPDATE SET disabled_plans = EXCLUDED.disabled_plans
+			WHERE a.disabled_plans IS DISTINCT FROM EXCLUDED.disabled_plans`,
+			customerKey, pq.StringArray(lu), pq.StringArray(ls), pq.StringArray(ids), pq.StringArray(lp)); err != nil {
 			return err
 		}
 		// No operation is running, so nothing is reserved: consumed is the
@@ -120,7 +129,7 @@ func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users
 		}
 		n, _ := r.RowsAffected()
 		res.Subscriptions = int(n)
-		return nil
+		return syncServicePlans(ctx, tx, customerKey, skus)
 	})
 	return res, err
 }
@@ -131,4 +140,38 @@ func (s *Store) ExternalDirectoryCustomers(ctx context.Context) ([]int64, error)
 	var keys []int64
 	err := s.db.SelectContext(ctx, &keys, `SELECT customer_key FROM customers WHERE directory_kind <> 'local' ORDER BY customer_key`)
 	return keys, err
+}
+
+// syncServicePlans gives the partner's products the service plans the
+// directory reports for them: a product missing from the catalog is
+// created without rules (named by its part number), an existing one gets
+// its plans replaced and keeps its rules. SKUs reported without plans are
+// left alone.
+func syncServicePlans(ctx context.Context, tx *sqlx.Tx, customerKey int64, skus []DirectorySKU) error {
+	var ids, names, plans []string
+	for _, k := range skus {
+		if len(k.ServicePlans) == 0 {
+			continue
+		}
+		name := k.PartNumber
+		if name == "" {
+			name = k.SKU
+		}
+		b, err := json.Marshal(k.ServicePlans)
+		if err != nil {
+			return err
+		}
+		ids, names, plans = append(ids, k.SKU), append(names, name), append(plans, string(b))
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO products AS p (partner_key, sku_id, name, part_number, service_plans)
+		SELECT c.partner_key, x.s, x.n, x.n, x.p::jsonb FROM unnest($2::text[], $3::text[], $4::text[]) AS x(s, n, p)
+		CROSS JOIN customers c WHERE c.customer_key = $1
+		ON CONFLICT (partner_key, sku_id) DO UPDATE SET service_plans = EXCLUDED.service_plans, updated_at = now()
+		WHERE p.service_plans IS DISTINCT FROM EXCLUDED.service_plans`,
+		customerKey, pq.StringArray(ids), pq.StringArray(names), pq.StringArray(plans))
+	return err
 }

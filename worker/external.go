@@ -121,8 +121,13 @@ func (w *Worker) applyExternal(ctx context.Context, plan *storage.Plan, reqs []*
 // that landed before a crash is not made twice.
 func (w *Worker) callDirectory(ctx, attempt context.Context, dir provider.Directory, plan *storage.Plan, it storage.ExternalItem) error {
 	tenant := plan.Directory.TenantID
-	add, remove := it.Add, it.Remove
-	if retried, _ := asynq.GetRetryCount(attempt); retried > 0 || it.Resumed {
+	add, remove, update := it.Add, it.Remove, it.Update
+	if retried, _ := asynq.GetRetryCount(attempt); (retried > 0 || it.Resumed) && len(it.DisabledPlans) > 0 {
+		var err error
+		if add, remove, update, err = w.stillToDoWithPlans(ctx, dir, tenant, it); err != nil {
+			return err
+		}
+	} else if retried > 0 || it.Resumed {
 		held, err := w.timedCall("user_licenses", func() ([]string, error) { return dir.UserLicenses(ctx, tenant, it.UserID) })
 		if err != nil {
 			return err
@@ -137,15 +142,45 @@ func (w *Worker) callDirectory(ctx, attempt context.Context, dir provider.Direct
 			return err
 		}
 	}
-	if len(add) == 0 && len(remove) == 0 {
+	if len(add) == 0 && len(remove) == 0 && len(update) == 0 {
 		return nil
 	}
 	ch := provider.Change{UserID: it.UserID, Remove: remove}
-	for _, sku := range add {
-		ch.Add = append(ch.Add, provider.AddLicense{SKU: sku})
+	// A held SKU added again with its plans is Graph's update of them.
+	for _, sku := range slices.Concat(add, update) {
+		ch.Add = append(ch.Add, provider.AddLicense{SKU: sku, DisabledPlans: it.DisabledPlans[sku]})
 	}
 	_, err := w.timedCall("assign_license", func() ([]string, error) { return nil, dir.Apply(ctx, tenant, ch) })
 	return err
+}
+
+// stillToDoWithPlans is what remains of an item that sets disabled plans,
+// after an earlier attempt may have made it: it reads the user's licenses
+// with their plans and leaves out the SKUs held with the plans wanted
+// (added, or updated) and the revoked SKUs no longer held. A SKU added
+// without plans given is done once held, as without plans.
+func (w *Worker) stillToDoWithPlans(ctx context.Context, dir provider.Directory, tenant string, it storage.ExternalItem) (add, remove, update []string, err error) {
+	var held map[string][]string
+	_, err = w.timedCall("user_licenses", func() ([]string, error) {
+		var e error
+		held, e = dir.UserDisabledPlans(ctx, tenant, it.UserID)
+		return nil, e
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	done := func(sku string) bool {
+		plans, ok := held[sku]
+		if !ok {
+			return false
+		}
+		wanted, given := it.DisabledPlans[sku]
+		return !given || licensing.SamePlans(plans, wanted)
+	}
+	add = slices.DeleteFunc(slices.Clone(it.Add), done)
+	update = slices.DeleteFunc(slices.Clone(it.Update), done)
+	remove = slices.DeleteFunc(slices.Clone(it.Remove), func(s string) bool { _, ok := held[s]; return !ok })
+	return add, remove, update, nil
 }
 
 // timedCall runs one directory call and records its duration and result.

@@ -57,7 +57,8 @@ func (w *Worker) handleSync(ctx context.Context, t *asynq.Task) error {
 	err = dir.ListUsers(ctx, tenant, func(page []provider.User) error {
 		for _, u := range page {
 			users = append(users, storage.DirectoryUser{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
-				UsageLocation: u.UsageLocation, AccountEnabled: u.AccountEnabled, LastSignInAt: u.LastSignInAt, Licenses: u.Licenses})
+				UsageLocation: u.UsageLocation, AccountEnabled: u.AccountEnabled, LastSignInAt: u.LastSignInAt, Licenses: u.Licenses,
+				DisabledPlans: u.DisabledPlans})
 		}
 		return nil
 	})
@@ -66,7 +67,10 @@ func (w *Worker) handleSync(ctx context.Context, t *asynq.Task) error {
 	}
 	dskus := make([]storage.DirectorySKU, len(skus))
 	for i, s := range skus {
-		dskus[i] = storage.DirectorySKU{SKU: s.SKU, Enabled: s.Enabled}
+		dskus[i] = storage.DirectorySKU{SKU: s.SKU, Enabled: s.Enabled, PartNumber: s.PartNumber}
+		for _, sp := range s.ServicePlans {
+			dskus[i].ServicePlans = append(dskus[i].ServicePlans, licensing.ServicePlan{ID: sp.ID, Name: sp.Name})
+		}
 	}
 	res, err := w.store.ApplyDirectorySync(ctx, c.Key, users, dskus)
 	if errors.Is(err, storage.ErrCustomerBusy) {

@@ -173,8 +173,12 @@ type addLicense struct {
 // exclusions, dependencies) are checked only for what this call changes.
 func (t *tenant) assign(u *user, adds []addLicense, removes []string) string {
 	for _, a := range adds {
-		if t.skus[a.sku] == nil {
+		k := t.skus[a.sku]
+		if k == nil {
 			return fmt.Sprintf("License %s does not correspond to a valid company License.", a.sku)
+		}
+		if p := k.unknownPlan(a.plans); p != "" {
+			return fmt.Sprintf("Service plan %s does not belong to the subscription with SKU %s.", p, a.sku)
 		}
 	}
 	removes = slices.Compact(slices.Sorted(slices.Values(removes)))
@@ -385,10 +389,20 @@ func handleSubscribedSKUs(w http.ResponseWriter, r *http.Request, t *tenant) {
 			"id": t.id + "_" + k.id, "skuId": k.id, "skuPartNumber": k.partNumber,
 			"appliesTo": "User", "capabilityStatus": "Enabled", "consumedUnits": k.consumed,
 			"prepaidUnits": map[string]int{"enabled": k.enabled, "suspended": 0, "warning": 0, "lockedOut": 0},
-			"servicePlans": []any{},
+			"servicePlans": servicePlansJSON(k),
 		})
 	}
 	t.mu.Unlock()
 	slices.SortFunc(skus, func(a, b map[string]any) int { return strings.Compare(a["skuId"].(string), b["skuId"].(string)) })
 	writeJSON(w, http.StatusOK, map[string]any{"value": skus})
+}
+
+// servicePlansJSON renders a SKU's plans as subscribedSkus does.
+func servicePlansJSON(k *sku) []map[string]any {
+	out := make([]map[string]any, 0, len(k.servicePlans))
+	for _, sp := range k.servicePlans {
+		out = append(out, map[string]any{"servicePlanId": sp.ID, "servicePlanName": sp.Name,
+			"provisioningStatus": "Success", "appliesTo": "User"})
+	}
+	return out
 }

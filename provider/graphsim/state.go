@@ -47,6 +47,16 @@ type SKUSeed struct {
 	Excludes []string `json:"excludes,omitempty"`
 	// ProhibitedLocations are usage locations where the SKU cannot be assigned.
 	ProhibitedLocations []string `json:"prohibited_locations,omitempty"`
+	// ServicePlans are the product's plans (subscribedSkus servicePlans).
+	// assignLicense refuses a disabled plan that is not one of them, as
+	// Graph does; a SKU seeded without plans takes any plan ID.
+	ServicePlans []ServicePlanSeed `json:"service_plans,omitempty"`
+}
+
+// ServicePlanSeed is one service plan of a SKU.
+type ServicePlanSeed struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // UserSeed is a user and the licenses it holds from the start.
@@ -58,6 +68,8 @@ type UserSeed struct {
 	AccountEnabled    bool       `json:"account_enabled"`
 	LastSignInAt      *time.Time `json:"last_sign_in_at,omitempty"`
 	Licenses          []string   `json:"licenses"`
+	// DisabledPlans are plans switched off in the licenses above, by SKU.
+	DisabledPlans map[string][]string `json:"disabled_plans,omitempty"`
 }
 
 // TenantState is a snapshot of a tenant, for tests to compare with Postgres.
@@ -113,6 +125,21 @@ type sku struct {
 	enabled, consumed   int
 	requires, excludes  []string
 	prohibitedLocations []string
+	servicePlans        []ServicePlanSeed
+}
+
+// unknownPlan returns a plan of plans that k does not bundle, or "" when
+// there is none or k was seeded without plans.
+func (k *sku) unknownPlan(plans []string) string {
+	if k.servicePlans == nil {
+		return ""
+	}
+	for _, p := range plans {
+		if !slices.ContainsFunc(k.servicePlans, func(sp ServicePlanSeed) bool { return sp.ID == p }) {
+			return p
+		}
+	}
+	return ""
 }
 
 type user struct {
@@ -286,7 +313,7 @@ func (t *tenant) addSKUs(seeds []SKUSeed) error {
 	for _, k := range seeds {
 		t.skus[k.ID] = &sku{id: k.ID, partNumber: k.PartNumber, enabled: k.Enabled,
 			requires: slices.Clone(k.Requires), excludes: slices.Clone(k.Excludes),
-			prohibitedLocations: slices.Clone(k.ProhibitedLocations)}
+			prohibitedLocations: slices.Clone(k.ProhibitedLocations), servicePlans: slices.Clone(k.ServicePlans)}
 	}
 	return nil
 }
@@ -318,7 +345,7 @@ func (t *tenant) addUsers(seeds []UserSeed) error {
 			accountEnabled: s.AccountEnabled, lastSignIn: s.LastSignInAt, licenses: make(map[string][]string, len(s.Licenses))}
 		for _, l := range s.Licenses {
 			if _, held := u.licenses[l]; !held {
-				u.licenses[l] = nil
+				u.licenses[l] = slices.Clone(s.DisabledPlans[l])
 				t.skus[l].consumed++
 			}
 		}

@@ -35,6 +35,13 @@ type outcomeRule struct {
 
 var outcomeRules = []outcomeRule{
 	{
+		code: licensing.CodeUnknownServicePlans,
+		matches: func(m string) bool {
+			return strings.Contains(m, "service plan") && containsAny("does not belong", "is not valid", "does not exist", "invalid service plan")(m)
+		},
+		hint: "Give disabled plans that the product bundles (its service_plans), then run the change again.",
+	},
+	{
 		code:    licensing.CodeUsageLocationMissing,
 		matches: containsAny("invalid usage location", "usage location is not set", "usagelocation is required"),
 		hint:    "Set the user's usage location, then run the change again.",

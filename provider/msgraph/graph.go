@@ -29,7 +29,11 @@ type assignedLicense struct {
 }
 
 type subscribedSKU struct {
-	SKUID         string `json:"skuId"`
+	SKUID        string `json:"skuId"`
+	ServicePlans []struct {
+		ServicePlanID   string `json:"servicePlanId"`
+		ServicePlanName string `json:"servicePlanName"`
+	} `json:"servicePlans"`
 	SKUPartNumber string `json:"skuPartNumber"`
 	// AppliesTo is "User" for products assigned to users, "Company" for
 	// tenant-wide ones, which cannot be assigned and are left out.
@@ -126,6 +130,47 @@ func (c *Client) UserLicenses(ctx context.Context, tenantID, userID string) ([]s
 	return skuIDs(u.AssignedLicenses), nil
 }
 
+// UserDisabledPlans implements provider.Directory: the user's
+// assignedLicenses, which carry each license's disabledPlans.
+func (c *Client) UserDisabledPlans(ctx context.Context, tenantID, userID string) (map[string][]string, error) {
+	if userID == "" {
+		return nil, invalid("reading licenses needs a user ID")
+	}
+	var u graphUser
+	if err := c.call(ctx, tenantID, http.MethodGet, c.userURL(userID)+"?$select=assignedLicenses", nil, &u); err != nil {
+		return nil, err
+	}
+	out := make(map[string][]string, len(u.AssignedLicenses))
+	for _, l := range u.AssignedLicenses {
+		out[l.SKUID] = sortedPlans(l.DisabledPlans)
+	}
+	return out, nil
+}
+
+// disabledPlans returns the disabled plans of the licenses with any, by SKU.
+func disabledPlans(ls []assignedLicense) map[string][]string {
+	var out map[string][]string
+	for _, l := range ls {
+		if len(l.DisabledPlans) == 0 {
+			continue
+		}
+		if out == nil {
+			out = make(map[string][]string)
+		}
+		out[l.SKUID] = sortedPlans(l.DisabledPlans)
+	}
+	return out
+}
+
+func sortedPlans(plans []string) []string {
+	out := slices.Clone(plans)
+	if out == nil {
+		out = []string{}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // SetUsageLocation implements provider.Directory.
 func (c *Client) SetUsageLocation(ctx context.Context, tenantID, userID, location string) error {
 	if userID == "" || location == "" {
@@ -149,9 +194,13 @@ func (c *Client) SubscribedSKUs(ctx context.Context, tenantID string) ([]provide
 		if strings.EqualFold(s.AppliesTo, "Company") {
 			continue
 		}
-		out = append(out, provider.SubscribedSKU{
+		k := provider.SubscribedSKU{
 			SKU: s.SKUID, PartNumber: s.SKUPartNumber, Enabled: s.PrepaidUnits.Enabled, Consumed: s.ConsumedUnits,
-		})
+		}
+		for _, sp := range s.ServicePlans {
+			k.ServicePlans = append(k.ServicePlans, provider.ServicePlan{ID: sp.ServicePlanID, Name: sp.ServicePlanName})
+		}
+		out = append(out, k)
 	}
 	return out, nil
 }
@@ -181,6 +230,7 @@ func (c *Client) ListUsers(ctx context.Context, tenantID string, page func([]pro
 			users[i] = provider.User{
 				ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
 				UsageLocation: u.UsageLocation, AccountEnabled: u.AccountEnabled, Licenses: skuIDs(u.AssignedLicenses),
+				DisabledPlans: disabledPlans(u.AssignedLicenses),
 			}
 			if u.SignInActivity != nil && u.SignInActivity.LastSignInDateTime != nil && !u.SignInActivity.LastSignInDateTime.IsZero() {
 				users[i].LastSignInAt = u.SignInActivity.LastSignInDateTime
