@@ -87,7 +87,13 @@ type ProductRequest struct {
 	AllowedLocations []string `json:"allowed_locations"`
 	// ProhibitedLocations are usage locations where it may not be assigned.
 	ProhibitedLocations []string `json:"prohibited_locations"`
+	// ServicePlans, when not nil, replace the plans the product bundles;
+	// nil keeps the plans it has (a directory sync imports them).
+	ServicePlans []ServicePlan `json:"service_plans,omitempty"`
 }
+
+// ServicePlan is one plan of a product, by the directory's plan ID.
+type ServicePlan = licensing.ServicePlan
 
 // CustomerRequest is the body of CreateCustomer.
 type CustomerRequest struct {
@@ -136,6 +142,10 @@ type OperationRequest struct {
 	// else goes with it); Exact also takes away the licenses it lacks.
 	CopyFrom string `json:"copy_from,omitempty"`
 	Exact    bool   `json:"exact,omitempty"`
+	// DisabledPlans switches service plans off, by SKU of Assign (or a
+	// Replace's To): for users who get the SKU, and for those who hold it
+	// already, whose plans are updated without taking a seat.
+	DisabledPlans map[string][]string `json:"disabled_plans,omitempty"`
 	// UsageLocation, when set, is given to every user before the licenses
 	// are evaluated.
 	UsageLocation *string `json:"usage_location,omitempty"`

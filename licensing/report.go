@@ -3,8 +3,9 @@ package licensing
 import "strings"
 
 // ReportCSVHeader is the header line of the CSV report, served by the JSON
-// API and the console alike.
-var ReportCSVHeader = []string{"user_id", "display_name", "user_principal_name", "status", "assigned", "revoked", "licenses", "usage_location", "error_code", "error_message"}
+// API and the console alike. New columns go at the end, so that readers
+// of the earlier columns by position keep working.
+var ReportCSVHeader = []string{"user_id", "display_name", "user_principal_name", "status", "assigned", "revoked", "licenses", "usage_location", "error_code", "error_message", "plans_changed"}
 
 // ReportCSVRecord fills rec (len(ReportCSVHeader) cells) with row. Every
 // cell goes through CSVSafe, not only the names: user and SKU IDs are
@@ -13,6 +14,7 @@ func ReportCSVRecord(rec []string, row *ReportRow) {
 	rec[0], rec[1], rec[2], rec[3] = row.UserID, row.DisplayName, row.UserPrincipalName, row.Status
 	rec[4], rec[5], rec[6] = strings.Join(row.Assigned, ";"), strings.Join(row.Revoked, ";"), strings.Join(row.Licenses, ";")
 	rec[7], rec[8], rec[9] = "", "", ""
+	rec[10] = strings.Join(row.PlansChanged, ";")
 	if row.UsageLocation != nil {
 		rec[7] = *row.UsageLocation
 	}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,22 +136,27 @@ func waitFor(t *testing.T, cond func() bool) {
 func directoryMatchesPostgres(t *testing.T, b *testapp.Bundle, sim *graphsim.Server) {
 	t.Helper()
 	state, _ := sim.Tenant(graphTenantID)
-	mirror := map[string][]string{}
-	rows, err := b.DB.Query(`SELECT user_id, sku_id FROM assignments ORDER BY user_id, sku_id`)
+	mirror, plans := map[string][]string{}, map[string]string{}
+	rows, err := b.DB.Query(`SELECT user_id, sku_id, array_to_string(disabled_plans, ',') FROM assignments ORDER BY user_id, sku_id`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var u, s string
-		if err := rows.Scan(&u, &s); err != nil {
+		var u, s, p string
+		if err := rows.Scan(&u, &s, &p); err != nil {
 			t.Fatal(err)
 		}
-		mirror[u] = append(mirror[u], s)
+		mirror[u], plans[u+"/"+s] = append(mirror[u], s), p
 	}
 	for _, u := range state.Users {
 		if !slices.Equal(u.Licenses, mirror[u.ID]) && !(len(u.Licenses) == 0 && len(mirror[u.ID]) == 0) {
 			t.Fatalf("user %s holds %v in the directory but %v in Postgres", u.ID, u.Licenses, mirror[u.ID])
+		}
+		for _, s := range u.Licenses {
+			if got := strings.Join(u.DisabledPlans[s], ","); plans[u.ID+"/"+s] != got {
+				t.Fatalf("user %s has plans %q of %s off in the directory but %q in Postgres", u.ID, got, s, plans[u.ID+"/"+s])
+			}
 		}
 	}
 	for _, k := range state.SKUs {
