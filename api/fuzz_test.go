@@ -138,7 +138,7 @@ func FuzzCSVRecord(f *testing.F) {
 		}
 		rec := make([]string, len(CSVHeader))
 		licensing.ReportCSVRecord(rec, row)
-		raw := []string{userID, name, upn, "failed", skuA, skuB, skuA + ";" + skuB, loc, string(licensing.CodeCountViolation), message}
+		raw := []string{userID, name, upn, "failed", skuA, skuB, skuA + ";" + skuB, loc, string(licensing.CodeCountViolation), message, ""}
 		for i, cell := range rec {
 			if cell != "" && strings.ContainsRune("=+-@\t\r\n", rune(cell[0])) {
 				t.Fatalf("cell %s = %q starts with a formula character", CSVHeader[i], cell)

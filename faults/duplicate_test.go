@@ -26,33 +26,7 @@ func TestSameTaskTwiceAtOnce(t *testing.T) {
 	users := c.seed("twice", n, "E5", seats)
 	insp := asynq.NewInspectorFromRedisClient(s.rdb)
 	op := c.start("twice", operationRequest{UserIDs: users, Assign: []string{"E5"}, AllowPartial: true})
-	err := waitUntil(30*time.Second, func() (bool, error) {
-		var enqueued bool
-		err := s.db.QueryRow(`SELECT enqueued_at IS NOT NULL FROM operations WHERE id = $1`, op).Scan(&enqueued)
-		return enqueued, err
-	})
-	if err != nil {
-		t.Fatalf("the api did not enqueue the operation: %v", err)
-	}
-	// Replace the api's tasks by pairs: the task and its copy, side by side.
-	if err := insp.PauseQueue(jobs.QueueDefault); err != nil {
-		t.Fatal(err)
-	}
-	if deleted, err := insp.DeleteAllPendingTasks(jobs.QueueDefault); err != nil || deleted != n {
-		t.Fatalf("deleted %d of the api's tasks (%v), want %d", deleted, err, n)
-	}
-	client := asynq.NewClientFromRedisClient(s.rdb)
-	ctx := context.Background()
-	for _, u := range users {
-		task := jobs.NewApplyTask(op, u, jobs.QueueDefault)
-		again := asynq.NewTask(task.Type(), task.Payload(), asynq.TaskID(jobs.TaskID(op, u)+":again"),
-			asynq.Queue(jobs.QueueDefault), asynq.MaxRetry(jobs.MaxRetry))
-		for _, tk := range []*asynq.Task{task, again} {
-			if _, err := client.EnqueueContext(ctx, tk); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	enqueueTwice(t, s, insp, op, users)
 	w1 := s.startWorker("LICENSEOPS_WORKER_CONCURRENCY=16")
 	w2 := s.startWorker("LICENSEOPS_WORKER_CONCURRENCY=16")
 	if err := insp.UnpauseQueue(jobs.QueueDefault); err != nil {
@@ -65,7 +39,7 @@ func TestSameTaskTwiceAtOnce(t *testing.T) {
 
 	// Both copies of every task succeeded, and only one of them changed
 	// anything.
-	err = waitUntil(30*time.Second, func() (bool, error) {
+	err := waitUntil(30*time.Second, func() (bool, error) {
 		info, err := insp.GetQueueInfo(jobs.QueueDefault)
 		return err == nil && info.Size == 0 && info.Active == 0, nil
 	})
@@ -102,5 +76,39 @@ func TestSameTaskTwiceAtOnce(t *testing.T) {
 	// in the same batch.
 	if changed := metric(w1, "licenseops_items_finished_total") + metric(w2, "licenseops_items_finished_total"); changed != n {
 		t.Fatalf("licenseops_items_finished_total counts %v items for %d users", changed, n)
+	}
+}
+
+// enqueueTwice replaces the api's tasks of operation op by pairs: each
+// user's task and a copy with the same payload under another task ID,
+// side by side in the paused default queue. The caller starts workers
+// and unpauses the queue.
+func enqueueTwice(t *testing.T, s *stack, insp *asynq.Inspector, op string, users []string) {
+	t.Helper()
+	err := waitUntil(30*time.Second, func() (bool, error) {
+		var enqueued bool
+		err := s.db.QueryRow(`SELECT enqueued_at IS NOT NULL FROM operations WHERE id = $1`, op).Scan(&enqueued)
+		return enqueued, err
+	})
+	if err != nil {
+		t.Fatalf("the api did not enqueue the operation: %v", err)
+	}
+	if err := insp.PauseQueue(jobs.QueueDefault); err != nil {
+		t.Fatal(err)
+	}
+	if deleted, err := insp.DeleteAllPendingTasks(jobs.QueueDefault); err != nil || deleted != len(users) {
+		t.Fatalf("deleted %d of the api's tasks (%v), want %d", deleted, err, len(users))
+	}
+	client := asynq.NewClientFromRedisClient(s.rdb)
+	ctx := context.Background()
+	for _, u := range users {
+		task := jobs.NewApplyTask(op, u, jobs.QueueDefault)
+		again := asynq.NewTask(task.Type(), task.Payload(), asynq.TaskID(jobs.TaskID(op, u)+":again"),
+			asynq.Queue(jobs.QueueDefault), asynq.MaxRetry(jobs.MaxRetry))
+		for _, tk := range []*asynq.Task{task, again} {
+			if _, err := client.EnqueueContext(ctx, tk); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

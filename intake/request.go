@@ -140,7 +140,7 @@ func (req *Request) validateCopy() error {
 	case req.CopyFrom == "":
 		return nil
 	case len(req.Assign) > 0 || len(req.Revoke) > 0 || len(req.Replace) > 0 || len(req.DisabledPlans) > 0:
-		return invalid("copy_from gives the licenses of user %s, with their disabled plans, and goes alone: leave out assign, revoke, replace and disabled_plans, or send them in another operation", req.CopyFrom)
+		return invalid("copy_from gives the licenses of user %s and goes alone (with the plans it has off): leave out assign, revoke, replace and disabled_plans, or send them in another operation", req.CopyFrom)
 	}
 	return licensing.CheckID("copy_from user id", req.CopyFrom)
 }

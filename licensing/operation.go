@@ -93,8 +93,8 @@ type ReportRow struct {
 	UsageLocation     *string  `json:"usage_location"`
 	Error             *Error   `json:"-"`
 	// PlansChanged are the SKUs the user held whose disabled plans the
-	// operation changed (no seat taken). Always present, empty for most.
-	PlansChanged []string `json:"plans_changed"`
+	// operation changed (no seat taken); absent when there are none.
+	PlansChanged []string `json:"plans_changed,omitempty"`
 }
 
 // Operation sources: who started an operation.

@@ -71,9 +71,6 @@ func reportPlans(t *testing.T, c *testapp.Client, id string) map[string]string {
 	c.Must(http.StatusOK, "GET", "/v1/operations/"+id+"/report", nil).JSON(t, &rep)
 	out := map[string]string{}
 	for _, r := range rep.Results {
-		if r.PlansChanged == nil {
-			t.Fatalf("report row %s has no plans_changed", r.UserID)
-		}
 		out[r.UserID] = strings.Join(r.PlansChanged, ",")
 	}
 	return out
