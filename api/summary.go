@@ -5,6 +5,7 @@ import (
 
 	"github.com/licenseops/licenseops/intake"
 	"github.com/licenseops/licenseops/licensing"
+	"github.com/licenseops/licenseops/storage"
 )
 
 type summaryProduct struct {
@@ -15,6 +16,9 @@ type summaryProduct struct {
 	State           string   `json:"state"`
 	AssignedUserIDs []string `json:"assigned_user_ids"`
 	BuyMoreURL      *string  `json:"buy_more_url"`
+	// ServicePlans are the product's plans, each with how many of the
+	// selected holders have it on (absent for a product without plans).
+	ServicePlans []storage.PlanCount `json:"service_plans,omitempty"`
 }
 
 // licenseSummary is the Manage-licenses view of a selection: for every
@@ -66,7 +70,7 @@ func (s *Server) licenseSummary(w http.ResponseWriter, r *http.Request, p *licen
 		}
 		v := s.subscriptionView(c, sub)
 		products[i] = summaryProduct{SKU: sub.SKU, Name: sub.Name, Total: sub.Total, Available: sub.Available,
-			State: state, AssignedUserIDs: holders, BuyMoreURL: v.BuyMoreURL}
+			State: state, AssignedUserIDs: holders, BuyMoreURL: v.BuyMoreURL, ServicePlans: sum.Plans[sub.SKU]}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": sum.Users, "products": products})
 	return nil

@@ -36,6 +36,9 @@ type User struct {
 	AccountEnabled    bool       `json:"account_enabled" db:"account_enabled"`
 	LastSignInAt      *time.Time `json:"last_sign_in_at,omitempty" db:"last_sign_in_at"`
 	Licenses          []string   `json:"licenses" db:"-"`
+	// DisabledPlans are the plans switched off in the user's licenses, by
+	// SKU, for the licenses with any (absent when every plan is on).
+	DisabledPlans map[string][]string `json:"disabled_plans,omitempty" db:"-"`
 }
 
 // Subscription is a customer's seats of one SKU.

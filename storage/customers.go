@@ -193,7 +193,8 @@ func (s *Store) listUsers(ctx context.Context, customerKey int64, ids []string, 
 	n := len(args)
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT u.id, u.user_principal_name, u.display_name, u.usage_location, u.account_enabled, u.last_sign_in_at,
-			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY a.sku_id)
+			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY a.sku_id),
+			`+userPlansColumn+`
 		FROM `+from+where+`
 		ORDER BY u.display_name, u.id LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2), append(args, limit, offset)...)
 	if err != nil {
@@ -204,10 +205,14 @@ func (s *Store) listUsers(ctx context.Context, customerKey int64, ids []string, 
 	for rows.Next() {
 		var u licensing.User
 		var lic pq.StringArray
-		if err := rows.Scan(&u.ID, &u.UserPrincipalName, &u.DisplayName, &u.UsageLocation, &u.AccountEnabled, &u.LastSignInAt, &lic); err != nil {
+		var plans planMap
+		if err := rows.Scan(&u.ID, &u.UserPrincipalName, &u.DisplayName, &u.UsageLocation, &u.AccountEnabled, &u.LastSignInAt, &lic, &plans); err != nil {
 			return page, err
 		}
 		u.Licenses = nonNil(lic)
+		if len(plans) > 0 {
+			u.DisabledPlans = plans
+		}
 		page.Users = append(page.Users, u)
 	}
 	return page, rows.Err()
@@ -227,15 +232,20 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 func (s *Store) GetUser(ctx context.Context, customerKey int64, id string) (licensing.User, error) {
 	var u licensing.User
 	var lic pq.StringArray
+	var plans planMap
 	err := s.db.QueryRowContext(ctx, `
 		SELECT u.id, u.user_principal_name, u.display_name, u.usage_location, u.account_enabled, u.last_sign_in_at,
-			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY a.sku_id)
+			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY a.sku_id),
+			`+userPlansColumn+`
 		FROM users u WHERE u.customer_key = $1 AND u.id = $2`, customerKey, id).
-		Scan(&u.ID, &u.UserPrincipalName, &u.DisplayName, &u.UsageLocation, &u.AccountEnabled, &u.LastSignInAt, &lic)
+		Scan(&u.ID, &u.UserPrincipalName, &u.DisplayName, &u.UsageLocation, &u.AccountEnabled, &u.LastSignInAt, &lic, &plans)
 	if isNoRows(err) {
 		return u, notFound("user", id)
 	}
 	u.Licenses = nonNil(lic)
+	if len(plans) > 0 {
+		u.DisabledPlans = plans
+	}
 	return u, err
 }
 
@@ -320,3 +330,8 @@ func (s *Store) CustomerByKey(ctx context.Context, key int64) (licensing.Custome
 	}
 	return c, err
 }
+
+// userPlansColumn is the disabled plans of user u's licenses with any, a
+// JSON object by SKU (NULL when every plan of every license is on).
+const userPlansColumn = `(SELECT jsonb_object_agg(a.sku_id, a.disabled_plans) FROM assignments a
+			WHERE a.customer_key = u.customer_key AND a.user_id = u.id AND cardinality(a.disabled_plans) > 0)`
