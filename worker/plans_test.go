@@ -1,16 +1,24 @@
 package worker_test
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/licenseops/licenseops/client"
 	seeder "github.com/licenseops/licenseops/internal/seed"
 	"github.com/licenseops/licenseops/internal/testapp"
+	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/licensing"
+	"github.com/licenseops/licenseops/provider"
 	"github.com/licenseops/licenseops/provider/graphsim"
+	"github.com/licenseops/licenseops/provider/msgraph"
+	"github.com/licenseops/licenseops/storage"
 )
 
 // e3Plans are the service plans of E3 in these tests.
@@ -139,6 +147,9 @@ func TestServicePlansLocal(t *testing.T) {
 	}
 	wantPlansOff(t, b, "pl", "E3", "after the change", users, []string{"TEAMS", "TEAMS", "TEAMS", "TEAMS"})
 	wantSeats(t, b, "E3", 4)
+	b.DB.MustExec(`UPDATE assignments SET disabled_plans = '{SWAY,TEAMS}' WHERE user_id = $1`, users[3])
+	wantPlansShown(t, c, users, map[string]int{"EXCHANGE": 4, "TEAMS": 0, "SWAY": 3})
+	b.DB.MustExec(`UPDATE assignments SET disabled_plans = '{TEAMS}' WHERE user_id = $1`, users[3])
 
 	// Without disabled plans nobody's plans change.
 	op = change(t, c, "pl", map[string]any{"user_ids": users, "assign": []string{"E3", "PROJ"}})
@@ -357,5 +368,109 @@ func TestCopyFromGraph(t *testing.T) {
 		t.Errorf("%s has %v off after the exact copy, want TEAMS", ids[3], u.DisabledPlans)
 	}
 	directoryMatchesPostgres(t, b, sim)
+	noProblems(t, b)
+}
+
+// wantPlansShown checks that the user list of customer "pl" shows each
+// user's disabled plans of E3 (TEAMS, SWAY,TEAMS for the last one) and
+// that the license summary of users counts the holders with each plan on.
+func wantPlansShown(t *testing.T, c *testapp.Client, users []string, on map[string]int) {
+	t.Helper()
+	var list struct{ Users []licensing.User }
+	c.Must(http.StatusOK, "GET", "/v1/customers/pl/users", nil).JSON(t, &list)
+	for _, u := range list.Users {
+		want := map[bool]string{true: "SWAY,TEAMS", false: "TEAMS"}[u.ID == users[len(users)-1]]
+		if got := strings.Join(u.DisabledPlans["E3"], ","); got != want {
+			t.Errorf("user list: %s has %q of E3 off, want %q", u.ID, got, want)
+		}
+	}
+	var sum struct {
+		Products []struct {
+			SKU          string `json:"sku_id"`
+			ServicePlans []struct {
+				ID string `json:"id"`
+				On int    `json:"on"`
+			} `json:"service_plans"`
+		}
+	}
+	c.Must(http.StatusOK, "POST", "/v1/customers/pl/license-summary", map[string]any{"user_ids": users}).JSON(t, &sum)
+	for _, p := range sum.Products {
+		if p.SKU != "E3" {
+			continue
+		}
+		if len(p.ServicePlans) != len(e3Plans) {
+			t.Fatalf("summary of E3 has plans %+v, want %d", p.ServicePlans, len(e3Plans))
+		}
+		for _, sp := range p.ServicePlans {
+			if sp.On != on[sp.ID] {
+				t.Errorf("summary: plan %s of E3 on for %d holders, want %d", sp.ID, sp.On, on[sp.ID])
+			}
+		}
+	}
+}
+
+// A worker that died before calling the directory, and one that died
+// after the call but before recording it, for plan changes and new
+// assignments with plans: the next delivery reads the users' plans,
+// calls the directory only for what is still to do, and records every
+// user once, seats exact.
+func TestGraphPlansCrashBetweenSteps(t *testing.T) {
+	t.Parallel()
+	seed := graphPlanSeed(4)
+	b, c, sim := startGraph(t, seed, graphOptions{})
+	c.Must(http.StatusAccepted, "POST", "/v1/customers/graph/sync", nil)
+	waitForUsers(t, c, len(seed.Users))
+	ids := graphIDs(seed.Users)
+	ctx := context.Background()
+	cust := customerOf(t, b, "graph")
+	plans := map[string][]string{"E3": {"SWAY"}}
+	op, err := b.Store.CreateOperation(ctx, storage.NewOperation{PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: ids,
+		Assign: []string{"E3"}, DisabledPlans: plans, Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := b.Store.LoadPlan(ctx, op.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Users 0 (a holder) and 2 died before the call, users 1 (a holder)
+	// and 3 after it.
+	items, err := b.Store.PrepareExternal(ctx, plan, ids)
+	if err != nil || len(items) != 4 {
+		t.Fatalf("prepared %+v, %v", items, err)
+	}
+	dir, err := msgraph.New(msgraph.Config{BaseURL: sim.GraphURL(), TokenURL: sim.TokenURL(),
+		Credentials: msgraph.Credentials{ClientID: graphClientID, ClientSecret: graphSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{ids[1], ids[3]} {
+		if err := dir.Apply(ctx, graphTenantID, provider.Change{UserID: id, Add: []provider.AddLicense{{SKU: "E3", DisabledPlans: []string{"SWAY"}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := sim.Stats().Requests
+	if _, err := (&jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(b.Redis)}).EnqueueItems(ctx, op.ID, jobs.QueueDefault, ids); err != nil {
+		t.Fatal(err)
+	}
+	got := c.WaitOperation(op.ID, time.Minute)
+	if got.Succeeded != 4 {
+		t.Fatalf("operation = %+v: %v", got, reportCodes(t, c, op.ID))
+	}
+	// One read of each user's licenses, and a call for users 0 and 2 only.
+	if n := sim.Stats().Requests - before; n != 6 {
+		t.Errorf("the redelivery made %d directory calls, want 6 (4 reads, 2 changes)", n)
+	}
+	if p := reportPlans(t, c, op.ID); p[ids[0]] != "E3" || p[ids[1]] != "E3" || p[ids[2]] != "" || p[ids[3]] != "" {
+		t.Errorf("plans_changed = %v, want E3 for users 0 and 1", p)
+	}
+	state, _ := sim.Tenant(graphTenantID)
+	for _, u := range state.Users {
+		if !slices.Equal(u.DisabledPlans["E3"], []string{"SWAY"}) {
+			t.Errorf("%s has %v off in the directory, want SWAY", u.ID, u.DisabledPlans)
+		}
+	}
+	directoryMatchesPostgres(t, b, sim)
+	wantSeats(t, b, "E3", 4)
 	noProblems(t, b)
 }
