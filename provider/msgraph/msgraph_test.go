@@ -769,3 +769,59 @@ func TestThrottleLimitPercentageIsReported(t *testing.T) {
 		t.Fatalf("simulator stats %+v, want warnings and one 429", st)
 	}
 }
+
+// Service plans: subscribedSkus lists a SKU's plans; assignLicense with a
+// plan the SKU does not bundle is a permanent UnknownServicePlans; a held
+// SKU assigned again with other plans has them updated without a seat;
+// the user's disabled plans read back through UserDisabledPlans and
+// ListUsers.
+func TestServicePlans(t *testing.T) {
+	t.Parallel()
+	b := setup(t, graphsim.Config{}, nil, nil)
+	ctx := context.Background()
+	const sku = "0000pppp-0000-4000-8000-000000000001"
+	if err := b.sim.AddSKUs(contoso, graphsim.SKUSeed{ID: sku, PartNumber: "PLANS", Enabled: 3,
+		ServicePlans: []graphsim.ServicePlanSeed{{ID: "p-teams", Name: "TEAMS1"}, {ID: "p-sway", Name: "SWAY"}}}); err != nil {
+		t.Fatal(err)
+	}
+	skus, err := b.client.SubscribedSKUs(ctx, contoso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range skus {
+		if k.SKU == sku && !slices.Equal(k.ServicePlans, []provider.ServicePlan{{ID: "p-teams", Name: "TEAMS1"}, {ID: "p-sway", Name: "SWAY"}}) {
+			t.Fatalf("service plans %v", k.ServicePlans)
+		}
+	}
+	err = b.client.Apply(ctx, contoso, provider.Change{UserID: "u2", Add: []provider.AddLicense{{SKU: sku, DisabledPlans: []string{"p-nope"}}}})
+	var pe *provider.Error
+	if !errors.As(err, &pe) || pe.Kind != provider.Permanent || pe.Code != licensing.CodeUnknownServicePlans || !strings.Contains(pe.Message, "p-nope") {
+		t.Fatalf("unknown plan: %v, want a permanent UnknownServicePlans naming p-nope", err)
+	}
+	for _, plans := range [][]string{{"p-teams"}, {"p-sway", "p-teams"}} {
+		if err := b.client.Apply(ctx, contoso, provider.Change{UserID: "u2", Add: []provider.AddLicense{{SKU: sku, DisabledPlans: plans}}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.client.UserDisabledPlans(ctx, contoso, "u2")
+		if err != nil || !slices.Equal(got[sku], plans) {
+			t.Fatalf("UserDisabledPlans = %v, %v; want %s: %v", got, err, sku, plans)
+		}
+	}
+	if n := b.consumed(t, contoso, sku); n != 1 {
+		t.Fatalf("consumed %d, want 1: an update of plans takes no seat", n)
+	}
+	var listed map[string][]string
+	if err := b.client.ListUsers(ctx, contoso, func(page []provider.User) error {
+		for _, u := range page {
+			if u.ID == "u2" {
+				listed = u.DisabledPlans
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(listed[sku], []string{"p-sway", "p-teams"}) {
+		t.Fatalf("ListUsers disabled plans %v", listed)
+	}
+}
