@@ -252,6 +252,9 @@ func showOperation(ctx context.Context, w io.Writer, c *client.Client, opID stri
 	if op.CopyFrom != nil {
 		row("copy from", *op.CopyFrom+map[bool]string{true: " (exact)"}[op.Exact])
 	}
+	if len(op.DisabledPlans) > 0 {
+		row("service plans", describePlans(op.DisabledPlans))
+	}
 	row("usage location", dash(deref(op.UsageLocation)))
 	row("allow partial", strconv.FormatBool(op.AllowPartial))
 	row("source", op.Source)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/app"
 )
 
@@ -111,6 +112,49 @@ func TestRolloutCopyFrom(t *testing.T) {
 	}
 	for _, args := range [][]string{{"--copy-from", userID(0), "--assign", "E5"}, {"--exact", "--assign", "E5"}} {
 		code, stdout, stderr = e.run("rollout", append([]string{"--customer", "c1", "--users-file", others}, args...)...)
+		wantCode(t, strings.Join(args, " "), code, ExitUsage, stdout, stderr)
+	}
+}
+
+// rollout --disable-plan SKU:PLAN assigns E3 with the plan off and
+// updates the plans of the users who hold E3 already: the dry run, the
+// report's plans_changed column and operation show say so. A malformed
+// value is a usage error, and it does not go with --copy-from.
+func TestRolloutDisablePlan(t *testing.T) {
+	t.Parallel()
+	e := startAPI(t, app.ModeAll)
+	e.seed(3, map[string]int{"E3": 3}, nil, nil)
+	_, err := e.c.PutProduct(context.Background(), "E3", client.ProductRequest{Name: "Office 365 E3", Excludes: []string{"E5"},
+		ServicePlans: []client.ServicePlan{{ID: "TEAMS1", Name: "Teams"}, {ID: "SWAY", Name: "Sway"}}})
+	e.must(err)
+	code, stdout, stderr := e.run("rollout", "--customer", "c1", "--users-file", writeFile(t, "one.txt", userID(0)+"\n"), "--assign", "E3", "--wait")
+	wantCode(t, "E3 for user 0", code, ExitOK, stdout, stderr)
+
+	code, stdout, stderr = e.run("rollout", "--customer", "c1", "--all-users", "--assign", "E3", "--disable-plan", "E3:TEAMS1", "--dry-run")
+	wantCode(t, "dry run", code, ExitOK, stdout, stderr)
+	if !strings.Contains(stdout, "service plans E3: TEAMS1 off") {
+		t.Errorf("dry run output lacks the plans:\n%s", stdout)
+	}
+	report := filepath.Join(t.TempDir(), "report.csv")
+	code, stdout, stderr = e.run("rollout", "--customer", "c1", "--all-users", "--assign", "E3", "--disable-plan", "E3:TEAMS1", "--report", report)
+	wantCode(t, "rollout --disable-plan", code, ExitOK, stdout, stderr)
+	for i, r := range readCSVFile(t, report) {
+		if r["status"] != "succeeded" || r["plans_changed"] != []string{"E3", "", ""}[i] || r["assigned"] != []string{"", "E3", "E3"}[i] {
+			t.Errorf("report row %d = %v, want E3's plans changed for user 0 and E3 assigned to the others", i, r)
+		}
+	}
+	op := regexp.MustCompile(`Queued operation (\S+)`).FindStringSubmatch(stdout)[1]
+	code, stdout, stderr = e.run("operation", "show", op)
+	wantCode(t, "operation show", code, ExitOK, stdout, stderr)
+	if !regexp.MustCompile(`(?m)^service plans: +E3: TEAMS1 off$`).MatchString(stdout) {
+		t.Errorf("operation show lacks the plans:\n%s", stdout)
+	}
+	code, stdout, stderr = e.run("rollout", "--customer", "c1", "--all-users", "--assign", "E3", "--disable-plan", "E3:NOPE")
+	if code == ExitOK || !strings.Contains(stdout+stderr, "UnknownServicePlans") {
+		t.Errorf("an unknown plan: exit %d, want the API's UnknownServicePlans:\n%s%s", code, stdout, stderr)
+	}
+	for _, args := range [][]string{{"--assign", "E3", "--disable-plan", "E3"}, {"--copy-from", userID(0), "--disable-plan", "E3:SWAY"}} {
+		code, stdout, stderr = e.run("rollout", append([]string{"--customer", "c1", "--all-users"}, args...)...)
 		wantCode(t, strings.Join(args, " "), code, ExitUsage, stdout, stderr)
 	}
 }

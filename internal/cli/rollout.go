@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,8 +24,8 @@ import (
 var rolloutCommand = &Command{
 	Name: "rollout",
 	Args: `--customer C (--csv FILE | --users-file FILE | --all-users)
-                     ([--assign SKU]... [--revoke SKU]... [--replace FROM:TO]... |
-                      --copy-from USER [--exact])
+                     ([--assign SKU]... [--revoke SKU]... [--replace FROM:TO]...
+                      [--disable-plan SKU:PLAN]... | --copy-from USER [--exact])
                      [--usage-location CC] [--allow-partial]
                      [--dry-run] [--wait] [--report FILE.csv] [--skip-bad-rows]
                      [--not-before TIME]`,
@@ -55,8 +56,14 @@ Change:
   It can be repeated (--replace E3:E5 --replace E1:E5) and combined with --assign and
   --revoke, which may not name its SKUs.
   --copy-from USER gives every selected user the licenses USER holds when the rollout
-  is sent; --exact also takes away, from each user, the licenses USER lacks. It goes
-  without --assign, --revoke and --replace.
+  is sent, with the service plans USER has off in them; --exact also takes away, from
+  each user, the licenses USER lacks. It goes without --assign, --revoke, --replace
+  and --disable-plan.
+  --disable-plan SKU:PLAN switches the service plan PLAN of SKU off (repeatable;
+  SKU is one of --assign or a --replace's TO): users who get SKU get it with the
+  plan off, users who hold it have their plans updated (no seat taken). The plan
+  IDs are the product's service_plans. --disable-plan SKU: (no plan) switches
+  every plan of SKU on.
 
 Progress:
   --wait waits for the operation to finish; it is the default when standard output is
@@ -102,6 +109,7 @@ type rolloutCmd struct {
 	allUsers                     bool
 	assign, revoke               skuList
 	replace                      replaceList
+	disabledPlans                planList
 	copyFrom                     string
 	exact                        bool
 	location                     string
@@ -123,6 +131,7 @@ func (r *rolloutCmd) Flags(fs *flag.FlagSet, env *Env) {
 	fs.Var(&r.assign, "assign", "`SKU` to assign (repeatable; A,B is split into A and B)")
 	fs.Var(&r.revoke, "revoke", "`SKU` to revoke (repeatable; A,B is split into A and B)")
 	fs.Var(&r.replace, "replace", "replace `FROM:TO` for the users who hold FROM (repeatable)")
+	fs.Var(&r.disabledPlans, "disable-plan", "switch the service plan off: `SKU:PLAN` (repeatable; SKU: turns every plan of SKU on)")
 	fs.StringVar(&r.copyFrom, "copy-from", "", "give the users the licenses this `user` holds")
 	fs.BoolVar(&r.exact, "exact", false, "with --copy-from, also take away the licenses the user lacks")
 	fs.StringVar(&r.location, "usage-location", "", "set this usage location (ISO 3166-1 alpha-2, e.g. PL) on every user")
@@ -213,8 +222,8 @@ func (r *rolloutCmd) validateCopy() error {
 		return errors.New("--exact goes with --copy-from USER")
 	case r.copyFrom == "":
 		return nil
-	case len(r.assign) > 0 || len(r.revoke) > 0 || len(r.replace) > 0:
-		return errors.New("--copy-from goes alone: leave out --assign, --revoke and --replace, or run them as another rollout")
+	case len(r.assign) > 0 || len(r.revoke) > 0 || len(r.replace) > 0 || r.disabledPlans.Len() > 0:
+		return errors.New("--copy-from goes alone (with the plans the user has off): leave out --assign, --revoke, --replace and --disable-plan, or run them as another rollout")
 	case !licensing.ValidID(r.copyFrom):
 		return fmt.Errorf("--copy-from %q is not a valid user ID", r.copyFrom)
 	}
@@ -224,7 +233,8 @@ func (r *rolloutCmd) validateCopy() error {
 func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	c := r.conn.client()
 	wait := (r.wait.value(env.terminal(env.Stdout)) || r.report != "") && r.notBefore == nil
-	change := licensing.Change{Assign: nonNil(r.assign), Revoke: nonNil(r.revoke), UsageLocation: r.location, Replace: r.replace}
+	change := licensing.Change{Assign: nonNil(r.assign), Revoke: nonNil(r.revoke), UsageLocation: r.location, Replace: r.replace,
+		DisabledPlans: r.disabledPlans.plans()}
 
 	// The customer and its SKUs first: a typo there is one message, not
 	// every row of the input reported as an unknown user.
@@ -265,7 +275,7 @@ func (r *rolloutCmd) Run(ctx context.Context, env *Env) error {
 	sendStart := time.Now()
 	request := func(ids []string, allowPartial bool) client.OperationRequest {
 		req := client.OperationRequest{UserIDs: ids, Assign: change.Assign, Revoke: change.Revoke, Replace: change.Replace,
-			CopyFrom: r.copyFrom, Exact: r.exact, AllowPartial: allowPartial, NotBefore: r.notBefore}
+			CopyFrom: r.copyFrom, Exact: r.exact, AllowPartial: allowPartial, NotBefore: r.notBefore, DisabledPlans: change.DisabledPlans}
 		if change.UsageLocation != "" {
 			req.UsageLocation = &change.UsageLocation
 		}
@@ -354,6 +364,7 @@ var apiFieldsAsFlags = strings.NewReplacer(
 	"send allow_partial: true", "pass --allow-partial",
 	"allow_partial", "--allow-partial",
 	"usage_location", "--usage-location",
+	"disabled_plans", "--disable-plan",
 )
 
 // flagWording returns err with the API field names of an API error's
@@ -408,6 +419,55 @@ func (l *replaceList) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// planList is the repeatable --disable-plan SKU:PLAN; SKU: (no plan)
+// gives SKU an empty list, which switches every plan of it on.
+type planList struct{ m map[string][]string }
+
+func (l *planList) String() string {
+	if l == nil {
+		return ""
+	}
+	return describePlans(l.m)
+}
+
+func (l *planList) Set(v string) error {
+	sku, plan, ok := strings.Cut(v, ":")
+	sku, plan = strings.TrimSpace(sku), strings.TrimSpace(plan)
+	if !ok || !licensing.ValidID(sku) || (plan != "" && !licensing.ValidID(plan)) {
+		return fmt.Errorf("%q is not SKU:PLAN with a SKU ID and a service plan ID, like O365_E3:57ff2da0-773e-42df-b2af-ffb7a2317929", strings.TrimSpace(v))
+	}
+	if l.m == nil {
+		l.m = map[string][]string{}
+	}
+	plans := l.m[sku]
+	if plans == nil {
+		plans = []string{}
+	}
+	if plan != "" && !slices.Contains(plans, plan) {
+		plans = append(plans, plan)
+	}
+	l.m[sku] = plans
+	return nil
+}
+
+func (l *planList) Len() int { return len(l.m) }
+
+// plans returns the disabled plans by SKU, nil when none was given.
+func (l *planList) plans() map[string][]string { return l.m }
+
+// describePlans writes disabled plans as "E3: TEAMS, SWAY off".
+func describePlans(m map[string][]string) string {
+	parts := make([]string, 0, len(m))
+	for _, sku := range slices.Sorted(maps.Keys(m)) {
+		if len(m[sku]) == 0 {
+			parts = append(parts, sku+": every plan on")
+			continue
+		}
+		parts = append(parts, sku+": "+strings.Join(m[sku], ", ")+" off")
+	}
+	return strings.Join(parts, "; ")
 }
 
 // describeReplace writes replace pairs as FROM→TO.
@@ -502,6 +562,9 @@ func describeChange(ch licensing.Change) string {
 	}
 	if len(ch.Replace) > 0 {
 		parts = append(parts, "replace where held "+describeReplace(ch.Replace))
+	}
+	if len(ch.DisabledPlans) > 0 {
+		parts = append(parts, "service plans "+describePlans(ch.DisabledPlans))
 	}
 	if ch.UsageLocation != "" {
 		parts = append(parts, "usage location "+ch.UsageLocation)
