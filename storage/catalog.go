@@ -56,8 +56,12 @@ func nonNil(s []string) []string {
 // service plans are replaced only when p.ServicePlans is non-nil, so that
 // a change of rules keeps the plans a directory sync imported.
 func (s *Store) PutProduct(ctx context.Context, partnerKey int64, p licensing.Product) (licensing.Product, error) {
+	plans, err := plansJSON(p.ServicePlans)
+	if err != nil {
+		return licensing.Product{}, err
+	}
 	var r productRow
-	err := s.db.GetContext(ctx, &r, `
+	err = s.db.GetContext(ctx, &r, `
 		INSERT INTO products (partner_key, sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations, service_plans)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9::jsonb, '[]'))
 		ON CONFLICT (partner_key, sku_id) DO UPDATE SET
@@ -67,7 +71,7 @@ func (s *Store) PutProduct(ctx context.Context, partnerKey int64, p licensing.Pr
 			service_plans = COALESCE($9::jsonb, products.service_plans), updated_at = now()
 		RETURNING sku_id, name, part_number, requires, excludes, allowed_locations, prohibited_locations, service_plans`,
 		partnerKey, p.SKU, p.Name, p.PartNumber, pq.StringArray(nonNil(p.Requires)), pq.StringArray(nonNil(p.Excludes)),
-		nullableArray(p.AllowedLocations), pq.StringArray(nonNil(p.ProhibitedLocations)), plansJSON(p.ServicePlans))
+		nullableArray(p.AllowedLocations), pq.StringArray(nonNil(p.ProhibitedLocations)), plans)
 	if err != nil {
 		return licensing.Product{}, err
 	}
@@ -103,10 +107,10 @@ func (s *Store) Catalog(ctx context.Context, partnerKey int64) (licensing.Catalo
 }
 
 // plansJSON is a product's service plans as a jsonb parameter, NULL for nil.
-func plansJSON(plans []licensing.ServicePlan) any {
+func plansJSON(plans []licensing.ServicePlan) (any, error) {
 	if plans == nil {
-		return nil
+		return nil, nil
 	}
-	b, _ := json.Marshal(plans) // #nosec G104 -- a slice of string pairs always encodes
-	return string(b)
+	b, err := json.Marshal(plans)
+	return string(b), err
 }
