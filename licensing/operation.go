@@ -89,6 +89,12 @@ type ReportRow struct {
 	Licenses          []string `json:"licenses"`
 	UsageLocation     *string  `json:"usage_location"`
 	Error             *Error   `json:"-"`
+	// LicenseSources say how each license in Licenses is held, when the
+	// user inherits any from a group (group licensing); nil otherwise.
+	LicenseSources []LicenseSource `json:"license_sources,omitempty"`
+	// Note is set when the change succeeded with a remark: a revoked license
+	// the user still holds through a group.
+	Note string `json:"note,omitempty"`
 }
 
 // Operation sources: who started an operation.
