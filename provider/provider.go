@@ -67,7 +67,33 @@ type User struct {
 	LastSignInAt *time.Time
 	// Licenses are the SKU IDs the user holds, sorted.
 	Licenses []string
+	// LicenseStates say how each license is (or failed to be) given to the
+	// user, in a directory with group licensing (Graph's
+	// licenseAssignmentStates); nil when the directory does not report it,
+	// and every license is then direct.
+	LicenseStates []LicenseState
 }
+
+// LicenseState is one assignment of a license to a user: direct, or by one
+// group. A license assigned directly and by two groups has three.
+type LicenseState struct {
+	SKU string
+	// Group is the ID of the group that assigns the license, "" for a
+	// direct assignment.
+	Group string
+	// State is the directory's state: Active, ActiveWithError, Disabled or
+	// Error. A license in Error is not held.
+	State string
+	// Error is the reason of a failed assignment (CountViolation,
+	// MutuallyExclusiveViolation, ...), "" or "None" when there is none.
+	Error string
+}
+
+// Failed reports whether the assignment did not give the user the license.
+func (s LicenseState) Failed() bool { return s.State == "Error" || s.State == "Disabled" }
+
+// HasError reports whether the directory records an error for the assignment.
+func (s LicenseState) HasError() bool { return s.Error != "" && s.Error != "None" }
 
 // Directory is a license directory. Implementations are safe for concurrent
 // use by many goroutines and bound their own call rate per tenant.
@@ -78,7 +104,9 @@ type Directory interface {
 	// It is idempotent, so that a retry after a lost answer is safe:
 	// assigning a SKU the user holds changes nothing (and consumes no seat),
 	// and revoking one the user does not hold succeeds. An empty change
-	// makes no call.
+	// makes no call. Revoking a SKU the user holds only through a group
+	// fails permanently with code InheritedFromGroup; revoking one it holds
+	// directly and through a group removes the direct assignment only.
 	Apply(ctx context.Context, tenantID string, ch Change) error
 
 	// UserLicenses returns the SKU IDs the user holds now, sorted. It reads
@@ -136,7 +164,8 @@ type Error struct {
 	// Code is the per-user outcome code to record if the caller gives up
 	// now: for Permanent errors the one that fits (UsageLocationMissing,
 	// CountViolation, DependencyViolation, MutuallyExclusiveViolation,
-	// ProhibitedInUsageLocationViolation, else ProviderError); for Throttled
+	// ProhibitedInUsageLocationViolation, InheritedFromGroup, else
+	// ProviderError); for Throttled
 	// ProviderThrottled; for Transient ProviderError.
 	Code licensing.Code
 	// Message is a sentence for the confirmation report: what the directory

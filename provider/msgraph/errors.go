@@ -35,6 +35,13 @@ type outcomeRule struct {
 
 var outcomeRules = []outcomeRule{
 	{
+		// Checked first: the licenseops mirror was stale (the group license
+		// came after the last sync), so the worker could not refuse it itself.
+		code:    licensing.CodeInheritedFromGroup,
+		matches: containsAny("inherited from a group", "inherited from group", "assigned via group"),
+		hint:    "Remove the user from the group that assigns the license, or remove the license from the group, in Microsoft Entra ID; then sync the customer.",
+	},
+	{
 		code:    licensing.CodeUsageLocationMissing,
 		matches: containsAny("invalid usage location", "usage location is not set", "usagelocation is required"),
 		hint:    "Set the user's usage location, then run the change again.",

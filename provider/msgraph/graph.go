@@ -49,9 +49,35 @@ type graphUser struct {
 	UsageLocation     string            `json:"usageLocation"`
 	AccountEnabled    bool              `json:"accountEnabled"`
 	AssignedLicenses  []assignedLicense `json:"assignedLicenses"`
-	SignInActivity    *struct {
+	// LicenseAssignmentStates say, per license, whether it is assigned
+	// directly (assignedByGroup null) or by a group, and whether it failed.
+	LicenseAssignmentStates []licenseAssignmentState `json:"licenseAssignmentStates"`
+	SignInActivity          *struct {
 		LastSignInDateTime *time.Time `json:"lastSignInDateTime"`
 	} `json:"signInActivity"`
+}
+
+type licenseAssignmentState struct {
+	SKUID           string  `json:"skuId"`
+	AssignedByGroup *string `json:"assignedByGroup"`
+	State           string  `json:"state"`
+	Error           string  `json:"error"`
+}
+
+// licenseStates converts Graph's licenseAssignmentStates; nil when Graph
+// sent none, so that every license counts as direct.
+func licenseStates(in []licenseAssignmentState) []provider.LicenseState {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]provider.LicenseState, len(in))
+	for i, s := range in {
+		out[i] = provider.LicenseState{SKU: s.SKUID, State: s.State, Error: s.Error}
+		if s.AssignedByGroup != nil {
+			out[i].Group = *s.AssignedByGroup
+		}
+	}
+	return out
 }
 
 // list is a Graph collection page.
@@ -181,6 +207,7 @@ func (c *Client) ListUsers(ctx context.Context, tenantID string, page func([]pro
 			users[i] = provider.User{
 				ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
 				UsageLocation: u.UsageLocation, AccountEnabled: u.AccountEnabled, Licenses: skuIDs(u.AssignedLicenses),
+				LicenseStates: licenseStates(u.LicenseAssignmentStates),
 			}
 			if u.SignInActivity != nil && u.SignInActivity.LastSignInDateTime != nil && !u.SignInActivity.LastSignInDateTime.IsZero() {
 				users[i].LastSignInAt = u.SignInActivity.LastSignInDateTime
@@ -200,7 +227,7 @@ func (c *Client) ListUsers(ctx context.Context, tenantID string, page func([]pro
 }
 
 func (c *Client) usersURL(signIns bool) string {
-	sel := "id,userPrincipalName,displayName,usageLocation,accountEnabled,assignedLicenses"
+	sel := "id,userPrincipalName,displayName,usageLocation,accountEnabled,assignedLicenses,licenseAssignmentStates"
 	if signIns {
 		sel += ",signInActivity"
 	}
