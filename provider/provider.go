@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -218,4 +219,42 @@ func RetryAfter(err error) (time.Duration, bool) {
 func IsPermanent(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Kind == Permanent
+}
+
+// Sources reads the user's LicenseStates: how each held license is held,
+// for the licenses inherited from at least one group (by SKU; nil when
+// there are none, and every license is direct), and the group licenses
+// the directory failed to give or reports an error for. A license held
+// with no state at all is direct, as it is in a directory without groups.
+func (u User) Sources() (map[string]licensing.LicenseSource, []licensing.LicenseError) {
+	var sources map[string]licensing.LicenseSource
+	var errs []licensing.LicenseError
+	direct := make(map[string]bool)
+	for _, s := range u.LicenseStates {
+		if s.Group != "" && s.HasError() {
+			errs = append(errs, licensing.LicenseError{SKU: s.SKU, GroupID: s.Group, Error: s.Error})
+		}
+		if s.Failed() || !slices.Contains(u.Licenses, s.SKU) {
+			continue
+		}
+		if s.Group == "" {
+			direct[s.SKU] = true
+			continue
+		}
+		if sources == nil {
+			sources = make(map[string]licensing.LicenseSource)
+		}
+		src := sources[s.SKU]
+		src.SKU = s.SKU
+		if !slices.Contains(src.InheritedFrom, s.Group) {
+			src.InheritedFrom = append(src.InheritedFrom, s.Group)
+		}
+		sources[s.SKU] = src
+	}
+	for sku, src := range sources {
+		slices.Sort(src.InheritedFrom)
+		src.Direct = direct[sku]
+		sources[sku] = src
+	}
+	return sources, errs
 }

@@ -137,10 +137,24 @@ func (w *Worker) callDirectory(ctx, attempt context.Context, dir provider.Direct
 			return err
 		}
 	}
+	add, remove = append(slices.Clone(add), it.AddDirect...), append(slices.Clone(remove), it.RemoveDirect...)
+	err := w.assignLicense(ctx, dir, tenant, it.UserID, add, remove)
+	var pe *provider.Error
+	if it.Resumed && len(it.RemoveDirect) > 0 && errors.As(err, &pe) && pe.Code == licensing.CodeInheritedFromGroup {
+		// The direct assignment went before the crash; what is left is
+		// inherited, which is what the item wants.
+		remove = slices.DeleteFunc(remove, func(s string) bool { return slices.Contains(it.RemoveDirect, s) })
+		err = w.assignLicense(ctx, dir, tenant, it.UserID, add, remove)
+	}
+	return err
+}
+
+// assignLicense makes one assignLicense call; none when there is nothing to change.
+func (w *Worker) assignLicense(ctx context.Context, dir provider.Directory, tenant, userID string, add, remove []string) error {
 	if len(add) == 0 && len(remove) == 0 {
 		return nil
 	}
-	ch := provider.Change{UserID: it.UserID, Remove: remove}
+	ch := provider.Change{UserID: userID, Remove: remove}
 	for _, sku := range add {
 		ch.Add = append(ch.Add, provider.AddLicense{SKU: sku})
 	}

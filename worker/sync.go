@@ -56,8 +56,10 @@ func (w *Worker) handleSync(ctx context.Context, t *asynq.Task) error {
 	var users []storage.DirectoryUser
 	err = dir.ListUsers(ctx, tenant, func(page []provider.User) error {
 		for _, u := range page {
+			sources, errs := u.Sources()
 			users = append(users, storage.DirectoryUser{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
-				UsageLocation: u.UsageLocation, AccountEnabled: u.AccountEnabled, LastSignInAt: u.LastSignInAt, Licenses: u.Licenses})
+				UsageLocation: u.UsageLocation, AccountEnabled: u.AccountEnabled, LastSignInAt: u.LastSignInAt, Licenses: u.Licenses,
+				Sources: sources, LicenseErrors: errs})
 		}
 		return nil
 	})
