@@ -103,3 +103,22 @@ func inheritedOnlyError(sku string, groups []string) *Error {
 			"remove the user from the %s, or remove the license from the %s, in Microsoft Entra ID",
 		sku, noun, strings.Join(groups, ", "), noun, noun)
 }
+
+// SourcesFor lists how each of licenses is held, given the user's licenses
+// inherited from groups (direct ones are not listed there). It returns nil
+// when the user inherits none, so that users and report rows of
+// directories without group licensing stay as they were.
+func SourcesFor(licenses []string, inherited []LicenseSource) []LicenseSource {
+	if len(inherited) == 0 {
+		return nil
+	}
+	out := make([]LicenseSource, 0, len(licenses))
+	for _, sku := range licenses {
+		src := LicenseSource{SKU: sku, Direct: true, InheritedFrom: []string{}}
+		if i := slices.IndexFunc(inherited, func(s LicenseSource) bool { return s.SKU == sku }); i >= 0 {
+			src = inherited[i]
+		}
+		out = append(out, src)
+	}
+	return out
+}
