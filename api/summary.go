@@ -15,6 +15,11 @@ type summaryProduct struct {
 	State           string   `json:"state"`
 	AssignedUserIDs []string `json:"assigned_user_ids"`
 	BuyMoreURL      *string  `json:"buy_more_url"`
+	// DirectHolders and InheritedHolders split the holders by how they hold
+	// the SKU: assigned directly, inherited from a group (both for a user
+	// holding it both ways).
+	DirectHolders    int `json:"direct_holders"`
+	InheritedHolders int `json:"inherited_holders"`
 }
 
 // licenseSummary is the Manage-licenses view of a selection: for every
@@ -66,7 +71,8 @@ func (s *Server) licenseSummary(w http.ResponseWriter, r *http.Request, p *licen
 		}
 		v := s.subscriptionView(c, sub)
 		products[i] = summaryProduct{SKU: sub.SKU, Name: sub.Name, Total: sub.Total, Available: sub.Available,
-			State: state, AssignedUserIDs: holders, BuyMoreURL: v.BuyMoreURL}
+			State: state, AssignedUserIDs: holders, BuyMoreURL: v.BuyMoreURL,
+			DirectHolders: sum.Direct[sub.SKU], InheritedHolders: sum.Inherited[sub.SKU]}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": sum.Users, "products": products})
 	return nil

@@ -1,8 +1,10 @@
 package worker_test
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -126,9 +128,12 @@ func TestGraphSyncRecordsGroupLicenses(t *testing.T) {
 		t.Errorf("mirror of user 1's E3 = %q, want %q", got, want)
 	}
 
-	withErrors, total := usersByID(t, c, "&license_errors=true")
-	if _, ok := withErrors[ids[4]]; total != 1 || len(withErrors) != 1 || !ok {
-		t.Errorf("license_errors=true lists %d users (total %d), want only user 4", len(withErrors), total)
+	withErrors, err := c.ListUsers(context.Background(), "graph", client.UserListOptions{LicenseErrors: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withErrors.Total != 1 || len(withErrors.Users) != 1 || withErrors.Users[0].ID != ids[4] {
+		t.Errorf("license_errors=true lists %+v, want only user 4", withErrors)
 	}
 	c.Must(http.StatusBadRequest, "GET", "/v1/customers/graph/users?license_errors=maybe", nil)
 
@@ -140,6 +145,17 @@ func TestGraphSyncRecordsGroupLicenses(t *testing.T) {
 	}
 	if errs["E5"] != 1 || errs["E3"] != 0 {
 		t.Errorf("subscriptions count license errors %v, want E5: 1, E3: 0", errs)
+	}
+	sum, err := c.LicenseSummary(context.Background(), "graph", ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holders := map[string]string{}
+	for _, p := range sum.Products {
+		holders[p.SKU] = fmt.Sprintf("%d held: %d direct, %d inherited", len(p.AssignedUserIDs), p.DirectHolders, p.InheritedHolders)
+	}
+	if want := map[string]string{"E3": "3 held: 2 direct, 2 inherited", "E5": "1 held: 0 direct, 1 inherited"}; !maps.Equal(holders, want) {
+		t.Errorf("license summary %v, want %v", holders, want)
 	}
 	wantSeats(t, b, "E3", 3)
 	wantSeats(t, b, "E5", 1)
