@@ -171,6 +171,10 @@ func markApplying(ctx context.Context, tx *sqlx.Tx, plan *Plan, ws []itemWrite) 
 type ExternalResult struct {
 	UserID string
 	Err    *licensing.Error
+	// GroupChange is set when the item had direct assignments of
+	// group-inherited licenses to add or remove (ExternalItem.AddDirect,
+	// RemoveDirect), so that only then the mirror's are updated.
+	GroupChange bool
 }
 
 // RecordExternal is the second phase: it records the directory's answer for
@@ -181,8 +185,12 @@ type ExternalResult struct {
 func (s *Store) RecordExternal(ctx context.Context, plan *Plan, results []ExternalResult) ([]ItemOutcome, error) {
 	byUser := make(map[string]*licensing.Error, len(results))
 	ids := make([]string, len(results))
+	groupChange := map[string]bool{}
 	for i, r := range results {
 		byUser[r.UserID], ids[i] = r.Err, r.UserID
+		if r.GroupChange {
+			groupChange[r.UserID] = true
+		}
 	}
 	var out []ItemOutcome
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -215,13 +223,13 @@ func (s *Store) RecordExternal(ctx context.Context, plan *Plan, results []Extern
 		if err := writeOutcomes(ctx, tx, plan, ws); err != nil {
 			return err
 		}
-		var succeeded []string
+		var regrouped []string
 		for _, w := range ws {
-			if w.status == licensing.ItemSucceeded {
-				succeeded = append(succeeded, w.userID)
+			if w.status == licensing.ItemSucceeded && groupChange[w.userID] {
+				regrouped = append(regrouped, w.userID)
 			}
 		}
-		if err := applyGroupPlans(ctx, tx, plan, succeeded); err != nil {
+		if err := applyGroupPlans(ctx, tx, plan, regrouped); err != nil {
 			return err
 		}
 		for _, w := range ws {

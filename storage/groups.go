@@ -160,7 +160,7 @@ func writeGroupPlans(ctx context.Context, tx *sqlx.Tx, plan *Plan, plans map[str
 }
 
 // applyGroupPlans makes the mirror follow the direct assignments that the
-// directory added or removed for the succeeded users: the assignment row
+// directory added or removed for the users that succeeded with any: the row
 // stays (the license is still held, with its seat), only direct changes.
 func applyGroupPlans(ctx context.Context, tx *sqlx.Tx, plan *Plan, succeeded []string) error {
 	if len(succeeded) == 0 {

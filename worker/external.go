@@ -86,11 +86,12 @@ func (w *Worker) applyExternal(ctx context.Context, plan *storage.Plan, reqs []*
 			callErr := w.callDirectory(ctx, attempt[it.UserID], dir, plan, it)
 			mu.Lock()
 			defer mu.Unlock()
+			groupChange := len(it.AddDirect)+len(it.RemoveDirect) > 0
 			switch {
 			case callErr == nil:
-				records = append(records, storage.ExternalResult{UserID: it.UserID})
+				records = append(records, storage.ExternalResult{UserID: it.UserID, GroupChange: groupChange})
 			case provider.IsPermanent(callErr):
-				records = append(records, storage.ExternalResult{UserID: it.UserID, Err: asOutcomeError(callErr)})
+				records = append(records, storage.ExternalResult{UserID: it.UserID, Err: asOutcomeError(callErr), GroupChange: groupChange})
 			case isLastAttempt(attempt[it.UserID]):
 				records = append(records, storage.ExternalResult{UserID: it.UserID, Err: exhausted(callErr)})
 			default:
