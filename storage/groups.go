@@ -90,6 +90,33 @@ func readBatchGroups(ctx context.Context, tx *sqlx.Tx, plan *Plan, userIDs []str
 	return bg, nil
 }
 
+// inheritedSources reads the licenses the users inherit from groups, by
+// user and SKU, for a preview. A local directory has none and is not asked.
+func inheritedSources(ctx context.Context, q sqlx.QueryerContext, c licensing.Customer, userIDs []string) (map[string]map[string]licensing.LicenseSource, error) {
+	out := map[string]map[string]licensing.LicenseSource{}
+	if c.Directory.Kind == licensing.DirectoryLocal {
+		return out, nil
+	}
+	var rows []struct {
+		UserID string         `db:"user_id"`
+		SKU    string         `db:"sku_id"`
+		Direct bool           `db:"direct"`
+		Groups pq.StringArray `db:"inherited_from"`
+	}
+	if err := sqlx.SelectContext(ctx, q, &rows, `
+		SELECT user_id, sku_id, direct, inherited_from FROM assignments
+		WHERE customer_key = $1 AND user_id = ANY($2::text[]) AND inherited_from <> '{}'`, c.Key, pq.StringArray(userIDs)); err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if out[r.UserID] == nil {
+			out[r.UserID] = map[string]licensing.LicenseSource{}
+		}
+		out[r.UserID][r.SKU] = licensing.LicenseSource{SKU: r.SKU, Direct: r.Direct, InheritedFrom: r.Groups}
+	}
+	return out, nil
+}
+
 // decideGroups completes w, decided by the product rules, with the user's
 // group-inherited licenses: a revoke of a license held only through groups
 // fails with InheritedFromGroup; one held both ways removes only the direct

@@ -171,6 +171,22 @@ func TestGraphRevokeInheritedFromGroup(t *testing.T) {
 	b, c, sim, ids := groupTenant(t)
 	calls := sim.Stats().AssignLicense
 
+	// The dry run predicts it with the same decision.
+	var pv struct{ Results []client.ReportRow }
+	c.Must(http.StatusOK, "POST", "/v1/customers/graph/license-operations",
+		map[string]any{"user_ids": ids[:3], "revoke": []string{"E3"}, "dry_run": true}).JSON(t, &pv)
+	predicted := map[string]string{}
+	for _, r := range pv.Results {
+		predicted[r.UserID] = r.Status + " " + sourcesOf(r.LicenseSources)
+		if r.Error != nil {
+			predicted[r.UserID] += " " + string(r.Error.Code)
+		}
+	}
+	wantPredicted := map[string]string{ids[0]: "would_succeed E3 - g-sales", ids[1]: "would_fail E3 - g-sales InheritedFromGroup", ids[2]: "would_succeed "}
+	if !maps.Equal(predicted, wantPredicted) {
+		t.Errorf("dry run predicts %q, want %q", predicted, wantPredicted)
+	}
+
 	op := change(t, c, "graph", map[string]any{"user_ids": ids[1:2], "revoke": []string{"E3"}})
 	rows := reportRows(t, c, op.ID)
 	r1 := rows[ids[1]]
