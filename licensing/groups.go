@@ -16,6 +16,23 @@ type LicenseSource struct {
 	// InheritedFrom are the IDs of the groups the license comes from, sorted;
 	// empty when it is only direct.
 	InheritedFrom []string `json:"inherited_from"`
+	// GroupNames are the display names of the groups of InheritedFrom, in
+	// its order ("" for one whose name is unknown); nil when no name is
+	// known (the directory did not let licenseops read its groups).
+	GroupNames []string `json:"group_names,omitempty"`
+}
+
+// groupLabels names the groups of the license for people: "Sales (id)",
+// or the ID alone when the name is unknown.
+func (s LicenseSource) groupLabels() string {
+	labels := make([]string, len(s.InheritedFrom))
+	for i, id := range s.InheritedFrom {
+		labels[i] = id
+		if i < len(s.GroupNames) && s.GroupNames[i] != "" {
+			labels[i] = s.GroupNames[i] + " (" + id + ")"
+		}
+	}
+	return strings.Join(labels, ", ")
 }
 
 // Inherited reports whether the license comes from at least one group.
@@ -63,7 +80,7 @@ func CheckGroups(res *Result, assign []string, sources map[string]LicenseSource)
 	}
 	for _, sku := range res.Revoked {
 		if src, ok := sources[sku]; ok && src.Inherited() && !src.Direct {
-			return gc, inheritedOnlyError(sku, src.InheritedFrom)
+			return gc, inheritedOnlyError(sku, src)
 		}
 	}
 	var kept []string
@@ -80,7 +97,7 @@ func CheckGroups(res *Result, assign []string, sources map[string]LicenseSource)
 		gc.RemoveDirect = kept
 		parts := make([]string, len(kept))
 		for i, sku := range kept {
-			parts[i] = fmt.Sprintf("%s (inherited from group %s)", sku, strings.Join(sources[sku].InheritedFrom, ", "))
+			parts[i] = fmt.Sprintf("%s (inherited from group %s)", sku, sources[sku].groupLabels())
 		}
 		gc.Note = "the direct assignment was removed, but the user still holds " + strings.Join(parts, "; ") +
 			"; to take the license away, remove the user from the group or the license from the group"
@@ -93,15 +110,15 @@ func CheckGroups(res *Result, assign []string, sources map[string]LicenseSource)
 	return gc, nil
 }
 
-func inheritedOnlyError(sku string, groups []string) *Error {
+func inheritedOnlyError(sku string, src LicenseSource) *Error {
 	noun := "group"
-	if len(groups) > 1 {
+	if len(src.InheritedFrom) > 1 {
 		noun = "groups"
 	}
 	return Errorf(CodeInheritedFromGroup,
 		"the user holds %s only through %s %s, and a license inherited from a group cannot be removed from the user directly; "+
 			"remove the user from the %s, or remove the license from the %s, in Microsoft Entra ID",
-		sku, noun, strings.Join(groups, ", "), noun, noun)
+		sku, noun, src.groupLabels(), noun, noun)
 }
 
 // SourcesFor lists how each of licenses is held, given the user's licenses

@@ -130,6 +130,15 @@ type Directory interface {
 	ListUsers(ctx context.Context, tenantID string, page func([]User) error) error
 }
 
+// GroupNamer is a Directory that can name the groups users inherit
+// licenses from (group-based licensing). It is optional: without it, or
+// when it fails, groups are shown by their IDs.
+type GroupNamer interface {
+	// GroupNames returns the display names of the groups with the IDs, by
+	// ID; groups that do not exist (any more) are left out. It reads only.
+	GroupNames(ctx context.Context, tenantID string, ids []string) (map[string]string, error)
+}
+
 // Kind classifies a directory failure for the caller's retry policy.
 type Kind int
 

@@ -188,7 +188,7 @@ func (s *Store) ListUsersIn(ctx context.Context, customerKey int64, ids []string
 // userGroupColumns are a user's inherited licenses and group licensing
 // errors as JSON arrays, NULL when there are none (u is the user).
 const userGroupColumns = `
-	(SELECT jsonb_agg(jsonb_build_object('sku_id', a.sku_id, 'direct', a.direct, 'inherited_from', a.inherited_from) ORDER BY a.sku_id)
+	(SELECT jsonb_agg(` + sourceJSON + ` ORDER BY a.sku_id)
 		FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id AND a.inherited_from <> '{}'),
 	(SELECT jsonb_agg(jsonb_build_object('sku_id', e.sku_id, 'group_id', e.group_id, 'error', e.error) ORDER BY e.sku_id, e.group_id)
 		FROM user_license_errors e WHERE e.customer_key = u.customer_key AND e.user_id = u.id)`

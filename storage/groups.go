@@ -21,6 +21,13 @@ import (
 // of users who inherit nothing, and every item of a local directory, have
 // none and cost nothing more.
 
+// sourceJSON is the licensing.LicenseSource of assignment a as JSON, with
+// the names of its groups when the last sync could read any.
+const sourceJSON = `jsonb_build_object('sku_id', a.sku_id, 'direct', a.direct, 'inherited_from', a.inherited_from,
+	'group_names', CASE WHEN EXISTS (SELECT 1 FROM directory_groups g WHERE g.customer_key = a.customer_key AND g.group_id = ANY(a.inherited_from))
+		THEN ARRAY(SELECT COALESCE(g.display_name, '') FROM unnest(a.inherited_from) WITH ORDINALITY AS x(id, n)
+			LEFT JOIN directory_groups g ON g.customer_key = a.customer_key AND g.group_id = x.id ORDER BY x.n) END)`
+
 // groupPlan is the group side of one item.
 type groupPlan struct {
 	// AddDirect and RemoveDirect are direct assignments to add or remove
@@ -55,7 +62,7 @@ func readBatchGroups(ctx context.Context, tx *sqlx.Tx, plan *Plan, userIDs []str
 	}
 	err := tx.SelectContext(ctx, &rows, `
 		SELECT x.id AS user_id,
-			COALESCE((SELECT jsonb_agg(jsonb_build_object('sku_id', a.sku_id, 'direct', a.direct, 'inherited_from', a.inherited_from) ORDER BY a.sku_id)
+			COALESCE((SELECT jsonb_agg(`+sourceJSON+` ORDER BY a.sku_id)
 				FROM assignments a WHERE a.customer_key = $2 AND a.user_id = x.id AND a.inherited_from <> '{}'), '[]') AS sources,
 			i.group_licenses AS plan
 		FROM unnest($3::text[]) AS x(id)
@@ -98,21 +105,23 @@ func inheritedSources(ctx context.Context, q sqlx.QueryerContext, c licensing.Cu
 		return out, nil
 	}
 	var rows []struct {
-		UserID string         `db:"user_id"`
-		SKU    string         `db:"sku_id"`
-		Direct bool           `db:"direct"`
-		Groups pq.StringArray `db:"inherited_from"`
+		UserID string `db:"user_id"`
+		Source []byte `db:"source"`
 	}
 	if err := sqlx.SelectContext(ctx, q, &rows, `
-		SELECT user_id, sku_id, direct, inherited_from FROM assignments
-		WHERE customer_key = $1 AND user_id = ANY($2::text[]) AND inherited_from <> '{}'`, c.Key, pq.StringArray(userIDs)); err != nil {
+		SELECT a.user_id, `+sourceJSON+` AS source FROM assignments a
+		WHERE a.customer_key = $1 AND a.user_id = ANY($2::text[]) AND a.inherited_from <> '{}'`, c.Key, pq.StringArray(userIDs)); err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
+		var src licensing.LicenseSource
+		if err := json.Unmarshal(r.Source, &src); err != nil {
+			return nil, err
+		}
 		if out[r.UserID] == nil {
 			out[r.UserID] = map[string]licensing.LicenseSource{}
 		}
-		out[r.UserID][r.SKU] = licensing.LicenseSource{SKU: r.SKU, Direct: r.Direct, InheritedFrom: r.Groups}
+		out[r.UserID][src.SKU] = src
 	}
 	return out, nil
 }

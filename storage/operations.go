@@ -746,7 +746,7 @@ func (s *Store) Report(ctx context.Context, opID string, fn func(*licensing.Repo
 			-- Group-inherited licenses: as recorded for a final item
 			-- (after the change if it succeeded), as mirrored now for the others.
 			CASE WHEN i.status IN ('pending','applying') OR i.licenses IS NULL THEN
-				(SELECT jsonb_agg(jsonb_build_object('sku_id', a.sku_id, 'direct', a.direct, 'inherited_from', a.inherited_from) ORDER BY a.sku_id)
+				(SELECT jsonb_agg(`+sourceJSON+` ORDER BY a.sku_id)
 				FROM assignments a WHERE a.customer_key = o.customer_key AND a.user_id = i.user_id AND a.inherited_from <> '{}')
 			WHEN i.status IN ('succeeded','would_revoke') THEN i.group_licenses->'after' ELSE i.group_licenses->'before' END,
 			CASE WHEN i.status IN ('succeeded','would_revoke') THEN COALESCE(i.group_licenses->>'note', '') ELSE '' END

@@ -155,6 +155,25 @@ func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users
 	return res, err
 }
 
+// SaveGroupNames records the display names of a customer's groups that
+// assign licenses, as a sync read them. Names of groups not given are kept:
+// a sync that could not read some names does not lose those it had.
+func (s *Store) SaveGroupNames(ctx context.Context, customerKey int64, names map[string]string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	ids, labels := make([]string, 0, len(names)), make([]string, 0, len(names))
+	for id, name := range names {
+		ids, labels = append(ids, id), append(labels, name)
+	}
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO directory_groups AS g (customer_key, group_id, display_name)
+		SELECT $1, id, name FROM unnest($2::text[], $3::text[]) AS x(id, name)
+		ON CONFLICT (customer_key, group_id) DO UPDATE SET display_name = EXCLUDED.display_name
+		WHERE g.display_name <> EXCLUDED.display_name`, customerKey, pq.StringArray(ids), pq.StringArray(labels))
+	return err
+}
+
 // ExternalDirectoryCustomers lists the internal keys of customers whose
 // licenses live in an external directory, for periodic syncs.
 func (s *Store) ExternalDirectoryCustomers(ctx context.Context) ([]int64, error) {

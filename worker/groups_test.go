@@ -112,6 +112,9 @@ func TestGraphSyncRecordsGroupLicenses(t *testing.T) {
 			t.Errorf("user %d license sources %q, want %q", i, got, want[i])
 		}
 	}
+	if got := users[ids[0]].LicenseSources[0].GroupNames; !slices.Equal(got, []string{"Sales"}) {
+		t.Errorf("user 0's E3 group names %q, want the sync to have read Sales", got)
+	}
 	if got := users[ids[2]].LicenseSources; got != nil {
 		t.Errorf("user 2 inherits nothing, but the list shows sources %+v", got)
 	}
@@ -191,7 +194,7 @@ func TestGraphRevokeInheritedFromGroup(t *testing.T) {
 	rows := reportRows(t, c, op.ID)
 	r1 := rows[ids[1]]
 	if op.Failed != 1 || r1.Error == nil || r1.Error.Code != licensing.CodeInheritedFromGroup ||
-		!strings.Contains(r1.Error.Message, "g-sales") || !strings.Contains(r1.Error.Message, "remove the user from the group") {
+		!strings.Contains(r1.Error.Message, "group Sales (g-sales)") || !strings.Contains(r1.Error.Message, "remove the user from the group") {
 		t.Fatalf("operation %+v, user 1: %+v %+v", op, r1, r1.Error)
 	}
 	if got := sourcesOf(r1.LicenseSources); got != "E3 - g-sales" || !slices.Equal(r1.Licenses, []string{"E3"}) {
@@ -211,7 +214,7 @@ func TestGraphRevokeInheritedFromGroup(t *testing.T) {
 	rows = reportRows(t, c, op.ID)
 	r0, r2 := rows[ids[0]], rows[ids[2]]
 	if !slices.Equal(r0.Licenses, []string{"E3"}) || len(r0.Revoked) != 0 || sourcesOf(r0.LicenseSources) != "E3 - g-sales" ||
-		!strings.Contains(r0.Note, "still holds E3 (inherited from group g-sales)") {
+		!strings.Contains(r0.Note, "still holds E3 (inherited from group Sales (g-sales))") {
 		t.Errorf("report of user 0 = %+v, want E3 still held, inherited from g-sales, with a note", r0.ReportRow)
 	}
 	if !slices.Equal(r2.Revoked, []string{"E3"}) || len(r2.Licenses) != 0 || r2.LicenseSources != nil || r2.Note != "" {

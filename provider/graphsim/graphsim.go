@@ -83,6 +83,7 @@ func New(cfg Config) *Simulator {
 	mux.HandleFunc("PATCH /v1.0/users/{id}", s.graph(true, handlePatchUser))
 	mux.HandleFunc("GET /v1.0/users", s.graph(false, handleListUsers))
 	mux.HandleFunc("GET /v1.0/subscribedSkus", s.graph(false, handleSubscribedSKUs))
+	mux.HandleFunc("POST /v1.0/directoryObjects/getByIds", s.graph(false, handleGetByIDs))
 	s.adminRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeGraphError(w, http.StatusNotFound, "Request_UnsupportedQuery", "The simulator does not serve "+r.Method+" "+r.URL.Path+".")

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 )
@@ -258,4 +259,29 @@ func (s *Simulator) handlePostGroupMembers(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleGetByIDs is POST /directoryObjects/getByIds, for groups only (the
+// only type the simulator keeps besides users): the groups of the IDs that
+// exist, with id and displayName.
+func handleGetByIDs(w http.ResponseWriter, r *http.Request, t *tenant) {
+	var body struct {
+		IDs   []string `json:"ids"`
+		Types []string `json:"types"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || len(body.IDs) == 0 || len(body.IDs) > 1000 {
+		writeBadRequest(w, "The request payload of the operation 'getByIds' is not valid: it needs 1 to 1000 ids.")
+		return
+	}
+	t.mu.Lock()
+	out := make([]map[string]any, 0, len(body.IDs))
+	for _, id := range body.IDs {
+		if g := t.groups[id]; g != nil {
+			out = append(out, map[string]any{"@odata.type": "#microsoft.graph.group", "id": g.id, "displayName": g.displayName})
+		}
+	}
+	t.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
 }

@@ -245,3 +245,33 @@ func skuIDs(ls []assignedLicense) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// maxIDsPerLookup is Graph's limit of IDs per directoryObjects/getByIds call.
+const maxIDsPerLookup = 1000
+
+// GroupNames implements provider.GroupNamer with
+// POST /directoryObjects/getByIds, up to 1000 groups a call. It needs a
+// permission to read groups (GroupMember.Read.All, Group.Read.All or
+// Directory.Read.All) beyond those of license assignment; without it Graph
+// answers 403, which the caller treats as "no names". Although a POST, it
+// reads only, and it is paced as a write, which a sync can afford.
+func (c *Client) GroupNames(ctx context.Context, tenantID string, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	for chunk := range slices.Chunk(ids, maxIDsPerLookup) {
+		body := struct {
+			IDs   []string `json:"ids"`
+			Types []string `json:"types"`
+		}{chunk, []string{"group"}}
+		var page list[struct {
+			ID          string `json:"id"`
+			DisplayName string `json:"displayName"`
+		}]
+		if err := c.call(ctx, tenantID, http.MethodPost, c.cfg.BaseURL+"/directoryObjects/getByIds", body, &page); err != nil {
+			return nil, err
+		}
+		for _, g := range page.Value {
+			out[g.ID] = g.DisplayName
+		}
+	}
+	return out, nil
+}

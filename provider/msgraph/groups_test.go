@@ -2,6 +2,7 @@ package msgraph_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"testing"
@@ -95,5 +96,18 @@ func TestApplyInheritedLicense(t *testing.T) {
 	}
 	if err := b.client.Apply(ctx, contoso, provider.Change{UserID: "u1", Remove: []string{skuE3}}); providerError(t, err).Code != licensing.CodeInheritedFromGroup {
 		t.Fatalf("second removal: %v, want InheritedFromGroup (only the group's assignment is left)", err)
+	}
+}
+
+// GroupNames reads the groups' display names; unknown IDs are left out.
+func TestGroupNames(t *testing.T) {
+	t.Parallel()
+	b := groupSetup(t)
+	names, err := b.client.GroupNames(context.Background(), contoso, []string{"g-sales", "g-eng", "g-gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"g-sales": "Sales", "g-eng": "Engineering"}; !maps.Equal(names, want) {
+		t.Fatalf("names %v, want %v", names, want)
 	}
 }

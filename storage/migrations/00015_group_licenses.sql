@@ -21,6 +21,16 @@ CREATE TABLE user_license_errors (
 );
 CREATE INDEX user_license_errors_by_sku ON user_license_errors (customer_key, sku_id);
 
+-- Display names of the groups that assign licenses, as of the last sync,
+-- for messages and lists; a group whose name could not be read is absent
+-- and shown by its ID.
+CREATE TABLE directory_groups (
+    customer_key bigint NOT NULL REFERENCES customers ON DELETE CASCADE,
+    group_id     text NOT NULL,
+    display_name text NOT NULL,
+    PRIMARY KEY (customer_key, group_id)
+);
+
 -- The group side of an item of a user who inherits licenses (NULL for all
 -- others): the direct assignments to add or remove in the directory, the
 -- user's license sources before and after, and the report's note.
@@ -28,6 +38,7 @@ ALTER TABLE operation_items ADD COLUMN group_licenses jsonb;
 
 -- +goose Down
 ALTER TABLE operation_items DROP COLUMN group_licenses;
+DROP TABLE directory_groups;
 DROP TABLE user_license_errors;
 -- Licenses held only through a group stay (they use seats) and look direct
 -- until the customer is synced again.
