@@ -20,8 +20,8 @@ account state and licenses. --q keeps the users whose display name or user
 principal name contains TEXT (ignoring case).
 
 For Microsoft Graph customers, a license inherited from a group shows the
-group: E3(group g1) when held only through group g1, E3(direct+group g1)
-when held both ways. --license-errors keeps the users with a group
+group, by name when known: E3(group Sales) when held only through group
+Sales, E3(direct+group Sales) when held both ways. --license-errors keeps the users with a group
 licensing error as of the last sync, and shows the errors.
 `,
 	New: func() Runner { return &usersListCmd{} },
@@ -96,9 +96,9 @@ func licensesCell(u licensing.User) string {
 		parts[i] = s.SKU
 		switch {
 		case s.Inherited() && s.Direct:
-			parts[i] += "(direct+group " + strings.Join(s.InheritedFrom, " ") + ")"
+			parts[i] += "(direct+group " + groupsCell(s) + ")"
 		case s.Inherited():
-			parts[i] += "(group " + strings.Join(s.InheritedFrom, " ") + ")"
+			parts[i] += "(group " + groupsCell(s) + ")"
 		}
 	}
 	return strings.Join(parts, ",")
@@ -111,4 +111,16 @@ func licenseErrorsCell(errs []licensing.LicenseError) string {
 		parts[i] = fmt.Sprintf("%s: %s (group %s)", e.SKU, e.Error, e.GroupID)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// groupsCell names the groups of a license, by display name when known.
+func groupsCell(s licensing.LicenseSource) string {
+	names := make([]string, len(s.InheritedFrom))
+	for i, id := range s.InheritedFrom {
+		names[i] = id
+		if i < len(s.GroupNames) && s.GroupNames[i] != "" {
+			names[i] = s.GroupNames[i]
+		}
+	}
+	return strings.Join(names, " ")
 }

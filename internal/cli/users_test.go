@@ -16,10 +16,10 @@ func TestLicensesCell(t *testing.T) {
 	}
 	grouped := licensing.User{Licenses: []string{"E3", "E5", "V"}, LicenseSources: []licensing.LicenseSource{
 		{SKU: "E3", Direct: true, InheritedFrom: []string{"g1"}},
-		{SKU: "E5", InheritedFrom: []string{"g1", "g2"}},
+		{SKU: "E5", InheritedFrom: []string{"g1", "g2"}, GroupNames: []string{"Sales", ""}},
 		{SKU: "V", Direct: true, InheritedFrom: []string{}},
 	}}
-	if got, want := licensesCell(grouped), "E3(direct+group g1),E5(group g1 g2),V"; got != want {
+	if got, want := licensesCell(grouped), "E3(direct+group g1),E5(group Sales g2),V"; got != want {
 		t.Errorf("inherited licenses: %q, want %q", got, want)
 	}
 	errs := []licensing.LicenseError{{SKU: "E5", GroupID: "g2", Error: "CountViolation"}}
