@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"time"
+
 	"encoding/csv"
 	"fmt"
 	"maps"
@@ -9,6 +11,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/licenseops/licenseops/jobs"
+	"github.com/licenseops/licenseops/provider"
+	"github.com/licenseops/licenseops/provider/msgraph"
+	"github.com/licenseops/licenseops/storage"
 
 	"github.com/licenseops/licenseops/client"
 	"github.com/licenseops/licenseops/internal/testapp"
@@ -283,6 +292,61 @@ func TestGraphAssignInheritedLicenseMakesItDirect(t *testing.T) {
 	u, _ := sim.User(graphTenantID, ids[1])
 	if !slices.Contains(u.LicenseStates, graphsim.LicenseStateJSON{SKU: "E3", State: "Active", Error: "None"}) {
 		t.Errorf("user 1's states in the directory %+v, want a direct E3", u.LicenseStates)
+	}
+	wantSeats(t, b, "E3", 3)
+	directoryMatchesPostgres(t, b, sim)
+	noProblems(t, b)
+}
+
+// A worker that died between the steps of a group change: after removing
+// a direct assignment the user keeps through a group (Graph now refuses
+// the removal as inherited-only), and before adding a direct assignment on
+// top of an inherited license (Graph lists it as held already). The next
+// delivery completes both.
+func TestGraphGroupCrashBetweenSteps(t *testing.T) {
+	t.Parallel()
+	b, c, sim, ids := groupTenant(t)
+	ctx := context.Background()
+	cust := customerOf(t, b, "graph")
+	prepare := func(user string, assign, revoke []string) string {
+		op, err := b.Store.CreateOperation(ctx, storage.NewOperation{PartnerKey: cust.PartnerKey, Customer: cust, UserIDs: []string{user},
+			Assign: assign, Revoke: revoke, Source: "api", CreatedBy: "test", Queue: jobs.QueueDefault})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := b.Store.LoadPlan(ctx, op.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Store.PrepareExternal(ctx, plan, []string{user}); err != nil {
+			t.Fatal(err)
+		}
+		return op.ID
+	}
+	revoked := prepare(ids[0], nil, []string{"E3"})
+	assigned := prepare(ids[1], []string{"E3"}, nil)
+	client, err := msgraph.New(msgraph.Config{BaseURL: sim.GraphURL(), TokenURL: sim.TokenURL(),
+		Credentials: msgraph.Credentials{ClientID: graphClientID, ClientSecret: graphSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Apply(ctx, graphTenantID, provider.Change{UserID: ids[0], Remove: []string{"E3"}}); err != nil {
+		t.Fatal(err) // died after this call
+	}
+	enq := &jobs.Enqueuer{Client: asynq.NewClientFromRedisClient(b.Redis)}
+	for op, user := range map[string]string{revoked: ids[0], assigned: ids[1]} {
+		if _, err := enq.EnqueueItems(ctx, op, jobs.QueueDefault, []string{user}); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.WaitOperation(op, time.Minute); got.Succeeded != 1 {
+			t.Fatalf("operation %+v: %v", got, reportCodes(t, c, op))
+		}
+	}
+	if got := mirrorOf(t, b, ids[0], "E3"); got != "- g-sales" {
+		t.Errorf("mirror of user 0's E3 = %q, want held only through g-sales", got)
+	}
+	if got := mirrorOf(t, b, ids[1], "E3"); got != "direct g-sales" {
+		t.Errorf("mirror of user 1's E3 = %q, want direct and from g-sales", got)
 	}
 	wantSeats(t, b, "E3", 3)
 	directoryMatchesPostgres(t, b, sim)
