@@ -352,3 +352,35 @@ func TestGraphGroupCrashBetweenSteps(t *testing.T) {
 	directoryMatchesPostgres(t, b, sim)
 	noProblems(t, b)
 }
+
+// When the mirror is stale (the user joined the group and lost its direct
+// assignment after the last sync), Graph refuses the revoke itself, and the
+// user fails with InheritedFromGroup all the same, keeping the license.
+func TestGraphRevokeInheritedAfterStaleSync(t *testing.T) {
+	t.Parallel()
+	b, c, sim, ids := groupTenant(t)
+	if err := sim.AddGroupMembers(graphTenantID, "g-sales", ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	client, err := msgraph.New(msgraph.Config{BaseURL: sim.GraphURL(), TokenURL: sim.TokenURL(),
+		Credentials: msgraph.Credentials{ClientID: graphClientID, ClientSecret: graphSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Apply(context.Background(), graphTenantID, provider.Change{UserID: ids[2], Remove: []string{"E3"}}); err != nil {
+		t.Fatal(err)
+	}
+	calls := sim.Stats().AssignLicense
+	op := change(t, c, "graph", map[string]any{"user_ids": ids[2:3], "revoke": []string{"E3"}})
+	if got := reportCodes(t, c, op.ID)[ids[2]]; got != "failed InheritedFromGroup" {
+		t.Fatalf("user 2: %q, want failed InheritedFromGroup", got)
+	}
+	if got := sim.Stats().AssignLicense - calls; got != 1 {
+		t.Errorf("%d assignLicense calls, want the 1 Graph refused", got)
+	}
+	if got := mirrorOf(t, b, ids[2], "E3"); got != "direct" {
+		t.Errorf("mirror of user 2's E3 = %q, want it as the last sync left it until the next", got)
+	}
+	wantSeats(t, b, "E3", 3)
+	noProblems(t, b)
+}
