@@ -243,7 +243,15 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *licensing.
 	if len(q) > 256 {
 		return invalid("q is longer than 256 characters")
 	}
-	page, err := s.store.ListUsers(r.Context(), c.Key, q, pg.PageSize, pg.offset())
+	list := s.store.ListUsers
+	switch v := r.URL.Query().Get("license_errors"); v {
+	case "", "false":
+	case "true":
+		list = s.store.ListUsersWithLicenseErrors
+	default:
+		return invalid("license_errors must be true or false, not %q", licensing.Truncate(v, 10))
+	}
+	page, err := list(r.Context(), c.Key, q, pg.PageSize, pg.offset())
 	if err != nil {
 		return err
 	}

@@ -134,11 +134,14 @@ func FuzzCSVRecord(f *testing.F) {
 		row := &licensing.ReportRow{
 			UserID: userID, DisplayName: name, UserPrincipalName: upn, Status: "failed",
 			Assigned: []string{skuA}, Revoked: []string{skuB}, Licenses: []string{skuA, skuB}, UsageLocation: &loc,
-			Error: &licensing.Error{Code: licensing.CodeCountViolation, Message: message},
+			Error:          &licensing.Error{Code: licensing.CodeCountViolation, Message: message},
+			LicenseSources: []licensing.LicenseSource{{SKU: skuA, InheritedFrom: []string{name}}},
+			Note:           message,
 		}
 		rec := make([]string, len(CSVHeader))
 		licensing.ReportCSVRecord(rec, row)
-		raw := []string{userID, name, upn, "failed", skuA, skuB, skuA + ";" + skuB, loc, string(licensing.CodeCountViolation), message, ""}
+		raw := []string{userID, name, upn, "failed", skuA, skuB, skuA + ";" + skuB, loc, string(licensing.CodeCountViolation), message, "",
+			skuA + ":" + name, message}
 		for i, cell := range rec {
 			if cell != "" && strings.ContainsRune("=+-@\t\r\n", rune(cell[0])) {
 				t.Fatalf("cell %s = %q starts with a formula character", CSVHeader[i], cell)

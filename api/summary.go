@@ -19,6 +19,11 @@ type summaryProduct struct {
 	// ServicePlans are the product's plans, each with how many of the
 	// selected holders have it on (absent for a product without plans).
 	ServicePlans []storage.PlanCount `json:"service_plans,omitempty"`
+	// DirectHolders and InheritedHolders split the holders by how they hold
+	// the SKU: assigned directly, inherited from a group (both for a user
+	// holding it both ways).
+	DirectHolders    int `json:"direct_holders"`
+	InheritedHolders int `json:"inherited_holders"`
 }
 
 // licenseSummary is the Manage-licenses view of a selection: for every
@@ -70,7 +75,8 @@ func (s *Server) licenseSummary(w http.ResponseWriter, r *http.Request, p *licen
 		}
 		v := s.subscriptionView(c, sub)
 		products[i] = summaryProduct{SKU: sub.SKU, Name: sub.Name, Total: sub.Total, Available: sub.Available,
-			State: state, AssignedUserIDs: holders, BuyMoreURL: v.BuyMoreURL, ServicePlans: sum.Plans[sub.SKU]}
+			State: state, AssignedUserIDs: holders, BuyMoreURL: v.BuyMoreURL, ServicePlans: sum.Plans[sub.SKU],
+			DirectHolders: sum.Direct[sub.SKU], InheritedHolders: sum.Inherited[sub.SKU]}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": sum.Users, "products": products})
 	return nil

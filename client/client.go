@@ -139,6 +139,9 @@ func (c *Client) ImportUsers(ctx context.Context, customerID string, users []Use
 func (c *Client) ListUsers(ctx context.Context, customerID string, opts UserListOptions) (UserPage, error) {
 	q := pageQuery(opts.Page, opts.PageSize)
 	q.Set("q", opts.Query)
+	if opts.LicenseErrors {
+		q.Set("license_errors", "true")
+	}
 	var out UserPage
 	err := c.call(ctx, http.MethodGet, withQuery(customerPath(customerID, "/users"), q), nil, &out, nil)
 	return out, err

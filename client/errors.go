@@ -43,6 +43,10 @@ const (
 	// CodeChangedSince: an undo left the user alone, because another
 	// change reached the user after the operation it reverses.
 	CodeChangedSince = "ChangedSince"
+	// CodeInheritedFromGroup: a revoke of a license the user holds only
+	// through a group in Microsoft Entra ID; remove the user from the
+	// group, or the license from the group.
+	CodeInheritedFromGroup = "InheritedFromGroup"
 )
 
 // Error is an answer of the API outside 2xx: its HTTP status and the code,

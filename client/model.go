@@ -240,6 +240,9 @@ type UserListOptions struct {
 	// Query keeps users whose display or principal name contains it,
 	// ignoring case.
 	Query string
+	// LicenseErrors keeps the users with a group licensing error as of the
+	// last directory sync (User.LicenseErrors).
+	LicenseErrors bool
 }
 
 // ---------------------------------------------------------------- answers
@@ -357,6 +360,11 @@ type SummaryProduct struct {
 	State           string   `json:"state"`
 	AssignedUserIDs []string `json:"assigned_user_ids"`
 	BuyMoreURL      *string  `json:"buy_more_url"`
+	// DirectHolders and InheritedHolders split the holders by how they hold
+	// the SKU: directly, or inherited from a group (group-based licensing in
+	// Microsoft Entra ID); a user holding it both ways counts in both.
+	DirectHolders    int `json:"direct_holders"`
+	InheritedHolders int `json:"inherited_holders"`
 }
 
 // ReportRow is one user's line of an operation's confirmation report.

@@ -54,6 +54,10 @@ const (
 	// CodeChangedSince: an undo left the user alone because another change
 	// reached the user after the operation it reverses.
 	CodeChangedSince Code = "ChangedSince"
+	// CodeInheritedFromGroup: a revoke of a license the user holds only
+	// through a group (Entra ID group-based licensing), which the directory
+	// cannot remove from the user; decided before any directory call.
+	CodeInheritedFromGroup Code = "InheritedFromGroup"
 )
 
 // Error is the one error type that carries a code to the caller. Anything

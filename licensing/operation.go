@@ -95,6 +95,12 @@ type ReportRow struct {
 	// PlansChanged are the SKUs the user held whose disabled plans the
 	// operation changed (no seat taken); absent when there are none.
 	PlansChanged []string `json:"plans_changed,omitempty"`
+	// LicenseSources say how each license in Licenses is held, when the
+	// user inherits any from a group (group licensing); nil otherwise.
+	LicenseSources []LicenseSource `json:"license_sources,omitempty"`
+	// Note is set when the change succeeded with a remark: a revoked license
+	// the user still holds through a group.
+	Note string `json:"note,omitempty"`
 }
 
 // Operation sources: who started an operation.

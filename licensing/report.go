@@ -5,7 +5,7 @@ import "strings"
 // ReportCSVHeader is the header line of the CSV report, served by the JSON
 // API and the console alike. New columns go at the end, so that readers
 // of the earlier columns by position keep working.
-var ReportCSVHeader = []string{"user_id", "display_name", "user_principal_name", "status", "assigned", "revoked", "licenses", "usage_location", "error_code", "error_message", "plans_changed"}
+var ReportCSVHeader = []string{"user_id", "display_name", "user_principal_name", "status", "assigned", "revoked", "licenses", "usage_location", "error_code", "error_message", "plans_changed", "inherited", "note"}
 
 // ReportCSVRecord fills rec (len(ReportCSVHeader) cells) with row. Every
 // cell goes through CSVSafe, not only the names: user and SKU IDs are
@@ -21,6 +21,7 @@ func ReportCSVRecord(rec []string, row *ReportRow) {
 	if row.Error != nil {
 		rec[8], rec[9] = string(row.Error.Code), row.Error.Message
 	}
+	rec[11], rec[12] = inheritedCell(row.LicenseSources), row.Note
 	for i, v := range rec {
 		rec[i] = CSVSafe(v)
 	}
@@ -34,4 +35,22 @@ func CSVSafe(s string) string {
 		return "'" + s
 	}
 	return s
+}
+
+// inheritedCell renders the licenses a user inherits from groups as
+// "sku:group|group" pairs separated by ';', empty when it inherits none.
+// Licenses also held directly are marked "+direct".
+func inheritedCell(sources []LicenseSource) string {
+	var parts []string
+	for _, s := range sources {
+		if !s.Inherited() {
+			continue
+		}
+		p := s.SKU + ":" + strings.Join(s.InheritedFrom, "|")
+		if s.Direct {
+			p += "+direct"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ";")
 }

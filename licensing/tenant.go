@@ -39,6 +39,12 @@ type User struct {
 	// DisabledPlans are the plans switched off in the user's licenses, by
 	// SKU, for the licenses with any (absent when every plan is on).
 	DisabledPlans map[string][]string `json:"disabled_plans,omitempty" db:"-"`
+	// LicenseSources say how each license is held, for users of a directory
+	// with group licensing who inherit any; nil otherwise (all direct).
+	LicenseSources []LicenseSource `json:"license_sources,omitempty" db:"-"`
+	// LicenseErrors are the group licenses the directory failed to give the
+	// user, as of the last sync.
+	LicenseErrors []LicenseError `json:"license_errors,omitempty" db:"-"`
 }
 
 // Subscription is a customer's seats of one SKU.
@@ -50,6 +56,9 @@ type Subscription struct {
 	// Reserved are seats held by unfinished operations.
 	Reserved  int `json:"-" db:"reserved"`
 	Available int `json:"available" db:"available"`
+	// LicenseErrors counts the users the directory failed to give the SKU
+	// through a group (group licensing errors as of the last sync).
+	LicenseErrors int `json:"license_errors" db:"license_errors"`
 	// PreviousTotal is the total before SetSeatTotal changed it (nil when
 	// it created the subscription), for the audit log.
 	PreviousTotal *int `json:"-" db:"previous_total"`

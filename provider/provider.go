@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,7 +80,33 @@ type User struct {
 	// DisabledPlans are the plans switched off in the user's licenses, by
 	// SKU, for the licenses with any.
 	DisabledPlans map[string][]string
+	// LicenseStates say how each license is (or failed to be) given to the
+	// user, in a directory with group licensing (Graph's
+	// licenseAssignmentStates); nil when the directory does not report it,
+	// and every license is then direct.
+	LicenseStates []LicenseState
 }
+
+// LicenseState is one assignment of a license to a user: direct, or by one
+// group. A license assigned directly and by two groups has three.
+type LicenseState struct {
+	SKU string
+	// Group is the ID of the group that assigns the license, "" for a
+	// direct assignment.
+	Group string
+	// State is the directory's state: Active, ActiveWithError, Disabled or
+	// Error. A license in Error is not held.
+	State string
+	// Error is the reason of a failed assignment (CountViolation,
+	// MutuallyExclusiveViolation, ...), "" or "None" when there is none.
+	Error string
+}
+
+// Failed reports whether the assignment did not give the user the license.
+func (s LicenseState) Failed() bool { return s.State == "Error" || s.State == "Disabled" }
+
+// HasError reports whether the directory records an error for the assignment.
+func (s LicenseState) HasError() bool { return s.Error != "" && s.Error != "None" }
 
 // Directory is a license directory. Implementations are safe for concurrent
 // use by many goroutines and bound their own call rate per tenant.
@@ -90,7 +117,9 @@ type Directory interface {
 	// It is idempotent, so that a retry after a lost answer is safe:
 	// assigning a SKU the user holds changes nothing (and consumes no seat),
 	// and revoking one the user does not hold succeeds. An empty change
-	// makes no call.
+	// makes no call. Revoking a SKU the user holds only through a group
+	// fails permanently with code InheritedFromGroup; revoking one it holds
+	// directly and through a group removes the direct assignment only.
 	Apply(ctx context.Context, tenantID string, ch Change) error
 
 	// UserLicenses returns the SKU IDs the user holds now, sorted. It reads
@@ -117,6 +146,15 @@ type Directory interface {
 	// stops the listing and is returned as is. A failure part-way through
 	// means starting over, which is safe because nothing was changed.
 	ListUsers(ctx context.Context, tenantID string, page func([]User) error) error
+}
+
+// GroupNamer is a Directory that can name the groups users inherit
+// licenses from (group-based licensing). It is optional: without it, or
+// when it fails, groups are shown by their IDs.
+type GroupNamer interface {
+	// GroupNames returns the display names of the groups with the IDs, by
+	// ID; groups that do not exist (any more) are left out. It reads only.
+	GroupNames(ctx context.Context, tenantID string, ids []string) (map[string]string, error)
 }
 
 // Kind classifies a directory failure for the caller's retry policy.
@@ -154,7 +192,8 @@ type Error struct {
 	// Code is the per-user outcome code to record if the caller gives up
 	// now: for Permanent errors the one that fits (UsageLocationMissing,
 	// CountViolation, DependencyViolation, MutuallyExclusiveViolation,
-	// ProhibitedInUsageLocationViolation, else ProviderError); for Throttled
+	// ProhibitedInUsageLocationViolation, InheritedFromGroup, else
+	// ProviderError); for Throttled
 	// ProviderThrottled; for Transient ProviderError.
 	Code licensing.Code
 	// Message is a sentence for the confirmation report: what the directory
@@ -207,4 +246,42 @@ func RetryAfter(err error) (time.Duration, bool) {
 func IsPermanent(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Kind == Permanent
+}
+
+// Sources reads the user's LicenseStates: how each held license is held,
+// for the licenses inherited from at least one group (by SKU; nil when
+// there are none, and every license is direct), and the group licenses
+// the directory failed to give or reports an error for. A license held
+// with no state at all is direct, as it is in a directory without groups.
+func (u User) Sources() (map[string]licensing.LicenseSource, []licensing.LicenseError) {
+	var sources map[string]licensing.LicenseSource
+	var errs []licensing.LicenseError
+	direct := make(map[string]bool)
+	for _, s := range u.LicenseStates {
+		if s.Group != "" && s.HasError() {
+			errs = append(errs, licensing.LicenseError{SKU: s.SKU, GroupID: s.Group, Error: s.Error})
+		}
+		if s.Failed() || !slices.Contains(u.Licenses, s.SKU) {
+			continue
+		}
+		if s.Group == "" {
+			direct[s.SKU] = true
+			continue
+		}
+		if sources == nil {
+			sources = make(map[string]licensing.LicenseSource)
+		}
+		src := sources[s.SKU]
+		src.SKU = s.SKU
+		if !slices.Contains(src.InheritedFrom, s.Group) {
+			src.InheritedFrom = append(src.InheritedFrom, s.Group)
+		}
+		sources[s.SKU] = src
+	}
+	for sku, src := range sources {
+		slices.Sort(src.InheritedFrom)
+		src.Direct = direct[sku]
+		sources[sku] = src
+	}
+	return sources, errs
 }

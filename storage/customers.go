@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"net/url"
 	"strconv"
 	"strings"
@@ -169,16 +170,46 @@ type UserPage struct {
 // optionally filtered by a case-insensitive substring of the display or
 // principal name.
 func (s *Store) ListUsers(ctx context.Context, customerKey int64, q string, limit, offset int) (UserPage, error) {
-	return s.listUsers(ctx, customerKey, nil, false, q, limit, offset)
+	return s.listUsers(ctx, customerKey, nil, false, false, q, limit, offset)
+}
+
+// ListUsersWithLicenseErrors is ListUsers restricted to the users with a
+// group licensing error as of the last directory sync.
+func (s *Store) ListUsersWithLicenseErrors(ctx context.Context, customerKey int64, q string, limit, offset int) (UserPage, error) {
+	return s.listUsers(ctx, customerKey, nil, false, true, q, limit, offset)
 }
 
 // ListUsersIn is ListUsers restricted to the users of ids (the console's
 // selection).
 func (s *Store) ListUsersIn(ctx context.Context, customerKey int64, ids []string, q string, limit, offset int) (UserPage, error) {
-	return s.listUsers(ctx, customerKey, ids, true, q, limit, offset)
+	return s.listUsers(ctx, customerKey, ids, true, false, q, limit, offset)
 }
 
-func (s *Store) listUsers(ctx context.Context, customerKey int64, ids []string, restrict bool, q string, limit, offset int) (UserPage, error) {
+// userGroupColumns are a user's inherited licenses and group licensing
+// errors as JSON arrays, NULL when there are none (u is the user).
+const userGroupColumns = `
+	(SELECT jsonb_agg(` + sourceJSON + ` ORDER BY a.sku_id)
+		FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id AND a.inherited_from <> '{}'),
+	(SELECT jsonb_agg(jsonb_build_object('sku_id', e.sku_id, 'group_id', e.group_id, 'error', e.error) ORDER BY e.sku_id, e.group_id)
+		FROM user_license_errors e WHERE e.customer_key = u.customer_key AND e.user_id = u.id)`
+
+// setGroupColumns fills the user's license sources and errors from
+// userGroupColumns.
+func setGroupColumns(u *licensing.User, inherited, errs []byte) error {
+	if inherited != nil {
+		var list []licensing.LicenseSource
+		if err := json.Unmarshal(inherited, &list); err != nil {
+			return err
+		}
+		u.LicenseSources = licensing.SourcesFor(u.Licenses, list)
+	}
+	if errs != nil {
+		return json.Unmarshal(errs, &u.LicenseErrors)
+	}
+	return nil
+}
+
+func (s *Store) listUsers(ctx context.Context, customerKey int64, ids []string, restrict, errorsOnly bool, q string, limit, offset int) (UserPage, error) {
 	from := "users u"
 	args := []any{customerKey, likePattern(q)}
 	if restrict {
@@ -186,6 +217,9 @@ func (s *Store) listUsers(ctx context.Context, customerKey int64, ids []string, 
 		args = append(args, pq.StringArray(ids))
 	}
 	where := " WHERE u.customer_key = $1 AND ($2 = '' OR u.display_name ILIKE $2 OR u.user_principal_name ILIKE $2)"
+	if errorsOnly {
+		where += " AND EXISTS (SELECT 1 FROM user_license_errors e WHERE e.customer_key = u.customer_key AND e.user_id = u.id)"
+	}
 	var page UserPage
 	if err := s.db.GetContext(ctx, &page.Total, "SELECT count(*) FROM "+from+where, args...); err != nil {
 		return page, err
@@ -194,7 +228,8 @@ func (s *Store) listUsers(ctx context.Context, customerKey int64, ids []string, 
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT u.id, u.user_principal_name, u.display_name, u.usage_location, u.account_enabled, u.last_sign_in_at,
 			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY a.sku_id),
-			`+userPlansColumn+`
+			`+userPlansColumn+`,`+
+		userGroupColumns+`
 		FROM `+from+where+`
 		ORDER BY u.display_name, u.id LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2), append(args, limit, offset)...)
 	if err != nil {
@@ -206,12 +241,17 @@ func (s *Store) listUsers(ctx context.Context, customerKey int64, ids []string, 
 		var u licensing.User
 		var lic pq.StringArray
 		var plans planMap
-		if err := rows.Scan(&u.ID, &u.UserPrincipalName, &u.DisplayName, &u.UsageLocation, &u.AccountEnabled, &u.LastSignInAt, &lic, &plans); err != nil {
+		var inherited, errs []byte
+		if err := rows.Scan(&u.ID, &u.UserPrincipalName, &u.DisplayName, &u.UsageLocation, &u.AccountEnabled, &u.LastSignInAt, &lic, &plans,
+			&inherited, &errs); err != nil {
 			return page, err
 		}
 		u.Licenses = nonNil(lic)
 		if len(plans) > 0 {
 			u.DisabledPlans = plans
+		}
+		if err := setGroupColumns(&u, inherited, errs); err != nil {
+			return page, err
 		}
 		page.Users = append(page.Users, u)
 	}
@@ -233,20 +273,25 @@ func (s *Store) GetUser(ctx context.Context, customerKey int64, id string) (lice
 	var u licensing.User
 	var lic pq.StringArray
 	var plans planMap
+	var inherited, errs []byte
 	err := s.db.QueryRowContext(ctx, `
 		SELECT u.id, u.user_principal_name, u.display_name, u.usage_location, u.account_enabled, u.last_sign_in_at,
 			ARRAY(SELECT a.sku_id FROM assignments a WHERE a.customer_key = u.customer_key AND a.user_id = u.id ORDER BY a.sku_id),
-			`+userPlansColumn+`
+			`+userPlansColumn+`,`+
+		userGroupColumns+`
 		FROM users u WHERE u.customer_key = $1 AND u.id = $2`, customerKey, id).
-		Scan(&u.ID, &u.UserPrincipalName, &u.DisplayName, &u.UsageLocation, &u.AccountEnabled, &u.LastSignInAt, &lic, &plans)
+		Scan(&u.ID, &u.UserPrincipalName, &u.DisplayName, &u.UsageLocation, &u.AccountEnabled, &u.LastSignInAt, &lic, &plans, &inherited, &errs)
 	if isNoRows(err) {
 		return u, notFound("user", id)
+	}
+	if err != nil {
+		return u, err
 	}
 	u.Licenses = nonNil(lic)
 	if len(plans) > 0 {
 		u.DisabledPlans = plans
 	}
-	return u, err
+	return u, setGroupColumns(&u, inherited, errs)
 }
 
 // SetUsageLocation updates a user's usage location.
@@ -268,7 +313,8 @@ const subscriptionColumns = `s.sku_id, COALESCE(p.name, s.sku_id) AS name, s.tot
 func (s *Store) ListSubscriptions(ctx context.Context, partnerKey, customerKey int64) ([]licensing.Subscription, error) {
 	out := []licensing.Subscription{}
 	err := s.db.SelectContext(ctx, &out, `
-		SELECT `+subscriptionColumns+`
+		SELECT `+subscriptionColumns+`,
+			(SELECT count(DISTINCT e.user_id) FROM user_license_errors e WHERE e.customer_key = s.customer_key AND e.sku_id = s.sku_id) AS license_errors
 		FROM subscriptions s LEFT JOIN products p ON p.partner_key = $1 AND p.sku_id = s.sku_id
 		WHERE s.customer_key = $2 ORDER BY s.sku_id`, partnerKey, customerKey)
 	return out, err

@@ -35,6 +35,12 @@ type ExternalItem struct {
 	// Resumed means the item was already 'applying': an earlier attempt may
 	// have changed the directory before it died, so ask the directory first.
 	Resumed bool
+	// AddDirect and RemoveDirect are direct assignments of licenses the
+	// user keeps through a group (group-based licensing): added or removed
+	// in the same directory call, with no seat of their own. The directory
+	// lists them as held before and after, so a resumed call sends them
+	// whatever it reads.
+	AddDirect, RemoveDirect []string
 }
 
 // PrepareExternal is the first phase of an item on an external directory,
@@ -50,13 +56,22 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 		if err != nil {
 			return err
 		}
+		groups, err := readBatchGroups(ctx, tx, plan, userIDs)
+		if err != nil {
+			return err
+		}
+		newPlans := map[string]*groupPlan{}
 		out = make([]ExternalItem, 0, len(items))
 		var decided, applying []itemWrite
 		for _, it := range items {
 			switch {
 			case it.Status == licensing.ItemApplying:
-				out = append(out, ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: it.change(plan).UsageLocation, Resumed: true,
-					Update: it.PlansChanged, DisabledPlans: plan.Change.DisabledPlans})
+				x := ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: it.change(plan).UsageLocation, Resumed: true,
+					Update: it.PlansChanged, DisabledPlans: plan.Change.DisabledPlans}
+				if gp := groups.plans[it.UserID]; gp != nil {
+					x.AddDirect, x.RemoveDirect = gp.AddDirect, gp.RemoveDirect
+				}
+				out = append(out, x)
 			case it.Status != licensing.ItemPending:
 				o := recordedOutcome(it)
 				out = append(out, ExternalItem{UserID: it.UserID, Outcome: &o})
@@ -64,8 +79,12 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 				out = append(out, ExternalItem{UserID: it.UserID, Busy: true})
 			default:
 				w := decide(plan, it)
+				gp := decideGroups(&w, it.change(plan).Assign, groups.sources[it.UserID])
+				if gp != nil {
+					newPlans[it.UserID] = gp
+				}
 				if w.status == licensing.ItemSucceeded && len(w.result.Assigned) == 0 && len(w.result.Revoked) == 0 && w.location == "" &&
-					len(w.result.PlansChanged) == 0 {
+					len(w.result.PlansChanged) == 0 && !gp.changesDirectory() {
 					decided = append(decided, w) // nothing to change in the directory
 				} else if w.status == licensing.ItemSucceeded {
 					applying = append(applying, w)
@@ -82,6 +101,9 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 			ptrs = append(ptrs, &applying[i])
 		}
 		if err := reserveSeats(ctx, tx, plan, ptrs, userIDs); err != nil {
+			return err
+		}
+		if err := writeGroupPlans(ctx, tx, plan, newPlans); err != nil {
 			return err
 		}
 		var ready []itemWrite
@@ -107,8 +129,12 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 				return err
 			}
 			for _, w := range ready {
-				out = append(out, ExternalItem{UserID: w.userID, Add: w.result.Assigned, Remove: w.result.Revoked, Location: w.location,
-					Update: w.result.PlansChanged, DisabledPlans: plan.Change.DisabledPlans})
+				x := ExternalItem{UserID: w.userID, Add: w.result.Assigned, Remove: w.result.Revoked, Location: w.location,
+					Update: w.result.PlansChanged, DisabledPlans: plan.Change.DisabledPlans}
+				if gp := newPlans[w.userID]; gp != nil {
+					x.AddDirect, x.RemoveDirect = gp.AddDirect, gp.RemoveDirect
+				}
+				out = append(out, x)
 			}
 		}
 		return nil
@@ -175,6 +201,10 @@ func markPlansChanged(ctx context.Context, tx *sqlx.Tx, plan *Plan, ws []itemWri
 type ExternalResult struct {
 	UserID string
 	Err    *licensing.Error
+	// GroupChange is set when the item had direct assignments of
+	// group-inherited licenses to add or remove (ExternalItem.AddDirect,
+	// RemoveDirect), so that only then the mirror's are updated.
+	GroupChange bool
 }
 
 // RecordExternal is the second phase: it records the directory's answer for
@@ -185,8 +215,12 @@ type ExternalResult struct {
 func (s *Store) RecordExternal(ctx context.Context, plan *Plan, results []ExternalResult) ([]ItemOutcome, error) {
 	byUser := make(map[string]*licensing.Error, len(results))
 	ids := make([]string, len(results))
+	groupChange := map[string]bool{}
 	for i, r := range results {
 		byUser[r.UserID], ids[i] = r.Err, r.UserID
+		if r.GroupChange {
+			groupChange[r.UserID] = true
+		}
 	}
 	var out []ItemOutcome
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -217,6 +251,15 @@ func (s *Store) RecordExternal(ctx context.Context, plan *Plan, results []Extern
 			return nil
 		}
 		if err := writeOutcomes(ctx, tx, plan, ws); err != nil {
+			return err
+		}
+		var regrouped []string
+		for _, w := range ws {
+			if w.status == licensing.ItemSucceeded && groupChange[w.userID] {
+				regrouped = append(regrouped, w.userID)
+			}
+		}
+		if err := applyGroupPlans(ctx, tx, plan, regrouped); err != nil {
 			return err
 		}
 		for _, w := range ws {

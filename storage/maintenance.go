@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/licenseops/licenseops/licensing"
 )
 
 // ErrNoDatabase is returned by Open when the database named in the URL does
@@ -65,6 +67,32 @@ func (s *Store) MirroredLicenses(ctx context.Context, customerKey int64) (map[st
 	}
 	// A read error ends Next early: the mirror would be incomplete.
 	return mirror, rows.Err()
+}
+
+// MirroredSources is how Postgres believes the users of a customer on an
+// external directory hold the licenses they inherit from groups, by user
+// and SKU (licenses not listed are direct only), leaving out users with a
+// change in flight, as MirroredLicenses does.
+func (s *Store) MirroredSources(ctx context.Context, customerKey int64) (map[string]map[string]licensing.LicenseSource, error) {
+	var rows []struct {
+		UserID string         `db:"user_id"`
+		SKU    string         `db:"sku_id"`
+		Direct bool           `db:"direct"`
+		Groups pq.StringArray `db:"inherited_from"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, `
+		SELECT a.user_id, a.sku_id, a.direct, a.inherited_from FROM assignments a JOIN users u ON u.customer_key = a.customer_key AND u.id = a.user_id
+		WHERE a.customer_key = $1 AND u.applying_operation IS NULL AND a.inherited_from <> '{}'`, customerKey); err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]licensing.LicenseSource{}
+	for _, r := range rows {
+		if out[r.UserID] == nil {
+			out[r.UserID] = map[string]licensing.LicenseSource{}
+		}
+		out[r.UserID][r.SKU] = licensing.LicenseSource{SKU: r.SKU, Direct: r.Direct, InheritedFrom: r.Groups}
+	}
+	return out, nil
 }
 
 // ServerVersion is the Postgres server's version, for reports.

@@ -772,7 +772,14 @@ func (s *Store) Report(ctx context.Context, opID string, fn func(*licensing.Repo
 			CASE WHEN i.status IN ('pending','applying') OR i.licenses IS NULL THEN ARRAY(SELECT a.sku_id FROM assignments a
 				WHERE a.customer_key = o.customer_key AND a.user_id = i.user_id ORDER BY a.sku_id) ELSE i.licenses END,
 			COALESCE(i.usage_location, u.usage_location), COALESCE(i.error_code, ''), COALESCE(i.error_message, ''),
-			COALESCE(i.plans_changed, '{}')
+			COALESCE(i.plans_changed, '{}'),
+			-- Group-inherited licenses: as recorded for a final item
+			-- (after the change if it succeeded), as mirrored now for the others.
+			CASE WHEN i.status IN ('pending','applying') OR i.licenses IS NULL THEN
+				(SELECT jsonb_agg(`+sourceJSON+` ORDER BY a.sku_id)
+				FROM assignments a WHERE a.customer_key = o.customer_key AND a.user_id = i.user_id AND a.inherited_from <> '{}')
+			WHEN i.status IN ('succeeded','would_revoke') THEN i.group_licenses->'after' ELSE i.group_licenses->'before' END,
+			CASE WHEN i.status IN ('succeeded','would_revoke') THEN COALESCE(i.group_licenses->>'note', '') ELSE '' END
 		FROM operation_items i
 		JOIN operations o ON o.id = i.operation_id
 		LEFT JOIN users u ON u.customer_key = o.customer_key AND u.id = i.user_id
@@ -786,12 +793,21 @@ func (s *Store) Report(ctx context.Context, opID string, fn func(*licensing.Repo
 	for rows.Next() {
 		var assigned, revoked, licenses, changed pq.StringArray
 		var code, msg string
+		var inherited []byte
 		if err := rows.Scan(&r.UserID, &r.DisplayName, &r.UserPrincipalName, &r.Status, &assigned, &revoked, &licenses,
-			&r.UsageLocation, &code, &msg, &changed); err != nil {
+			&r.UsageLocation, &code, &msg, &changed, &inherited, &r.Note); err != nil {
 			return err
 		}
 		r.Assigned, r.Revoked, r.Licenses, r.Error = nonNil(assigned), nonNil(revoked), nonNil(licenses), nil
 		r.PlansChanged = nonNil(changed)
+		r.LicenseSources = nil
+		if inherited != nil {
+			var list []licensing.LicenseSource
+			if err := json.Unmarshal(inherited, &list); err != nil {
+				return err
+			}
+			r.LicenseSources = licensing.SourcesFor(r.Licenses, list)
+		}
 		if code != "" {
 			r.Error = &licensing.Error{Code: licensing.Code(code), Message: msg}
 		}

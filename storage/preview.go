@@ -43,7 +43,8 @@ type Prediction struct {
 // it is now; changes made until the operation runs are not foreseen, nor a
 // directory's own refusals.
 //
-// Four queries, each for the whole selection whatever its size.
+// Four queries (five for an external directory: the group-inherited
+// licenses), each for the whole selection whatever its size.
 func (s *Store) PredictOperation(ctx context.Context, req NewOperation) (Prediction, error) {
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
@@ -99,10 +100,16 @@ func (s *Store) PredictOperation(ctx context.Context, req NewOperation) (Predict
 	// order, but a user waits for a seat an earlier one may leave): every
 	// user by the rules, then seats for users without a grant from grants
 	// left unused and free seats.
+	sources, err := inheritedSources(ctx, tx, req.Customer, req.UserIDs)
+	if err != nil {
+		return Prediction{}, err
+	}
 	writes := make([]*itemWrite, len(users))
+	groups := make([]*groupPlan, len(users))
 	for i := range users {
 		users[i].item.Mask = masks[users[i].index]
 		w := decide(plan, users[i].item)
+		groups[i] = decideGroups(&w, users[i].item.change(plan).Assign, sources[users[i].item.UserID])
 		writes[i] = &w
 	}
 	if !plan.DryRun && len(req.Assign) > 0 {
@@ -132,6 +139,13 @@ func (s *Store) PredictOperation(ctx context.Context, req NewOperation) (Predict
 		}
 		if w.code != "" {
 			row.Error = &licensing.Error{Code: w.code, Message: w.message}
+		}
+		if gp := groups[i]; gp != nil {
+			inherited := gp.Before
+			if w.status == licensing.ItemSucceeded {
+				inherited, row.Note = gp.After, gp.Note
+			}
+			row.LicenseSources = licensing.SourcesFor(row.Licenses, inherited)
 		}
 		out.Rows = append(out.Rows, row)
 	}

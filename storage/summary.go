@@ -19,6 +19,10 @@ type Summary struct {
 	// Plans maps a SKU to its service plans, each with the number of the
 	// selected holders that have it on.
 	Plans map[string][]PlanCount
+	// Direct and Inherited count, by SKU, the holders that hold it directly
+	// and those that inherit it from a group (group licensing); a holder
+	// may be both. Without group licensing, every holder is direct.
+	Direct, Inherited map[string]int
 }
 
 // PlanCount is one service plan of a SKU and how many of the selected
@@ -43,21 +47,23 @@ func (s *Store) Summary(ctx context.Context, partnerKey, customerKey int64, user
 		return sum, err
 	}
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT a.sku_id, array_agg(a.user_id ORDER BY a.user_id)
+		SELECT a.sku_id, array_agg(a.user_id ORDER BY a.user_id),
+			count(*) FILTER (WHERE a.direct), count(*) FILTER (WHERE a.inherited_from <> '{}')
 		FROM assignments a JOIN unnest($2::text[]) AS x(id) ON a.user_id = x.id
 		WHERE a.customer_key = $1 GROUP BY a.sku_id`, customerKey, pq.StringArray(userIDs))
 	if err != nil {
 		return sum, err
 	}
 	defer rows.Close()
-	sum.Holders = map[string][]string{}
+	sum.Holders, sum.Direct, sum.Inherited = map[string][]string{}, map[string]int{}, map[string]int{}
 	for rows.Next() {
 		var sku string
 		var users pq.StringArray
-		if err := rows.Scan(&sku, &users); err != nil {
+		var direct, inherited int
+		if err := rows.Scan(&sku, &users, &direct, &inherited); err != nil {
 			return sum, err
 		}
-		sum.Holders[sku] = users
+		sum.Holders[sku], sum.Direct[sku], sum.Inherited[sku] = users, direct, inherited
 	}
 	if err := rows.Err(); err != nil {
 		return sum, err

@@ -22,6 +22,12 @@ type DirectoryUser struct {
 	Licenses          []string
 	// DisabledPlans are the plans switched off in Licenses, by SKU.
 	DisabledPlans map[string][]string
+	// Sources say how the licenses inherited from groups are held, by SKU;
+	// licenses missing from it (all of them when it is nil) are direct.
+	Sources map[string]licensing.LicenseSource
+	// LicenseErrors are the group licenses the directory failed to give
+	// the user; they replace those recorded at the last sync.
+	LicenseErrors []licensing.LicenseError
 }
 
 // DirectorySKU is a subscribed SKU as an external directory reports it.
@@ -62,7 +68,8 @@ func (s *Store) CustomerBusy(ctx context.Context, customerKey int64) (bool, erro
 func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users []DirectoryUser, skus []DirectorySKU) (SyncResult, error) {
 	var res SyncResult
 	rows := make([]UserImport, len(users))
-	var lu, ls, lp []string
+	var lu, ls, lp, inherited, eu, es, eg, ee []string
+	var direct []bool
 	for i, u := range users {
 		loc, enabled := u.UsageLocation, u.AccountEnabled
 		rows[i] = UserImport{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
@@ -71,7 +78,12 @@ func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users
 			rows[i].UsageLocation = &loc
 		}
 		for _, sku := range u.Licenses {
+			src, ok := u.Sources[sku]
 			lu, ls, lp = append(lu, u.ID), append(ls, sku), append(lp, arrayLiteral(u.DisabledPlans[sku]))
+			direct, inherited = append(direct, !ok || src.Direct), append(inherited, arrayLiteral(src.InheritedFrom))
+		}
+		for _, e := range u.LicenseErrors {
+			eu, es, eg, ee = append(eu, u.ID), append(es, e.SKU), append(eg, e.GroupID), append(ee, e.Error)
 		}
 	}
 	ids := make([]string, len(users))
@@ -97,17 +109,36 @@ func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users
 		if err != nil {
 			return err
 		}
+		// How a license is held (direct, inherited from groups) is the
+		// directory's word too, so a row that stays is updated when that changed.
 		if _, err := tx.ExecContext(ctx, `
-			WITH want AS (SELECT * FROM unnest($2::text[], $3::text[], $5::text[]) AS x(u, s, p)),
+			WITH want AS (SELECT * FROM unnest($2::text[], $3::text[], $5::bool[], $6::text[], $7::text[]) AS x(u, s, direct, inherited, p)),
 			del AS (
 				DELETE FROM assignments a WHERE a.customer_key = $1 AND a.user_id = ANY($4::text[])
 				AND NOT EXISTS (SELECT 1 FROM want WHERE want.u = a.user_id AND want.s = a.sku_id)
 			)
-			INSERT INTO assignments AS a (customer_key, user_id, sku_id, disabled_plans)
-			SELECT $1, u, s, p::text[] FROM want
-			ON CONFLICT (customer_key, user_id, sku_id) DO UPDATE SET disabled_plans = EXCLUDED.disabled_plans
-			WHERE a.disabled_plans IS DISTINCT FROM EXCLUDED.disabled_plans`,
-			customerKey, pq.StringArray(lu), pq.StringArray(ls), pq.StringArray(ids), pq.StringArray(lp)); err != nil {
+			INSERT INTO assignments AS a (customer_key, user_id, sku_id, direct, inherited_from, disabled_plans)
+			SELECT $1, u, s, direct, inherited::text[], p::text[] FROM want
+			ON CONFLICT (customer_key, user_id, sku_id) DO UPDATE SET direct = EXCLUDED.direct, inherited_from = EXCLUDED.inherited_from,
+				disabled_plans = EXCLUDED.disabled_plans
+			WHERE a.direct <> EXCLUDED.direct OR a.inherited_from <> EXCLUDED.inherited_from
+				OR a.disabled_plans <> EXCLUDED.disabled_plans`,
+			customerKey, pq.StringArray(lu), pq.StringArray(ls), pq.StringArray(ids), pq.BoolArray(direct), pq.StringArray(inherited),
+			pq.StringArray(lp)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			WITH want AS (SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS x(u, s, g, e)),
+			-- Disjoint from the insert: one statement must not delete and
+			-- insert the same row (the insert would not see the delete).
+			del AS (
+				DELETE FROM user_license_errors x WHERE x.customer_key = $1 AND x.user_id = ANY($2::text[])
+				AND NOT EXISTS (SELECT 1 FROM want WHERE want.u = x.user_id AND want.s = x.sku_id AND want.g = x.group_id)
+			)
+			INSERT INTO user_license_errors AS x (customer_key, user_id, sku_id, group_id, error)
+			SELECT $1, u, s, g, e FROM want
+			ON CONFLICT (customer_key, user_id, sku_id, group_id) DO UPDATE SET error = EXCLUDED.error WHERE x.error <> EXCLUDED.error`,
+			customerKey, pq.StringArray(ids), pq.StringArray(eu), pq.StringArray(es), pq.StringArray(eg), pq.StringArray(ee)); err != nil {
 			return err
 		}
 		// No operation is running, so nothing is reserved: consumed is the
@@ -132,6 +163,25 @@ func (s *Store) ApplyDirectorySync(ctx context.Context, customerKey int64, users
 		return syncServicePlans(ctx, tx, customerKey, skus)
 	})
 	return res, err
+}
+
+// SaveGroupNames records the display names of a customer's groups that
+// assign licenses, as a sync read them. Names of groups not given are kept:
+// a sync that could not read some names does not lose those it had.
+func (s *Store) SaveGroupNames(ctx context.Context, customerKey int64, names map[string]string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	ids, labels := make([]string, 0, len(names)), make([]string, 0, len(names))
+	for id, name := range names {
+		ids, labels = append(ids, id), append(labels, name)
+	}
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO directory_groups AS g (customer_key, group_id, display_name)
+		SELECT $1, id, name FROM unnest($2::text[], $3::text[]) AS x(id, name)
+		ON CONFLICT (customer_key, group_id) DO UPDATE SET display_name = EXCLUDED.display_name
+		WHERE g.display_name <> EXCLUDED.display_name`, customerKey, pq.StringArray(ids), pq.StringArray(labels))
+	return err
 }
 
 // ExternalDirectoryCustomers lists the internal keys of customers whose

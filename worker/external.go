@@ -86,11 +86,12 @@ func (w *Worker) applyExternal(ctx context.Context, plan *storage.Plan, reqs []*
 			callErr := w.callDirectory(ctx, attempt[it.UserID], dir, plan, it)
 			mu.Lock()
 			defer mu.Unlock()
+			groupChange := len(it.AddDirect)+len(it.RemoveDirect) > 0
 			switch {
 			case callErr == nil:
-				records = append(records, storage.ExternalResult{UserID: it.UserID})
+				records = append(records, storage.ExternalResult{UserID: it.UserID, GroupChange: groupChange})
 			case provider.IsPermanent(callErr):
-				records = append(records, storage.ExternalResult{UserID: it.UserID, Err: asOutcomeError(callErr)})
+				records = append(records, storage.ExternalResult{UserID: it.UserID, Err: asOutcomeError(callErr), GroupChange: groupChange})
 			case isLastAttempt(attempt[it.UserID]):
 				records = append(records, storage.ExternalResult{UserID: it.UserID, Err: exhausted(callErr)})
 			default:
@@ -142,13 +143,31 @@ func (w *Worker) callDirectory(ctx, attempt context.Context, dir provider.Direct
 			return err
 		}
 	}
-	if len(add) == 0 && len(remove) == 0 && len(update) == 0 {
+	// A held SKU added again with its plans is Graph's update of them; a
+	// license held only through a group that the change assigns gets a
+	// direct assignment on top (AddDirect).
+	add = licensing.Dedupe(slices.Concat(add, update, it.AddDirect))
+	remove = append(slices.Clone(remove), it.RemoveDirect...)
+	err := w.assignLicense(ctx, dir, tenant, it.UserID, add, remove, it.DisabledPlans)
+	var pe *provider.Error
+	if it.Resumed && len(it.RemoveDirect) > 0 && errors.As(err, &pe) && pe.Code == licensing.CodeInheritedFromGroup {
+		// The direct assignment went before the crash; what is left is
+		// inherited, which is what the item wants.
+		remove = slices.DeleteFunc(remove, func(s string) bool { return slices.Contains(it.RemoveDirect, s) })
+		err = w.assignLicense(ctx, dir, tenant, it.UserID, add, remove, it.DisabledPlans)
+	}
+	return err
+}
+
+// assignLicense makes one assignLicense call, each added SKU with its
+// disabled plans (by SKU); none when there is nothing to change.
+func (w *Worker) assignLicense(ctx context.Context, dir provider.Directory, tenant, userID string, add, remove []string, plans map[string][]string) error {
+	if len(add) == 0 && len(remove) == 0 {
 		return nil
 	}
-	ch := provider.Change{UserID: it.UserID, Remove: remove}
-	// A held SKU added again with its plans is Graph's update of them.
-	for _, sku := range slices.Concat(add, update) {
-		ch.Add = append(ch.Add, provider.AddLicense{SKU: sku, DisabledPlans: it.DisabledPlans[sku]})
+	ch := provider.Change{UserID: userID, Remove: remove}
+	for _, sku := range add {
+		ch.Add = append(ch.Add, provider.AddLicense{SKU: sku, DisabledPlans: plans[sku]})
 	}
 	_, err := w.timedCall("assign_license", func() ([]string, error) { return nil, dir.Apply(ctx, tenant, ch) })
 	return err

@@ -159,10 +159,54 @@ func directoryMatchesPostgres(t *testing.T, b *testapp.Bundle, sim *graphsim.Ser
 			}
 		}
 	}
+	directoryGroupsMatchPostgres(t, b, state)
 	for _, k := range state.SKUs {
 		s := seats(t, b, k.ID)
 		if s.Consumed != s.Assignments || s.Reserved != 0 || k.Consumed != s.Assignments {
 			t.Fatalf("seats of %s: postgres %+v, directory consumed %d", k.ID, s, k.Consumed)
+		}
+	}
+}
+
+// directoryGroupsMatchPostgres compares how each user holds each license
+// (direct, inherited from which groups) in the simulator and in Postgres.
+func directoryGroupsMatchPostgres(t *testing.T, b *testapp.Bundle, state graphsim.TenantState) {
+	t.Helper()
+	how := func(direct bool, groups []string) string { return fmt.Sprintf("direct=%t groups=%v", direct, groups) }
+	mirror := map[string]string{}
+	rows, err := b.DB.Query(`SELECT user_id, sku_id, direct, array_to_string(inherited_from, ',') FROM assignments`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u, sku, groups string
+		var direct bool
+		if err := rows.Scan(&u, &sku, &direct, &groups); err != nil {
+			t.Fatal(err)
+		}
+		var gs []string
+		if groups != "" {
+			gs = strings.Split(groups, ",")
+		}
+		mirror[u+" "+sku] = how(direct, gs)
+	}
+	for _, u := range state.Users {
+		for _, sku := range u.Licenses {
+			direct, groups := len(u.LicenseStates) == 0, []string(nil)
+			for _, st := range u.LicenseStates {
+				switch {
+				case st.SKU != sku || st.State != "Active":
+				case st.Group == "":
+					direct = true
+				default:
+					groups = append(groups, st.Group)
+				}
+			}
+			slices.Sort(groups)
+			if want := how(direct, groups); mirror[u.ID+" "+sku] != want {
+				t.Fatalf("user %s holds %s %s in the directory but %s in Postgres", u.ID, sku, want, mirror[u.ID+" "+sku])
+			}
 		}
 	}
 }

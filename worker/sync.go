@@ -56,13 +56,17 @@ func (w *Worker) handleSync(ctx context.Context, t *asynq.Task) error {
 	var users []storage.DirectoryUser
 	err = dir.ListUsers(ctx, tenant, func(page []provider.User) error {
 		for _, u := range page {
+			sources, errs := u.Sources()
 			users = append(users, storage.DirectoryUser{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
 				UsageLocation: u.UsageLocation, AccountEnabled: u.AccountEnabled, LastSignInAt: u.LastSignInAt, Licenses: u.Licenses,
-				DisabledPlans: u.DisabledPlans})
+				DisabledPlans: u.DisabledPlans, Sources: sources, LicenseErrors: errs})
 		}
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := w.syncGroupNames(ctx, c, dir, users); err != nil {
 		return err
 	}
 	dskus := make([]storage.DirectorySKU, len(skus))
@@ -81,6 +85,45 @@ func (w *Worker) handleSync(ctx context.Context, t *asynq.Task) error {
 	}
 	w.log.Info("directory synced", "customer_id", c.ID, "users_created", res.Created, "users_updated", res.Updated, "subscriptions", res.Subscriptions)
 	return nil
+}
+
+// syncGroupNames records the names of the groups the users inherit
+// licenses from (or failed to), when the directory can name them. Names
+// are for people only: a directory that refuses (Graph without a
+// permission to read groups) leaves the groups shown by ID, and the sync
+// goes on.
+func (w *Worker) syncGroupNames(ctx context.Context, c licensing.Customer, dir provider.Directory, users []storage.DirectoryUser) error {
+	namer, ok := dir.(provider.GroupNamer)
+	if !ok {
+		return nil
+	}
+	seen := map[string]bool{}
+	var ids []string
+	add := func(id string) {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	for _, u := range users {
+		for _, src := range u.Sources {
+			for _, g := range src.InheritedFrom {
+				add(g)
+			}
+		}
+		for _, e := range u.LicenseErrors {
+			add(e.GroupID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	names, err := namer.GroupNames(ctx, c.Directory.TenantID, ids)
+	if err != nil {
+		w.log.Warn("directory sync: group names not read; groups are shown by ID", "customer_id", c.ID, "groups", len(ids), "error", err)
+		return nil
+	}
+	return w.store.SaveGroupNames(ctx, c.Key, names)
 }
 
 // deferSync queues the customer's sync again for the next multiple of

@@ -305,6 +305,7 @@ func showReport(ctx context.Context, w io.Writer, c *client.Client, opID, csvPat
 			id, upn, status := field(col, rec, "user_id"), field(col, rec, "user_principal_name"), field(col, rec, "status")
 			code, msg := field(col, rec, "error_code"), field(col, rec, "error_message")
 			o.add(id, upn, status, code, msg)
+			o.addNote(id, upn, field(col, rec, "note"))
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, dash(upn), status, dash(field(col, rec, "assigned")),
 				dash(field(col, rec, "revoked")), dash(field(col, rec, "licenses")), dash(code))
 		})

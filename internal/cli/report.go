@@ -22,6 +22,10 @@ type outcomes struct {
 	rows     int
 	counts   map[string]int
 	examples map[string][]reportExample
+	// kept counts the succeeded users that still hold a revoked license
+	// through a group (the report's note), with the first note.
+	kept     int
+	keptNote reportExample
 }
 
 type reportExample struct{ user, message string }
@@ -46,6 +50,22 @@ func (o *outcomes) add(userID, upn, status, code, message string) {
 		}
 		o.examples[key] = append(o.examples[key], reportExample{who, message})
 	}
+}
+
+// addNote counts a succeeded user whose report row has a note: a revoked
+// license it still holds through a group.
+func (o *outcomes) addNote(userID, upn, note string) {
+	if note == "" {
+		return
+	}
+	if o.kept == 0 {
+		who := userID
+		if upn != "" {
+			who = upn + " (" + userID + ")"
+		}
+		o.keptNote = reportExample{who, note}
+	}
+	o.kept++
 }
 
 func (o *outcomes) keys() []string {
@@ -85,6 +105,10 @@ func (o *outcomes) print(w io.Writer, title string) {
 		if ex := o.examples[k]; len(ex) > 0 {
 			fmt.Fprintf(w, "  %s: %s\n", k, ex[0].message)
 		}
+	}
+	if o.kept > 0 {
+		fmt.Fprintf(w, "  still holding a revoked license through a group: %s (the report's note column); %s: %s\n",
+			plural(o.kept, "user"), o.keptNote.user, o.keptNote.message)
 	}
 }
 
@@ -152,6 +176,7 @@ func collectOutcomes(ctx context.Context, c *client.Client, opID, reportPath str
 	err := readCSVReport(ctx, c, opID, copyTo, func(col map[string]int, rec []string) {
 		o.add(field(col, rec, "user_id"), field(col, rec, "user_principal_name"), field(col, rec, "status"),
 			field(col, rec, "error_code"), field(col, rec, "error_message"))
+		o.addNote(field(col, rec, "user_id"), field(col, rec, "user_principal_name"), field(col, rec, "note"))
 	})
 	if file != nil {
 		if cerr := file.Close(); err == nil {

@@ -25,6 +25,8 @@ func (s *Simulator) adminRoutes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
+	mux.HandleFunc("POST /_sim/tenants/{id}/groups", s.handlePostGroup)
+	mux.HandleFunc("POST /_sim/tenants/{id}/groups/{gid}/members", s.handlePostGroupMembers)
 	mux.HandleFunc("POST /_sim/seed", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.Seed(r.Body); err != nil {
 			writeAdminError(w, http.StatusBadRequest, err.Error())

@@ -20,7 +20,7 @@ import (
 // userProps are the user properties the simulator serves, by Graph name.
 var userProps = map[string]bool{
 	"id": true, "userPrincipalName": true, "displayName": true, "usageLocation": true,
-	"accountEnabled": true, "assignedLicenses": true, "signInActivity": true,
+	"accountEnabled": true, "assignedLicenses": true, "signInActivity": true, "licenseAssignmentStates": true,
 }
 
 // defaultUserProps are what Graph returns without $select: notably not
@@ -95,6 +95,8 @@ func (u *user) json(props []string) map[string]any {
 			m[p] = ls
 		case "signInActivity":
 			m[p] = map[string]any{"lastSignInDateTime": u.lastSignIn, "lastNonInteractiveSignInDateTime": nil}
+		case "licenseAssignmentStates":
+			m[p] = u.licenseStatesJSON()
 		}
 	}
 	return m
@@ -168,9 +170,13 @@ type addLicense struct {
 // assign applies one assignLicense call all or nothing, or returns the
 // message of Graph's 400 and changes nothing. The caller holds t.mu.
 //
-// Like Graph, adding a SKU the user holds only updates its disabled plans,
-// and removing one the user does not hold is an error. Rules (location,
-// exclusions, dependencies) are checked only for what this call changes.
+// Like Graph, adding a SKU the user holds only updates its disabled plans
+// (and makes a license held only through a group direct as well, using no
+// further seat), and removing one the user does not hold is an error, as
+// is removing one the user holds only through a group. Removing one held
+// both ways removes the direct assignment: the user keeps the license, and
+// its seat, through the group. Rules (location, exclusions, dependencies)
+// are checked only for what this call changes.
 func (t *tenant) assign(u *user, adds []addLicense, removes []string) string {
 	for _, a := range adds {
 		k := t.skus[a.sku]
@@ -188,6 +194,9 @@ func (t *tenant) assign(u *user, adds []addLicense, removes []string) string {
 		}
 		if _, held := u.licenses[id]; !held {
 			return "User does not have a corresponding license."
+		}
+		if u.groupOnly[id] {
+			return "User license is inherited from a group membership and it cannot be removed directly from the user."
 		}
 		if slices.ContainsFunc(adds, func(a addLicense) bool { return a.sku == id }) {
 			return fmt.Sprintf("License %s cannot be both added and removed in one call.", id)
@@ -209,7 +218,7 @@ func (t *tenant) assign(u *user, adds []addLicense, removes []string) string {
 	}
 	after := slices.Concat(added)
 	for id := range u.licenses {
-		if !slices.Contains(removes, id) {
+		if !slices.Contains(removes, id) || len(u.inheritedFrom(id)) > 0 {
 			after = append(after, id)
 		}
 	}
@@ -236,6 +245,10 @@ func (t *tenant) assign(u *user, adds []addLicense, removes []string) string {
 		}
 	}
 	for _, id := range removes {
+		if len(u.inheritedFrom(id)) > 0 {
+			u.groupOnly[id] = true // kept through the group, with its seat
+			continue
+		}
 		delete(u.licenses, id)
 		t.skus[id].consumed--
 	}
@@ -244,6 +257,7 @@ func (t *tenant) assign(u *user, adds []addLicense, removes []string) string {
 	}
 	for _, a := range adds {
 		u.licenses[a.sku] = slices.Clone(a.plans)
+		delete(u.groupOnly, a.sku)
 	}
 	return ""
 }

@@ -74,11 +74,16 @@ func New(cfg Config) *Simulator {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.handleToken)
-	mux.HandleFunc("POST /v1.0/users/{id}/assignLicense", s.graph(true, handleAssignLicense))
+	assign := s.graph(true, handleAssignLicense)
+	mux.HandleFunc("POST /v1.0/users/{id}/assignLicense", func(w http.ResponseWriter, r *http.Request) {
+		s.stats.assignLicense.Add(1)
+		assign(w, r)
+	})
 	mux.HandleFunc("GET /v1.0/users/{id}", s.graph(false, handleGetUser))
 	mux.HandleFunc("PATCH /v1.0/users/{id}", s.graph(true, handlePatchUser))
 	mux.HandleFunc("GET /v1.0/users", s.graph(false, handleListUsers))
 	mux.HandleFunc("GET /v1.0/subscribedSkus", s.graph(false, handleSubscribedSKUs))
+	mux.HandleFunc("POST /v1.0/directoryObjects/getByIds", s.graph(false, handleGetByIDs))
 	s.adminRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeGraphError(w, http.StatusNotFound, "Request_UnsupportedQuery", "The simulator does not serve "+r.Method+" "+r.URL.Path+".")
@@ -286,6 +291,9 @@ type Stats struct {
 	Tokens        int64 `json:"tokens"`         // access tokens issued
 	TokenFailures int64 `json:"token_failures"` // refused token requests
 	PeakInFlight  int64 `json:"peak_in_flight"` // most Graph calls in progress at once
+	// AssignLicense counts the assignLicense calls, whatever their answer,
+	// so that a test can tell that a change was refused without calling.
+	AssignLicense int64 `json:"assign_license"`
 }
 
 // Stats returns the counters so far.
@@ -295,7 +303,7 @@ type counters struct {
 	requests, succeeded, badRequests, notFound, unauthorized atomic.Int64
 	throttled, quotaExceeded, serverErrors, timeouts         atomic.Int64
 	tokens, tokenFailures, inFlight, peakInFlight            atomic.Int64
-	limitWarnings                                            atomic.Int64
+	limitWarnings, assignLicense                             atomic.Int64
 }
 
 func (c *counters) enter() {
@@ -327,6 +335,7 @@ func (c *counters) snapshot() Stats {
 		NotFound: c.notFound.Load(), Unauthorized: c.unauthorized.Load(), Throttled: c.throttled.Load(),
 		QuotaExceeded: c.quotaExceeded.Load(), LimitWarnings: c.limitWarnings.Load(), ServerErrors: c.serverErrors.Load(), Timeouts: c.timeouts.Load(),
 		Tokens: c.tokens.Load(), TokenFailures: c.tokenFailures.Load(), PeakInFlight: c.peakInFlight.Load(),
+		AssignLicense: c.assignLicense.Load(),
 	}
 }
 

@@ -31,6 +31,9 @@ type TenantSeed struct {
 	// NoPremium makes the tenant one without Entra ID P1: asking for
 	// signInActivity is refused with 403, as Graph does.
 	NoPremium bool `json:"no_premium,omitempty"`
+	// Groups assign licenses to their members (group-based licensing),
+	// added after the users, in order.
+	Groups []GroupSeed `json:"groups,omitempty"`
 }
 
 // SKUSeed is a subscribed product. The rules are optional and let tests make
@@ -79,6 +82,8 @@ type TenantState struct {
 	SKUs []SKUState `json:"skus"`
 	// Users sorted by ID.
 	Users []UserState `json:"users"`
+	// Groups sorted by ID; omitted when the tenant has none.
+	Groups []GroupState `json:"groups,omitempty"`
 }
 
 // SKUState is a product's seats.
@@ -101,6 +106,9 @@ type UserState struct {
 	Licenses []string `json:"licenses"`
 	// DisabledPlans are the disabled service plans by SKU, for SKUs with any.
 	DisabledPlans map[string][]string `json:"disabled_plans,omitempty"`
+	// LicenseStates are Graph's licenseAssignmentStates, for users in a
+	// group that assigns licenses; omitted for the others (all direct).
+	LicenseStates []LicenseStateJSON `json:"license_states,omitempty"`
 }
 
 // tenant is one directory. Its mutex guards everything in it, so that an
@@ -118,6 +126,8 @@ type tenant struct {
 	sorted bool
 	// write enforces Config.WriteQuotaPerSecond.
 	write writeQuota
+	// groups that assign licenses, by ID.
+	groups map[string]*group
 }
 
 type sku struct {
@@ -146,8 +156,13 @@ type user struct {
 	id, upn, displayName, usageLocation string
 	accountEnabled                      bool
 	lastSignIn                          *time.Time
-	// licenses maps held SKU IDs to their disabled plans.
+	// licenses maps held SKU IDs to their disabled plans, however held.
 	licenses map[string][]string
+	// groupOnly are the held SKUs that are not assigned directly: the user
+	// holds them only through groups.
+	groupOnly map[string]bool
+	// groupLicenses are the licenses groups give the user, held or failed.
+	groupLicenses []groupAssignment
 }
 
 // Seed loads tenants from JSON (see SeedFile). Unknown fields are errors,
@@ -179,6 +194,11 @@ func (s *Simulator) AddTenant(seed TenantSeed) error {
 	}
 	if err := t.addUsers(seed.Users); err != nil {
 		return err
+	}
+	for _, g := range seed.Groups {
+		if err := t.addGroup(g); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -246,6 +266,9 @@ func (s *Simulator) Tenant(id string) (TenantState, bool) {
 	for _, id := range t.userIDs() {
 		st.Users = append(st.Users, t.users[id].state())
 	}
+	if len(t.groups) > 0 {
+		st.Groups = t.groupStates()
+	}
 	return st, true
 }
 
@@ -287,6 +310,9 @@ func (u *user) state() UserState {
 			}
 			st.DisabledPlans[id] = slices.Clone(plans)
 		}
+	}
+	if len(u.groupLicenses) > 0 {
+		st.LicenseStates = u.licenseStates()
 	}
 	return st
 }
@@ -342,7 +368,8 @@ func (t *tenant) addUsers(seeds []UserSeed) error {
 	}
 	for _, s := range seeds {
 		u := &user{id: s.ID, upn: s.UserPrincipalName, displayName: s.DisplayName, usageLocation: s.UsageLocation,
-			accountEnabled: s.AccountEnabled, lastSignIn: s.LastSignInAt, licenses: make(map[string][]string, len(s.Licenses))}
+			accountEnabled: s.AccountEnabled, lastSignIn: s.LastSignInAt, licenses: make(map[string][]string, len(s.Licenses)),
+			groupOnly: make(map[string]bool)}
 		for _, l := range s.Licenses {
 			if _, held := u.licenses[l]; !held {
 				u.licenses[l] = slices.Clone(s.DisabledPlans[l])

@@ -35,6 +35,13 @@ type outcomeRule struct {
 
 var outcomeRules = []outcomeRule{
 	{
+		// Checked first: the licenseops mirror was stale (the group license
+		// came after the last sync), so the worker could not refuse it itself.
+		code:    licensing.CodeInheritedFromGroup,
+		matches: containsAny("inherited from a group", "inherited from group", "assigned via group"),
+		hint:    "Remove the user from the group that assigns the license, or remove the license from the group, in Microsoft Entra ID; then sync the customer.",
+	},
+	{
 		code: licensing.CodeUnknownServicePlans,
 		matches: func(m string) bool {
 			return strings.Contains(m, "service plan") && containsAny("does not belong", "is not valid", "does not exist", "invalid service plan")(m)

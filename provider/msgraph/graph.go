@@ -53,9 +53,35 @@ type graphUser struct {
 	UsageLocation     string            `json:"usageLocation"`
 	AccountEnabled    bool              `json:"accountEnabled"`
 	AssignedLicenses  []assignedLicense `json:"assignedLicenses"`
-	SignInActivity    *struct {
+	// LicenseAssignmentStates say, per license, whether it is assigned
+	// directly (assignedByGroup null) or by a group, and whether it failed.
+	LicenseAssignmentStates []licenseAssignmentState `json:"licenseAssignmentStates"`
+	SignInActivity          *struct {
 		LastSignInDateTime *time.Time `json:"lastSignInDateTime"`
 	} `json:"signInActivity"`
+}
+
+type licenseAssignmentState struct {
+	SKUID           string  `json:"skuId"`
+	AssignedByGroup *string `json:"assignedByGroup"`
+	State           string  `json:"state"`
+	Error           string  `json:"error"`
+}
+
+// licenseStates converts Graph's licenseAssignmentStates; nil when Graph
+// sent none, so that every license counts as direct.
+func licenseStates(in []licenseAssignmentState) []provider.LicenseState {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]provider.LicenseState, len(in))
+	for i, s := range in {
+		out[i] = provider.LicenseState{SKU: s.SKUID, State: s.State, Error: s.Error}
+		if s.AssignedByGroup != nil {
+			out[i].Group = *s.AssignedByGroup
+		}
+	}
+	return out
 }
 
 // list is a Graph collection page.
@@ -231,6 +257,7 @@ func (c *Client) ListUsers(ctx context.Context, tenantID string, page func([]pro
 				ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName,
 				UsageLocation: u.UsageLocation, AccountEnabled: u.AccountEnabled, Licenses: skuIDs(u.AssignedLicenses),
 				DisabledPlans: disabledPlans(u.AssignedLicenses),
+				LicenseStates: licenseStates(u.LicenseAssignmentStates),
 			}
 			if u.SignInActivity != nil && u.SignInActivity.LastSignInDateTime != nil && !u.SignInActivity.LastSignInDateTime.IsZero() {
 				users[i].LastSignInAt = u.SignInActivity.LastSignInDateTime
@@ -250,7 +277,7 @@ func (c *Client) ListUsers(ctx context.Context, tenantID string, page func([]pro
 }
 
 func (c *Client) usersURL(signIns bool) string {
-	sel := "id,userPrincipalName,displayName,usageLocation,accountEnabled,assignedLicenses"
+	sel := "id,userPrincipalName,displayName,usageLocation,accountEnabled,assignedLicenses,licenseAssignmentStates"
 	if signIns {
 		sel += ",signInActivity"
 	}
@@ -267,4 +294,34 @@ func skuIDs(ls []assignedLicense) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// maxIDsPerLookup is Graph's limit of IDs per directoryObjects/getByIds call.
+const maxIDsPerLookup = 1000
+
+// GroupNames implements provider.GroupNamer with
+// POST /directoryObjects/getByIds, up to 1000 groups a call. It needs a
+// permission to read groups (GroupMember.Read.All, Group.Read.All or
+// Directory.Read.All) beyond those of license assignment; without it Graph
+// answers 403, which the caller treats as "no names". Although a POST, it
+// reads only, and it is paced as a write, which a sync can afford.
+func (c *Client) GroupNames(ctx context.Context, tenantID string, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	for chunk := range slices.Chunk(ids, maxIDsPerLookup) {
+		body := struct {
+			IDs   []string `json:"ids"`
+			Types []string `json:"types"`
+		}{chunk, []string{"group"}}
+		var page list[struct {
+			ID          string `json:"id"`
+			DisplayName string `json:"displayName"`
+		}]
+		if err := c.call(ctx, tenantID, http.MethodPost, c.cfg.BaseURL+"/directoryObjects/getByIds", body, &page); err != nil {
+			return nil, err
+		}
+		for _, g := range page.Value {
+			out[g.ID] = g.DisplayName
+		}
+	}
+	return out, nil
 }
