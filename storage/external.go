@@ -204,7 +204,7 @@ func (s *Store) RecordExternal(ctx context.Context, plan *Plan, results []Extern
 			}
 			w := itemWrite{userID: it.UserID, mask: it.Mask, held: it.Held, status: licensing.ItemSucceeded,
 				result: licensing.Result{Assigned: it.Assigned, Revoked: it.Revoked, Licenses: it.Licenses, PlansChanged: it.PlansChanged},
-				plans: it.change(plan).DisabledPlans, plansBefore: it.PlansBefore}
+				plans:  it.change(plan).DisabledPlans, plansBefore: it.PlansBefore}
 			if it.ItemLocation != nil {
 				w.result.UsageLocation = *it.ItemLocation
 				if loc := it.change(plan).UsageLocation; loc != "" {
