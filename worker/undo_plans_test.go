@@ -125,14 +125,15 @@ func TestUndoAssignWithPlans(t *testing.T) {
 }
 
 // A user whose plans changed after the operation is left alone with
-// ChangedSince: by a later operation (found at intake) or outside any
-// operation after the undo was taken (found by the worker under the
-// user's lock). The other user's plans are put back.
+// ChangedSince: by a later operation (found at intake, also when a still
+// later one set them back) or outside any operation after the undo was
+// taken (found by the worker under the user's lock). The other user's
+// plans are put back.
 func TestUndoPlansChangedSince(t *testing.T) {
 	t.Parallel()
 	b := testapp.New(t, testapp.Options{})
 	c := b.Client("p", "global_admin")
-	users := plansTenant(t, b, c, "ups", 3, 0, 1, 2)
+	users := plansTenant(t, b, c, "ups", 4, 0, 1, 2, 3)
 	setPlansOff(b, "{SWAY}", users...)
 	first, err := worker.New(worker.Config{Logger: b.Log, DisableSweeper: true}, b.Store, b.Redis)
 	if err != nil {
@@ -142,10 +143,12 @@ func TestUndoPlansChangedSince(t *testing.T) {
 		t.Fatal(err)
 	}
 	orig := change(t, c, "ups", map[string]any{"user_ids": users, "assign": []string{"E3"}, "disabled_plans": map[string][]string{"E3": {"TEAMS"}}})
-	later := change(t, c, "ups", map[string]any{"user_ids": users[:1], "assign": []string{"E3"}, "disabled_plans": map[string][]string{"E3": {"EXCHANGE"}}})
+	later := change(t, c, "ups", map[string]any{"user_ids": []string{users[0], users[3]}, "assign": []string{"E3"},
+		"disabled_plans": map[string][]string{"E3": {"EXCHANGE"}}})
+	back := change(t, c, "ups", map[string]any{"user_ids": users[3:], "assign": []string{"E3"}, "disabled_plans": map[string][]string{"E3": {"TEAMS"}}})
 	first.Shutdown()
-	if orig.Succeeded != 3 || later.Succeeded != 1 {
-		t.Fatalf("operations = %+v, %+v", orig, later)
+	if orig.Succeeded != 4 || later.Succeeded != 2 || back.Succeeded != 1 {
+		t.Fatalf("operations = %+v, %+v, %+v", orig, later, back)
 	}
 	var acc struct{ ID string }
 	c.Must(http.StatusAccepted, "POST", "/v1/operations/"+orig.ID+"/undo", nil).JSON(t, &acc)
@@ -153,17 +156,17 @@ func TestUndoPlansChangedSince(t *testing.T) {
 	setPlansOff(b, "{SWAY,TEAMS}", users[1])
 	b.StartWorker(worker.Config{})
 	op := c.WaitOperation(acc.ID, 30*time.Second)
-	if op.Succeeded != 1 || op.Failed != 2 || op.Status != licensing.StatusCompletedWithErrors {
-		t.Fatalf("undo = %+v: %v, want 1 undone and 2 ChangedSince", op, reportCodes(t, c, op.ID))
+	if op.Succeeded != 1 || op.Failed != 3 || op.Status != licensing.StatusCompletedWithErrors {
+		t.Fatalf("undo = %+v: %v, want 1 undone and 3 ChangedSince", op, reportCodes(t, c, op.ID))
 	}
 	codes := reportCodes(t, c, op.ID)
-	for i, want := range []string{"failed ChangedSince", "failed ChangedSince", "succeeded"} {
+	for i, want := range []string{"failed ChangedSince", "failed ChangedSince", "succeeded", "failed ChangedSince"} {
 		if codes[users[i]] != want {
 			t.Errorf("%s: %q, want %q", users[i], codes[users[i]], want)
 		}
 	}
-	wantPlansOff(t, b, "ups", "E3", "after the undo", users, []string{"EXCHANGE", "SWAY,TEAMS", "SWAY"})
-	wantSeats(t, b, "E3", 3)
+	wantPlansOff(t, b, "ups", "E3", "after the undo", users, []string{"EXCHANGE", "SWAY,TEAMS", "SWAY", "TEAMS"})
+	wantSeats(t, b, "E3", 4)
 	noProblems(t, b)
 }
 
