@@ -148,9 +148,11 @@ func itemPlans(writes []itemWrite) (users, changed, befores []string, err error)
 }
 
 // plansBeforeJSON is w's plans_before: the plans the SKUs whose plans it
-// changes had off before, as JSON, or "" (NULL) when it changed none.
+// changes had off before, as JSON, or "" (NULL) when it changed none or
+// they are unknown (an item that started applying before they were
+// recorded; sqlx reads a NULL into an empty map, hence len).
 func plansBeforeJSON(w itemWrite) (string, error) {
-	if w.status != licensing.ItemSucceeded || len(w.result.PlansChanged) == 0 || w.plansBefore == nil {
+	if w.status != licensing.ItemSucceeded || len(w.result.PlansChanged) == 0 || len(w.plansBefore) == 0 {
 		return "", nil
 	}
 	b, err := json.Marshal(w.plansBefore)
