@@ -168,6 +168,10 @@ func TestUndoPlansChangedSince(t *testing.T) {
 	wantPlansOff(t, b, "ups", "E3", "after the undo", users, []string{"EXCHANGE", "SWAY,TEAMS", "SWAY", "TEAMS"})
 	wantSeats(t, b, "E3", 4)
 	noProblems(t, b)
+	// The checker names a user marked ChangedSince whose plans changed.
+	item := `operation_id = '` + op.ID + `' AND user_id = '` + users[0] + `'`
+	wantCheckerFinds(t, b, []corruption{{"an undo touched a user marked ChangedSince",
+		`UPDATE operation_items SET plans_changed = '{E3}' WHERE ` + item, `UPDATE operation_items SET plans_changed = NULL WHERE ` + item}})
 }
 
 // On Microsoft Graph: an assignment of E3 with Sway off (two holders'
