@@ -153,18 +153,23 @@ func (it *lockedItem) change(plan *Plan) licensing.Change {
 	return c
 }
 
-// withPlansOf adds to c the plans to set in held SKUs (an undo's
-// change_plans): a held SKU assigned with its plans is a change of its
-// plans (Result.PlansChanged), which takes no seat. A SKU the user no
-// longer holds, or that c revokes, is left out, so that setting plans
-// never assigns a license.
+// withPlansOf adds to c the plans of an undo's change_plans: a SKU c
+// assigns gets its plans; a held SKU assigned with its plans is a change
+// of its plans (Result.PlansChanged), which takes no seat. Any other SKU
+// (one the user no longer holds, or that c revokes) is left out, so that
+// setting plans never assigns a license.
 func withPlansOf(c licensing.Change, held []string, plans map[string][]string) licensing.Change {
-	c.Assign, c.DisabledPlans = slices.Clone(c.Assign), make(map[string][]string, len(plans))
+	assign := slices.Clone(c.Assign)
+	c.DisabledPlans = make(map[string][]string, len(plans))
 	for sku, p := range plans {
-		if slices.Contains(held, sku) && !slices.Contains(c.Revoke, sku) {
-			c.Assign, c.DisabledPlans[sku] = append(c.Assign, sku), nonNil(p)
+		switch {
+		case slices.Contains(c.Assign, sku):
+			c.DisabledPlans[sku] = nonNil(p)
+		case slices.Contains(held, sku) && !slices.Contains(c.Revoke, sku):
+			assign, c.DisabledPlans[sku] = append(assign, sku), nonNil(p)
 		}
 	}
+	c.Assign = assign
 	return c
 }
 
@@ -305,8 +310,8 @@ type itemWrite struct {
 	short []string
 	// plans are the disabled plans the change sets by SKU (the item's or
 	// the operation's), and plansBefore those the SKUs of
-	// result.PlansChanged had off before it: only for operations that
-	// change plans.
+	// result.PlansChanged and result.Revoked had off before it: only for
+	// operations that change plans.
 	plans, plansBefore map[string][]string
 }
 
@@ -408,8 +413,8 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 		return w
 	}
 	w.result, w.status, w.plans = res, licensing.ItemSucceeded, change.DisabledPlans
-	if len(res.PlansChanged) > 0 {
-		w.plansBefore = plansOf(it.HeldPlans, res.PlansChanged)
+	if len(res.PlansChanged) > 0 || len(res.Revoked) > 0 {
+		w.plansBefore = plansOf(it.HeldPlans, slices.Concat(res.PlansChanged, res.Revoked))
 	}
 	if plan.DryRun {
 		w.status = licensing.ItemWouldRevoke

@@ -148,11 +148,13 @@ func itemPlans(writes []itemWrite) (users, changed, befores []string, err error)
 }
 
 // plansBeforeJSON is w's plans_before: the plans the SKUs whose plans it
-// changes had off before, as JSON, or "" (NULL) when it changed none or
-// they are unknown (an item that started applying before they were
-// recorded; sqlx reads a NULL into an empty map, hence len).
+// changes or that it revokes had off before, as JSON, or "" (NULL) when
+// it changed or revoked none, or they are unknown (an item that started
+// applying before they were recorded; sqlx reads a NULL into an empty
+// map, hence len).
 func plansBeforeJSON(w itemWrite) (string, error) {
-	if w.status != licensing.ItemSucceeded || len(w.result.PlansChanged) == 0 || len(w.plansBefore) == 0 {
+	if w.status != licensing.ItemSucceeded || len(w.plansBefore) == 0 ||
+		(len(w.result.PlansChanged) == 0 && len(w.result.Revoked) == 0) {
 		return "", nil
 	}
 	b, err := json.Marshal(w.plansBefore)

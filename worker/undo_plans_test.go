@@ -92,7 +92,8 @@ func TestUndoPlansOnly(t *testing.T) {
 
 // An assignment of E3 with Teams off that gave E3 to two users and
 // changed the plans of two holders is undone: the new licenses go (their
-// seats come back), the holders get their own plans back.
+// seats come back), the holders get their own plans back. Redone, the
+// licenses come back with the plans they had off.
 func TestUndoAssignWithPlans(t *testing.T) {
 	t.Parallel()
 	b := testapp.New(t, testapp.Options{Workers: 1})
@@ -121,6 +122,14 @@ func TestUndoAssignWithPlans(t *testing.T) {
 	wantPlansOff(t, b, "uap", "E3", "after the undo", users, []string{"", "SWAY", "-", "-"})
 	wantSeats(t, b, "E3", 2)
 	wantSeats(t, b, "PROJ", 0)
+
+	if redo := undo(t, c, op.ID, nil); redo.Succeeded != 4 {
+		t.Fatalf("redo = %+v: %v", redo, reportCodes(t, c, redo.ID))
+	}
+	wantHeld(t, b, "uap", "after the redo", users, []string{"E3,PROJ", "E3,PROJ", "E3,PROJ", "E3,PROJ"})
+	wantPlansOff(t, b, "uap", "E3", "after the redo", users, []string{"TEAMS", "TEAMS", "TEAMS", "TEAMS"})
+	wantSeats(t, b, "E3", 4)
+	wantSeats(t, b, "PROJ", 4)
 	noProblems(t, b)
 }
 
@@ -176,8 +185,8 @@ func TestUndoPlansChangedSince(t *testing.T) {
 
 // On Microsoft Graph: an assignment of E3 with Sway off (two holders'
 // plans changed, two users newly given E3) is undone in the directory,
-// each holder's plans as they were, and the directory, the mirror and
-// the seats agree.
+// each holder's plans as they were, and redone, and the directory, the
+// mirror and the seats agree.
 func TestUndoPlansGraph(t *testing.T) {
 	t.Parallel()
 	b, c, sim, ids := graphPlansChanged(t)
@@ -186,6 +195,20 @@ func TestUndoPlansGraph(t *testing.T) {
 		t.Fatalf("undo = %+v: %v", op, reportCodes(t, c, op.ID))
 	}
 	wantGraphUndone(t, b, sim, ids[:4])
+
+	// Redone, every user holds E3 with Sway off again.
+	if redo := undo(t, c, op.ID, nil); redo.Succeeded != 4 {
+		t.Fatalf("redo = %+v: %v", redo, reportCodes(t, c, redo.ID))
+	}
+	state, _ := sim.Tenant(graphTenantID)
+	for _, u := range state.Users {
+		if !slices.Equal(u.Licenses, []string{"E3"}) || !slices.Equal(u.DisabledPlans["E3"], []string{"SWAY"}) {
+			t.Errorf("%s holds %v with %v off in the directory after the redo, want E3 with SWAY off", u.ID, u.Licenses, u.DisabledPlans)
+		}
+	}
+	directoryMatchesPostgres(t, b, sim)
+	wantSeats(t, b, "E3", 4)
+	noProblems(t, b)
 }
 
 // A worker that died during an undo of plans on Microsoft Graph, before

@@ -4,12 +4,13 @@
 -- they wrote before.
 --
 -- operation_items.plans_before: for an item that changed the plans of
--- held SKUs (plans_changed), the plans each of those SKUs had off before,
--- a JSON object of SKU to plan IDs ([] for every plan on); NULL otherwise,
--- and for items written before this migration, whose plans an undo then
--- leaves as they are.
--- operation_items.change_plans: the item's own plans to set, by held SKU
--- (an undo puts back each user's plans_before); NULL: the operation's.
+-- held SKUs (plans_changed) or revoked SKUs, the plans each of those SKUs
+-- had off before, a JSON object of SKU to plan IDs ([] for every plan
+-- on); NULL otherwise, and for items written before this migration, whose
+-- plans an undo then leaves as they are.
+-- operation_items.change_plans: the item's own plans to set, by SKU it
+-- holds or assigns (an undo puts back each user's plans_before); NULL:
+-- the operation's.
 -- operation_items.expect_plans: the plans the user's licenses must have
 -- off, by SKU, for the item to apply (an undo: what the original set);
 -- otherwise the item fails ChangedSince.
