@@ -413,7 +413,7 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 		return w
 	}
 	w.result, w.status, w.plans = res, licensing.ItemSucceeded, change.DisabledPlans
-	if len(res.PlansChanged) > 0 || len(res.Revoked) > 0 {
+	if plan.changesPlans() && (len(res.PlansChanged) > 0 || len(res.Revoked) > 0) {
 		w.plansBefore = plansOf(it.HeldPlans, slices.Concat(res.PlansChanged, res.Revoked))
 	}
 	if plan.DryRun {

@@ -186,21 +186,33 @@ func undoItems(ctx context.Context, tx *sqlx.Tx, customerKey int64, opID string)
 			return nil, nil, err
 		}
 		c.Assign, c.Revoke, c.ExpectLicenses = nonNil(revoked), nonNil(assigned), nonNil(licenses)
-		c.Plans, c.ExpectPlans = plansBack(plansChanged, before, set)
+		c.Plans, c.ExpectPlans = plansBack(plansChanged, revoked, before, set)
 		users, items = append(users, user), append(items, c)
 	}
 	return users, items, rows.Err()
 }
 
-// plansBack is the undo of a change of the plans of the held SKUs
-// changed: the plans they had off before (before), and those the user
-// must still have off (set, what the change set). Both nil when none
-// changed.
-func plansBack(changed []string, before, set map[string][]string) (plans, expect map[string][]string) {
-	if len(changed) == 0 {
+// plansBack is the undo of a change of plans, from the plans the item
+// recorded before (before, nil when it recorded none): the held SKUs
+// changed get the plans they had off back, expecting those the change
+// set (set), and the SKUs revoked are assigned back with the plans they
+// had. Both nil when there is nothing to put back.
+func plansBack(changed, revoked []string, before, set map[string][]string) (plans, expect map[string][]string) {
+	if before == nil {
 		return nil, nil
 	}
-	return plansOf(before, changed), plansOf(set, changed)
+	if len(changed) > 0 {
+		plans, expect = plansOf(before, changed), plansOf(set, changed)
+	}
+	for _, sku := range revoked {
+		if p, ok := before[sku]; ok {
+			if plans == nil {
+				plans = map[string][]string{}
+			}
+			plans[sku] = nonNil(p)
+		}
+	}
+	return plans, expect
 }
 
 // unionOfChanges returns the SKUs the items assign and revoke, sorted: the
