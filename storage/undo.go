@@ -23,8 +23,9 @@ type ItemChange struct {
 	ExpectLicenses []string
 	// ExpectLocation is the usage location the user must have (nil: any).
 	ExpectLocation *string
-	// Plans are the plans to switch off by held SKU (an undo puts back
-	// what the user had off before); nil changes no plan.
+	// Plans are the plans to switch off by SKU the user holds or gets
+	// back (an undo puts back what the user had off before); nil changes
+	// no plan.
 	Plans map[string][]string
 	// ExpectPlans are the plans the user's licenses must have off, by
 	// SKU (nil: any).
@@ -59,10 +60,11 @@ type Undo struct {
 // revoked, moved the usage location or changed the plans of held
 // licenses), it revokes what was assigned, assigns back what was revoked,
 // puts back the usage location the user had, if the user had one, and the
-// plans the changed licenses had off. Each item expects the user as the
-// original left it (its licenses and, where it changed them, its location
-// and those licenses' plans), else it fails ChangedSince; a user that a later operation changed fails
-// ChangedSince at once. Seats are granted as for any operation, so an
+// plans the changed licenses had off (those the original recorded:
+// plans_before). Each item expects the user as the original left it (its
+// licenses and, where it changed them, its location and those licenses'
+// plans), else it fails ChangedSince; a user that a later operation
+// changed fails ChangedSince at once. Seats are granted as for any operation, so an
 // undo short of seats is a *ShortageError unless req.AllowPartial.
 //
 // Only a finished operation that is not a dry run can be undone, and not
@@ -355,7 +357,7 @@ var undoChecks = []check{
 	{"an undo touched a user marked ChangedSince", `
 		SELECT o.id || ' user ' || i.user_id || ' failed ChangedSince but assigned {' || array_to_string(i.assigned, ',')
 			|| '}, revoked {' || array_to_string(i.revoked, ',') || '}, location before ' || COALESCE(i.location_before, 'unchanged')
-			|| ', plans changed {' || array_to_string(i.plans_changed, ',') || '}'
+			|| ', plans changed {' || COALESCE(array_to_string(i.plans_changed, ','), '') || '}'
 		FROM operations o JOIN operation_items i ON i.operation_id = o.id
 		WHERE i.error_code = 'ChangedSince'
 		AND (cardinality(i.assigned) > 0 OR cardinality(i.revoked) > 0 OR i.location_before IS NOT NULL
