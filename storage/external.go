@@ -30,7 +30,7 @@ type ExternalItem struct {
 	// with their plans, which Graph takes as an update of the license.
 	Update []string
 	// DisabledPlans are the plans to switch off by SKU of Add and Update
-	// (the operation's; a SKU without an entry has every plan on).
+	// (the item's change's; a SKU without an entry has every plan on).
 	DisabledPlans map[string][]string
 	// Resumed means the item was already 'applying': an earlier attempt may
 	// have changed the directory before it died, so ask the directory first.
@@ -67,7 +67,7 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 			switch {
 			case it.Status == licensing.ItemApplying:
 				x := ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: it.change(plan).UsageLocation, Resumed: true,
-					Update: it.PlansChanged, DisabledPlans: plan.Change.DisabledPlans}
+					Update: it.PlansChanged, DisabledPlans: it.change(plan).DisabledPlans}
 				if gp := groups.plans[it.UserID]; gp != nil {
 					x.AddDirect, x.RemoveDirect = gp.AddDirect, gp.RemoveDirect
 				}
@@ -130,7 +130,7 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 			}
 			for _, w := range ready {
 				x := ExternalItem{UserID: w.userID, Add: w.result.Assigned, Remove: w.result.Revoked, Location: w.location,
-					Update: w.result.PlansChanged, DisabledPlans: plan.Change.DisabledPlans}
+					Update: w.result.PlansChanged, DisabledPlans: w.plans}
 				if gp := newPlans[w.userID]; gp != nil {
 					x.AddDirect, x.RemoveDirect = gp.AddDirect, gp.RemoveDirect
 				}
@@ -179,20 +179,22 @@ func markApplying(ctx context.Context, tx *sqlx.Tx, plan *Plan, ws []itemWrite) 
 }
 
 // markPlansChanged records, for an operation that changes plans, the held
-// SKUs whose plans each applying item updates: a retry resumes them. The
-// mirror's plans change only when the directory has answered.
+// SKUs whose plans each applying item updates (a retry resumes them) and
+// the plans they have off now, under the user's lock (RecordExternal keeps
+// them for an undo). The mirror's plans change only when the directory
+// has answered.
 func markPlansChanged(ctx context.Context, tx *sqlx.Tx, plan *Plan, ws []itemWrite) error {
 	if !plan.changesPlans() {
 		return nil
 	}
-	users, changed := make([]string, len(ws)), make([]string, len(ws))
-	for i, w := range ws {
-		users[i], changed[i] = w.userID, arrayLiteral(w.result.PlansChanged)
+	users, changed, befores, err := itemPlans(ws)
+	if err != nil {
+		return err
 	}
-	_, err := tx.ExecContext(ctx, `
-		UPDATE operation_items i SET plans_changed = x.c::text[]
-		FROM unnest($2::text[], $3::text[]) AS x(u, c)
-		WHERE i.operation_id = $1 AND i.user_id = x.u`, plan.ID, pq.StringArray(users), pq.StringArray(changed))
+	_, err = tx.ExecContext(ctx, `
+		UPDATE operation_items i SET plans_changed = x.c::text[], plans_before = NULLIF(x.b, '')::jsonb
+		FROM unnest($2::text[], $3::text[], $4::text[]) AS x(u, c, b)
+		WHERE i.operation_id = $1 AND i.user_id = x.u`, plan.ID, pq.StringArray(users), pq.StringArray(changed), pq.StringArray(befores))
 	return err
 }
 
@@ -235,7 +237,8 @@ func (s *Store) RecordExternal(ctx context.Context, plan *Plan, results []Extern
 				continue
 			}
 			w := itemWrite{userID: it.UserID, mask: it.Mask, held: it.Held, status: licensing.ItemSucceeded,
-				result: licensing.Result{Assigned: it.Assigned, Revoked: it.Revoked, Licenses: it.Licenses, PlansChanged: it.PlansChanged}}
+				result: licensing.Result{Assigned: it.Assigned, Revoked: it.Revoked, Licenses: it.Licenses, PlansChanged: it.PlansChanged},
+				plans:  it.change(plan).DisabledPlans, plansBefore: it.PlansBefore}
 			if it.ItemLocation != nil {
 				w.result.UsageLocation = *it.ItemLocation
 				if loc := it.change(plan).UsageLocation; loc != "" {

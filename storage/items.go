@@ -29,6 +29,10 @@ type Plan struct {
 	Source          string
 	// UndoOf is the operation an undo reverses ("" for other operations).
 	UndoOf string
+	// ItemPlans means its items carry plans of their own to set (an undo
+	// of a change of plans puts back each user's), so it reads and writes
+	// plans like an operation with DisabledPlans.
+	ItemPlans bool
 	// Directory is where the customer's licenses live: "local" (Postgres)
 	// or "msgraph" with its tenant.
 	Directory licensing.Directory
@@ -49,10 +53,10 @@ func (s *Store) LoadPlan(ctx context.Context, opID string) (*Plan, error) {
 	err := s.db.QueryRowContext(ctx, `
 		SELECT o.id, o.partner_key, o.customer_key, c.id, o.assign, o.revoke, o.usage_location, o.dry_run, o.catalog,
 			o.default_usage_location, o.total, o.source, c.directory_kind, COALESCE(c.directory_tenant_id, ''), o.undo_of::text,
-			o.replace_from, o.replace_to, o.exact, o.disabled_plans
+			o.replace_from, o.replace_to, o.exact, o.disabled_plans, o.item_plans
 		FROM operations o JOIN customers c USING (customer_key) WHERE o.id = $1`, opID).
 		Scan(&p.ID, &p.PartnerKey, &p.CustomerKey, &p.CustomerID, &assign, &revoke, &loc, &p.DryRun, &catalog, &defaultLocation, &p.Total, &p.Source,
-			&p.Directory.Kind, &p.Directory.TenantID, &undoOf, &replaceFrom, &replaceTo, &p.Change.Exact, &plans)
+			&p.Directory.Kind, &p.Directory.TenantID, &undoOf, &replaceFrom, &replaceTo, &p.Change.Exact, &plans, &p.ItemPlans)
 	if isNoRows(err) {
 		return nil, notFound("operation", opID)
 	}
@@ -119,13 +123,19 @@ type lockedItem struct {
 	ExpectLocation *string        `db:"expect_location"`
 	// Read only for an operation that changes plans (Plan.changesPlans):
 	// the plan of an item in 'applying' (its held SKUs whose plans
-	// change), and the disabled plans of the user's licenses by SKU.
+	// change, and the plans they had off before), the item's own plans
+	// to set and those it expects (an undo's), and the disabled plans of
+	// the user's licenses by SKU.
 	PlansChanged pq.StringArray `db:"plans_changed"`
+	PlansBefore  planMap        `db:"plans_before"`
+	ChangePlans  planMap        `db:"change_plans"`
+	ExpectPlans  planMap        `db:"expect_plans"`
 	HeldPlans    map[string][]string
 }
 
-// changesPlans reports whether the operation sets disabled plans.
-func (p *Plan) changesPlans() bool { return len(p.Change.DisabledPlans) > 0 }
+// changesPlans reports whether the operation sets disabled plans, its
+// own or its items'.
+func (p *Plan) changesPlans() bool { return len(p.Change.DisabledPlans) > 0 || p.ItemPlans }
 
 // change is the change to make for the item: its own when it has one
 // (change_assign is never NULL then), else its operation's.
@@ -137,6 +147,29 @@ func (it *lockedItem) change(plan *Plan) licensing.Change {
 	if it.ChangeLocation != nil {
 		c.UsageLocation = *it.ChangeLocation
 	}
+	if len(it.ChangePlans) > 0 {
+		c = withPlansOf(c, it.Held, it.ChangePlans)
+	}
+	return c
+}
+
+// withPlansOf adds to c the plans of an undo's change_plans: a SKU c
+// assigns gets its plans; a held SKU assigned with its plans is a change
+// of its plans (Result.PlansChanged), which takes no seat. Any other SKU
+// (one the user no longer holds, or that c revokes) is left out, so that
+// setting plans never assigns a license.
+func withPlansOf(c licensing.Change, held []string, plans map[string][]string) licensing.Change {
+	assign := slices.Clone(c.Assign)
+	c.DisabledPlans = make(map[string][]string, len(plans))
+	for sku, p := range plans {
+		switch {
+		case slices.Contains(c.Assign, sku):
+			c.DisabledPlans[sku] = nonNil(p)
+		case slices.Contains(held, sku) && !slices.Contains(c.Revoke, sku):
+			assign, c.DisabledPlans[sku] = append(assign, sku), nonNil(p)
+		}
+	}
+	c.Assign = assign
 	return c
 }
 
@@ -148,10 +181,22 @@ func (it *lockedItem) change(plan *Plan) licensing.Change {
 func changedSince(plan *Plan, it *lockedItem, loc string) *licensing.Error {
 	licensesMoved := it.ExpectLicenses != nil && !sameSet(it.Held, it.ExpectLicenses)
 	locationMoved := it.ExpectLocation != nil && *it.ExpectLocation != loc
-	if !licensesMoved && !locationMoved {
+	if !licensesMoved && !locationMoved && !plansMoved(it) {
 		return nil
 	}
 	return changedSinceError(plan.UndoOf)
+}
+
+// plansMoved reports whether a license of the user has other plans off
+// than the item expects (expect_plans; a SKU without an entry in the
+// user's held plans has every plan on).
+func plansMoved(it *lockedItem) bool {
+	for sku, want := range it.ExpectPlans {
+		if !licensing.SamePlans(it.HeldPlans[sku], want) {
+			return true
+		}
+	}
+	return false
 }
 
 // sameSet reports whether a and b hold the same strings, ignoring order
@@ -223,10 +268,10 @@ func lockItems(ctx context.Context, tx *sqlx.Tx, plan *Plan, userIDs []string) (
 }
 
 // lockItemsQuery is lockItems' statement; lockItemsPlansQuery also reads
-// the items' plans_changed, for operations that change plans.
+// the items' plans, for operations that change plans.
 var (
 	lockItemsQuery      = fmt.Sprintf(lockItemsSQL, "")
-	lockItemsPlansQuery = fmt.Sprintf(lockItemsSQL, ", plans_changed")
+	lockItemsPlansQuery = fmt.Sprintf(lockItemsSQL, ", plans_changed, plans_before, change_plans, expect_plans")
 )
 
 const lockItemsSQL = `
@@ -263,6 +308,11 @@ type itemWrite struct {
 	wait bool
 	// short: the SKUs a CountViolation found no seat for.
 	short []string
+	// plans are the disabled plans the change sets by SKU (the item's or
+	// the operation's), and plansBefore those the SKUs of
+	// result.PlansChanged and result.Revoked had off before it: only for
+	// operations that change plans.
+	plans, plansBefore map[string][]string
 }
 
 // ApplyLocal processes a batch of items of one operation against the local
@@ -362,7 +412,10 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 		w.status, w.code, w.message = licensing.ItemFailed, lerr.Code, lerr.Message
 		return w
 	}
-	w.result, w.status = res, licensing.ItemSucceeded
+	w.result, w.status, w.plans = res, licensing.ItemSucceeded, change.DisabledPlans
+	if plan.changesPlans() && (len(res.PlansChanged) > 0 || len(res.Revoked) > 0) {
+		w.plansBefore = plansOf(it.HeldPlans, slices.Concat(res.PlansChanged, res.Revoked))
+	}
 	if plan.DryRun {
 		w.status = licensing.ItemWouldRevoke
 	}

@@ -87,15 +87,15 @@ func heldPlans(ctx context.Context, q sqlx.QueryerContext, customerKey int64, us
 }
 
 // planWrites are the licenses whose disabled plans a batch sets: every
-// SKU a succeeding user newly gets or whose plans change that the
-// operation gives disabled plans for.
-func planWrites(plan *Plan, writes []itemWrite) (users, skus, plans []string) {
+// SKU a succeeding user newly gets or whose plans change that its change
+// gives disabled plans for.
+func planWrites(writes []itemWrite) (users, skus, plans []string) {
 	for _, w := range writes {
 		if w.status != licensing.ItemSucceeded {
 			continue
 		}
 		for _, sku := range append(slices.Clone(w.result.Assigned), w.result.PlansChanged...) {
-			p, ok := plan.Change.DisabledPlans[sku]
+			p, ok := w.plans[sku]
 			if !ok {
 				continue
 			}
@@ -107,27 +107,66 @@ func planWrites(plan *Plan, writes []itemWrite) (users, skus, plans []string) {
 
 // writePlans records what writeOutcomes does not for an operation that
 // changes plans: the disabled plans of the licenses it assigned or
-// updated, and each item's plans_changed. A second statement, so that
+// updated, and each item's plans_changed with the plans they had before
+// (plans_before, which an undo puts back). A second statement, so that
 // operations without plans run the one they ran before.
 func writePlans(ctx context.Context, tx *sqlx.Tx, plan *Plan, writes []itemWrite) error {
-	if len(plan.Change.DisabledPlans) == 0 {
+	if !plan.changesPlans() {
 		return nil
 	}
-	users, skus, plans := planWrites(plan, writes)
-	items, changed := make([]string, len(writes)), make([]string, len(writes))
-	for i, w := range writes {
-		items[i], changed[i] = w.userID, arrayLiteral(w.result.PlansChanged)
+	users, skus, plans := planWrites(writes)
+	items, changed, befores, err := itemPlans(writes)
+	if err != nil {
+		return err
 	}
-	_, err := tx.ExecContext(ctx, `
+	_, err = tx.ExecContext(ctx, `
 		WITH pl AS (
 			UPDATE assignments a SET disabled_plans = x.p::text[]
 			FROM unnest($3::text[], $4::text[], $5::text[]) AS x(u, s, p)
 			WHERE a.customer_key = $2 AND a.user_id = x.u AND a.sku_id = x.s
 		)
-		UPDATE operation_items i SET plans_changed = x.c::text[]
-		FROM unnest($6::text[], $7::text[]) AS x(u, c)
+		UPDATE operation_items i SET plans_changed = x.c::text[], plans_before = NULLIF(x.b, '')::jsonb
+		FROM unnest($6::text[], $7::text[], $8::text[]) AS x(u, c, b)
 		WHERE i.operation_id = $1 AND i.user_id = x.u`,
 		plan.ID, plan.CustomerKey, pq.StringArray(nonNil(users)), pq.StringArray(nonNil(skus)), pq.StringArray(nonNil(plans)),
-		pq.StringArray(items), pq.StringArray(changed))
+		pq.StringArray(items), pq.StringArray(changed), pq.StringArray(befores))
 	return err
+}
+
+// itemPlans are the plans_changed (text[] literals) and plans_before
+// (JSON, "" for NULL) of each of writes, by user.
+func itemPlans(writes []itemWrite) (users, changed, befores []string, err error) {
+	n := len(writes)
+	users, changed, befores = make([]string, n), make([]string, n), make([]string, n)
+	for i, w := range writes {
+		users[i], changed[i] = w.userID, arrayLiteral(w.result.PlansChanged)
+		if befores[i], err = plansBeforeJSON(w); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return users, changed, befores, nil
+}
+
+// plansBeforeJSON is w's plans_before: the plans the SKUs whose plans it
+// changes or that it revokes had off before, as JSON, or "" (NULL) when
+// it changed or revoked none, or they are unknown (an item that started
+// applying before they were recorded; sqlx reads a NULL into an empty
+// map, hence len).
+func plansBeforeJSON(w itemWrite) (string, error) {
+	if w.status != licensing.ItemSucceeded || len(w.plansBefore) == 0 ||
+		(len(w.result.PlansChanged) == 0 && len(w.result.Revoked) == 0) {
+		return "", nil
+	}
+	b, err := json.Marshal(w.plansBefore)
+	return string(b), err
+}
+
+// plansOf returns the plans held (by SKU; a SKU without an entry has
+// every plan on) has off in each of skus, never nil.
+func plansOf(held map[string][]string, skus []string) map[string][]string {
+	out := make(map[string][]string, len(skus))
+	for _, sku := range skus {
+		out[sku] = nonNil(held[sku])
+	}
+	return out
 }

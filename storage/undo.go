@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 
 	"github.com/google/uuid"
@@ -22,6 +23,13 @@ type ItemChange struct {
 	ExpectLicenses []string
 	// ExpectLocation is the usage location the user must have (nil: any).
 	ExpectLocation *string
+	// Plans are the plans to switch off by SKU the user holds or gets
+	// back (an undo puts back what the user had off before); nil changes
+	// no plan.
+	Plans map[string][]string
+	// ExpectPlans are the plans the user's licenses must have off, by
+	// SKU (nil: any).
+	ExpectPlans map[string][]string
 	// ChangedSince fails the item at intake: a later operation changed the
 	// user already.
 	ChangedSince bool
@@ -49,12 +57,14 @@ type Undo struct {
 
 // CreateUndo creates the operation that reverses operation req.OperationID
 // of the partner: for each user it changed (a succeeded item that assigned,
-// revoked or moved the usage location), it revokes what was assigned,
-// assigns back what was revoked and puts back the usage location the user
-// had, if the user had one. Each item expects the user as the original
-// left it (its licenses and, where it moved it, its location), else it
-// fails ChangedSince; a user that a later operation changed fails
-// ChangedSince at once. Seats are granted as for any operation, so an
+// revoked, moved the usage location or changed the plans of held
+// licenses), it revokes what was assigned, assigns back what was revoked,
+// puts back the usage location the user had, if the user had one, and the
+// plans the changed licenses had off (those the original recorded:
+// plans_before). Each item expects the user as the original left it (its
+// licenses and, where it changed them, its location and those licenses'
+// plans), else it fails ChangedSince; a user that a later operation
+// changed fails ChangedSince at once. Seats are granted as for any operation, so an
 // undo short of seats is a *ShortageError unless req.AllowPartial.
 //
 // Only a finished operation that is not a dry run can be undone, and not
@@ -125,10 +135,12 @@ func lockUndoable(ctx context.Context, tx *sqlx.Tx, partnerKey int64, opID strin
 
 // undoItems reads the users operation opID changed that still exist, and
 // builds each one's change back (in user ID order). A later operation
-// that changed the user (a succeeded item that assigned, revoked or moved
-// the location, finished after the original's) marks it ChangedSince.
-// A user that had no usage location before (an empty location_before)
-// cannot get "none" back: the undo leaves the location as it is.
+// that changed the user (a succeeded item that assigned, revoked, moved
+// the location or changed plans, finished after the original's) marks it
+// ChangedSince. A user that had no usage location before (an empty
+// location_before) cannot get "none" back: the undo leaves the location as
+// it is; nor can plans that were not recorded (an item without
+// plans_before, written before they were): the undo leaves them too.
 func undoItems(ctx context.Context, tx *sqlx.Tx, customerKey int64, opID string) ([]string, []ItemChange, error) {
 	rows, err := tx.QueryContext(ctx, `
 		WITH later AS MATERIALIZED (
@@ -143,11 +155,17 @@ func undoItems(ctx context.Context, tx *sqlx.Tx, customerKey int64, opID string)
 			CASE WHEN i.location_before IS NOT NULL THEN i.usage_location END,
 			EXISTS (SELECT 1 FROM later JOIN operation_items j ON j.operation_id = later.id AND j.user_id = i.user_id
 				WHERE j.status = 'succeeded' AND j.finished_at > i.finished_at
-				AND (cardinality(j.assigned) > 0 OR cardinality(j.revoked) > 0 OR j.location_before IS NOT NULL))
+				AND (cardinality(j.assigned) > 0 OR cardinality(j.revoked) > 0 OR j.location_before IS NOT NULL
+					OR cardinality(j.plans_changed) > 0)),
+			CASE WHEN i.plans_before IS NOT NULL THEN i.plans_changed END, i.plans_before,
+			-- The plans the item set: its own (an undo's), else its operation's.
+			COALESCE(i.change_plans, o.disabled_plans)
 		FROM operation_items i
+		JOIN operations o ON o.id = i.operation_id
 		JOIN users u ON u.customer_key = $2 AND u.id = i.user_id
 		WHERE i.operation_id = $1 AND i.status = 'succeeded'
-		AND (cardinality(i.assigned) > 0 OR cardinality(i.revoked) > 0 OR i.location_before <> '')
+		AND (cardinality(i.assigned) > 0 OR cardinality(i.revoked) > 0 OR i.location_before <> ''
+			OR (cardinality(i.plans_changed) > 0 AND i.plans_before IS NOT NULL))
 		ORDER BY i.user_id`, opID, customerKey)
 	if err != nil {
 		return nil, nil, err
@@ -161,15 +179,42 @@ func undoItems(ctx context.Context, tx *sqlx.Tx, customerKey int64, opID string)
 		var (
 			user                        string
 			assigned, revoked, licenses pq.StringArray
+			plansChanged                pq.StringArray
+			before, set                 planMap
 			c                           ItemChange
 		)
-		if err := rows.Scan(&user, &assigned, &revoked, &licenses, &c.Location, &c.ExpectLocation, &c.ChangedSince); err != nil {
+		if err := rows.Scan(&user, &assigned, &revoked, &licenses, &c.Location, &c.ExpectLocation, &c.ChangedSince,
+			&plansChanged, &before, &set); err != nil {
 			return nil, nil, err
 		}
 		c.Assign, c.Revoke, c.ExpectLicenses = nonNil(revoked), nonNil(assigned), nonNil(licenses)
+		c.Plans, c.ExpectPlans = plansBack(plansChanged, revoked, before, set)
 		users, items = append(users, user), append(items, c)
 	}
 	return users, items, rows.Err()
+}
+
+// plansBack is the undo of a change of plans, from the plans the item
+// recorded before (before, nil when it recorded none): the held SKUs
+// changed get the plans they had off back, expecting those the change
+// set (set), and the SKUs revoked are assigned back with the plans they
+// had. Both nil when there is nothing to put back.
+func plansBack(changed, revoked []string, before, set map[string][]string) (plans, expect map[string][]string) {
+	if before == nil {
+		return nil, nil
+	}
+	if len(changed) > 0 {
+		plans, expect = plansOf(before, changed), plansOf(set, changed)
+	}
+	for _, sku := range revoked {
+		if p, ok := before[sku]; ok {
+			if plans == nil {
+				plans = map[string][]string{}
+			}
+			plans[sku] = nonNil(p)
+		}
+	}
+	return plans, expect
 }
 
 // unionOfChanges returns the SKUs the items assign and revoke, sorted: the
@@ -204,6 +249,43 @@ func insertItemChanges(ctx context.Context, tx *sqlx.Tx, opID string, req NewOpe
 		FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS x(u, m, a, r, l, el, eloc)`,
 		opID, pq.StringArray(req.UserIDs), pq.Array(masks), pq.StringArray(assign), pq.StringArray(revoke), pq.StringArray(locs),
 		pq.StringArray(expLicenses), pq.StringArray(expLocs))
+	if err != nil {
+		return err
+	}
+	return insertItemPlans(ctx, tx, opID, req)
+}
+
+// insertItemPlans writes the plans of the items that set plans of their
+// own, and marks their operation (item_plans) so that its workers read
+// and write plans. A second statement, so that an undo that changes no
+// plan writes what it wrote before.
+func insertItemPlans(ctx context.Context, tx *sqlx.Tx, opID string, req NewOperation) error {
+	var users, plans, expect []string
+	for i, c := range req.Items {
+		if c.Plans == nil {
+			continue
+		}
+		p, err := json.Marshal(c.Plans)
+		if err != nil {
+			return err
+		}
+		e, err := json.Marshal(c.ExpectPlans)
+		if err != nil {
+			return err
+		}
+		users, plans, expect = append(users, req.UserIDs[i]), append(plans, string(p)), append(expect, string(e))
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `
+		WITH op AS (
+			UPDATE operations SET item_plans = true WHERE id = $1
+		)
+		UPDATE operation_items i SET change_plans = x.p::jsonb, expect_plans = NULLIF(x.e, 'null')::jsonb
+		FROM unnest($2::text[], $3::text[], $4::text[]) AS x(u, p, e)
+		WHERE i.operation_id = $1 AND i.user_id = x.u`,
+		opID, pq.StringArray(users), pq.StringArray(plans), pq.StringArray(expect))
 	return err
 }
 
@@ -227,7 +309,7 @@ func failChangedSince(ctx context.Context, tx *sqlx.Tx, op *licensing.Operation,
 // operation undoOf, which an undo of it leaves alone.
 func changedSinceError(undoOf string) *licensing.Error {
 	return licensing.Errorf(licensing.CodeChangedSince,
-		"the user's licenses or usage location changed after operation %s, so the undo left the user as it is now; "+
+		"the user's licenses, their service plans or usage location changed after operation %s, so the undo left the user as it is now; "+
 			"check the user's licenses and change them with a new operation if they still need to go back", undoOf)
 }
 
@@ -252,7 +334,8 @@ func limitToItems(req NewOperation, bits []int32) {
 
 // withItemChanges gives the users intake read (loadIntakeUsers) their own
 // changes and expected states, so that the rules see what their items
-// will do.
+// will do. Their plans are left out: setting plans takes no seat, which is
+// all intake decides, and intake reads no plans of an undo's users.
 func withItemChanges(req NewOperation, users []intakeUser) {
 	if req.Items == nil {
 		return
@@ -270,13 +353,15 @@ func withItemChanges(req NewOperation, users []intakeUser) {
 // undo's), for Check.
 var undoChecks = []check{
 	// A user whose state no longer matched left alone: nothing assigned,
-	// revoked or moved by the item that says so.
+	// revoked, moved or changed in plans by the item that says so.
 	{"an undo touched a user marked ChangedSince", `
 		SELECT o.id || ' user ' || i.user_id || ' failed ChangedSince but assigned {' || array_to_string(i.assigned, ',')
 			|| '}, revoked {' || array_to_string(i.revoked, ',') || '}, location before ' || COALESCE(i.location_before, 'unchanged')
+			|| ', plans changed {' || COALESCE(array_to_string(i.plans_changed, ','), '') || '}'
 		FROM operations o JOIN operation_items i ON i.operation_id = o.id
 		WHERE i.error_code = 'ChangedSince'
-		AND (cardinality(i.assigned) > 0 OR cardinality(i.revoked) > 0 OR i.location_before IS NOT NULL)
+		AND (cardinality(i.assigned) > 0 OR cardinality(i.revoked) > 0 OR i.location_before IS NOT NULL
+			OR cardinality(i.plans_changed) > 0)
 		AND ($1 = 0 OR o.customer_key = $1) AND ($2::uuid IS NULL OR o.id = $2)`},
 	// granted_mask bits index the operation's assign, and settlement
 	// reads them so: an item's own change must stay within its
