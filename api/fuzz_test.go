@@ -137,11 +137,12 @@ func FuzzCSVRecord(f *testing.F) {
 			Error:          &licensing.Error{Code: licensing.CodeCountViolation, Message: message},
 			LicenseSources: []licensing.LicenseSource{{SKU: skuA, InheritedFrom: []string{name}}},
 			Note:           message,
+			DisabledPlans:  map[string][]string{skuA: {skuB}},
 		}
 		rec := make([]string, len(CSVHeader))
 		licensing.ReportCSVRecord(rec, row)
 		raw := []string{userID, name, upn, "failed", skuA, skuB, skuA + ";" + skuB, loc, string(licensing.CodeCountViolation), message, "",
-			skuA + ":" + name, message}
+			skuA + ":" + name, message, skuA + ":" + skuB}
 		for i, cell := range rec {
 			if cell != "" && strings.ContainsRune("=+-@\t\r\n", rune(cell[0])) {
 				t.Fatalf("cell %s = %q starts with a formula character", CSVHeader[i], cell)

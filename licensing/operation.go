@@ -95,6 +95,10 @@ type ReportRow struct {
 	// PlansChanged are the SKUs the user held whose disabled plans the
 	// operation changed (no seat taken); absent when there are none.
 	PlansChanged []string `json:"plans_changed,omitempty"`
+	// DisabledPlans are, for the SKUs the change assigned or whose plans
+	// it updated, the service plans it left off (an empty list: every plan
+	// on); absent when the change set no plans.
+	DisabledPlans map[string][]string `json:"disabled_plans,omitempty"`
 	// LicenseSources say how each license in Licenses is held, when the
 	// user inherits any from a group (group licensing); nil otherwise.
 	LicenseSources []LicenseSource `json:"license_sources,omitempty"`

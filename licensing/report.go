@@ -5,7 +5,7 @@ import "strings"
 // ReportCSVHeader is the header line of the CSV report, served by the JSON
 // API and the console alike. New columns go at the end, so that readers
 // of the earlier columns by position keep working.
-var ReportCSVHeader = []string{"user_id", "display_name", "user_principal_name", "status", "assigned", "revoked", "licenses", "usage_location", "error_code", "error_message", "plans_changed", "inherited", "note"}
+var ReportCSVHeader = []string{"user_id", "display_name", "user_principal_name", "status", "assigned", "revoked", "licenses", "usage_location", "error_code", "error_message", "plans_changed", "inherited", "note", "disabled_plans"}
 
 // ReportCSVRecord fills rec (len(ReportCSVHeader) cells) with row. Every
 // cell goes through CSVSafe, not only the names: user and SKU IDs are
@@ -21,7 +21,7 @@ func ReportCSVRecord(rec []string, row *ReportRow) {
 	if row.Error != nil {
 		rec[8], rec[9] = string(row.Error.Code), row.Error.Message
 	}
-	rec[11], rec[12] = inheritedCell(row.LicenseSources), row.Note
+	rec[11], rec[12], rec[13] = inheritedCell(row.LicenseSources), row.Note, plansCell(row.DisabledPlans)
 	for i, v := range rec {
 		rec[i] = CSVSafe(v)
 	}
@@ -35,6 +35,16 @@ func CSVSafe(s string) string {
 		return "'" + s
 	}
 	return s
+}
+
+// plansCell renders disabled plans by SKU as "sku:plan|plan" pairs sorted
+// by SKU and separated by ';' ("sku:" when every plan of it is on).
+func plansCell(plans map[string][]string) string {
+	parts := make([]string, 0, len(plans))
+	for _, sku := range sortedKeys(plans) {
+		parts = append(parts, sku+":"+strings.Join(plans[sku], "|"))
+	}
+	return strings.Join(parts, ";")
 }
 
 // inheritedCell renders the licenses a user inherits from groups as

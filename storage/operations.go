@@ -779,7 +779,10 @@ func (s *Store) Report(ctx context.Context, opID string, fn func(*licensing.Repo
 				(SELECT jsonb_agg(`+sourceJSON+` ORDER BY a.sku_id)
 				FROM assignments a WHERE a.customer_key = o.customer_key AND a.user_id = i.user_id AND a.inherited_from <> '{}')
 			WHEN i.status IN ('succeeded','would_revoke') THEN i.group_licenses->'after' ELSE i.group_licenses->'before' END,
-			CASE WHEN i.status IN ('succeeded','would_revoke') THEN COALESCE(i.group_licenses->>'note', '') ELSE '' END
+			CASE WHEN i.status IN ('succeeded','would_revoke') THEN COALESCE(i.group_licenses->>'note', '') ELSE '' END,
+			-- The plans the change set (the item's own, an undo's, else the
+			-- operation's); reportPlans keeps those of the SKUs it assigned or updated.
+			CASE WHEN i.status = 'succeeded' THEN COALESCE(i.change_plans, o.disabled_plans) END
 		FROM operation_items i
 		JOIN operations o ON o.id = i.operation_id
 		LEFT JOIN users u ON u.customer_key = o.customer_key AND u.id = i.user_id
@@ -794,12 +797,14 @@ func (s *Store) Report(ctx context.Context, opID string, fn func(*licensing.Repo
 		var assigned, revoked, licenses, changed pq.StringArray
 		var code, msg string
 		var inherited []byte
+		var plans planMap
 		if err := rows.Scan(&r.UserID, &r.DisplayName, &r.UserPrincipalName, &r.Status, &assigned, &revoked, &licenses,
-			&r.UsageLocation, &code, &msg, &changed, &inherited, &r.Note); err != nil {
+			&r.UsageLocation, &code, &msg, &changed, &inherited, &r.Note, &plans); err != nil {
 			return err
 		}
 		r.Assigned, r.Revoked, r.Licenses, r.Error = nonNil(assigned), nonNil(revoked), nonNil(licenses), nil
 		r.PlansChanged = nonNil(changed)
+		r.DisabledPlans = reportPlans(plans, r.Assigned, r.PlansChanged)
 		r.LicenseSources = nil
 		if inherited != nil {
 			var list []licensing.LicenseSource
@@ -816,6 +821,23 @@ func (s *Store) Report(ctx context.Context, opID string, fn func(*licensing.Repo
 		}
 	}
 	return rows.Err()
+}
+
+// reportPlans is what a succeeded user's report row shows of the plans its
+// change set: those of the SKUs it assigned or whose plans it updated
+// (an empty list: every plan on), nil when it set none.
+func reportPlans(set map[string][]string, assigned, plansChanged []string) map[string][]string {
+	var out map[string][]string
+	for sku, plans := range set {
+		if !slices.Contains(assigned, sku) && !slices.Contains(plansChanged, sku) {
+			continue
+		}
+		if out == nil {
+			out = make(map[string][]string, len(set))
+		}
+		out[sku] = nonNil(plans)
+	}
+	return out
 }
 
 // analyzeThreshold is the size from which an intake refreshes the planner's

@@ -133,6 +133,7 @@ func (s *Store) PredictOperation(ctx context.Context, req NewOperation) (Predict
 		row.UsageLocation = it.UsageLocation
 		if w.status == licensing.ItemSucceeded {
 			row.Licenses = nonNil(w.result.Licenses)
+			row.DisabledPlans = reportPlans(plan.Change.DisabledPlans, row.Assigned, row.PlansChanged)
 			if loc := w.result.UsageLocation; loc != "" {
 				row.UsageLocation = &loc
 			}

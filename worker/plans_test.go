@@ -105,9 +105,10 @@ func TestServicePlansLocal(t *testing.T) {
 	var pv struct {
 		SKUs    []licensing.SeatShortage
 		Results []struct {
-			UserID       string   `json:"user_id"`
-			Assigned     []string `json:"assigned"`
-			PlansChanged []string `json:"plans_changed"`
+			UserID        string              `json:"user_id"`
+			Assigned      []string            `json:"assigned"`
+			PlansChanged  []string            `json:"plans_changed"`
+			DisabledPlans map[string][]string `json:"disabled_plans"`
 		}
 	}
 	c.Must(http.StatusOK, "POST", "/v1/customers/pl/license-operations", dry).JSON(t, &pv)
@@ -118,6 +119,9 @@ func TestServicePlansLocal(t *testing.T) {
 		want := map[string]string{users[0]: "E3"}[r.UserID]
 		if got := strings.Join(r.PlansChanged, ","); got != want {
 			t.Errorf("dry run: %s plans_changed %q, want %q", r.UserID, got, want)
+		}
+		if want := map[string]bool{users[1]: true}[r.UserID]; (r.DisabledPlans == nil) != want {
+			t.Errorf("dry run: %s disabled_plans = %v", r.UserID, r.DisabledPlans)
 		}
 	}
 
@@ -144,6 +148,24 @@ func TestServicePlansLocal(t *testing.T) {
 	csv := string(c.Must(http.StatusOK, "GET", "/v1/operations/"+op.ID+"/report?format=csv", nil).Body)
 	if !strings.Contains(strings.SplitN(csv, "\n", 2)[0], "plans_changed") || !strings.Contains(csv, users[0]) {
 		t.Errorf("CSV report has no plans_changed column:\n%s", csv)
+	}
+	// The report shows the plans the change left off where it set them:
+	// an updated holder and a new holder, not the holder it left alone.
+	var rep struct {
+		Results []struct {
+			UserID        string              `json:"user_id"`
+			DisabledPlans map[string][]string `json:"disabled_plans"`
+		}
+	}
+	c.Must(http.StatusOK, "GET", "/v1/operations/"+op.ID+"/report", nil).JSON(t, &rep)
+	for _, r := range rep.Results {
+		want := map[string]string{users[0]: "TEAMS", users[2]: "TEAMS", users[3]: "TEAMS"}[r.UserID]
+		if got, ok := r.DisabledPlans["E3"]; strings.Join(got, ",") != want || ok != (want != "") || len(r.DisabledPlans) > 1 {
+			t.Errorf("report: %s disabled_plans = %v, want E3 off %q", r.UserID, r.DisabledPlans, want)
+		}
+	}
+	if head := strings.SplitN(csv, "\n", 2)[0]; !strings.HasSuffix(head, ",disabled_plans") || strings.Count(csv, ",E3:TEAMS\n") != 3 {
+		t.Errorf("CSV report does not show the plans left off (E3:TEAMS for three users):\n%s", csv)
 	}
 	wantPlansOff(t, b, "pl", "E3", "after the change", users, []string{"TEAMS", "TEAMS", "TEAMS", "TEAMS"})
 	wantSeats(t, b, "E3", 4)
