@@ -78,8 +78,7 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 			case it.Claim != nil && *it.Claim != plan.ID:
 				out = append(out, ExternalItem{UserID: it.UserID, Busy: true})
 			default:
-				w := decide(plan, it)
-				gp := decideGroups(&w, it.change(plan).Assign, groups.sources[it.UserID])
+				w, gp := decideWithGroups(plan, it, groups.sources[it.UserID])
 				if gp != nil {
 					newPlans[it.UserID] = gp
 				}

@@ -129,6 +129,23 @@ func inheritedSources(ctx context.Context, q sqlx.QueryerContext, c licensing.Cu
 	return out, nil
 }
 
+// decideWithGroups decides an item of a user who may inherit licenses
+// from groups (sources, by SKU). The product rules judge the licenses the
+// user will hold, and a license the change revokes that the user inherits
+// stays held: the directory removes only a direct assignment, or refuses.
+// So an add-on that requires it does not fail DependencyViolation; then
+// decideGroups decides the revoke itself.
+func decideWithGroups(plan *Plan, it lockedItem, sources map[string]licensing.LicenseSource) (itemWrite, *groupPlan) {
+	change := it.change(plan)
+	for _, sku := range change.Revoke {
+		if sources[sku].Inherited() && slices.Contains(it.Held, sku) {
+			it.KeptByGroups = append(it.KeptByGroups, sku)
+		}
+	}
+	w := decide(plan, it)
+	return w, decideGroups(&w, change.Assign, sources)
+}
+
 // decideGroups completes w, decided by the product rules, with the user's
 // group-inherited licenses: a revoke of a license held only through groups
 // fails with InheritedFromGroup; one held both ways removes only the direct

@@ -131,6 +131,11 @@ type lockedItem struct {
 	ChangePlans  planMap        `db:"change_plans"`
 	ExpectPlans  planMap        `db:"expect_plans"`
 	HeldPlans    map[string][]string
+	// KeptByGroups are SKUs the change revokes that the user inherits
+	// from a group (decideWithGroups): it keeps them whatever the
+	// directory does with a direct assignment, so the rules judge the
+	// change with them held.
+	KeptByGroups []string `db:"-"`
 }
 
 // changesPlans reports whether the operation sets disabled plans, its
@@ -402,6 +407,9 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 	}
 	w := itemWrite{userID: it.UserID, mask: it.Mask, held: it.Held}
 	change := it.change(plan)
+	if len(it.KeptByGroups) > 0 {
+		change.Revoke = slices.DeleteFunc(slices.Clone(change.Revoke), func(s string) bool { return slices.Contains(it.KeptByGroups, s) })
+	}
 	lerr := changedSince(plan, &it, loc)
 	var res licensing.Result
 	if lerr == nil {
@@ -411,6 +419,10 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 	if lerr != nil {
 		w.status, w.code, w.message = licensing.ItemFailed, lerr.Code, lerr.Message
 		return w
+	}
+	if len(it.KeptByGroups) > 0 {
+		// Revoked as the change asked, for decideGroups to decide how.
+		res.Revoked = slices.Sorted(slices.Values(append(res.Revoked, it.KeptByGroups...)))
 	}
 	w.result, w.status, w.plans = res, licensing.ItemSucceeded, change.DisabledPlans
 	if plan.changesPlans() && (len(res.PlansChanged) > 0 || len(res.Revoked) > 0) {

@@ -108,8 +108,8 @@ func (s *Store) PredictOperation(ctx context.Context, req NewOperation) (Predict
 	groups := make([]*groupPlan, len(users))
 	for i := range users {
 		users[i].item.Mask = masks[users[i].index]
-		w := decide(plan, users[i].item)
-		groups[i] = decideGroups(&w, users[i].item.change(plan).Assign, sources[users[i].item.UserID])
+		w, gp := decideWithGroups(plan, users[i].item, sources[users[i].item.UserID])
+		groups[i] = gp
 		writes[i] = &w
 	}
 	if !plan.DryRun && len(req.Assign) > 0 {

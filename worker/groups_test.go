@@ -384,3 +384,61 @@ func TestGraphRevokeInheritedAfterStaleSync(t *testing.T) {
 	wantSeats(t, b, "E3", 3)
 	noProblems(t, b)
 }
+
+// The product rules judge what a user will hold: a license revoked from a
+// user who keeps it through a group stays held, so an add-on that requires
+// it does not fail the user. Held only through the group, the user fails
+// InheritedFromGroup (not DependencyViolation); held directly only, the
+// rule still refuses the revoke.
+func TestGraphRulesSeeLicensesKeptThroughGroups(t *testing.T) {
+	t.Parallel()
+	users := graphUsers(3)
+	users[0].Licenses = []string{"E3", "VISIO"} // E3 also through g-sales
+	users[1].Licenses = []string{"VISIO"}       // E3 only through g-sales
+	users[2].Licenses = []string{"E3", "VISIO"} // E3 direct only
+	ids := []string{users[0].ID, users[1].ID, users[2].ID}
+	b, c, sim := startGraph(t, graphsim.TenantSeed{
+		SKUs:   []graphsim.SKUSeed{{ID: "E3", PartNumber: "STANDARDPACK", Enabled: 5}, {ID: "VISIO", PartNumber: "VISIOCLIENT", Enabled: 5}},
+		Users:  users,
+		Groups: []graphsim.GroupSeed{{ID: "g-sales", DisplayName: "Sales", SKUs: []string{"E3"}, Members: ids[:2]}},
+	}, graphOptions{})
+	c.Must(http.StatusOK, "PUT", "/v1/products/VISIO", map[string]any{"name": "Visio", "requires": []string{"E3"}})
+	c.Must(http.StatusAccepted, "POST", "/v1/customers/graph/sync", nil)
+	waitForUsers(t, c, len(users))
+
+	body := map[string]any{"user_ids": ids, "revoke": []string{"E3"}, "allow_partial": true}
+	want := map[string]string{ids[0]: "succeeded", ids[1]: "failed InheritedFromGroup", ids[2]: "failed DependencyViolation"}
+	outcomes := func(rows []client.ReportRow) map[string]string {
+		got := map[string]string{}
+		for _, r := range rows {
+			got[r.UserID] = r.Status
+			if s, ok := map[string]string{"would_succeed": "succeeded", "would_fail": "failed"}[r.Status]; ok {
+				got[r.UserID] = s
+			}
+			if r.Error != nil {
+				got[r.UserID] += " " + string(r.Error.Code)
+			}
+		}
+		return got
+	}
+	var pv struct{ Results []client.ReportRow }
+	dry := maps.Clone(body)
+	dry["dry_run"] = true
+	c.Must(http.StatusOK, "POST", "/v1/customers/graph/license-operations", dry).JSON(t, &pv)
+	if got := outcomes(pv.Results); !maps.Equal(got, want) {
+		t.Errorf("dry run predicts %q, want %q", got, want)
+	}
+	op := change(t, c, "graph", body)
+	if got := outcomes(slices.Collect(maps.Values(reportRows(t, c, op.ID)))); !maps.Equal(got, want) {
+		t.Fatalf("outcomes %q, want %q", got, want)
+	}
+	if r := reportRows(t, c, op.ID)[ids[0]]; !slices.Equal(r.Licenses, []string{"E3", "VISIO"}) || !strings.Contains(r.Note, "still holds E3") {
+		t.Errorf("report of user 0 = %+v, want E3 kept through the group with VISIO", r.ReportRow)
+	}
+	if got := mirrorOf(t, b, ids[0], "E3"); got != "- g-sales" {
+		t.Errorf("mirror of user 0's E3 = %q, want held only through g-sales", got)
+	}
+	wantSeats(t, b, "E3", 3)
+	directoryMatchesPostgres(t, b, sim)
+	noProblems(t, b)
+}
