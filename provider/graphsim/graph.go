@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -280,6 +281,51 @@ func handleGetUser(w http.ResponseWriter, r *http.Request, t *tenant) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// handleLicenseDetails is GET /users/{id}/licenseDetails: each license the
+// user holds with its SKU's service plans, a plan the license switches off
+// in provisioningStatus "Disabled" (the others "Success"), as Graph
+// answers. A plan switched off that the SKU does not list (a SKU seeded
+// without plans) is listed too, so that nothing the user has is hidden.
+func handleLicenseDetails(w http.ResponseWriter, r *http.Request, t *tenant) {
+	id := r.PathValue("id")
+	t.mu.Lock()
+	u := t.users[id]
+	var out []map[string]any
+	if u != nil {
+		out = make([]map[string]any, 0, len(u.licenses))
+		for _, skuID := range slices.Sorted(maps.Keys(u.licenses)) {
+			off := u.licenses[skuID]
+			partNumber, plans := "", []map[string]any{}
+			if k := t.skus[skuID]; k != nil {
+				partNumber = k.partNumber
+				for _, sp := range k.servicePlans {
+					plans = append(plans, licenseDetailPlan(sp.ID, sp.Name, slices.Contains(off, sp.ID)))
+				}
+			}
+			for _, p := range off {
+				if !slices.ContainsFunc(plans, func(m map[string]any) bool { return m["servicePlanId"] == p }) {
+					plans = append(plans, licenseDetailPlan(p, "", true))
+				}
+			}
+			out = append(out, map[string]any{"id": id + "_" + skuID, "skuId": skuID, "skuPartNumber": partNumber, "servicePlans": plans})
+		}
+	}
+	t.mu.Unlock()
+	if u == nil {
+		writeUserNotFound(w, id)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
+func licenseDetailPlan(id, name string, disabled bool) map[string]any {
+	status := "Success"
+	if disabled {
+		status = "Disabled"
+	}
+	return map[string]any{"servicePlanId": id, "servicePlanName": name, "provisioningStatus": status, "appliesTo": "User"}
 }
 
 // handlePatchUser is PATCH /users/{id}; it answers 204 like Graph.

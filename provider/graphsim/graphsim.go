@@ -16,6 +16,7 @@
 //	POST  /{tenant}/oauth2/v2.0/token        client_credentials grant
 //	POST  /v1.0/users/{id}/assignLicense
 //	GET   /v1.0/users/{id}                   $select
+//	GET   /v1.0/users/{id}/licenseDetails    service plans of each license, "Disabled" when off
 //	PATCH /v1.0/users/{id}                   usageLocation, accountEnabled, displayName
 //	GET   /v1.0/users                        $select, $top (default 100, max 999), $skiptoken
 //	GET   /v1.0/subscribedSkus
@@ -80,6 +81,7 @@ func New(cfg Config) *Simulator {
 		assign(w, r)
 	})
 	mux.HandleFunc("GET /v1.0/users/{id}", s.graph(false, handleGetUser))
+	mux.HandleFunc("GET /v1.0/users/{id}/licenseDetails", s.graph(false, handleLicenseDetails))
 	mux.HandleFunc("PATCH /v1.0/users/{id}", s.graph(true, handlePatchUser))
 	mux.HandleFunc("GET /v1.0/users", s.graph(false, handleListUsers))
 	mux.HandleFunc("GET /v1.0/subscribedSkus", s.graph(false, handleSubscribedSKUs))

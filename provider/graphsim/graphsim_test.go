@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -738,5 +739,51 @@ func TestSeedExample(t *testing.T) {
 	u, ok := sim.User("6f1c5a2e-0000-4000-8000-00000000c0de", "a1b2c3d4-0000-4000-8000-000000000001")
 	if !ok || u.UsageLocation != "PL" || len(u.Licenses) != 1 {
 		t.Fatalf("seeded user %+v (%v)", u, ok)
+	}
+}
+
+// licenseDetails lists each license with its SKU's plans, those the user
+// has off "Disabled", as Graph does; an unknown user is 404.
+func TestLicenseDetails(t *testing.T) {
+	t.Parallel()
+	b := setup(t, graphsim.Config{})
+	err := b.sim.AddTenant(graphsim.TenantSeed{
+		ID: "plans-tenant", ClientID: "plans-client", ClientSecret: "plans-secret",
+		SKUs: []graphsim.SKUSeed{{ID: "sku-e3", PartNumber: "ENTERPRISEPACK", Enabled: 5,
+			ServicePlans: []graphsim.ServicePlanSeed{{ID: "p-exchange", Name: "EXCHANGE_S_ENTERPRISE"}, {ID: "p-teams", Name: "TEAMS1"}}}},
+		Users: []graphsim.UserSeed{{ID: "v1", UserPrincipalName: "v1@contoso.com", DisplayName: "V One", UsageLocation: "PL", AccountEnabled: true,
+			Licenses: []string{"sku-e3"}, DisabledPlans: map[string][]string{"sku-e3": {"p-teams"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := http.PostForm(b.url+"/plans-tenant/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"},
+		"client_id": {"plans-client"}, "client_secret": {"plans-secret"}, "scope": {"https://graph.microsoft.com/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tok := decode(t, r)
+	token, _ := tok["access_token"].(string)
+	if token == "" {
+		t.Fatalf("no token: %v", tok)
+	}
+	status, resp, _ := b.graph(t, token, "GET", "/users/v1/licenseDetails", nil)
+	if status != http.StatusOK {
+		t.Fatalf("%d %v", status, resp)
+	}
+	got := map[string]string{}
+	for _, l := range resp["value"].([]any) {
+		lic := l.(map[string]any)
+		for _, p := range lic["servicePlans"].([]any) {
+			sp := p.(map[string]any)
+			got[lic["skuId"].(string)+"/"+sp["servicePlanName"].(string)] = sp["provisioningStatus"].(string)
+		}
+	}
+	want := map[string]string{"sku-e3/EXCHANGE_S_ENTERPRISE": "Success", "sku-e3/TEAMS1": "Disabled"}
+	if !maps.Equal(got, want) {
+		t.Errorf("licenseDetails plans = %v, want %v", got, want)
+	}
+	if status, _, _ := b.graph(t, token, "GET", "/users/nobody/licenseDetails", nil); status != http.StatusNotFound {
+		t.Errorf("licenseDetails of an unknown user: %d, want 404", status)
 	}
 }
