@@ -32,8 +32,10 @@ type PlanCount struct {
 	On int `json:"on"`
 }
 
-// Summary answers for a selection in three queries whatever its size: the
-// users, who holds what among them, and the subscriptions.
+// Summary answers for a selection in five queries whatever its size: the
+// users, who holds what among them (directly or through groups), the
+// subscriptions, and the plans the holders have off with the catalog's
+// plans to count them against.
 func (s *Store) Summary(ctx context.Context, partnerKey, customerKey int64, userIDs []string) (Summary, error) {
 	var sum Summary
 	if err := checkKnownUsers(ctx, s.db, customerKey, userIDs); err != nil {
