@@ -32,7 +32,7 @@ type PlanCount struct {
 	On int `json:"on"`
 }
 
-// Summary answers for a selection in five queries whatever its size: the
+// Summary answers for a selection in a fixed number of queries whatever its size: the
 // users, who holds what among them (directly or through groups), the
 // subscriptions, and the plans the holders have off with the catalog's
 // plans to count them against.
