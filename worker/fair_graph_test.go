@@ -148,7 +148,12 @@ func TestGraphTenantsShareWorkersFairly(t *testing.T) {
 				t.Errorf("A wrote %d times in %v (%.1f/s) while B ran, want about 20/s", aWrites, bTook, aRate)
 			}
 			// Tasks waiting for their slot are on the queue (not in a
-			// worker), and waiting spent none of their retries.
+			// worker), and waiting spent none of their retries. A task may
+			// have spent one on a real failure before it waited: a write
+			// Graph refused over its quota (allowed below, at most one in
+			// a hundred) spends one retry of one task. Were waiting to
+			// spend retries, the hundreds of waiting tasks would have
+			// spent far more.
 			insp := asynq.NewInspectorFromRedisClient(b.Redis)
 			waiting, err := insp.ListRetryTasks(jobs.QueueDefault, asynq.PageSize(5000))
 			if err != nil {
@@ -157,10 +162,13 @@ func TestGraphTenantsShareWorkersFairly(t *testing.T) {
 			if len(waiting) == 0 {
 				t.Error("no task of A is waiting on the queue for its slot")
 			}
+			spent := 0
 			for _, ti := range waiting {
-				if ti.Retried != 0 {
-					t.Fatalf("task %s waiting for its slot has spent %d retries (%s)", ti.ID, ti.Retried, ti.LastErr)
-				}
+				spent += ti.Retried
+			}
+			st := sim.Stats()
+			if failures := st.QuotaExceeded + st.Throttled + st.ServerErrors + st.Timeouts; int64(spent) > failures {
+				t.Fatalf("the %d tasks waiting for their slot have spent %d retries, more than the %d directory failures", len(waiting), spent, failures)
 			}
 			a1 := c.WaitOperation(opA.ID, 4*time.Minute)
 			if a1.Succeeded != nA || a1.Failed != 0 {
