@@ -90,6 +90,18 @@ func graphUsers(n int) []graphsim.UserSeed {
 	return users
 }
 
+// simClient is a Graph client of the simulator's tenant, for a test that
+// plays a worker's directory calls itself.
+func simClient(t *testing.T, sim *graphsim.Server) *msgraph.Client {
+	t.Helper()
+	client, err := msgraph.New(msgraph.Config{BaseURL: sim.GraphURL(), TokenURL: sim.TokenURL(),
+		Credentials: msgraph.Credentials{ClientID: graphClientID, ClientSecret: graphSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
 // graphTenant starts a Graph simulator with one tenant of n users and the
 // SKU "E5" with seats seats, a worker wired to it, and a licenseops customer
 // on directory msgraph synced from it.
@@ -310,11 +322,7 @@ func TestGraphCrashBetweenSteps(t *testing.T) {
 	if _, err := b.Store.PrepareExternal(ctx, plan, ids[1:2]); err != nil {
 		t.Fatal(err)
 	}
-	client, err := msgraph.New(msgraph.Config{BaseURL: sim.GraphURL(), TokenURL: sim.TokenURL(),
-		Credentials: msgraph.Credentials{ClientID: graphClientID, ClientSecret: graphSecret}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := simClient(t, sim)
 	if err := client.Apply(ctx, graphTenantID, provider.Change{UserID: ids[1], Add: []provider.AddLicense{{SKU: "E5"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -448,11 +456,7 @@ func TestGraphSyncImportsEveryPage(t *testing.T) {
 
 	// The directory changes: a license taken away, a location set, a new
 	// user on a fifth page holding VISIO.
-	client, err := msgraph.New(msgraph.Config{BaseURL: sim.GraphURL(), TokenURL: sim.TokenURL(),
-		Credentials: msgraph.Credentials{ClientID: graphClientID, ClientSecret: graphSecret}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := simClient(t, sim)
 	ctx := context.Background()
 	users := seed.Users
 	if err := client.Apply(ctx, graphTenantID, provider.Change{UserID: users[3].ID, Remove: []string{"E5"}}); err != nil {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/licenseops/licenseops/jobs"
 	"github.com/licenseops/licenseops/provider"
-	"github.com/licenseops/licenseops/provider/msgraph"
 	"github.com/licenseops/licenseops/storage"
 
 	"github.com/licenseops/licenseops/client"
@@ -325,11 +324,7 @@ func TestGraphGroupCrashBetweenSteps(t *testing.T) {
 	}
 	revoked := prepare(ids[0], nil, []string{"E3"})
 	assigned := prepare(ids[1], []string{"E3"}, nil)
-	client, err := msgraph.New(msgraph.Config{BaseURL: sim.GraphURL(), TokenURL: sim.TokenURL(),
-		Credentials: msgraph.Credentials{ClientID: graphClientID, ClientSecret: graphSecret}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := simClient(t, sim)
 	if err := client.Apply(ctx, graphTenantID, provider.Change{UserID: ids[0], Remove: []string{"E3"}}); err != nil {
 		t.Fatal(err) // died after this call
 	}
@@ -362,11 +357,7 @@ func TestGraphRevokeInheritedAfterStaleSync(t *testing.T) {
 	if err := sim.AddGroupMembers(graphTenantID, "g-sales", ids[2]); err != nil {
 		t.Fatal(err)
 	}
-	client, err := msgraph.New(msgraph.Config{BaseURL: sim.GraphURL(), TokenURL: sim.TokenURL(),
-		Credentials: msgraph.Credentials{ClientID: graphClientID, ClientSecret: graphSecret}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := simClient(t, sim)
 	if err := client.Apply(context.Background(), graphTenantID, provider.Change{UserID: ids[2], Remove: []string{"E3"}}); err != nil {
 		t.Fatal(err)
 	}

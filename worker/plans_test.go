@@ -17,7 +17,6 @@ import (
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider"
 	"github.com/licenseops/licenseops/provider/graphsim"
-	"github.com/licenseops/licenseops/provider/msgraph"
 	"github.com/licenseops/licenseops/storage"
 )
 
@@ -461,11 +460,7 @@ func TestGraphPlansCrashBetweenSteps(t *testing.T) {
 	if err != nil || len(items) != 4 {
 		t.Fatalf("prepared %+v, %v", items, err)
 	}
-	dir, err := msgraph.New(msgraph.Config{BaseURL: sim.GraphURL(), TokenURL: sim.TokenURL(),
-		Credentials: msgraph.Credentials{ClientID: graphClientID, ClientSecret: graphSecret}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := simClient(t, sim)
 	for _, id := range []string{ids[1], ids[3]} {
 		if err := dir.Apply(ctx, graphTenantID, provider.Change{UserID: id, Add: []provider.AddLicense{{SKU: "E3", DisabledPlans: []string{"SWAY"}}}}); err != nil {
 			t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"github.com/licenseops/licenseops/licensing"
 	"github.com/licenseops/licenseops/provider"
 	"github.com/licenseops/licenseops/provider/graphsim"
-	"github.com/licenseops/licenseops/provider/msgraph"
 	"github.com/licenseops/licenseops/storage"
 	"github.com/licenseops/licenseops/worker"
 )
@@ -234,11 +233,7 @@ func TestUndoPlansGraphCrashBetweenSteps(t *testing.T) {
 	if err != nil || len(items) != 4 {
 		t.Fatalf("prepared %+v, %v", items, err)
 	}
-	dir, err := msgraph.New(msgraph.Config{BaseURL: sim.GraphURL(), TokenURL: sim.TokenURL(),
-		Credentials: msgraph.Credentials{ClientID: graphClientID, ClientSecret: graphSecret}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := simClient(t, sim)
 	if err := dir.Apply(ctx, graphTenantID, provider.Change{UserID: users[1], Add: []provider.AddLicense{{SKU: "E3", DisabledPlans: []string{"TEAMS"}}}}); err != nil {
 		t.Fatal(err)
 	}
