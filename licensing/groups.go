@@ -70,8 +70,8 @@ type GroupCheck struct {
 // CheckGroups decides the group part of a change already evaluated by the
 // rules (res) for a user whose group-inherited licenses are sources (by
 // SKU; licenses missing from it are direct only). A revoke of a license
-// that comes only from groups cannot be done on the user and fails with
-// CodeInheritedFromGroup. Otherwise res is adjusted: licenses the user keeps
+// that comes only from groups cannot be done on the user, nor can a change
+// of the plans of one it inherits: both fail with CodeInheritedFromGroup. Otherwise res is adjusted: licenses the user keeps
 // through a group leave Revoked and stay in Licenses.
 func CheckGroups(res *Result, assign []string, sources map[string]LicenseSource) (GroupCheck, *Error) {
 	var gc GroupCheck
@@ -81,6 +81,11 @@ func CheckGroups(res *Result, assign []string, sources map[string]LicenseSource)
 	for _, sku := range res.Revoked {
 		if src, ok := sources[sku]; ok && src.Inherited() && !src.Direct {
 			return gc, inheritedOnlyError(sku, src)
+		}
+	}
+	for _, sku := range res.PlansChanged {
+		if src, ok := sources[sku]; ok && src.Inherited() {
+			return gc, inheritedPlansError(sku, src)
 		}
 	}
 	var kept []string
@@ -108,6 +113,21 @@ func CheckGroups(res *Result, assign []string, sources map[string]LicenseSource)
 		}
 	}
 	return gc, nil
+}
+
+// inheritedPlansError refuses to change the plans of a license the user
+// inherits: the directory gives the user every plan that any of its
+// assignments (its own, each group's) has on, so plans switched off on the
+// user alone would stay on, and the mirror would say otherwise.
+func inheritedPlansError(sku string, src LicenseSource) *Error {
+	noun := "group"
+	if len(src.InheritedFrom) > 1 {
+		noun = "groups"
+	}
+	return Errorf(CodeInheritedFromGroup,
+		"the user holds %s through %s %s, whose service plans apply as well as the user's own, so its plans cannot be changed on the user; "+
+			"change the plans on the %s, or remove the user from the %s, in Microsoft Entra ID",
+		sku, noun, src.groupLabels(), noun, noun)
 }
 
 func inheritedOnlyError(sku string, src LicenseSource) *Error {

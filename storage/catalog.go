@@ -106,6 +106,20 @@ func (s *Store) Catalog(ctx context.Context, partnerKey int64) (licensing.Catalo
 	return c, nil
 }
 
+// operationCatalogJSON is the catalog an operation keeps for its workers'
+// rules: the products without their service plans. Only intake checks
+// plans (checkServicePlans), and a synced Microsoft 365 catalog lists
+// dozens of named plans per product, which every operation's row would
+// otherwise carry and every worker decode.
+func operationCatalogJSON(c licensing.Catalog) ([]byte, error) {
+	rules := make(licensing.Catalog, len(c))
+	for sku, p := range c {
+		p.ServicePlans = nil
+		rules[sku] = p
+	}
+	return json.Marshal(rules)
+}
+
 // plansJSON is a product's service plans as a jsonb parameter, NULL for nil.
 func plansJSON(plans []licensing.ServicePlan) (any, error) {
 	if plans == nil {

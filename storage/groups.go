@@ -19,7 +19,8 @@ import (
 // PrepareExternal from the mirror under the user's lock, before the
 // directory is called, and applied to the mirror by RecordExternal. Items
 // of users who inherit nothing, and every item of a local directory, have
-// none and cost nothing more.
+// none; a local directory's batches do not look for any, an external
+// one's read them in one statement per batch (readBatchGroups).
 
 // sourceJSON is the licensing.LicenseSource of assignment a as JSON, with
 // the names of its groups when the last sync could read any.
@@ -134,9 +135,13 @@ func inheritedSources(ctx context.Context, q sqlx.QueryerContext, c licensing.Cu
 // user will hold, and a license the change revokes that the user inherits
 // stays held: the directory removes only a direct assignment, or refuses.
 // So an add-on that requires it does not fail DependencyViolation; then
-// decideGroups decides the revoke itself.
+// decideGroups decides the revoke itself. A direct assignment is added on
+// top of an inherited license only where the change assigns it to this
+// user (not for a replace whose source the user lacks).
 func decideWithGroups(plan *Plan, it lockedItem, sources map[string]licensing.LicenseSource) (itemWrite, *groupPlan) {
-	change := it.change(plan)
+	// The change as it applies to this user: a replace's targets only
+	// where it holds the source, an exact copy's revokes of what it holds.
+	change := it.change(plan).ForHeld(it.Held)
 	for _, sku := range change.Revoke {
 		if sources[sku].Inherited() && slices.Contains(it.Held, sku) {
 			it.KeptByGroups = append(it.KeptByGroups, sku)

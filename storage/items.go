@@ -408,6 +408,10 @@ func decide(plan *Plan, it lockedItem) itemWrite {
 	w := itemWrite{userID: it.UserID, mask: it.Mask, held: it.Held}
 	change := it.change(plan)
 	if len(it.KeptByGroups) > 0 {
+		// This user's own change (a replace and an exact copy decided on
+		// what it holds), without the revokes the rules must see as kept.
+		change = change.ForHeld(it.Held)
+		change.Replace, change.Exact = nil, false
 		change.Revoke = slices.DeleteFunc(slices.Clone(change.Revoke), func(s string) bool { return slices.Contains(it.KeptByGroups, s) })
 	}
 	lerr := changedSince(plan, &it, loc)

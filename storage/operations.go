@@ -113,7 +113,7 @@ func (s *Store) createOperationTx(ctx context.Context, tx *sqlx.Tx, req NewOpera
 		// Checked, not granted: the seats are taken when it starts.
 		status, masks, grants = licensing.StatusScheduled, make([]int32, len(req.UserIDs)), nil
 	}
-	catalogJSON, err := json.Marshal(catalog)
+	catalogJSON, err := operationCatalogJSON(catalog)
 	if err != nil {
 		return err
 	}

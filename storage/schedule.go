@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -53,7 +52,7 @@ func (s *Store) StartScheduled(ctx context.Context) (*StartedOperation, error) {
 		if err != nil {
 			return err
 		}
-		catalogJSON, err := json.Marshal(catalog)
+		catalogJSON, err := operationCatalogJSON(catalog)
 		if err != nil {
 			return err
 		}

@@ -433,3 +433,57 @@ func TestGraphRulesSeeLicensesKeptThroughGroups(t *testing.T) {
 	directoryMatchesPostgres(t, b, sim)
 	noProblems(t, b)
 }
+
+// A replace changes only the users who hold its source: one who lacks E5
+// but inherits E3 gets no direct E3 on top (no Graph call). An exact copy
+// judges its revokes as an explicit revoke is judged: E3 kept through the
+// group still satisfies VISIO (the direct E3 goes), and E3 held only
+// through the group fails InheritedFromGroup. Plans of a license the user
+// inherits cannot be changed on the user (the group's plans apply too).
+func TestGraphGroupsWithReplaceCopyAndPlans(t *testing.T) {
+	t.Parallel()
+	users := graphUsers(4)
+	users[0].Licenses = []string{"E3", "VISIO"} // E3 also through g-sales
+	users[1].Licenses = []string{"VISIO"}       // E3 only through g-sales
+	users[2].Licenses = []string{"VISIO"}       // the reference of the copy
+	ids := []string{users[0].ID, users[1].ID, users[2].ID, users[3].ID}
+	b, c, sim := startGraph(t, graphsim.TenantSeed{
+		SKUs: []graphsim.SKUSeed{{ID: "E3", PartNumber: "STANDARDPACK", Enabled: 5,
+			ServicePlans: []graphsim.ServicePlanSeed{{ID: "EXCHANGE", Name: "Exchange"}, {ID: "TEAMS", Name: "Teams"}}},
+			{ID: "E5", PartNumber: "ENTERPRISEPREMIUM", Enabled: 5}, {ID: "VISIO", PartNumber: "VISIOCLIENT", Enabled: 5}},
+		Users:  users,
+		Groups: []graphsim.GroupSeed{{ID: "g-sales", DisplayName: "Sales", SKUs: []string{"E3"}, Members: ids[:2]}},
+	}, graphOptions{})
+	c.Must(http.StatusOK, "PUT", "/v1/products/VISIO", map[string]any{"name": "Visio", "requires": []string{"E3"}})
+	c.Must(http.StatusAccepted, "POST", "/v1/customers/graph/sync", nil)
+	waitForUsers(t, c, len(users))
+
+	calls := sim.Stats().AssignLicense
+	op := change(t, c, "graph", map[string]any{"user_ids": ids[1:2], "replace": []map[string]string{{"from": "E5", "to": "E3"}}})
+	if op.Succeeded != 1 || sim.Stats().AssignLicense != calls || mirrorOf(t, b, ids[1], "E3") != "- g-sales" {
+		t.Errorf("replace for a user without E5: %+v, %d Graph calls, mirror %q; want nothing changed",
+			op, sim.Stats().AssignLicense-calls, mirrorOf(t, b, ids[1], "E3"))
+	}
+
+	op = change(t, c, "graph", map[string]any{"user_ids": ids[:2], "copy_from": ids[2], "exact": true, "allow_partial": true})
+	rows := reportRows(t, c, op.ID)
+	if r := rows[ids[0]]; r.Status != "succeeded" || !slices.Equal(r.Licenses, []string{"E3", "VISIO"}) || r.Note == "" {
+		t.Errorf("exact copy, user 0 = %+v %+v; want succeeded, E3 kept through the group", r.ReportRow, r.Error)
+	}
+	if r := rows[ids[1]]; r.Error == nil || r.Error.Code != licensing.CodeInheritedFromGroup {
+		t.Errorf("exact copy, user 1 = %+v %+v; want InheritedFromGroup", r.ReportRow, r.Error)
+	}
+
+	op = change(t, c, "graph", map[string]any{"user_ids": []string{ids[1], ids[3]}, "assign": []string{"E3"},
+		"disabled_plans": map[string][]string{"E3": {"TEAMS"}}, "allow_partial": true})
+	rows = reportRows(t, c, op.ID)
+	if r := rows[ids[1]]; r.Error == nil || r.Error.Code != licensing.CodeInheritedFromGroup || !strings.Contains(r.Error.Message, "plans") {
+		t.Errorf("plans of an inherited E3: user 1 = %+v %+v; want InheritedFromGroup about its plans", r.ReportRow, r.Error)
+	}
+	if r := rows[ids[3]]; r.Status != "succeeded" || !slices.Equal(r.Assigned, []string{"E3"}) {
+		t.Errorf("plans of a new E3: user 3 = %+v %+v", r.ReportRow, r.Error)
+	}
+	wantSeats(t, b, "E3", 3)
+	directoryMatchesPostgres(t, b, sim)
+	noProblems(t, b)
+}

@@ -167,6 +167,15 @@ func TestServicePlansLocal(t *testing.T) {
 		t.Errorf("CSV report does not show the plans left off (E3:TEAMS for three users):\n%s", csv)
 	}
 	wantPlansOff(t, b, "pl", "E3", "after the change", users, []string{"TEAMS", "TEAMS", "TEAMS", "TEAMS"})
+	// The operation keeps the rules for its workers, not the products'
+	// plans, which only intake checks.
+	var catalog string
+	if err := b.DB.QueryRow(`SELECT catalog::text FROM operations WHERE id = $1`, op.ID).Scan(&catalog); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(catalog, `"E3"`) || strings.Contains(catalog, "EXCHANGE") {
+		t.Errorf("the operation's catalog = %s, want E3's rules without its plans", catalog)
+	}
 	wantSeats(t, b, "E3", 4)
 	b.DB.MustExec(`UPDATE assignments SET disabled_plans = '{SWAY,TEAMS}' WHERE user_id = $1`, users[3])
 	wantPlansShown(t, c, users, map[string]int{"EXCHANGE": 4, "TEAMS": 0, "SWAY": 3})
