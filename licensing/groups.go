@@ -35,6 +35,14 @@ func (s LicenseSource) groupLabels() string {
 	return strings.Join(labels, ", ")
 }
 
+// groupNoun is "group", or "groups" when the license comes from several.
+func (s LicenseSource) groupNoun() string {
+	if len(s.InheritedFrom) > 1 {
+		return "groups"
+	}
+	return "group"
+}
+
 // Inherited reports whether the license comes from at least one group.
 func (s LicenseSource) Inherited() bool { return len(s.InheritedFrom) > 0 }
 
@@ -120,10 +128,7 @@ func CheckGroups(res *Result, assign []string, sources map[string]LicenseSource)
 // assignments (its own, each group's) has on, so plans switched off on the
 // user alone would stay on, and the mirror would say otherwise.
 func inheritedPlansError(sku string, src LicenseSource) *Error {
-	noun := "group"
-	if len(src.InheritedFrom) > 1 {
-		noun = "groups"
-	}
+	noun := src.groupNoun()
 	return Errorf(CodeInheritedFromGroup,
 		"the user holds %s through %s %s, whose service plans apply as well as the user's own, so its plans cannot be changed on the user; "+
 			"change the plans on the %s, or remove the user from the %s, in Microsoft Entra ID",
@@ -131,10 +136,7 @@ func inheritedPlansError(sku string, src LicenseSource) *Error {
 }
 
 func inheritedOnlyError(sku string, src LicenseSource) *Error {
-	noun := "group"
-	if len(src.InheritedFrom) > 1 {
-		noun = "groups"
-	}
+	noun := src.groupNoun()
 	return Errorf(CodeInheritedFromGroup,
 		"the user holds %s only through %s %s, and a license inherited from a group cannot be removed from the user directly; "+
 			"remove the user from the %s, or remove the license from the %s, in Microsoft Entra ID",

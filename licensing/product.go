@@ -199,7 +199,7 @@ func PlansChangedFor(held, assign, revoke []string, heldPlans, wanted map[string
 		if !slices.Contains(assign, sku) || !slices.Contains(held, sku) || slices.Contains(revoke, sku) {
 			continue
 		}
-		if !SamePlans(heldPlans[sku], plans) {
+		if !SameSet(heldPlans[sku], plans) {
 			out = append(out, sku)
 		}
 	}
@@ -207,9 +207,9 @@ func PlansChangedFor(held, assign, revoke []string, heldPlans, wanted map[string
 	return out
 }
 
-// SamePlans reports whether a and b switch off the same plans, whatever
-// their order and repeats.
-func SamePlans(a, b []string) bool {
+// SameSet reports whether a and b hold the same strings (SKUs, plan
+// IDs), whatever their order and repeats.
+func SameSet(a, b []string) bool {
 	sa, sb := slices.Clone(a), slices.Clone(b)
 	slices.Sort(sa)
 	slices.Sort(sb)

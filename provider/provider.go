@@ -122,15 +122,10 @@ type Directory interface {
 	// directly and through a group removes the direct assignment only.
 	Apply(ctx context.Context, tenantID string, ch Change) error
 
-	// UserLicenses returns the SKU IDs the user holds now, sorted. It reads
+	// UserDisabledPlans returns every SKU the user holds now, each with the
+	// service plans switched off in it (empty: every plan on). It reads
 	// only; the worker calls it to resume a change after a crash between
 	// the directory call and recording its outcome.
-	UserLicenses(ctx context.Context, tenantID, userID string) ([]string, error)
-
-	// UserDisabledPlans returns, for every SKU the user holds now, the
-	// service plans switched off in it (empty: every plan on). It reads
-	// only; the worker calls it instead of UserLicenses to resume a change
-	// that also sets disabled plans.
 	UserDisabledPlans(ctx context.Context, tenantID, userID string) (map[string][]string, error)
 
 	// SetUsageLocation sets the user's usage location (ISO 3166-1 alpha-2),

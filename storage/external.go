@@ -66,8 +66,9 @@ func (s *Store) PrepareExternal(ctx context.Context, plan *Plan, userIDs []strin
 		for _, it := range items {
 			switch {
 			case it.Status == licensing.ItemApplying:
-				x := ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: it.change(plan).UsageLocation, Resumed: true,
-					Update: it.PlansChanged, DisabledPlans: it.change(plan).DisabledPlans}
+				change := it.change(plan)
+				x := ExternalItem{UserID: it.UserID, Add: it.Assigned, Remove: it.Revoked, Location: change.UsageLocation, Resumed: true,
+					Update: it.PlansChanged, DisabledPlans: change.DisabledPlans}
 				if gp := groups.plans[it.UserID]; gp != nil {
 					x.AddDirect, x.RemoveDirect = gp.AddDirect, gp.RemoveDirect
 				}

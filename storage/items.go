@@ -184,7 +184,7 @@ func withPlansOf(c licensing.Change, held []string, plans map[string][]string) l
 // location now. Read under the user's lock, so no change can slip between
 // the check and the write.
 func changedSince(plan *Plan, it *lockedItem, loc string) *licensing.Error {
-	licensesMoved := it.ExpectLicenses != nil && !sameSet(it.Held, it.ExpectLicenses)
+	licensesMoved := it.ExpectLicenses != nil && !licensing.SameSet(it.Held, it.ExpectLicenses)
 	locationMoved := it.ExpectLocation != nil && *it.ExpectLocation != loc
 	if !licensesMoved && !locationMoved && !plansMoved(it) {
 		return nil
@@ -197,20 +197,11 @@ func changedSince(plan *Plan, it *lockedItem, loc string) *licensing.Error {
 // user's held plans has every plan on).
 func plansMoved(it *lockedItem) bool {
 	for sku, want := range it.ExpectPlans {
-		if !licensing.SamePlans(it.HeldPlans[sku], want) {
+		if !licensing.SameSet(it.HeldPlans[sku], want) {
 			return true
 		}
 	}
 	return false
-}
-
-// sameSet reports whether a and b hold the same strings, ignoring order
-// and repeats.
-func sameSet(a, b []string) bool {
-	sa, sb := slices.Clone(a), slices.Clone(b)
-	slices.Sort(sa)
-	slices.Sort(sb)
-	return slices.Equal(slices.Compact(sa), slices.Compact(sb))
 }
 
 // lockItems locks the items of a batch and their users, in user ID order so

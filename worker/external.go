@@ -123,18 +123,11 @@ func (w *Worker) applyExternal(ctx context.Context, plan *storage.Plan, reqs []*
 func (w *Worker) callDirectory(ctx, attempt context.Context, dir provider.Directory, plan *storage.Plan, it storage.ExternalItem) error {
 	tenant := plan.Directory.TenantID
 	add, remove, update := it.Add, it.Remove, it.Update
-	if retried, _ := asynq.GetRetryCount(attempt); (retried > 0 || it.Resumed) && len(it.DisabledPlans) > 0 {
+	if retried, _ := asynq.GetRetryCount(attempt); retried > 0 || it.Resumed {
 		var err error
-		if add, remove, update, err = w.stillToDoWithPlans(ctx, dir, tenant, it); err != nil {
+		if add, remove, update, err = w.stillToDo(ctx, dir, tenant, it); err != nil {
 			return err
 		}
-	} else if retried > 0 || it.Resumed {
-		held, err := w.timedCall("user_licenses", func() ([]string, error) { return dir.UserLicenses(ctx, tenant, it.UserID) })
-		if err != nil {
-			return err
-		}
-		add = slices.DeleteFunc(slices.Clone(add), func(s string) bool { return slices.Contains(held, s) })
-		remove = slices.DeleteFunc(slices.Clone(remove), func(s string) bool { return !slices.Contains(held, s) })
 	}
 	if it.Location != "" {
 		if _, err := w.timedCall("set_usage_location", func() ([]string, error) {
@@ -173,12 +166,11 @@ func (w *Worker) assignLicense(ctx context.Context, dir provider.Directory, tena
 	return err
 }
 
-// stillToDoWithPlans is what remains of an item that sets disabled plans,
-// after an earlier attempt may have made it: it reads the user's licenses
-// with their plans and leaves out the SKUs held with the plans wanted
-// (added, or updated) and the revoked SKUs no longer held. A SKU added
-// without plans given is done once held, as without plans.
-func (w *Worker) stillToDoWithPlans(ctx context.Context, dir provider.Directory, tenant string, it storage.ExternalItem) (add, remove, update []string, err error) {
+// stillToDo is what remains of an item after an earlier attempt may have
+// made it: it reads the user's licenses with their plans and leaves out the
+// SKUs held with the plans wanted (added, or updated) and the revoked SKUs
+// no longer held. A SKU added without plans given is done once held.
+func (w *Worker) stillToDo(ctx context.Context, dir provider.Directory, tenant string, it storage.ExternalItem) (add, remove, update []string, err error) {
 	var held map[string][]string
 	_, err = w.timedCall("user_licenses", func() ([]string, error) {
 		var e error
@@ -194,7 +186,7 @@ func (w *Worker) stillToDoWithPlans(ctx context.Context, dir provider.Directory,
 			return false
 		}
 		wanted, given := it.DisabledPlans[sku]
-		return !given || licensing.SamePlans(plans, wanted)
+		return !given || licensing.SameSet(plans, wanted)
 	}
 	add = slices.DeleteFunc(slices.Clone(it.Add), done)
 	update = slices.DeleteFunc(slices.Clone(it.Update), done)

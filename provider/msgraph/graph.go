@@ -3,6 +3,7 @@ package msgraph
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -144,16 +145,14 @@ func (c *Client) assignLicense(ctx context.Context, tenantID string, ch provider
 	return c.call(ctx, tenantID, http.MethodPost, c.userURL(ch.UserID)+"/assignLicense", body, nil)
 }
 
-// UserLicenses implements provider.Directory.
+// UserLicenses returns the SKU IDs the user holds now, sorted: Apply
+// reads them to tell a removal Graph refused from one already made.
 func (c *Client) UserLicenses(ctx context.Context, tenantID, userID string) ([]string, error) {
-	if userID == "" {
-		return nil, invalid("reading licenses needs a user ID")
-	}
-	var u graphUser
-	if err := c.call(ctx, tenantID, http.MethodGet, c.userURL(userID)+"?$select=assignedLicenses", nil, &u); err != nil {
+	held, err := c.UserDisabledPlans(ctx, tenantID, userID)
+	if err != nil {
 		return nil, err
 	}
-	return skuIDs(u.AssignedLicenses), nil
+	return slices.Sorted(maps.Keys(held)), nil
 }
 
 // UserDisabledPlans implements provider.Directory: the user's
