@@ -90,7 +90,11 @@ func TestCatalogs(t *testing.T) {
 		t.Fatalf("found only %d message IDs in use; the patterns above miss some", len(used))
 	}
 	data := map[string]any{"K": 1, "N": 2, "Done": 1, "Total": 2, "Days": 90, "Role": "reader", "Max": 10, "Page": 1,
-		"Pages": 2, "Name": "E5", "Needed": 2, "Available": 1, "Succeed": 1, "Fail": 1}
+		"Pages": 2, "Name": "E5", "Needed": 2, "Available": 1, "Succeed": 1, "Fail": 1,
+		// Messages that are not plural forms use Count too (CancelledCount);
+		// plural ones set it to each n below. Without it here, whether they
+		// saw a Count depended on the map's random order.
+		"Count": 1}
 	for id := range used {
 		for _, l := range Languages {
 			for _, n := range []int{1, 2, 5, 22} {
